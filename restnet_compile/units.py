@@ -66,8 +66,10 @@ def parse_bandwidth(text: str, what: str = "bandwidth") -> float:
 
 
 def format_size(n_bytes: float) -> str:
-    """Format bytes for people: 1536 -> '1.5 KB' (powers of 1000, like the profiles)."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+    """Format bytes for people: 1500 -> '1.5 KB'; exact multiples of 1024 in binary units (524288 -> '512.0 KiB')."""
+    binary = n_bytes >= 1024 and n_bytes % 1024 == 0 and n_bytes % 1000 != 0
+    steps = (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)) if binary else (("GB", 1e9), ("MB", 1e6), ("KB", 1e3))
+    for unit, scale in steps:
         if n_bytes >= scale:
             return f"{n_bytes / scale:.1f} {unit}"
     return f"{int(n_bytes)} B"

@@ -1,0 +1,5 @@
+"""``python -m restnet_compile`` runs the CLI."""
+
+from restnet_compile.cli import main
+
+main()

@@ -1,0 +1,76 @@
+"""The build configuration: which models, which data, how to stitch and tune, for which profile and target."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import yaml
+from pydantic import Field, ValidationError
+
+from restnet_compile.config import Strict, describe_validation_error
+from restnet_compile.errors import BadInputError
+
+
+class PlanSettings(Strict):
+    """Candidate rule parameters (see ``restnet_compile.stitch.plan``)."""
+
+    depth_band: float = Field(0.35, gt=0, le=1)
+    min_suffix_blocks: int = Field(1, ge=1)
+    max_candidates: int = Field(8, ge=1)
+
+
+class TuneSettings(Strict):
+    """Adapter fine-tuning hyper-parameters (see ``restnet_compile.stitch.finetune``)."""
+
+    epochs: int = Field(5, ge=0)
+    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(64, ge=1)
+    distill_weight: float = Field(0.5, ge=0, le=1)
+    temperature: float = Field(2.0, gt=0)
+    patience: int = Field(2, ge=1)
+
+
+class BuildConfig(Strict):
+    """Everything that determines a bundle's bytes (with the package version)."""
+
+    format_version: int = 1
+    large: str = "demo-large-cnn"
+    small: str = "demo-small-cnn"
+    large_weights: str | None = None
+    small_weights: str | None = None
+    dataset: str = "mnist5k"
+    seed: int = Field(0, ge=0)
+    profile: str = "phone"
+    target: str | None = Field(None, description="defaults to the profile's target")
+    cka_batch_size: int = Field(100, ge=4)
+    plan: PlanSettings = PlanSettings()
+    tune: TuneSettings = TuneSettings()
+
+    def config_hash(self) -> str:
+        """sha256 of the canonical JSON of this config."""
+        return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()
+
+
+def load_build_config(path: Path | None, **overrides: object) -> BuildConfig:
+    """Read a build config YAML (optional) and apply non-None ``overrides`` (from the command line).
+
+    Raises:
+        BadInputError: the file is missing, not YAML, or has unknown / invalid fields.
+    """
+    data: dict = {}
+    if path is not None:
+        if not path.is_file():
+            raise BadInputError(f"build config {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError:
+            raise BadInputError(f"build config {path} is not valid YAML") from None
+        if not isinstance(data, dict):
+            raise BadInputError(f"build config {path}: expected a mapping of fields")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return BuildConfig.model_validate(data)
+    except ValidationError as exc:
+        raise BadInputError(f"build config: {describe_validation_error(exc)}") from None

@@ -1,0 +1,36 @@
+"""Command-line interface: a thin layer over :mod:`restnet_compile.api`, one module per verb.
+
+Exit codes: 0 ok, 1 internal error, 2 bad input, 3 no variant fits the profile, 4 parity failure.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from restnet_compile import __version__
+from restnet_compile.cli.base import run_guarded
+from restnet_compile.cli.build import build_cmd
+from restnet_compile.cli.listing import profiles_cmd, targets_cmd
+
+EPILOG = (
+    "Exit codes: 0 ok; 1 internal error; 2 bad input (unknown name, invalid file or option); "
+    "3 no variant fits the profile; 4 an exported variant failed parity with PyTorch."
+)
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="restnet-compile")
+def cli() -> None:
+    """Compile two pre-trained image classifiers into one bundle of stitched, switchable variants per device."""
+
+
+cli.add_command(build_cmd)
+cli.add_command(profiles_cmd)
+cli.add_command(targets_cmd)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run_guarded(cli))

@@ -1,0 +1,32 @@
+"""``restnet-compile build``: models + data + profile -> one bundle of switchable variants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("build")
+@click.option("--profile", "-p", help="Device profile: built-in name (see `profiles`) or a YAML path.")
+@click.option("--target", "-t", help="Export target (default: the profile's). See `targets`.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="Build config YAML.")
+@click.option("--large", help="Large model (prefix donor), a registered name.")
+@click.option("--small", help="Small model (suffix donor), a registered name.")
+@click.option("--seed", type=int, help="Seed for splits, adapter init and tuning.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("dist"), show_default=True,
+              help="Output directory; the bundle goes to OUT/<profile>-<target>/.")
+@click.option("--quiet", "-q", is_flag=True, help="Only print the result.")
+def build_cmd(profile: str | None, target: str | None, config_path: Path | None, large: str | None,
+              small: str | None, seed: int | None, out: Path, quiet: bool) -> None:
+    """Build the bundle for one device profile and print its variant table."""
+    from restnet_compile import api
+    from restnet_compile.buildconfig import load_build_config
+    from restnet_compile.report import variant_table
+
+    config = load_build_config(config_path, profile=profile, target=target, large=large, small=small, seed=seed)
+    echo = (lambda _msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    result = api.build(config, out, progress=echo)
+    click.echo(variant_table(result.manifest))
+    click.echo(f"\nbundle: {result.bundle_dir}  ({result.manifest['bundle_model_bytes']:,} bytes of models)")
+    click.echo(f"archive: {result.archive}")

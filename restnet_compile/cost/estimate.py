@@ -1,0 +1,84 @@
+"""Per-variant cost estimates against a device profile: FLOPs, params, RAM, flash, latency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from restnet_compile.config import LatencyModel, Profile
+from restnet_compile.cost.flops import count_flops
+from restnet_compile.cost.trace import FUSED_KINDS, OpRecord, trace_ops
+
+DTYPE_BYTES = {"int8": 1, "fp16": 2, "fp32": 4}
+# Per output channel a quantized model stores an int32 bias and a float scale + zero point.
+_PER_CHANNEL_BYTES = {"int8": 12, "fp16": 2, "fp32": 4}
+_FILE_OVERHEAD = 4096  # flatbuffer / protobuf framing, signature tables
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """Estimated costs of one variant on one profile.
+
+    Attributes:
+        flops: fvcore multiply-adds for one image.
+        params: Parameters the variant uses.
+        ram_bytes: Peak activation memory (+ weights where the runtime keeps them in RAM) + runtime RAM.
+        model_bytes: Estimated bytes of this variant's model alone in the target dtype.
+        flash_bytes: ``model_bytes`` + the runtime's own code.
+        latency_ms: Roofline estimate at the profile's percentile.
+        uncounted_ops: Ops fvcore did not count.
+    """
+
+    flops: int
+    params: int
+    ram_bytes: int
+    model_bytes: int
+    flash_bytes: int
+    latency_ms: float
+    uncounted_ops: dict[str, int] = field(default_factory=dict)
+
+
+def _weight_bytes(ops: list[OpRecord], dtype: str) -> int:
+    total = 0
+    for op in ops:
+        if op.weight_elems and op.kind not in FUSED_KINDS:
+            total += op.weight_elems * DTYPE_BYTES[dtype] + op.out_channels * _PER_CHANNEL_BYTES[dtype]
+    return total + _FILE_OVERHEAD
+
+
+def peak_activation_bytes(ops: list[OpRecord], dtype: str) -> int:
+    """Largest input + output buffer pair over the executed ops (a sequential arena's high-water mark)."""
+    live = [op.in_elems + op.out_elems for op in ops if op.kind not in FUSED_KINDS]
+    return max(live, default=0) * DTYPE_BYTES[dtype]
+
+
+def roofline_ms(ops: list[OpRecord], macs: dict[str, int], model: LatencyModel, dtype: str) -> float:
+    """Sum over dispatched ops of ``max(compute, memory) + op_overhead``, plus the per-inference overhead."""
+    size = DTYPE_BYTES[dtype]
+    total = model.invoke_overhead
+    for op in ops:
+        if op.kind in FUSED_KINDS:
+            continue
+        compute_ms = macs.get(op.name, 0) / (model.peak_macs * model.efficiency) * 1e3
+        memory_ms = (op.in_elems + op.out_elems + op.weight_elems) * size / model.mem_bandwidth * 1e3
+        total += max(compute_ms, memory_ms) + model.op_overhead
+    return total
+
+
+def estimate_cost(net: nn.Module, input_shape: tuple[int, ...], profile: Profile, dtype: str) -> CostReport:
+    """Estimate what ``net`` costs on ``profile`` when exported in ``dtype``."""
+    flops = count_flops(net, input_shape)
+    ops = trace_ops(net, input_shape)
+    weights = _weight_bytes(ops, dtype)
+    ram = peak_activation_bytes(ops, dtype) + profile.runtime_ram + (weights if profile.weights_in_ram else 0)
+    latency = roofline_ms(ops, flops.by_module, profile.latency_model, dtype)
+    return CostReport(
+        flops=flops.total,
+        params=sum(p.numel() for p in net.parameters()),
+        ram_bytes=int(ram),
+        model_bytes=int(weights),
+        flash_bytes=int(weights + profile.runtime_flash),
+        latency_ms=round(latency * profile.latency_model.percentile_factor, 4),
+        uncounted_ops=flops.uncounted,
+    )

@@ -1,0 +1,10 @@
+"""Exporters (one per target format), parity checks and the bundle writer.
+
+Backends (onnx2tf, tensorflow, onnxruntime) are imported lazily inside the exporter that needs them, so importing
+this package stays cheap; importing it registers every exporter.
+"""
+
+from restnet_compile.export import onnx_shared, tflite
+from restnet_compile.export.base import EXPORTERS, ExportedVariant, Exporter
+
+__all__ = ["EXPORTERS", "ExportedVariant", "Exporter", "onnx_shared", "tflite"]

@@ -1,0 +1,84 @@
+"""Bundle directory publishing: checksums, manifest, deterministic archive, atomic rename."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from restnet_compile.errors import BadInputError
+from restnet_compile.runtime.bundle import MANIFEST, sha256_file
+
+
+def checksums(root: Path, exclude: tuple[str, ...] = (MANIFEST,)) -> dict[str, str]:
+    """sha256 of every file under ``root`` (relative POSIX names, sorted)."""
+    return {
+        p.relative_to(root).as_posix(): sha256_file(p)
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.relative_to(root).as_posix() not in exclude
+    }
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write JSON with sorted keys and a trailing newline (byte-stable)."""
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_archive(src: Path, dest: Path) -> None:
+    """A reproducible ``.tar.gz`` of ``src``: sorted entries, zero mtimes, no owner names, no gzip timestamp."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in [src, *sorted(src.rglob("*"))]:
+            info = tar.gettarinfo(str(path), arcname=(Path(src.name) / path.relative_to(src)).as_posix())
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            info.mode = 0o755 if path.is_dir() else 0o644
+            if path.is_file():
+                with path.open("rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
+    with dest.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+        gz.write(buf.getvalue())
+
+
+def check_output_dir(out: Path) -> None:
+    """Refuse an output location that is a file or cannot be written, before any work is done."""
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"output {out} exists and is not a directory")
+    parent = out if out.exists() else next((p for p in out.parents if p.exists()), Path.cwd())
+    if not os.access(parent, os.W_OK):
+        raise BadInputError(f"output {out}: directory {parent} is not writable")
+
+
+@contextmanager
+def staging(out_root: Path, name: str) -> Iterator[Path]:
+    """Yield a temporary directory beside ``out_root/name``; on success it replaces that bundle atomically.
+
+    An archive written next to the yielded directory as ``<name>.tar.gz`` is published beside the bundle too.
+
+    On any error the temporary directory is removed and nothing under ``out_root`` changes (apart from
+    ``out_root`` itself being created).
+    """
+    out_root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=out_root))
+    stage = tmp / name
+    stage.mkdir()
+    try:
+        yield stage
+        final = out_root / name
+        old = tmp / "previous"
+        if final.exists():
+            final.rename(old)
+        stage.rename(final)
+        archive = tmp / f"{name}.tar.gz"
+        if archive.exists():
+            os.replace(archive, out_root / archive.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,58 @@
+"""Parity of every exported variant with PyTorch, measured through the device runtime on the test split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from restnet_compile.config import Target
+from restnet_compile.runtime import Bundle
+
+
+@dataclass(frozen=True)
+class ParityResult:
+    """How one exported variant compares with its PyTorch reference.
+
+    Attributes:
+        max_abs_diff: Largest |logit difference|.
+        top1_agreement: Share of images where the argmax matches PyTorch's.
+        accuracy: Accuracy of the exported model.
+        accuracy_torch: Accuracy of the PyTorch fp32 model on the same images.
+        failures: Tolerances of the target that were broken (empty: parity holds).
+    """
+
+    max_abs_diff: float
+    top1_agreement: float
+    accuracy: float
+    accuracy_torch: float
+    failures: tuple[str, ...]
+
+
+@torch.no_grad()
+def torch_logits(module: nn.Module, images: np.ndarray, batch: int = 250) -> np.ndarray:
+    """Reference logits from PyTorch."""
+    module.eval()
+    return np.concatenate([module(torch.from_numpy(images[i : i + batch])).numpy() for i in range(0, len(images), batch)])
+
+
+def check_parity(
+    bundle: Bundle, variant: str, reference: np.ndarray, images: np.ndarray, labels: np.ndarray, target: Target
+) -> ParityResult:
+    """Run ``variant`` of ``bundle`` on ``images`` and compare with the ``reference`` logits."""
+    out = bundle.run(images, variant)
+    diff = float(np.abs(out - reference).max())
+    agree = float((out.argmax(1) == reference.argmax(1)).mean())
+    acc = float((out.argmax(1) == labels).mean())
+    acc_torch = float((reference.argmax(1) == labels).mean())
+    tol = target.parity
+    failures = []
+    if tol.max_abs_diff is not None and diff > tol.max_abs_diff:
+        failures.append(f"max |diff| {diff:.2e} > {tol.max_abs_diff:.0e}")
+    if tol.min_top1_agreement is not None and agree < tol.min_top1_agreement:
+        failures.append(f"top-1 agreement {agree:.1%} < {tol.min_top1_agreement:.0%}")
+    if tol.max_accuracy_drop is not None and acc_torch - acc > tol.max_accuracy_drop:
+        failures.append(f"accuracy drop {acc_torch - acc:.1%} > {tol.max_accuracy_drop:.0%}")
+    return ParityResult(round(diff, 6), round(agree, 4), round(acc, 4), round(acc_torch, 4), tuple(failures))

@@ -1,0 +1,142 @@
+"""TFLite exporter: every variant in ONE .tflite, one signature per variant.
+
+Path: PyTorch -> ONNX (dynamo) -> onnx2tf SavedModel per variant -> one ``tf.Module`` with one ``tf.function`` per
+variant saved with ``signatures={...}`` -> ``TFLiteConverter.from_saved_model(signature_keys=...)``. The converter
+stores byte-identical constants once, so blocks shared by several variants (the large prefix, the small suffix) are
+not duplicated. Full-integer quantization is calibrated per signature on the build's own calibration images.
+
+Traps handled here (see shared/DESIGN.md): onnx2tf downloads a calibration sample unless
+``calibration_image_sample_data_20x128x128x3_float32.npy`` is in its working directory (we write one, so it never
+reaches the network); it runs ``onnxsim`` found on PATH (we put this interpreter's bin first) and overwrites its
+input ONNX in place (we pass a copy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from restnet_compile.config import Target
+from restnet_compile.export.base import EXPORTERS, ExportedVariant, Exporter
+from restnet_compile.export.torch_onnx import INPUT_NAME, OUTPUT_NAME, export_onnx
+
+BUNDLE_FILE = "variants.tflite"
+ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+
+
+@contextlib.contextmanager
+def onnx2tf_environment(work_dir: Path) -> Iterator[None]:
+    """Run onnx2tf offline: its sample file present, our onnxsim first on PATH, cwd = ``work_dir``, output muted."""
+    sample = work_dir / ONNX2TF_SAMPLE
+    if not sample.exists():
+        rng = np.random.default_rng(0)
+        np.save(sample, rng.random((20, 128, 128, 3), dtype=np.float32))
+    old_cwd, old_path = Path.cwd(), os.environ.get("PATH", "")
+    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + old_path
+    os.chdir(work_dir)
+    sink = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            yield
+    finally:
+        os.chdir(old_cwd)
+        os.environ["PATH"] = old_path
+
+
+def _to_saved_model(module: nn.Module, input_shape: tuple[int, int, int], name: str, work_dir: Path) -> Path:
+    import onnx2tf
+
+    onnx_path = export_onnx(module, input_shape, work_dir / f"{name}.onnx")
+    copy = work_dir / f"{name}.onnx2tf.onnx"
+    shutil.copyfile(onnx_path, copy)
+    out = work_dir / f"sm_{name}"
+    with onnx2tf_environment(work_dir):
+        onnx2tf.convert(
+            input_onnx_file_path=str(copy),
+            output_folder_path=str(out),
+            non_verbose=True,
+            output_signaturedefs=True,
+        )
+    return out
+
+
+def _combine(saved: dict[str, Path], input_shape: tuple[int, int, int], out: Path) -> list[str]:
+    """Save one SavedModel whose signatures are the variants (NHWC float input, logits output)."""
+    import tensorflow as tf
+
+    c, h, w = input_shape
+    root = tf.Module()
+    signatures = {}
+    for name, path in saved.items():
+        loaded = tf.saved_model.load(str(path))
+        setattr(root, f"model_{len(signatures)}", loaded)
+        signatures[name] = _signature(loaded.signatures["serving_default"], (1, h, w, c)).get_concrete_function()
+    tf.saved_model.save(root, str(out), signatures=signatures)
+    return list(signatures)
+
+
+def _signature(fn, shape: tuple[int, ...]):  # type: ignore[no-untyped-def]
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name=INPUT_NAME)])
+    def run(input):
+        return {OUTPUT_NAME: fn(**{INPUT_NAME: input})["output_0"]}
+
+    return run
+
+
+def _convert(saved_model: Path, keys: list[str], calib: np.ndarray, target: Target) -> bytes:
+    import tensorflow as tf
+
+    nhwc = np.ascontiguousarray(calib[: target.calibration_samples].transpose(0, 2, 3, 1))
+
+    def representative() -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+        for key in keys:
+            for image in nhwc:
+                yield key, {INPUT_NAME: image[None]}
+
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=keys)
+    io_types = {"int8": tf.int8, "fp16": tf.float32, "fp32": tf.float32}
+    if target.dtype == "int8":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = representative
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = io_types[target.io_dtype]
+        conv.inference_output_type = io_types[target.io_dtype]
+    elif target.dtype == "fp16":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    return conv.convert()
+
+
+@EXPORTERS.register("tflite")
+class TFLiteExporter(Exporter):
+    """One ``variants.tflite`` holding every variant as a signature."""
+
+    layout = "NHWC"
+
+    def export(
+        self,
+        variants: dict[str, nn.Module],
+        input_shape: tuple[int, int, int],
+        calib: np.ndarray,
+        target: Target,
+        out_dir: Path,
+        work_dir: Path,
+    ) -> dict[str, ExportedVariant]:
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        saved = {name: _to_saved_model(m, input_shape, name, work_dir) for name, m in variants.items()}
+        combined = work_dir / "combined_saved_model"
+        keys = _combine(saved, input_shape, combined)
+        (out_dir / BUNDLE_FILE).write_bytes(_convert(combined, keys, calib, target))
+        return {name: ExportedVariant(BUNDLE_FILE, name) for name in keys}

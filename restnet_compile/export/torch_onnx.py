@@ -1,0 +1,35 @@
+"""PyTorch -> ONNX with the dynamo exporter (the legacy one turns GELU into Erf, which TFLite int8 rejects)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+OPSET = 18
+
+
+def export_onnx(module: nn.Module, input_shape: tuple[int, int, int], path: Path) -> Path:
+    """Export ``module`` for a batch of one image to a self-contained ONNX file at ``path``."""
+    module.eval()
+    example = (torch.zeros(1, *input_shape),)
+    sink = io.StringIO()
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), torch.no_grad():
+        torch.onnx.export(
+            module,
+            example,
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamo=True,
+            opset_version=OPSET,
+            external_data=False,
+        )
+    return path

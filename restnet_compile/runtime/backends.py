@@ -1,0 +1,80 @@
+"""Interpreter backends for the runtime: LiteRT (TFLite signatures) and ONNX Runtime. Imported lazily."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+
+class Backend(Protocol):
+    """Runs one signature / graph on one image batch of 1 in the model's layout."""
+
+    def run(self, signature: str, x: np.ndarray) -> np.ndarray:
+        """Float input in the model's layout -> float logits."""
+        ...
+
+
+def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero = detail["quantization"]
+    if detail["dtype"] == np.float32 or scale == 0:
+        return x.astype(np.float32)
+    info = np.iinfo(detail["dtype"])
+    return np.clip(np.round(x / scale + zero), info.min, info.max).astype(detail["dtype"])
+
+
+def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero = detail["quantization"]
+    if y.dtype == np.float32 or scale == 0:
+        return y.astype(np.float32)
+    return (y.astype(np.float32) - zero) * scale
+
+
+class LiteRTBackend:
+    """One interpreter for the whole .tflite; one cached signature runner per variant."""
+
+    def __init__(self, path: Path, threads: int = 1) -> None:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:  # older devices
+            from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        self._runners: dict[str, tuple[object, dict, dict, str, str]] = {}
+
+    def _runner(self, signature: str) -> tuple[object, dict, dict, str, str]:
+        if signature not in self._runners:
+            runner = self.interpreter.get_signature_runner(signature)
+            (in_name, in_detail), = runner.get_input_details().items()
+            (out_name, out_detail), = runner.get_output_details().items()
+            self._runners[signature] = (runner, in_detail, out_detail, in_name, out_name)
+        return self._runners[signature]
+
+    def run(self, signature: str, x: np.ndarray) -> np.ndarray:
+        runner, in_detail, out_detail, in_name, out_name = self._runner(signature)
+        out = runner(**{in_name: _quantize(x, in_detail)})[out_name]  # type: ignore[operator]
+        return _dequantize(out, out_detail)
+
+
+class OnnxRuntimeBackend:
+    """One ONNX Runtime session per variant file, created on first use and kept."""
+
+    def __init__(self, root: Path, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        self.root = root
+        self.options = ort.SessionOptions()
+        self.options.intra_op_num_threads = threads
+        self.options.inter_op_num_threads = 1
+        self._ort = ort
+        self._sessions: dict[str, object] = {}
+
+    def run(self, signature: str, x: np.ndarray) -> np.ndarray:
+        if signature not in self._sessions:
+            path = self.root / f"{signature}.onnx"
+            self._sessions[signature] = self._ort.InferenceSession(
+                str(path), self.options, providers=["CPUExecutionProvider"]
+            )
+        session = self._sessions[signature]
+        name = session.get_inputs()[0].name  # type: ignore[attr-defined]
+        return session.run(None, {name: x.astype(np.float32)})[0]  # type: ignore[attr-defined]

@@ -1,0 +1,91 @@
+"""Feasibility against a device profile and the Pareto front of accuracy vs latency.
+
+A variant is feasible when its estimated latency (at the profile's percentile), RAM and flash are within the
+profile's limits and the target's dtype is one the profile runs. Among feasible variants only the Pareto front of
+(validation accuracy up, estimated latency down) is shipped; every other variant carries the reason it was dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from restnet_compile.config import Profile
+from restnet_compile.errors import InfeasibleError
+from restnet_compile.units import format_size
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What selection needs to know about a variant."""
+
+    variant_id: str
+    latency_ms: float
+    ram_bytes: int
+    flash_bytes: int
+    val_accuracy: float
+    flops: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether a variant ships, and why not when it does not."""
+
+    variant_id: str
+    feasible: bool
+    selected: bool
+    reasons: tuple[str, ...]
+
+
+def limit_violations(c: Candidate, profile: Profile) -> list[str]:
+    """Human-readable reasons ``c`` does not fit ``profile`` (empty when it fits)."""
+    out = []
+    if c.latency_ms > profile.latency.budget:
+        out.append(f"latency p{profile.latency.percentile} {c.latency_ms:.2f} ms > {profile.latency.budget:g} ms")
+    if c.ram_bytes > profile.ram:
+        out.append(f"RAM {format_size(c.ram_bytes)} > {format_size(profile.ram)}")
+    if c.flash_bytes > profile.flash:
+        out.append(f"flash {format_size(c.flash_bytes)} > {format_size(profile.flash)}")
+    return out
+
+
+def _dominator(c: Candidate, others: list[Candidate]) -> Candidate | None:
+    for o in others:
+        if o.variant_id == c.variant_id:
+            continue
+        no_worse = o.latency_ms <= c.latency_ms and o.val_accuracy >= c.val_accuracy
+        better = o.latency_ms < c.latency_ms or o.val_accuracy > c.val_accuracy
+        if no_worse and better:
+            return o
+    return None
+
+
+def select(candidates: list[Candidate], profile: Profile) -> list[Decision]:
+    """Decide for every candidate; raise when nothing fits.
+
+    Raises:
+        InfeasibleError: no candidate fits; the message names the closest one and how far it misses.
+    """
+    violations = {c.variant_id: limit_violations(c, profile) for c in candidates}
+    feasible = [c for c in candidates if not violations[c.variant_id]]
+    if not feasible:
+        closest = min(candidates, key=lambda c: _miss_ratio(c, profile))
+        raise InfeasibleError(
+            f"no variant fits profile {profile.name}; closest is {closest.variant_id}: "
+            + "; ".join(violations[closest.variant_id])
+        )
+    decisions = []
+    for c in candidates:
+        if violations[c.variant_id]:
+            decisions.append(Decision(c.variant_id, False, False, tuple(violations[c.variant_id])))
+            continue
+        dom = _dominator(c, feasible)
+        reason = () if dom is None else (
+            f"dominated by {dom.variant_id}: {dom.latency_ms:.2f} ms at {dom.val_accuracy:.1%} "
+            f"vs {c.latency_ms:.2f} ms at {c.val_accuracy:.1%}",
+        )
+        decisions.append(Decision(c.variant_id, True, dom is None, reason))
+    return decisions
+
+
+def _miss_ratio(c: Candidate, profile: Profile) -> float:
+    return max(c.latency_ms / profile.latency.budget, c.ram_bytes / profile.ram, c.flash_bytes / profile.flash)
