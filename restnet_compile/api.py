@@ -58,7 +58,9 @@ def _export(a: Analysis, stage: Path, work: Path, progress: Callable[[str], None
     parity: dict[str, ParityResult] = {}
     for vid, module in shipped.items():
         parity[vid] = check_parity(bundle, vid, torch_logits(module, test.images), test.images, test.labels, a.target)
-        progress(f"  parity {vid}: agreement {parity[vid].top1_agreement:.1%}, max |diff| {parity[vid].max_abs_diff:.2e}")
+        progress(
+            f"  parity {vid}: agreement {parity[vid].top1_agreement:.1%}, max |diff| {parity[vid].max_abs_diff:.2e}"
+        )
     failed = {k: r.failures for k, r in parity.items() if r.failures}
     if failed:
         vid, why = next(iter(failed.items()))
@@ -67,9 +69,7 @@ def _export(a: Analysis, stage: Path, work: Path, progress: Callable[[str], None
     return manifest
 
 
-def build(
-    config: BuildConfig, out_dir: Path, progress: Callable[[str], None] = lambda _: None
-) -> BuildResult:
+def build(config: BuildConfig, out_dir: Path, progress: Callable[[str], None] = lambda _: None) -> BuildResult:
     """Run the whole pipeline and publish ``out_dir/<profile>-<target>/`` and its ``.tar.gz`` atomically.
 
     Raises:

@@ -133,8 +133,10 @@ def analyze_and_stitch(config: BuildConfig, profile: Profile, target: Target, pr
     for c in candidates:
         sv = build_stitched(large, small, c, splits, tune, config.seed, cache)
         variants.append(_stitched(sv, splits, profile, target, large.input_shape))
-        progress(f"  {c.point.variant_id}: LS R^2 {sv.ls_r2:.3f}, val {sv.tune.val_accuracy_init:.3f} -> "
-                 f"{sv.tune.val_accuracy:.3f} in {sv.tune_seconds:.1f}s")
+        progress(
+            f"  {c.point.variant_id}: LS R^2 {sv.ls_r2:.3f}, val {sv.tune.val_accuracy_init:.3f} -> "
+            f"{sv.tune.val_accuracy:.3f} in {sv.tune_seconds:.1f}s"
+        )
     decide(variants, profile)
     return Analysis(config, profile, target, large, small, splits, cka, rule, variants)
 

@@ -41,9 +41,7 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise BadInputError(
-                f"unknown {self.kind} {name!r}; valid choices: {', '.join(self.names())}"
-            ) from None
+            raise BadInputError(f"unknown {self.kind} {name!r}; valid choices: {', '.join(self.names())}") from None
 
     def names(self) -> list[str]:
         """The registered names, sorted."""

@@ -79,9 +79,13 @@ def select(candidates: list[Candidate], profile: Profile) -> list[Decision]:
             decisions.append(Decision(c.variant_id, False, False, tuple(violations[c.variant_id])))
             continue
         dom = _dominator(c, feasible)
-        reason = () if dom is None else (
-            f"dominated by {dom.variant_id}: {dom.latency_ms:.2f} ms at {dom.val_accuracy:.1%} "
-            f"vs {c.latency_ms:.2f} ms at {c.val_accuracy:.1%}",
+        reason = (
+            ()
+            if dom is None
+            else (
+                f"dominated by {dom.variant_id}: {dom.latency_ms:.2f} ms at {dom.val_accuracy:.1%} "
+                f"vs {c.latency_ms:.2f} ms at {c.val_accuracy:.1%}",
+            )
         )
         decisions.append(Decision(c.variant_id, True, dom is None, reason))
     return decisions

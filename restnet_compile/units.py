@@ -43,7 +43,7 @@ def parse_size(text: str, what: str = "size") -> int:
         ValueError: not a positive number followed by a known unit.
     """
     value, scale = _split(text, what, _SIZE)
-    return int(round(value * scale))
+    return round(value * scale)
 
 
 def parse_duration_ms(text: str, what: str = "duration") -> float:

@@ -14,11 +14,24 @@ import click
 @click.option("--large", help="Large model (prefix donor), a registered name.")
 @click.option("--small", help="Small model (suffix donor), a registered name.")
 @click.option("--seed", type=int, help="Seed for splits, adapter init and tuning.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("dist"), show_default=True,
-              help="Output directory; the bundle goes to OUT/<profile>-<target>/.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("dist"),
+    show_default=True,
+    help="Output directory; the bundle goes to OUT/<profile>-<target>/.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Only print the result.")
-def build_cmd(profile: str | None, target: str | None, config_path: Path | None, large: str | None,
-              small: str | None, seed: int | None, out: Path, quiet: bool) -> None:
+def build_cmd(
+    profile: str | None,
+    target: str | None,
+    config_path: Path | None,
+    large: str | None,
+    small: str | None,
+    seed: int | None,
+    out: Path,
+    quiet: bool,
+) -> None:
     """Build the bundle for one device profile and print its variant table."""
     from restnet_compile import api
     from restnet_compile.buildconfig import load_build_config

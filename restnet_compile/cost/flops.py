@@ -30,9 +30,24 @@ class FlopReport:
 
 # Ops that cost no arithmetic (views, shape bookkeeping) are not worth listing as uncounted.
 _FREE_OPS = {
-    "aten::view", "aten::reshape", "aten::flatten", "aten::permute", "aten::transpose", "aten::unsqueeze",
-    "aten::squeeze", "aten::expand", "aten::select", "aten::slice", "aten::contiguous", "aten::size",
-    "aten::t", "aten::unbind", "aten::numel", "aten::detach", "aten::clone", "prim::TupleConstruct",
+    "aten::view",
+    "aten::reshape",
+    "aten::flatten",
+    "aten::permute",
+    "aten::transpose",
+    "aten::unsqueeze",
+    "aten::squeeze",
+    "aten::expand",
+    "aten::select",
+    "aten::slice",
+    "aten::contiguous",
+    "aten::size",
+    "aten::t",
+    "aten::unbind",
+    "aten::numel",
+    "aten::detach",
+    "aten::clone",
+    "prim::TupleConstruct",
 }
 
 

@@ -99,9 +99,7 @@ def make_splits(ds: Dataset, seed: int = 0, calib: int = 500, val: int = 500, te
     """
     n = len(ds)
     if n < calib + val + test + 1:
-        raise BadInputError(
-            f"dataset {ds.name}: {n} samples, need more than calib+val+test = {calib + val + test}"
-        )
+        raise BadInputError(f"dataset {ds.name}: {n} samples, need more than calib+val+test = {calib + val + test}")
     order = np.random.default_rng(seed).permutation(n)
     a, b, c = test, test + val, test + val + calib
     return Splits(

@@ -35,7 +35,9 @@ class ParityResult:
 def torch_logits(module: nn.Module, images: np.ndarray, batch: int = 250) -> np.ndarray:
     """Reference logits from PyTorch."""
     module.eval()
-    return np.concatenate([module(torch.from_numpy(images[i : i + batch])).numpy() for i in range(0, len(images), batch)])
+    return np.concatenate(
+        [module(torch.from_numpy(images[i : i + batch])).numpy() for i in range(0, len(images), batch)]
+    )
 
 
 def check_parity(

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from restnet_compile.units import format_size
 
-COLUMNS = ("variant", "stitch", "MFLOPs", "params", "fp32 acc", "deployed acc", "est. latency", "est. RAM", "est. size", "ships")
+COLUMNS = (
+    "variant",
+    "stitch",
+    "MFLOPs",
+    "params",
+    "fp32 acc",
+    "deployed acc",
+    "est. latency",
+    "est. RAM",
+    "est. size",
+    "ships",
+)
 
 
 def variant_rows(manifest: dict) -> list[tuple[str, ...]]:
@@ -13,18 +24,20 @@ def variant_rows(manifest: dict) -> list[tuple[str, ...]]:
     deployed = manifest["target"]["dtype"]
     for v in manifest["variants"]:
         acc = v.get("accuracy_deployed")
-        rows.append((
-            v["id"],
-            v["stitch"]["description"],
-            f"{v['flops'] / 1e6:.2f}",
-            f"{v['params']:,}",
-            f"{v['accuracy_fp32']:.1%}",
-            f"{acc:.1%} ({deployed})" if acc is not None else "-",
-            f"{v['latency_ms']:.2f} ms",
-            format_size(v["ram_bytes"]),
-            format_size(v["model_bytes"]),
-            "yes" if v["selected"] else "no: " + "; ".join(v["reasons"]),
-        ))
+        rows.append(
+            (
+                v["id"],
+                v["stitch"]["description"],
+                f"{v['flops'] / 1e6:.2f}",
+                f"{v['params']:,}",
+                f"{v['accuracy_fp32']:.1%}",
+                f"{acc:.1%} ({deployed})" if acc is not None else "-",
+                f"{v['latency_ms']:.2f} ms",
+                format_size(v["ram_bytes"]),
+                format_size(v["model_bytes"]),
+                "yes" if v["selected"] else "no: " + "; ".join(v["reasons"]),
+            )
+        )
     return rows
 
 
@@ -46,27 +59,29 @@ def render_report(manifest: dict) -> str:
     """The whole ``report.md`` text."""
     p, t, m = manifest["profile"], manifest["target"], manifest["models"]
     rule = manifest["stitching"]["rule"]
-    return "\n".join([
-        f"# restnet-compile bundle: profile `{p['name']}`, target `{t['name']}`",
-        "",
-        f"- device: {p['soc']} ({p['runtime']}); limits: latency p{p['latency_percentile']} <= "
-        f"{p['latency_budget_ms']:g} ms, RAM <= {format_size(p['ram_bytes'])}, flash <= {format_size(p['flash_bytes'])}",
-        f"- large model: `{m['large']['name']}` ({m['large']['test_accuracy']:.1%} test accuracy); "
-        f"small model: `{m['small']['name']}` ({m['small']['test_accuracy']:.1%})",
-        f"- data: `{manifest['data']['dataset']}`, accuracies on the test split ({manifest['data']['test']} images)",
-        f"- bundle file(s): {', '.join(sorted(manifest['files']))}; seed {manifest['seed']}",
-        "",
-        "## Variants",
-        "",
-        variant_table(manifest),
-        "",
-        "Latency and RAM are the profile's model estimates; `est. size` is the variant's model alone; the bundle stores shared blocks once.",
-        "",
-        "## CKA between block outputs (calibration split)",
-        "",
-        _cka_table(manifest),
-        "",
-        f"Candidate rule `{rule['rule']}`: depth band {rule['depth_band']}, at least {rule['min_suffix_blocks']} "
-        f"suffix block(s), at most {rule['max_candidates']} candidates.",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"# restnet-compile bundle: profile `{p['name']}`, target `{t['name']}`",
+            "",
+            f"- device: {p['soc']} ({p['runtime']}); limits: latency p{p['latency_percentile']} <= "
+            f"{p['latency_budget_ms']:g} ms, RAM <= {format_size(p['ram_bytes'])}, flash <= {format_size(p['flash_bytes'])}",
+            f"- large model: `{m['large']['name']}` ({m['large']['test_accuracy']:.1%} test accuracy); "
+            f"small model: `{m['small']['name']}` ({m['small']['test_accuracy']:.1%})",
+            f"- data: `{manifest['data']['dataset']}`, accuracies on the test split ({manifest['data']['test']} images)",
+            f"- bundle file(s): {', '.join(sorted(manifest['files']))}; seed {manifest['seed']}",
+            "",
+            "## Variants",
+            "",
+            variant_table(manifest),
+            "",
+            "Latency and RAM are the profile's model estimates; `est. size` is the variant's model alone; the bundle stores shared blocks once.",
+            "",
+            "## CKA between block outputs (calibration split)",
+            "",
+            _cka_table(manifest),
+            "",
+            f"Candidate rule `{rule['rule']}`: depth band {rule['depth_band']}, at least {rule['min_suffix_blocks']} "
+            f"suffix block(s), at most {rule['max_candidates']} candidates.",
+            "",
+        ]
+    )

@@ -45,8 +45,8 @@ class LiteRTBackend:
     def _runner(self, signature: str) -> tuple[object, dict, dict, str, str]:
         if signature not in self._runners:
             runner = self.interpreter.get_signature_runner(signature)
-            (in_name, in_detail), = runner.get_input_details().items()
-            (out_name, out_detail), = runner.get_output_details().items()
+            ((in_name, in_detail),) = runner.get_input_details().items()
+            ((out_name, out_detail),) = runner.get_output_details().items()
             self._runners[signature] = (runner, in_detail, out_detail, in_name, out_name)
         return self._runners[signature]
 

@@ -79,8 +79,10 @@ class Bundle:
             if sha256_file(file) != expected:
                 raise BundleError(f"{root}: file {name} does not match its sha256 in the manifest")
         fmt = manifest["target"]["format"]
-        backend: Backend = LiteRTBackend(root / manifest["variants"][0]["file"], threads) if fmt == "tflite" else (
-            OnnxRuntimeBackend(root, threads)
+        backend: Backend = (
+            LiteRTBackend(root / manifest["variants"][0]["file"], threads)
+            if fmt == "tflite"
+            else (OnnxRuntimeBackend(root, threads))
         )
         return cls(root, manifest, backend)
 
@@ -100,7 +102,8 @@ class Bundle:
             BundleError: nothing meets the budget; the message names the closest variant.
         """
         ok = [
-            v for v in self.variants
+            v
+            for v in self.variants
             if (latency_ms is None or v.latency_ms <= latency_ms)
             and (ram is None or v.ram_bytes <= ram)
             and (min_accuracy is None or (v.accuracy or 0.0) >= min_accuracy)
@@ -121,7 +124,9 @@ class Bundle:
             x = x[None]
         expected = tuple(self.manifest["input"]["shape"])
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
-            raise BundleError(f"input shape {tuple(x.shape)} does not match the bundle's (N, {', '.join(map(str, expected))})")
+            raise BundleError(
+                f"input shape {tuple(x.shape)} does not match the bundle's (N, {', '.join(map(str, expected))})"
+            )
         if self.layout == "NHWC":
             x = x.transpose(0, 2, 3, 1)
         return np.concatenate([self._backend.run(info.signature, xi[None]) for xi in x])
