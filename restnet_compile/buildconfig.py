@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import Field, ValidationError
@@ -45,6 +46,9 @@ class BuildConfig(Strict):
     profile: str = "phone"
     target: str | None = Field(None, description="defaults to the profile's target")
     cka_batch_size: int = Field(100, ge=4)
+    selection: Literal["pareto", "feasible"] = Field(
+        "pareto", description="ship the Pareto front of accuracy vs latency, or every feasible variant"
+    )
     plan: PlanSettings = PlanSettings()
     tune: TuneSettings = TuneSettings()
 

@@ -137,15 +137,15 @@ def analyze_and_stitch(config: BuildConfig, profile: Profile, target: Target, pr
             f"  {c.point.variant_id}: LS R^2 {sv.ls_r2:.3f}, val {sv.tune.val_accuracy_init:.3f} -> "
             f"{sv.tune.val_accuracy:.3f} in {sv.tune_seconds:.1f}s"
         )
-    decide(variants, profile)
+    decide(variants, profile, pareto=config.selection == "pareto")
     return Analysis(config, profile, target, large, small, splits, cka, rule, variants)
 
 
-def decide(variants: list[Variant], profile: Profile) -> None:
+def decide(variants: list[Variant], profile: Profile, pareto: bool = True) -> None:
     """Attach a feasibility / Pareto decision to every variant (raises when nothing fits)."""
     cands = [
         SelectCandidate(v.id, v.cost.latency_ms, v.cost.ram_bytes, v.cost.flash_bytes, v.val_accuracy, v.cost.flops)
         for v in variants
     ]
-    for v, d in zip(variants, select(cands, profile), strict=True):
+    for v, d in zip(variants, select(cands, profile, pareto), strict=True):
         v.decision = d

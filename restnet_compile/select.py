@@ -59,8 +59,13 @@ def _dominator(c: Candidate, others: list[Candidate]) -> Candidate | None:
     return None
 
 
-def select(candidates: list[Candidate], profile: Profile) -> list[Decision]:
+def select(candidates: list[Candidate], profile: Profile, pareto: bool = True) -> list[Decision]:
     """Decide for every candidate; raise when nothing fits.
+
+    Args:
+        candidates: Every built variant.
+        profile: The device's limits.
+        pareto: Ship only the Pareto front of the feasible variants (else every feasible variant).
 
     Raises:
         InfeasibleError: no candidate fits; the message names the closest one and how far it misses.
@@ -78,7 +83,7 @@ def select(candidates: list[Candidate], profile: Profile) -> list[Decision]:
         if violations[c.variant_id]:
             decisions.append(Decision(c.variant_id, False, False, tuple(violations[c.variant_id])))
             continue
-        dom = _dominator(c, feasible)
+        dom = _dominator(c, feasible) if pareto else None
         reason = (
             ()
             if dom is None

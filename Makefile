@@ -1,0 +1,35 @@
+# restnet-compile: `make demo` builds the demo bundle, `make test` runs the tests.
+# Both create .venv and install the pinned dependencies on first use; later runs reuse it.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PROFILE ?= phone
+
+.PHONY: install demo test test-slow lint pretrain clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/restnet-compile build --profile $(PROFILE) --out dist
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff check restnet_compile tests bench
+	$(BIN)/ruff format --check restnet_compile
+
+pretrain: $(STAMP)
+	$(BIN)/python -m restnet_compile.zoo.pretrain
+
+clean:
+	rm -rf dist .pytest_cache
