@@ -111,7 +111,7 @@ def _stitched(sv: StitchedVariant, splits: Splits, profile: Profile, target: Tar
         val_accuracy=sv.tune.val_accuracy,
         test_accuracy=accuracy(sv.net, splits.test.images, splits.test.labels),
         cost=estimate_cost(sv.net, shape, profile, target.dtype),
-        tune={**sv.tune.__dict__, "seconds": sv.tune_seconds},
+        tune=dict(sv.tune.__dict__),
     )
 
 

@@ -1,8 +1,9 @@
 """Feasibility against a device profile and the Pareto front of accuracy vs latency.
 
 A variant is feasible when its estimated latency (at the profile's percentile), RAM and flash are within the
-profile's limits and the target's dtype is one the profile runs. Among feasible variants only the Pareto front of
-(validation accuracy up, estimated latency down) is shipped; every other variant carries the reason it was dropped.
+profile's limits (that the target's dtype is one the profile runs is checked once per build, in
+``api.resolve``). Among feasible variants only the Pareto front of (validation accuracy up, estimated latency down)
+is shipped; every other variant carries the reason it was dropped.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def select(candidates: list[Candidate], profile: Profile, pareto: bool = True) -
     Raises:
         InfeasibleError: no candidate fits; the message names the closest one and how far it misses.
     """
+    if not candidates:
+        raise InfeasibleError(f"no variants to select from for profile {profile.name}")
     violations = {c.variant_id: limit_violations(c, profile) for c in candidates}
     feasible = [c for c in candidates if not violations[c.variant_id]]
     if not feasible:

@@ -7,6 +7,7 @@ A bare number is refused: every limit must say its unit.
 
 from __future__ import annotations
 
+import math
 import re
 
 _SIZE = {"B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
@@ -27,9 +28,12 @@ def _split(text: str, what: str, units: dict[str, float | int]) -> tuple[float, 
     if unit.upper() not in by_upper:
         valid = ", ".join(units)
         raise ValueError(f"{what} {text!r} has unknown unit {unit!r}; valid units: {valid}")
+    scale = units[by_upper[unit.upper()]]
+    if not math.isfinite(value * scale) or value * scale > 1e30:
+        raise ValueError(f"{what} {text!r} is too large")
     if value <= 0:
         raise ValueError(f"{what} {text!r} must be greater than zero")
-    return value, units[by_upper[unit.upper()]]
+    return value, scale
 
 
 def _example(units: dict[str, float | int]) -> str:
@@ -37,13 +41,15 @@ def _example(units: dict[str, float | int]) -> str:
 
 
 def parse_size(text: str, what: str = "size") -> int:
-    """Parse a size such as ``"512KB"`` or ``"4GiB"`` into bytes.
+    """Parse a size such as ``"512KB"`` or ``"4GiB"`` into bytes (fractions of a byte round up).
 
     Raises:
         ValueError: not a positive number followed by a known unit.
     """
     value, scale = _split(text, what, _SIZE)
-    return round(value * scale)
+    if value * scale < 1:
+        raise ValueError(f"{what} {text!r} is less than one byte")
+    return math.ceil(value * scale - 1e-9)  # a fractional byte count rounds up
 
 
 def parse_duration_ms(text: str, what: str = "duration") -> float:

@@ -17,7 +17,7 @@ class OpRecord:
         kind: Module class name (``Conv2d``, ``Linear``...).
         in_elems: Elements of the input tensor(s).
         out_elems: Elements of the output tensor.
-        weight_elems: Elements of the module's own parameters.
+        weight_elems: Elements of the module's weight tensor (biases are per-channel data, counted apart).
         out_channels: Output channels / features of a conv or linear layer, else 0.
     """
 
@@ -50,7 +50,8 @@ def trace_ops(model: nn.Module, input_shape: tuple[int, ...]) -> list[OpRecord]:
             continue
 
         def hook(mod: nn.Module, inputs: tuple, output: object, name: str = name) -> None:
-            weights = sum(p.numel() for p in mod.parameters(recurse=False))
+            weight = getattr(mod, "weight", None)
+            weights = weight.numel() if isinstance(weight, torch.Tensor) else 0
             channels = int(getattr(mod, "out_channels", 0) or getattr(mod, "out_features", 0))
             records.append(OpRecord(name, type(mod).__name__, _elems(inputs), _elems(output), weights, channels))
 

@@ -64,17 +64,20 @@ def render_report(manifest: dict) -> str:
             f"# restnet-compile bundle: profile `{p['name']}`, target `{t['name']}`",
             "",
             f"- device: {p['soc']} ({p['runtime']}); limits: latency p{p['latency_percentile']} <= "
-            f"{p['latency_budget_ms']:g} ms, RAM <= {format_size(p['ram_bytes'])}, flash <= {format_size(p['flash_bytes'])}",
+            f"{p['latency_budget_ms']:g} ms, RAM <= {format_size(p['ram_bytes'])}, "
+            f"flash <= {format_size(p['flash_bytes'])}",
             f"- large model: `{m['large']['name']}` ({m['large']['test_accuracy']:.1%} test accuracy); "
             f"small model: `{m['small']['name']}` ({m['small']['test_accuracy']:.1%})",
-            f"- data: `{manifest['data']['dataset']}`, accuracies on the test split ({manifest['data']['test']} images)",
+            f"- data: `{manifest['data']['dataset']}`, accuracies on the test split "
+            f"({manifest['data']['test']} images)",
             f"- bundle file(s): {', '.join(sorted(manifest['files']))}; seed {manifest['seed']}",
             "",
             "## Variants",
             "",
             variant_table(manifest),
             "",
-            "Latency and RAM are the profile's model estimates; `est. size` is the variant's model alone; the bundle stores shared blocks once.",
+            "Latency and RAM are the profile's model estimates; `est. size` is the variant's model alone "
+            "(the bundle stores shared blocks once). `ships` uses validation accuracy; the table shows test accuracy.",
             "",
             "## CKA between block outputs (calibration split)",
             "",

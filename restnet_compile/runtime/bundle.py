@@ -78,12 +78,16 @@ class Bundle:
                 raise BundleError(f"{root}: file {name} is missing")
             if sha256_file(file) != expected:
                 raise BundleError(f"{root}: file {name} does not match its sha256 in the manifest")
+        shipped = [v for v in manifest.get("variants", []) if v.get("selected")]
+        if not shipped:
+            raise BundleError(f"{root}: the manifest lists no shipped variant")
         fmt = manifest["target"]["format"]
-        backend: Backend = (
-            LiteRTBackend(root / manifest["variants"][0]["file"], threads)
-            if fmt == "tflite"
-            else (OnnxRuntimeBackend(root, threads))
-        )
+        if fmt == "tflite":
+            backend: Backend = LiteRTBackend(_inside(root, shipped[0]["file"]), threads)
+        elif fmt == "onnx":
+            backend = OnnxRuntimeBackend(root, threads)
+        else:
+            raise BundleError(f"{root}: unknown model format {fmt!r}; valid choices: onnx, tflite")
         return cls(root, manifest, backend)
 
     def get(self, variant: str) -> VariantInfo:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -20,15 +19,23 @@ class Adapter(nn.Module, ABC):
 
     def __init__(self, src: FeatureSpec, dst: FeatureSpec) -> None:
         super().__init__()
+        why = self.incompatibility(src, dst)
+        if why:
+            raise BadInputError(why)
         self.src = src
         self.dst = dst
+
+    @classmethod
+    @abstractmethod
+    def incompatibility(cls, src: FeatureSpec, dst: FeatureSpec) -> str | None:
+        """Why this adapter cannot join ``src`` to ``dst`` (None when it can)."""
 
     @abstractmethod
     def least_squares_init(self, x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-4) -> float:
         """Set the weights to the ridge least-squares fit of ``y`` from ``x``; return the fit's R^2."""
 
 
-ADAPTERS: Registry[Callable[[FeatureSpec, FeatureSpec], Adapter]] = Registry("adapter")
+ADAPTERS: Registry[type[Adapter]] = Registry("adapter")
 
 
 def solve_least_squares(x: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray, float]:
@@ -59,16 +66,18 @@ def solve_least_squares(x: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.
 class Conv1x1Adapter(Adapter):
     """map -> map: resize to the destination grid (integer-factor average pooling), then a 1x1 convolution."""
 
-    def __init__(self, src: FeatureSpec, dst: FeatureSpec) -> None:
-        super().__init__(src, dst)
+    @classmethod
+    def incompatibility(cls, src: FeatureSpec, dst: FeatureSpec) -> str | None:
         if src.kind != "map" or dst.kind != "map":
-            raise BadInputError(f"adapter conv1x1 joins map -> map, not {src.describe()} -> {dst.describe()}")
+            return f"adapter conv1x1 joins map -> map, not {src.describe()} -> {dst.describe()}"
         (sh, sw), (dh, dw) = src.resolution, dst.resolution  # type: ignore[misc]
         if sh % dh or sw % dw or sh // dh != sw // dw:
-            raise BadInputError(
-                f"adapter conv1x1 cannot resize {src.describe()} to {dst.describe()}: needs an integer down-factor"
-            )
-        self.pool = sh // dh
+            return f"adapter conv1x1 cannot resize {src.describe()} to {dst.describe()}: needs an integer down-factor"
+        return None
+
+    def __init__(self, src: FeatureSpec, dst: FeatureSpec) -> None:
+        super().__init__(src, dst)
+        self.pool = src.shape[1] // dst.shape[1]
         self.conv = nn.Conv2d(src.channels, dst.channels, 1)
 
     def _resize(self, x: torch.Tensor) -> torch.Tensor:
@@ -90,9 +99,6 @@ class Conv1x1Adapter(Adapter):
 def adapter_for(src: FeatureSpec, dst: FeatureSpec) -> str | None:
     """The registered adapter that can join ``src`` to ``dst``, or None when none can."""
     for name in ADAPTERS.names():
-        try:
-            ADAPTERS.get(name)(src, dst)
-        except BadInputError:
-            continue
-        return name
+        if ADAPTERS.get(name).incompatibility(src, dst) is None:
+            return name
     return None

@@ -92,8 +92,9 @@ def _loss(net: StitchedNet, split: CachedSplit, idx: torch.Tensor, cfg: TuneConf
 
 def tune_adapter(net: StitchedNet, train: CachedSplit, val: CachedSplit, cfg: TuneConfig, seed: int) -> TuneResult:
     """Fine-tune ``net.adapter`` alone; leave ``net`` holding the best adapter on ``val``."""
-    for p in net.parameters():
-        p.requires_grad_(False)
+    frozen = [p for name, p in net.named_parameters() if not name.startswith("adapter.") and p.requires_grad]
+    if frozen:
+        raise ValueError("tune_adapter needs frozen donor models (create_model freezes them)")
     for p in net.adapter.parameters():
         p.requires_grad_(True)
     gen = torch.Generator().manual_seed(seed)

@@ -68,4 +68,5 @@ def create_model(name: str, weights: Path | None = None) -> BlockSequence:
         weights = shipped_weights(name)
     if weights is not None:
         load_state_dict(model, Path(weights))
+    model.requires_grad_(False)  # models are frozen donors: only adapters are ever trained
     return model.eval()

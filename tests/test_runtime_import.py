@@ -1,0 +1,133 @@
+"""The device runtime imports without torch / tensorflow, and the CLI fails fast and cleanly on bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from restnet_compile.config import builtin_text
+
+
+def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120, cwd=cwd, check=False)
+
+
+def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return _run("-m", "restnet_compile", *args, cwd=cwd)
+
+
+def test_runtime_does_not_import_torch_or_tensorflow() -> None:
+    code = (
+        "import restnet_compile.runtime, sys; "
+        "print(any(m.split('.')[0] in ('torch','tensorflow') for m in sys.modules))"
+    )
+    proc = _run("-c", code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+
+
+def test_runtime_import_check_detects_torch() -> None:
+    # the check above can fail: importing torch first makes it print True
+    code = (
+        "import torch, restnet_compile.runtime, sys; "
+        "print(any(m.split('.')[0] in ('torch','tensorflow') for m in sys.modules))"
+    )
+    proc = _run("-c", code)
+    assert proc.stdout.strip() == "True"
+
+
+def test_help_lists_exit_codes() -> None:
+    proc = _cli("--help")
+    assert proc.returncode == 0
+    assert "Exit codes" in proc.stdout
+    for verb in ("build", "profiles", "targets"):
+        assert verb in proc.stdout
+
+
+def test_version() -> None:
+    proc = _cli("--version")
+    assert proc.returncode == 0
+    assert "0.1.0" in proc.stdout
+
+
+def test_profiles_lists_builtins() -> None:
+    proc = _cli("profiles")
+    assert proc.returncode == 0, proc.stderr
+    names = [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
+    assert names == ["host", "jetson", "mcu", "phone"]
+    mcu = next(line for line in proc.stdout.splitlines() if line.startswith("mcu"))
+    assert "512.0 KiB" in mcu
+    assert "90 ms" in mcu
+
+
+def test_profiles_show_prints_the_yaml() -> None:
+    proc = _cli("profiles", "show", "mcu")
+    assert proc.returncode == 0
+    assert proc.stdout == builtin_text("profiles", "mcu")
+
+
+def test_targets_lists_builtins() -> None:
+    proc = _cli("targets")
+    assert proc.returncode == 0
+    assert [line.split()[0] for line in proc.stdout.splitlines()] == ["onnx-fp32", "tflite-int8"]
+
+
+def _one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+def test_profiles_show_unknown_name() -> None:
+    proc = _cli("profiles", "show", "nope")
+    assert proc.returncode == 2
+    line = _one_error_line(proc)
+    assert "valid choices" in line
+    assert "'nope'" in line
+    assert proc.stdout == ""
+
+
+def test_build_unknown_profile_creates_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "dist"
+    proc = _cli("build", "--profile", "nope", "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "valid choices" in _one_error_line(proc)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_build_profile_with_unknown_field(tmp_path: Path) -> None:
+    profile = tmp_path / "mine.yaml"
+    profile.write_text(builtin_text("profiles", "mcu") + "colour: red\n")
+    out = tmp_path / "dist"
+    proc = _cli("build", "--profile", str(profile), "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "'colour'" in _one_error_line(proc)
+    assert not out.exists()
+
+
+def test_build_fp32_target_on_int8_only_profile(tmp_path: Path) -> None:
+    out = tmp_path / "dist"
+    proc = _cli("build", "--profile", "mcu", "--target", "onnx-fp32", "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 2
+    line = _one_error_line(proc)
+    assert "onnx-fp32" in line and "int8" in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["build", "--profile", "mcu", "--target", "nope"], "valid choices"),
+        (["build", "--bogus-option"], "bogus-option"),
+    ],
+)
+def test_build_other_bad_input_exits_2(tmp_path: Path, args: list[str], needle: str) -> None:
+    out = tmp_path / "dist"
+    proc = _cli(*args, "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr
+    assert not out.exists()
