@@ -13,6 +13,7 @@ from restnet_compile.errors import BadInputError, InfeasibleError, ParityError
 from restnet_compile.export import EXPORTERS
 from restnet_compile.export.bundle import check_output_dir, checksums, staging, write_archive, write_json
 from restnet_compile.export.parity import ParityResult, check_parity, torch_logits
+from restnet_compile.export.quiet import quiet_native_output
 from restnet_compile.manifest import add_parity, build_manifest
 from restnet_compile.pipeline import Analysis, analyze_and_stitch
 from restnet_compile.report import render_report
@@ -53,8 +54,11 @@ def _export(a: Analysis, stage: Path, work: Path, progress: Callable[[str], None
     exported = exporter.export(shipped, a.large.input_shape, calib, a.target, stage, work)
     manifest = build_manifest(a, exported, exporter.layout)
     write_json(stage / MANIFEST, manifest)
-    bundle = Bundle.open(stage)
     test = a.splits.test
+    with quiet_native_output():  # interpreters announce their delegates on first use
+        bundle = Bundle.open(stage)
+        for vid in shipped:
+            bundle.run(test.images[:1], vid)
     parity: dict[str, ParityResult] = {}
     for vid, module in shipped.items():
         parity[vid] = check_parity(bundle, vid, torch_logits(module, test.images), test.images, test.labels, a.target)

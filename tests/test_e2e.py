@@ -141,3 +141,11 @@ def test_cli_build_prints_table_and_bundle(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| variant | stitch |" in proc.stdout and "bundle:" in proc.stdout
     assert (tmp_path / "out" / "jetson-onnx-fp32" / "manifest.json").is_file()
+
+
+def test_rebuild_in_same_process_is_byte_identical(tflite_build: api.BuildResult, tmp_path: Path) -> None:
+    again = api.build(BuildConfig.model_validate({"profile": "phone", **FAST}), tmp_path)
+    assert again.archive.read_bytes() == tflite_build.archive.read_bytes()
+    assert (again.bundle_dir / "manifest.json").read_bytes() == (
+        tflite_build.bundle_dir / "manifest.json"
+    ).read_bytes()

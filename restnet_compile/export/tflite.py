@@ -27,6 +27,7 @@ from torch import nn
 
 from restnet_compile.config import Target
 from restnet_compile.export.base import EXPORTERS, ExportedVariant, Exporter
+from restnet_compile.export.quiet import quiet_native_output
 from restnet_compile.export.torch_onnx import INPUT_NAME, OUTPUT_NAME, export_onnx
 
 BUNDLE_FILE = "variants.tflite"
@@ -54,6 +55,9 @@ def onnx2tf_environment(work_dir: Path) -> Iterator[None]:
 
 def _to_saved_model(module: nn.Module, input_shape: tuple[int, int, int], name: str, work_dir: Path) -> Path:
     import onnx2tf
+    import tf_keras
+
+    tf_keras.backend.clear_session()  # layer-name counters are global: reset them so names (and bytes) repeat
 
     onnx_path = export_onnx(module, input_shape, work_dir / f"{name}.onnx")
     copy = work_dir / f"{name}.onnx2tf.onnx"
@@ -135,8 +139,10 @@ class TFLiteExporter(Exporter):
     ) -> dict[str, ExportedVariant]:
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        saved = {name: _to_saved_model(m, input_shape, name, work_dir) for name, m in variants.items()}
-        combined = work_dir / "combined_saved_model"
-        keys = _combine(saved, input_shape, combined)
-        (out_dir / BUNDLE_FILE).write_bytes(_convert(combined, keys, calib, target))
+        with quiet_native_output():
+            saved = {name: _to_saved_model(m, input_shape, name, work_dir) for name, m in variants.items()}
+            combined = work_dir / "combined_saved_model"
+            keys = _combine(saved, input_shape, combined)
+            model = _convert(combined, keys, calib, target)
+        (out_dir / BUNDLE_FILE).write_bytes(model)
         return {name: ExportedVariant(BUNDLE_FILE, name) for name in keys}
