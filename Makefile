@@ -8,9 +8,11 @@ PROFILE ?= phone
 
 .PHONY: install demo test test-slow lint pretrain clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	# torchvision 0.28.0 matches torch 2.13 but is a CUDA build: --no-deps keeps pip from replacing the CPU torch
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps torchvision==0.28.0
 	touch $(STAMP)
 
 install: $(STAMP)
