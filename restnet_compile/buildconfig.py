@@ -20,6 +20,9 @@ class PlanSettings(Strict):
     depth_band: float = Field(0.35, gt=0, le=1)
     min_suffix_blocks: int = Field(1, ge=1)
     max_candidates: int = Field(8, ge=1)
+    order: Literal["large-small", "small-large"] = Field(
+        "large-small", description="large prefix -> small suffix (ReStNet) or small prefix -> large suffix (SN-Net)"
+    )
 
 
 class TuneSettings(Strict):
@@ -41,7 +44,11 @@ class BuildConfig(Strict):
     small: str = "demo-small-cnn"
     large_weights: str | None = None
     small_weights: str | None = None
-    dataset: str = "mnist5k"
+    input_shape: tuple[int, int, int] | None = Field(
+        None, description="(C, H, W) for torchvision / user models; demo models take (1, 28, 28)"
+    )
+    num_classes: int | None = Field(None, ge=2, description="classifier width of torchvision / user models")
+    dataset: str = Field("mnist5k", description="registered name, folder:DIR, npz:FILE, a directory or a .npz")
     seed: int = Field(0, ge=0)
     profile: str = "phone"
     target: str | None = Field(None, description="defaults to the profile's target")

@@ -148,3 +148,53 @@ def test_demo_cka_matrix_equals_pairwise_linear_cka(demo_images: np.ndarray, dem
         a = fl[i].reshape(64, -1).numpy()
         b = fs[j].reshape(64, -1).numpy()
         assert linear_cka(a, b, 32) == pytest.approx(float(demo_cka[i, j]), abs=1e-6)
+
+
+def _direct_unbiased_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Full-batch linear CKA written straight from Song et al. (2012), eq. 5, with explicit sums (no shared code)."""
+
+    def hsic(k: np.ndarray, l: np.ndarray) -> float:  # noqa: E741
+        n = k.shape[0]
+        k, l = k.copy(), l.copy()  # noqa: E741
+        np.fill_diagonal(k, 0)
+        np.fill_diagonal(l, 0)
+        term1 = sum(k[i, j] * l[j, i] for i in range(n) for j in range(n))
+        term2 = k.sum() * l.sum() / ((n - 1) * (n - 2))
+        term3 = 2.0 / (n - 2) * sum(k[i, :].sum() * l[:, i].sum() for i in range(n))
+        return (term1 + term2 - term3) / (n * (n - 3))
+
+    k, l = x @ x.T, y @ y.T  # noqa: E741
+    return hsic(k, l) / np.sqrt(hsic(k, k) * hsic(l, l))
+
+
+def test_full_batch_cka_agrees_with_a_direct_computation(rng: np.random.Generator) -> None:
+    x = rng.normal(size=(30, 7))
+    y = np.tanh(x @ rng.normal(size=(7, 5))) + 0.4 * rng.normal(size=(30, 5))
+    direct = _direct_unbiased_cka(x, y)
+    assert 0.2 < direct < 0.99
+    assert linear_cka(x, y) == pytest.approx(direct, rel=1e-9)
+
+
+def test_streaming_state_does_not_grow_with_samples(rng: np.random.Generator) -> None:
+    acc = StreamingCKA()
+    sizes = []
+    for _ in range(12):
+        a = [torch.from_numpy(rng.normal(size=(16, 5))), torch.from_numpy(rng.normal(size=(16, 3, 2, 2)))]
+        b = [torch.from_numpy(rng.normal(size=(16, 4, 3)))]
+        acc.update(a, b)
+        sizes.append(sum(t.numel() for t in (acc.cross, acc.self_a, acc.self_b)))
+    assert acc.batches == 12
+    assert set(sizes) == {2 * 1 + 2 + 1}  # a 2x1 cross matrix and the two self terms, whatever the sample count
+    assert acc.result().shape == (2, 1)
+
+
+def test_cnn_transformer_matrix_equals_pairwise_linear_cka(demo_images: np.ndarray) -> None:
+    large, vit = create_model("demo-large-cnn"), create_model("demo-vit")
+    cka = cka_matrix(large, vit, iter([demo_images[:32], demo_images[32:]]))  # a one-shot iterator: one pass
+    assert cka.shape == (6, 4)
+    x = torch.from_numpy(demo_images)
+    with torch.no_grad():
+        fl, fv = large.block_outputs(x), vit.block_outputs(x)
+    for i, j in [(0, 0), (3, 2), (5, 3)]:
+        expected = linear_cka(fl[i].reshape(64, -1).numpy(), fv[j].reshape(64, -1).numpy(), 32)
+        assert float(cka[i, j]) == pytest.approx(expected, abs=1e-6)

@@ -24,8 +24,11 @@ def _grams(feats: list[torch.Tensor]) -> torch.Tensor:
     """Stack the zero-diagonal Gram matrices of each block's flattened features: ``(blocks, n, n)``."""
     grams = []
     for f in feats:
-        x = f.reshape(f.shape[0], -1).to(torch.float64)
-        k = x @ x.T
+        # The Gram product runs in the features' own precision (float32 for models: the costly n x n x p product is
+        # then as fast as the forward pass's matmuls); every HSIC sum after it runs in float64.
+        x = f.reshape(f.shape[0], -1)
+        x = x if x.dtype in (torch.float32, torch.float64) else x.to(torch.float64)
+        k = (x @ x.T).to(torch.float64)
         k.fill_diagonal_(0.0)
         grams.append(k)
     return torch.stack(grams)

@@ -1,5 +1,5 @@
 """Datasets as in-memory arrays with fixed, seeded splits."""
 
-from restnet_compile.data.dataset import DATASETS, Dataset, Splits, load_dataset, make_splits
+from restnet_compile.data.dataset import DATASETS, Dataset, Splits, load_dataset, make_splits, split_sizes
 
-__all__ = ["DATASETS", "Dataset", "Splits", "load_dataset", "make_splits"]
+__all__ = ["DATASETS", "Dataset", "Splits", "load_dataset", "make_splits", "split_sizes"]

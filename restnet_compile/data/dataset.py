@@ -86,9 +86,39 @@ def _mnist5k_cached() -> Dataset:
     return Dataset("mnist5k", images, labels, 10)
 
 
-def load_dataset(name: str) -> Dataset:
-    """Load a registered dataset by name."""
-    return DATASETS.get(name)()
+def load_dataset(name: str, shape: tuple[int, int, int] | None = None) -> Dataset:
+    """Load a registered dataset by name, or a file source (``folder:DIR``, ``npz:FILE``, a directory, a ``.npz``).
+
+    Args:
+        name: Registered name or data source (see :mod:`restnet_compile.data.sources`).
+        shape: ``(C, H, W)`` the models take: folder images are converted and resized to it; other sources must
+            already match it.
+
+    Raises:
+        BadInputError: unknown name, unreadable source, or images of another shape.
+    """
+    from restnet_compile.data.sources import DATA_SOURCES, parse_source
+
+    source = parse_source(name)
+    if source is None:
+        ds = DATASETS.get(name)()
+    else:
+        scheme, path = source
+        images, labels, num_classes = DATA_SOURCES.get(scheme)(path, shape)
+        images.setflags(write=False)
+        labels.setflags(write=False)
+        ds = Dataset(name, images, labels, num_classes)
+    if shape is not None and tuple(ds.images.shape[1:]) != tuple(shape):
+        got, want = "x".join(map(str, ds.images.shape[1:])), "x".join(map(str, shape))
+        raise BadInputError(f"dataset {name}: images are {got}, the models take {want}")
+    return ds
+
+
+def split_sizes(n: int) -> tuple[int, int, int]:
+    """``(calib, val, test)`` sizes for ``n`` samples: 500 / 500 / 1,000 from 4,000 samples on, else 10/10/20 %."""
+    if n >= 4000:
+        return 500, 500, 1000
+    return max(4, n // 10), max(1, n // 10), max(1, n // 5)
 
 
 def make_splits(ds: Dataset, seed: int = 0, calib: int = 500, val: int = 500, test: int = 1000) -> Splits:

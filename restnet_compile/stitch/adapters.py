@@ -102,3 +102,7 @@ def adapter_for(src: FeatureSpec, dst: FeatureSpec) -> str | None:
         if ADAPTERS.get(name).incompatibility(src, dst) is None:
             return name
     return None
+
+
+# The token adapters register themselves on import; keep them in the registry whenever ADAPTERS is used.
+from restnet_compile.stitch import token_adapters as _token_adapters  # noqa: E402, F401

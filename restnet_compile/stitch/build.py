@@ -38,6 +38,7 @@ def build_stitched(
     tune: TuneConfig,
     seed: int,
     cache: dict[int, tuple[CachedSplit, CachedSplit]] | None = None,
+    teacher: BlockSequence | None = None,
 ) -> StitchedVariant:
     """Build and tune the variant for ``candidate``.
 
@@ -49,6 +50,7 @@ def build_stitched(
         tune: Fine-tuning hyper-parameters.
         seed: Base seed; each candidate derives its own from it.
         cache: Prefix features per front cut, shared between candidates that cut at the same block.
+        teacher: Distillation teacher (default ``front``; the large model when stitching small -> large).
     """
     start = time.perf_counter()
     torch.manual_seed(_seed_for(seed, candidate))
@@ -61,7 +63,8 @@ def build_stitched(
         r2 = adapter.least_squares_init(net.prefix(x), back.run_blocks(x, 0, j + 1))
     cache = {} if cache is None else cache
     if i not in cache:
-        cache[i] = (cache_split(net, front, splits.train), cache_split(net, front, splits.val))
+        teacher = front if teacher is None else teacher
+        cache[i] = (cache_split(net, teacher, splits.train), cache_split(net, teacher, splits.val))
     train, val = cache[i]
     result = tune_adapter(net, train, val, tune, _seed_for(seed, candidate))
     return StitchedVariant(net.eval(), candidate, round(r2, 4), result, round(time.perf_counter() - start, 2))

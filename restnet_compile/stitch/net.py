@@ -18,15 +18,19 @@ class StitchPoint:
     Attributes:
         front_block: Last block of the front model that is kept.
         back_block: Block of the back model whose output the adapter imitates; the suffix starts after it.
+        front_tag: Letter of the front model in ids: ``L`` (large, the default ReStNet order) or ``S``.
+        back_tag: Letter of the back model in ids.
     """
 
     front_block: int
     back_block: int
+    front_tag: str = "L"
+    back_tag: str = "S"
 
     @property
     def variant_id(self) -> str:
-        """Stable id such as ``L1-S0``."""
-        return f"L{self.front_block}-S{self.back_block}"
+        """Stable id such as ``L1-S0`` (large prefix, small suffix) or ``S1-L3`` (small -> large order)."""
+        return f"{self.front_tag}{self.front_block}-{self.back_tag}{self.back_block}"
 
 
 class StitchedNet(nn.Module):

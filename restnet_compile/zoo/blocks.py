@@ -7,11 +7,14 @@ the sequence between two blocks, so every model that can be written as a ``Block
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import nn
+
+from restnet_compile.errors import BadInputError
 
 FeatureKind = Literal["map", "tokens"]
 
@@ -38,6 +41,23 @@ class FeatureSpec:
         """Spatial size ``(H, W)`` of a map, or the token count."""
         return (self.shape[1], self.shape[2]) if self.kind == "map" else self.shape[0]
 
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Spatial grid ``(H, W)``: a map's size, or the square patch grid of a token sequence.
+
+        A token sequence is read as a few prefix tokens (class, distillation) followed by a square patch grid, the
+        largest square that fits: 50 tokens are 1 + 7x7, 197 are 1 + 14x14, 49 are 0 + 7x7.
+        """
+        if self.kind == "map":
+            return (self.shape[1], self.shape[2])
+        side = math.isqrt(self.shape[0])
+        return (side, side)
+
+    @property
+    def prefix_tokens(self) -> int:
+        """Tokens before the patch grid (class token...); 0 for maps."""
+        return 0 if self.kind == "map" else self.shape[0] - self.grid[0] * self.grid[1]
+
     def describe(self) -> str:
         """Short text such as ``map 32x14x14`` or ``tokens 50x64``."""
         return f"{self.kind} " + "x".join(str(s) for s in self.shape)
@@ -51,14 +71,25 @@ class BlockSequence(nn.Module):
         head: Maps the last block's output to logits.
         input_shape: ``(C, H, W)`` of one input image.
         name: Registered model name, for messages and the manifest.
+        block_names: Where each block came from in the original model (``layer1.0``), for messages.
     """
 
-    def __init__(self, blocks: list[nn.Module], head: nn.Module, input_shape: tuple[int, int, int], name: str) -> None:
+    def __init__(
+        self,
+        blocks: list[nn.Module],
+        head: nn.Module,
+        input_shape: tuple[int, int, int],
+        name: str,
+        block_names: list[str] | None = None,
+    ) -> None:
         super().__init__()
+        if not blocks:
+            raise BadInputError(f"model {name}: no blocks to stitch between")
         self.blocks = nn.ModuleList(blocks)
         self.head = head
-        self.input_shape = input_shape
+        self.input_shape = tuple(input_shape)
         self.model_name = name
+        self.block_names = list(block_names) if block_names else [f"block{k}" for k in range(len(blocks))]
         self._specs: list[FeatureSpec] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -81,20 +112,53 @@ class BlockSequence(nn.Module):
         return outs
 
     def feature_specs(self) -> list[FeatureSpec]:
-        """The kind and shape of every block's output, found by one dummy forward pass."""
+        """The kind and shape of every block's output, found by one dummy forward pass.
+
+        Raises:
+            BadInputError: a block fails on the model's input shape, or its output is neither a map nor tokens; the
+                message names the model and the block.
+        """
         if self._specs is None:
             was_training = self.training
             self.eval()
+            specs = []
+            x = torch.zeros(2, *self.input_shape)
             with torch.no_grad():
-                outs = self.block_outputs(torch.zeros(1, *self.input_shape))
+                for k, block in enumerate(self.blocks):
+                    where = f"model {self.model_name}: block {k} ({self.block_names[k]})"
+                    try:
+                        x = block(x)
+                    except Exception as exc:  # shape errors surface as RuntimeError, AssertionError, ValueError...
+                        shape = "x".join(str(s) for s in self.input_shape)
+                        raise BadInputError(f"{where} cannot take input {shape}: {_first_line(exc)}") from None
+                    specs.append(_spec_of(x, where))
+                try:
+                    self.head(x)
+                except Exception as exc:
+                    raise BadInputError(
+                        f"model {self.model_name}: head fails on {specs[-1].describe()}: {_first_line(exc)}"
+                    ) from None
             self.train(was_training)
-            self._specs = [_spec_of(o) for o in outs]
+            self._specs = specs
         return self._specs
 
+    def num_classes(self) -> int:
+        """Width of the head's output (logits per image)."""
+        self.feature_specs()
+        self.eval()
+        with torch.no_grad():
+            return int(self(torch.zeros(1, *self.input_shape)).shape[-1])
 
-def _spec_of(t: torch.Tensor) -> FeatureSpec:
-    if t.dim() == 4:
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _spec_of(t: object, where: str = "a block") -> FeatureSpec:
+    if isinstance(t, torch.Tensor) and t.dim() == 4:
         return FeatureSpec("map", tuple(int(s) for s in t.shape[1:]))
-    if t.dim() == 3:
+    if isinstance(t, torch.Tensor) and t.dim() == 3:
         return FeatureSpec("tokens", tuple(int(s) for s in t.shape[1:]))
-    raise ValueError(f"a block output must be a map (B,C,H,W) or tokens (B,N,D); got shape {tuple(t.shape)}")
+    got = f"shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
+    raise BadInputError(f"{where}: output must be a map (B,C,H,W) or tokens (B,N,D), got {got}")
