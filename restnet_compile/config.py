@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from restnet_compile.errors import BadInputError
 from restnet_compile.units import parse_bandwidth, parse_duration_ms, parse_rate, parse_size
@@ -59,6 +59,9 @@ class LatencyModel(Strict):
     op_overhead: Millis = Field(description="fixed cost per dispatched op")
     invoke_overhead: Millis = Field(description="fixed cost per inference")
     percentile_factor: float = Field(1.1, ge=1, description="p-th percentile / median of run time")
+    calibration: dict[str, str | int | float] | None = Field(
+        None, description="how `restnet-compile calibrate` fitted this model (source, variants, errors)"
+    )
 
 
 class Profile(Strict):
@@ -79,7 +82,21 @@ class Profile(Strict):
     latency: LatencyLimit
     threads: int = Field(1, ge=1)
     dtypes: list[DType] = Field(min_length=1)
+    arena: Bytes | None = Field(None, description="MCU: tensor arena the firmware reserves for the model")
+    ops_allow: list[str] | None = Field(
+        None, min_length=1, description="TFLite builtin operators the device's runtime has kernels for (None: any)"
+    )
     latency_model: LatencyModel
+
+    @model_validator(mode="after")
+    def _limits_leave_room(self) -> Profile:
+        if self.runtime_ram >= self.ram:
+            raise ValueError("runtime_ram must be less than ram: nothing would be left for the model")
+        if self.runtime_flash >= self.flash:
+            raise ValueError("runtime_flash must be less than flash: nothing would be left for the model")
+        if self.arena is not None and self.arena > self.ram:
+            raise ValueError("arena must not be larger than ram")
+        return self
 
 
 class Parity(Strict):
@@ -100,6 +117,8 @@ class Target(Strict):
     io_dtype: DType
     description: str
     calibration_samples: int = Field(200, ge=1)
+    ops_allow: list[str] | None = Field(None, description="operators the target runtime supports (None: any)")
+    tensorrt: bool = Field(False, description="also write trtexec.sh, the engine build command for the device")
     parity: Parity
 
 
@@ -150,7 +169,7 @@ def describe_validation_error(exc: ValidationError) -> str:
     if err["type"] == "missing":
         return f"missing field {field!r}"
     msg = err["msg"].removeprefix("Value error, ")
-    return f"field {field!r}: {msg}"
+    return f"field {field!r}: {msg}" if err["loc"] else msg
 
 
 def load_profile(name_or_path: str | Path) -> Profile:

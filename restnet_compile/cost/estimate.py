@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from restnet_compile.config import LatencyModel, Profile
+from restnet_compile.cost import latency
 from restnet_compile.cost.flops import count_flops
 from restnet_compile.cost.trace import FUSED_KINDS, OpRecord, trace_ops
 
@@ -27,7 +28,14 @@ class CostReport:
         model_bytes: Estimated bytes of this variant's model alone in the target dtype.
         flash_bytes: ``model_bytes`` + the runtime's own code.
         latency_ms: Roofline estimate at the profile's percentile.
-        uncounted_ops: Ops fvcore did not count.
+        uncounted_ops: Ops nothing counted (views and other free ops are not listed).
+        elementwise: Element-wise, normalization and pooling operations, not in ``flops``.
+        latency_terms: (MACs, bytes moved) per dispatched op: what the latency model and its calibration read.
+        ram_source: Where ``ram_bytes`` comes from: ``torch-trace`` before export, ``tflite-graph`` after.
+        arena_bytes: Estimated TFLite Micro arena (MCU profiles, after export).
+        arena_measured: Smallest arena the TFLite Micro interpreter ran the variant in (MCU profiles).
+        ops: Operators of the exported graph (after export).
+        dtype: The dtype the variant is exported in.
     """
 
     flops: int
@@ -37,6 +45,13 @@ class CostReport:
     flash_bytes: int
     latency_ms: float
     uncounted_ops: dict[str, int] = field(default_factory=dict)
+    elementwise: int = 0
+    latency_terms: tuple[tuple[int, int], ...] = ()
+    ram_source: str = "torch-trace"
+    arena_bytes: int | None = None
+    arena_measured: int | None = None
+    ops: tuple[str, ...] | None = None
+    dtype: str | None = None
 
 
 def _weight_bytes(ops: list[OpRecord], dtype: str) -> int:
@@ -53,17 +68,23 @@ def peak_activation_bytes(ops: list[OpRecord], dtype: str) -> int:
     return max(live, default=0) * DTYPE_BYTES[dtype]
 
 
-def roofline_ms(ops: list[OpRecord], macs: dict[str, int], model: LatencyModel, dtype: str) -> float:
-    """Sum over dispatched ops of ``max(compute, memory) + op_overhead``, plus the per-inference overhead."""
+def latency_terms(ops: list[OpRecord], macs: dict[str, int], total_macs: int, dtype: str) -> list[tuple[int, int]]:
+    """(MACs, bytes moved) per dispatched op; MACs no leaf module accounts for (fused attention) form one more op."""
     size = DTYPE_BYTES[dtype]
-    total = model.invoke_overhead
+    terms = []
     for op in ops:
         if op.kind in FUSED_KINDS:
             continue
-        compute_ms = macs.get(op.name, 0) / (model.peak_macs * model.efficiency) * 1e3
-        memory_ms = (op.in_elems + op.out_elems + op.weight_elems) * size / model.mem_bandwidth * 1e3
-        total += max(compute_ms, memory_ms) + model.op_overhead
-    return total
+        terms.append((int(macs.get(op.name, 0)), int((op.in_elems + op.out_elems + op.weight_elems) * size)))
+    rest = total_macs - sum(macs.get(op.name, 0) for op in ops)
+    if rest > 0:
+        terms.append((int(rest), 0))
+    return terms
+
+
+def roofline_ms(ops: list[OpRecord], macs: dict[str, int], model: LatencyModel, dtype: str) -> float:
+    """Sum over dispatched ops of ``max(compute, memory) + op_overhead``, plus the per-inference overhead."""
+    return latency.roofline_ms(latency_terms(ops, macs, sum(macs.get(o.name, 0) for o in ops), dtype), model)
 
 
 def estimate_cost(net: nn.Module, input_shape: tuple[int, ...], profile: Profile, dtype: str) -> CostReport:
@@ -72,13 +93,17 @@ def estimate_cost(net: nn.Module, input_shape: tuple[int, ...], profile: Profile
     ops = trace_ops(net, input_shape)
     weights = _weight_bytes(ops, dtype)
     ram = peak_activation_bytes(ops, dtype) + profile.runtime_ram + (weights if profile.weights_in_ram else 0)
-    latency = roofline_ms(ops, flops.by_module, profile.latency_model, dtype)
+    terms = latency_terms(ops, flops.by_module, flops.total, dtype)
+    median_ms = latency.roofline_ms(terms, profile.latency_model)
     return CostReport(
         flops=flops.total,
         params=sum(p.numel() for p in net.parameters()),
         ram_bytes=int(ram),
         model_bytes=int(weights),
         flash_bytes=int(weights + profile.runtime_flash),
-        latency_ms=round(latency * profile.latency_model.percentile_factor, 4),
+        latency_ms=round(median_ms * profile.latency_model.percentile_factor, 4),
         uncounted_ops=flops.uncounted,
+        elementwise=flops.elementwise,
+        latency_terms=tuple(terms),
+        dtype=dtype,
     )

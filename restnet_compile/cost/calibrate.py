@@ -1,0 +1,235 @@
+"""Calibrate a profile's latency model to latencies measured on the device, and write the calibrated profile.
+
+Measurements CSV (one row per variant, LiteRT ``benchmark_model``'s per-model summary in microseconds):
+
+=========  ========  ==============================================================================
+column     needed    meaning
+=========  ========  ==============================================================================
+variant    yes       variant id in the bundle's manifest (= its signature)
+avg        yes       mean latency of one inference, us (``avg=`` of benchmark_model's summary line)
+count      no        timed runs
+first      no        first inference, us
+curr       no        last inference, us
+min, max   no        fastest / slowest run, us
+std        no        standard deviation, us
+p50        no        median, us; fitted instead of ``avg`` when present
+p90..p99   no        percentiles (p90, p95, p99), us; the profile's percentile sets ``percentile_factor``
+=========  ========  ==============================================================================
+
+The per-op terms of each variant come from the bundle's ``manifest.json`` (``latency_terms``), so calibration needs
+no model, no torch and no device here.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from restnet_compile.config import Profile, builtin_text, load_profile
+from restnet_compile.cost.latency import Fit, fit_latency_model, roofline_ms
+from restnet_compile.errors import BadInputError
+
+REQUIRED = ("variant", "avg")
+OPTIONAL = ("count", "first", "curr", "min", "max", "std", "p50", "p90", "p95", "p99")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One variant's measured latency in milliseconds."""
+
+    variant: str
+    median_ms: float
+    percentiles_ms: dict[int, float]
+
+
+def read_measurements(path: Path) -> dict[str, Measurement]:
+    """Parse a measurements CSV.
+
+    Raises:
+        BadInputError: missing file, missing or unknown column, non-numeric or non-positive value, duplicate or
+            no rows; the message names the column or the row.
+    """
+    if not path.is_file():
+        raise BadInputError(f"measurements file {path} does not exist")
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        for col in header:
+            if col not in REQUIRED + OPTIONAL:
+                raise BadInputError(
+                    f"measurements {path}: unknown column {col!r}; valid columns: {', '.join(REQUIRED + OPTIONAL)}"
+                )
+        for col in REQUIRED:
+            if col not in header:
+                raise BadInputError(f"measurements {path}: missing column {col!r}")
+        out: dict[str, Measurement] = {}
+        for line, raw in enumerate(reader, start=2):
+            row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+            if None in raw:
+                raise BadInputError(f"measurements {path}: row {line} has more fields than the header")
+            vid = row["variant"]
+            if not vid:
+                raise BadInputError(f"measurements {path}: row {line}: empty variant")
+            if vid in out:
+                raise BadInputError(f"measurements {path}: row {line}: variant {vid!r} appears twice")
+            values = {c: _number(row[c], c, line, path) for c in header if c != "variant" and row.get(c, "") != ""}
+            if "avg" not in values:
+                raise BadInputError(f"measurements {path}: row {line}: column 'avg' is empty")
+            median = values.get("p50", values["avg"])
+            pcts = {int(c[1:]): values[c] / 1e3 for c in ("p90", "p95", "p99") if c in values}
+            out[vid] = Measurement(vid, median / 1e3, pcts)
+    if not out:
+        raise BadInputError(f"measurements {path}: no rows")
+    return out
+
+
+def _number(text: str, col: str, line: int, path: Path) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise BadInputError(f"measurements {path}: row {line}, column {col!r}: {text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise BadInputError(f"measurements {path}: row {line}, column {col!r}: {text!r} must be a positive number")
+    return value
+
+
+def manifest_terms(manifest: dict) -> dict[str, list[tuple[int, int]]]:
+    """Per-variant (MACs, bytes) latency terms recorded in a bundle manifest."""
+    return {v["id"]: [tuple(t) for t in v.get("latency_terms") or []] for v in manifest["variants"]}  # type: ignore[misc]
+
+
+def calibrate_profile(
+    profile: Profile, measurements: dict[str, Measurement], terms: dict[str, list[tuple[int, int]]], source: str
+) -> tuple[Profile, Fit]:
+    """Fit ``profile``'s latency model to ``measurements``.
+
+    Raises:
+        BadInputError: a measured variant is not in the bundle, or fewer than 3 variants were measured.
+    """
+    unknown = sorted(set(measurements) - {k for k, t in terms.items() if t})
+    if unknown:
+        raise BadInputError(
+            f"measured variant {unknown[0]!r} is not in the bundle (or has no latency terms); "
+            f"bundle variants: {', '.join(sorted(terms))}"
+        )
+    if len(measurements) < 3:
+        raise BadInputError(f"calibration needs measurements of at least 3 variants, got {len(measurements)}")
+    ratios = [
+        m.percentiles_ms[profile.latency.percentile] / m.median_ms
+        for m in measurements.values()
+        if profile.latency.percentile in m.percentiles_ms
+    ]
+    factor = sorted(ratios)[len(ratios) // 2] if ratios else None
+    fit = fit_latency_model(
+        {k: terms[k] for k in measurements},
+        {k: m.median_ms for k, m in measurements.items()},
+        profile.latency_model,
+        factor,
+    )
+    info: dict[str, str | int | float] = {
+        "source": source,
+        "variants": len(measurements),
+        "mdape_before": round(fit.mdape_before, 4),
+        "mdape_after": round(fit.mdape_after, 4),
+    }
+    model = fit.model.model_copy(update={"calibration": info})
+    return profile.model_copy(update={"latency_model": model}), fit
+
+
+def _duration(ms: float) -> str:
+    return f"{ms * 1e3:.6g}us"
+
+
+def profile_yaml(original: str, calibrated: Profile) -> str:
+    """``original`` profile YAML with its latency model replaced by the calibrated one (validated)."""
+    data = yaml.safe_load(original)
+    lm = calibrated.latency_model
+    data["latency_model"].update(
+        {
+            "peak_macs": f"{lm.peak_macs / 1e9:.6g}GOPS",
+            "efficiency": float(lm.efficiency),
+            "op_overhead": _duration(lm.op_overhead),
+            "invoke_overhead": _duration(lm.invoke_overhead),
+            "percentile_factor": float(lm.percentile_factor),
+            "calibration": dict(lm.calibration or {}),
+        }
+    )
+    text = f"# {calibrated.name}, latency model calibrated by `restnet-compile calibrate`\n" + yaml.safe_dump(
+        data, sort_keys=False
+    )
+    Profile.model_validate(yaml.safe_load(text))  # what we write must load back
+    return text
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file renamed into place: all or nothing."""
+    if path.is_dir():
+        raise BadInputError(f"output {path} is a directory; give a file name such as {path / 'calibrated.yaml'}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def calibrate(
+    profile_name: str, measurements_csv: Path, manifest: dict, out: Path
+) -> tuple[Profile, Fit, dict[str, tuple[float, float]]]:
+    """Read, fit and write the calibrated profile; nothing is written when any input is bad.
+
+    Returns:
+        The calibrated profile, the fit, and per variant (predicted ms before, after) at the median.
+    """
+    profile = load_profile(profile_name)
+    measured = read_measurements(measurements_csv)
+    terms = manifest_terms(manifest)
+    calibrated, fit = calibrate_profile(profile, measured, terms, source=measurements_csv.name)
+    text = profile_yaml(builtin_text("profiles", profile_name), calibrated)
+    write_atomic(out, text)
+    preds = {
+        k: (roofline_ms(terms[k], profile.latency_model), roofline_ms(terms[k], calibrated.latency_model))
+        for k in measured
+    }
+    return calibrated, fit, preds
+
+
+def measure_bundle(bundle_dir: Path, csv_out: Path, warmup: int = 10, runs: int = 100, threads: int = 1) -> Path:
+    """Time every exported variant of a TFLite bundle on this machine with LiteRT and write the measurements CSV."""
+    from restnet_compile.runtime.timing import time_signatures, write_csv
+
+    manifest = read_manifest(bundle_dir)
+    by_file: dict[str, list[str]] = {}
+    for v in manifest["variants"]:
+        if v.get("file") and str(v["file"]).endswith(".tflite"):
+            by_file.setdefault(v["file"], []).append(v["signature"])
+    if not by_file:
+        raise BadInputError(f"bundle {bundle_dir} has no .tflite variants to time on this machine")
+    timings = []
+    for file, sigs in sorted(by_file.items()):
+        timings += list(time_signatures(bundle_dir / file, sigs, warmup, runs, threads).values())
+    write_csv(timings, csv_out)
+    return csv_out
+
+
+def read_manifest(bundle_dir: Path) -> dict:
+    """The manifest of a bundle directory.
+
+    Raises:
+        BadInputError: no bundle there.
+    """
+    import json
+
+    path = bundle_dir / "manifest.json"
+    if not path.is_file():
+        raise BadInputError(f"{bundle_dir} is not a bundle: no manifest.json")
+    return json.loads(path.read_text())

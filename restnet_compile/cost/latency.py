@@ -1,0 +1,125 @@
+"""Roofline latency model, its calibration to measured latencies, and the error statistics used to judge it.
+
+Per dispatched op: ``max(MACs / (peak_macs * efficiency), bytes / mem_bandwidth) + op_overhead``; per inference
+``invoke_overhead`` on top. The sum is the median latency; the profile's ``percentile_factor`` turns it into the
+latency at the budget's percentile. Calibration keeps ``mem_bandwidth`` and fits
+the effective MAC rate (``efficiency``; ``peak_macs`` is raised only when the device measures faster than the data-sheet
+peak), ``op_overhead`` and ``invoke_overhead`` to measured medians by least squares on relative error.
+No torch here: the per-op terms come from the manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from restnet_compile.config import LatencyModel
+
+OpTerms = Sequence[tuple[int, int]]  # (multiply-adds, bytes moved) per dispatched op
+_MIN_OVERHEAD_MS = 1e-6  # units refuse zero: a fitted overhead of 0 is written as 1 ns
+
+
+def roofline_ms(terms: OpTerms, model: LatencyModel, efficiency: float | None = None) -> float:
+    """Median latency in ms of one inference whose dispatched ops have ``terms``."""
+    eff = model.efficiency if efficiency is None else efficiency
+    macs = np.array([t[0] for t in terms], dtype=np.float64)
+    moved = np.array([t[1] for t in terms], dtype=np.float64)
+    per_op = np.maximum(macs / (model.peak_macs * eff), moved / model.mem_bandwidth) * 1e3 + model.op_overhead
+    return float(per_op.sum() + model.invoke_overhead)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A fitted latency model and how well it fits.
+
+    Attributes:
+        model: The calibrated latency model.
+        mdape_before: Median absolute percentage error of the profile's model on the measurements.
+        mdape_after: The same for the calibrated model (in-sample).
+    """
+
+    model: LatencyModel
+    mdape_before: float
+    mdape_after: float
+
+
+def mdape(predicted: Sequence[float], measured: Sequence[float]) -> float:
+    """Median of ``|predicted - measured| / measured``."""
+    p, m = np.asarray(predicted, dtype=np.float64), np.asarray(measured, dtype=np.float64)
+    return float(np.median(np.abs(p - m) / m))
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x), dtype=np.float64)
+    ranks[order] = np.arange(len(x), dtype=np.float64)
+    for value in np.unique(x):  # ties share their mean rank
+        tied = x == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman rank correlation (Pearson correlation of the ranks, ties averaged)."""
+    ra, rb = _ranks(np.asarray(a, dtype=np.float64)), _ranks(np.asarray(b, dtype=np.float64))
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _fit_overheads(compute: np.ndarray, n_ops: np.ndarray, measured: np.ndarray) -> tuple[float, float, float]:
+    """Non-negative (op_overhead, invoke_overhead) minimising squared relative error; returns them and the loss."""
+    w = 1.0 / measured
+    a = np.stack([n_ops * w, w], axis=1)
+    b = (measured - compute) * w
+    best = (0.0, 0.0, float(np.sum(((compute - measured) * w) ** 2)))
+    for cols in ((0, 1), (0,), (1,)):
+        x, *_ = np.linalg.lstsq(a[:, cols], b, rcond=None)
+        if np.any(x < 0):
+            continue
+        full = np.zeros(2)
+        full[list(cols)] = x
+        loss = float(np.sum((a @ full - b) ** 2))
+        if loss < best[2]:
+            best = (float(full[0]), float(full[1]), loss)
+    return best
+
+
+def fit_latency_model(
+    terms: Mapping[str, OpTerms], measured_ms: Mapping[str, float], model: LatencyModel, percentile_factor: float | None
+) -> Fit:
+    """Fit ``efficiency``, ``op_overhead`` and ``invoke_overhead`` to measured median latencies.
+
+    Args:
+        terms: Per-op (MACs, bytes) of every variant that has a measurement.
+        measured_ms: Measured median latency per variant.
+        model: The profile's current latency model (keeps ``peak_macs`` and ``mem_bandwidth``).
+        percentile_factor: Measured percentile / median ratio to store, or None to keep the profile's.
+    """
+    ids = sorted(measured_ms)
+    meas = np.array([measured_ms[i] for i in ids])
+    n_ops = np.array([float(len(terms[i])) for i in ids])
+    before = [roofline_ms(terms[i], model) for i in ids]
+    best: tuple[float, float, float, float] | None = None
+    zero = model.model_copy(update={"op_overhead": 0.0, "invoke_overhead": 0.0})
+    for rel in np.geomspace(1e-4, 100.0, 241):  # effective MAC rate relative to the data-sheet peak
+        trial = zero.model_copy(update={"peak_macs": model.peak_macs * max(1.0, rel)})
+        compute = np.array([roofline_ms(terms[i], trial, float(min(1.0, rel))) for i in ids])
+        op_oh, inv_oh, loss = _fit_overheads(compute, n_ops, meas)
+        if best is None or loss < best[3]:
+            best = (float(rel), op_oh, inv_oh, loss)
+    assert best is not None
+    update: dict[str, object] = {
+        # measured faster than peak * 1: the data-sheet peak was too low, so it is raised (efficiency stays <= 1)
+        "peak_macs": model.peak_macs * max(1.0, best[0]),
+        "efficiency": round(min(1.0, best[0]), 6),
+        "op_overhead": max(best[1], _MIN_OVERHEAD_MS),
+        "invoke_overhead": max(best[2], _MIN_OVERHEAD_MS),
+    }
+    if percentile_factor is not None:
+        update["percentile_factor"] = max(1.0, round(percentile_factor, 4))
+    fitted = model.model_copy(update=update)
+    after = [roofline_ms(terms[i], fitted) for i in ids]
+    return Fit(fitted, mdape(before, meas), mdape(after, meas))
