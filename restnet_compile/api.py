@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from restnet_compile.analysis.survey import AnalyzeResult
 from restnet_compile.buildconfig import BuildConfig
 from restnet_compile.config import Profile, Target, builtin_names, builtin_text, load_profile, load_target
 from restnet_compile.errors import BadInputError, InfeasibleError, ParityError
 from restnet_compile.export import EXPORTERS
 from restnet_compile.export.bundle import check_output_dir, checksums, staging, write_archive, write_json
+from restnet_compile.export.graph_cost import refine_costs
 from restnet_compile.export.parity import ParityResult, check_parity, torch_logits
 from restnet_compile.export.quiet import quiet_native_output
+from restnet_compile.export.reference import REFERENCE_SAMPLES, write_reference
 from restnet_compile.manifest import add_parity, build_manifest
 from restnet_compile.pipeline import Analysis, analyze_and_stitch
 from restnet_compile.report import render_report
@@ -21,7 +25,18 @@ from restnet_compile.runtime import Bundle
 from restnet_compile.runtime.bundle import MANIFEST
 from restnet_compile.units import format_size
 
-__all__ = ["BuildResult", "build", "list_profiles", "list_targets", "show_profile", "show_target"]
+MODEL_SUFFIXES = (".tflite", ".onnx", ".bin")  # what is flashed; C arrays and reports are not
+__all__ = [
+    "AnalyzeResult",
+    "BuildResult",
+    "analyze",
+    "build",
+    "calibrate",
+    "list_profiles",
+    "list_targets",
+    "show_profile",
+    "show_target",
+]
 
 
 @dataclass(frozen=True)
@@ -47,11 +62,17 @@ def resolve(config: BuildConfig) -> tuple[Profile, Target]:
 
 
 def _export(a: Analysis, stage: Path, work: Path, progress: Callable[[str], None]) -> dict:
-    shipped = {v.id: v.module for v in a.variants if v.decision and v.decision.selected}
     exporter = EXPORTERS.get(a.target.exporter)()
-    progress(f"export: {len(shipped)} variants -> target {a.target.name}")
     calib = a.splits.calib.images
-    exported = exporter.export(shipped, a.large.input_shape, calib, a.target, stage, work)
+    for _attempt in range(len(a.variants) + 1):  # each repeat drops a variant its exported graph showed not to fit
+        for stale in stage.iterdir():
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+        shipped = {v.id: v.module for v in a.variants if v.decision and v.decision.selected}
+        progress(f"export: {len(shipped)} variants -> target {a.target.name}")
+        exported = exporter.export(shipped, a.large.input_shape, calib, a.target, stage, work)
+        pareto = a.config.selection == "pareto"
+        if not refine_costs(a.variants, stage, exported, a.profile, a.target, pareto, progress):
+            break
     manifest = build_manifest(a, exported, exporter.layout)
     write_json(stage / MANIFEST, manifest)
     test = a.splits.test
@@ -60,8 +81,9 @@ def _export(a: Analysis, stage: Path, work: Path, progress: Callable[[str], None
         for vid in shipped:
             bundle.run(test.images[:1], vid)
     parity: dict[str, ParityResult] = {}
-    for vid, module in shipped.items():
-        parity[vid] = check_parity(bundle, vid, torch_logits(module, test.images), test.images, test.labels, a.target)
+    refs = {vid: torch_logits(module, test.images) for vid, module in shipped.items()}
+    for vid in shipped:
+        parity[vid] = check_parity(bundle, vid, refs[vid], test.images, test.labels, a.target)
         progress(
             f"  parity {vid}: agreement {parity[vid].top1_agreement:.1%}, max |diff| {parity[vid].max_abs_diff:.2e}"
         )
@@ -70,6 +92,9 @@ def _export(a: Analysis, stage: Path, work: Path, progress: Callable[[str], None
         vid, why = next(iter(failed.items()))
         raise ParityError(f"variant {vid} fails parity on target {a.target.name}: {'; '.join(why)}")
     add_parity(manifest, parity)
+    n = REFERENCE_SAMPLES
+    deployed = {vid: bundle.run(test.images[:n], vid) for vid in shipped}
+    write_reference(stage, test.images[:n], {vid: r[:n] for vid, r in refs.items()}, deployed)
     return manifest
 
 
@@ -87,7 +112,7 @@ def build(config: BuildConfig, out_dir: Path, progress: Callable[[str], None] = 
     name = f"{profile.name}-{target.name}"
     with staging(out_dir, name) as stage, tempfile.TemporaryDirectory(prefix="restnet-work-") as work:
         manifest = _export(analysis, stage, Path(work), progress)
-        model_bytes = sum(f.stat().st_size for f in stage.iterdir() if f.name != MANIFEST)
+        model_bytes = sum(f.stat().st_size for f in stage.iterdir() if f.suffix in MODEL_SUFFIXES)
         if model_bytes + profile.runtime_flash > profile.flash:
             raise InfeasibleError(
                 f"bundle for profile {profile.name} needs flash {format_size(model_bytes + profile.runtime_flash)} "
@@ -99,6 +124,46 @@ def build(config: BuildConfig, out_dir: Path, progress: Callable[[str], None] = 
         write_json(stage / MANIFEST, manifest)
         write_archive(stage, stage.parent / f"{name}.tar.gz")
     return BuildResult(out_dir / name, out_dir / f"{name}.tar.gz", manifest)
+
+
+def analyze(config: BuildConfig, out_dir: Path | None = None, samples: int | None = None) -> AnalyzeResult:
+    """CKA between every block of the large and the small model, the stitch candidates and ``out_dir/cka.png``.
+
+    Args:
+        config: Models, weights, data, seed and candidate rule (profile and target are not used).
+        out_dir: Where ``cka.png`` goes; None writes nothing.
+        samples: Calibration images to use (default: the whole calibration split).
+
+    Raises:
+        BadInputError: invalid models, checkpoints, data or shapes; nothing is written then.
+    """
+    from restnet_compile.analysis.survey import survey
+
+    return survey(config, out_dir, samples)
+
+
+def calibrate(
+    profile: str, bundle_dir: Path, out: Path, measurements: Path | None = None, warmup: int = 10, runs: int = 100
+) -> dict:
+    """Fit ``profile``'s latency model to measured latencies of ``bundle_dir``'s variants; write it to ``out``.
+
+    Without ``measurements`` the variants are timed here with LiteRT (host profiles only) and the CSV is written
+    beside ``out``. Returns the fit: errors before / after and per-variant predictions.
+
+    Raises:
+        BadInputError: bad profile, bundle, CSV or output path; nothing is written then.
+    """
+    from restnet_compile.cost import calibrate as cal
+
+    prof = load_profile(profile)
+    manifest = cal.read_manifest(bundle_dir)
+    if measurements is None:
+        if prof.device_class != "host":
+            raise BadInputError(f"profile {prof.name} is not this machine: pass --measurements from the device")
+        measurements = cal.measure_bundle(bundle_dir, out.with_suffix(".csv"), warmup, runs, prof.threads)
+    calibrated, fit, preds = cal.calibrate(profile, measurements, manifest, out)
+    measured = cal.read_measurements(measurements)
+    return {"profile": calibrated, "fit": fit, "predicted": preds, "measured": measured, "csv": measurements}
 
 
 def list_profiles() -> list[Profile]:

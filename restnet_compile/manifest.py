@@ -38,6 +38,12 @@ def _variant_entry(v: Variant, exported: ExportedVariant | None) -> dict:
         "model_bytes": v.cost.model_bytes,
         "flash_bytes": v.cost.flash_bytes,
         "latency_ms": v.cost.latency_ms,
+        "elementwise_ops": v.cost.elementwise,
+        "ram_source": v.cost.ram_source,
+        "arena_bytes": v.cost.arena_bytes,
+        "arena_bytes_measured": v.cost.arena_measured,
+        "graph_ops": list(v.cost.ops) if v.cost.ops is not None else None,
+        "latency_terms": [list(t) for t in v.cost.latency_terms],
         "accuracy_fp32": v.test_accuracy,
         "val_accuracy_fp32": v.val_accuracy,
         "feasible": v.decision.feasible,
@@ -92,6 +98,7 @@ def build_manifest(a: Analysis, exported: dict[str, ExportedVariant], layout: st
             "latency_percentile": p.latency.percentile,
             "ram_bytes": p.ram,
             "flash_bytes": p.flash,
+            "arena_bytes": p.arena,
         },
         "target": {"name": t.name, "format": t.exporter, "dtype": t.dtype, "io_dtype": t.io_dtype},
         "input": {"layout": layout, "shape": [c, h, w], "range": [0.0, 1.0], "dtype": "float32"},
@@ -105,7 +112,9 @@ def build_manifest(a: Analysis, exported: dict[str, ExportedVariant], layout: st
             "test": len(a.splits.test),
         },
         "stitching": {
-            "order": "large-prefix -> small-suffix",
+            "order": "large-prefix -> small-suffix"
+            if cfg.plan.order == "large-small"
+            else "small-prefix -> large-suffix",
             "rule": a.rule.describe(),
             "cka": [[round(float(x), 4) for x in row] for row in a.cka],
         },

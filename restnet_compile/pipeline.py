@@ -15,10 +15,18 @@ from restnet_compile.analysis import cka_matrix
 from restnet_compile.buildconfig import BuildConfig
 from restnet_compile.config import Profile, Target
 from restnet_compile.cost import CostReport, estimate_cost
-from restnet_compile.data import Splits, load_dataset, make_splits
+from restnet_compile.data import Splits, load_dataset, make_splits, split_sizes
+from restnet_compile.errors import BadInputError
 from restnet_compile.select import Candidate as SelectCandidate
 from restnet_compile.select import Decision, select
-from restnet_compile.stitch import PlanRule, StitchedVariant, TuneConfig, build_stitched, plan_candidates
+from restnet_compile.stitch import (
+    Candidate,
+    PlanRule,
+    StitchedVariant,
+    TuneConfig,
+    build_stitched,
+    plan_candidates,
+)
 from restnet_compile.stitch.finetune import CachedSplit
 from restnet_compile.zoo import BlockSequence, create_model
 from restnet_compile.zoo.registry import shipped_weights
@@ -96,6 +104,7 @@ def _anchor(kind: str, model: BlockSequence, splits: Splits, profile: Profile, t
 
 def _stitched(sv: StitchedVariant, splits: Splits, profile: Profile, target: Target, shape: tuple) -> Variant:
     c = sv.candidate
+    front, back = ("small", "large") if c.point.front_tag == "S" else ("large", "small")
     return Variant(
         id=c.point.variant_id,
         kind="stitched",
@@ -106,7 +115,8 @@ def _stitched(sv: StitchedVariant, splits: Splits, profile: Profile, target: Tar
             "adapter": c.adapter,
             "cka": round(c.cka, 4),
             "ls_r2": sv.ls_r2,
-            "description": f"large[0..{c.point.front_block}] -> {c.adapter} -> small[{c.point.back_block + 1}..]",
+            "front": front,
+            "description": f"{front}[0..{c.point.front_block}] -> {c.adapter} -> {back}[{c.point.back_block + 1}..]",
         },
         val_accuracy=sv.tune.val_accuracy,
         test_accuracy=accuracy(sv.net, splits.test.images, splits.test.labels),
@@ -115,23 +125,70 @@ def _stitched(sv: StitchedVariant, splits: Splits, profile: Profile, target: Tar
     )
 
 
+def load_models(config: BuildConfig) -> tuple[BlockSequence, BlockSequence]:
+    """The large and small model of ``config``, frozen, checked to take the same input and give the same classes.
+
+    Raises:
+        BadInputError: unknown model, bad checkpoint, unsplittable model, or models that disagree on input or classes.
+    """
+    opts = {"input_shape": config.input_shape, "num_classes": config.num_classes}
+    large = create_model(config.large, Path(config.large_weights) if config.large_weights else None, **opts)
+    small = create_model(config.small, Path(config.small_weights) if config.small_weights else None, **opts)
+    if large.input_shape != small.input_shape:
+        shapes = f"{'x'.join(map(str, large.input_shape))} vs {'x'.join(map(str, small.input_shape))}"
+        raise BadInputError(f"models {large.model_name} and {small.model_name} take different inputs: {shapes}")
+    if large.num_classes() != small.num_classes():
+        raise BadInputError(
+            f"models {large.model_name} and {small.model_name} have different classes: "
+            f"{large.num_classes()} vs {small.num_classes()}"
+        )
+    return large, small
+
+
+def load_splits(config: BuildConfig, model: BlockSequence) -> Splits:
+    """The dataset of ``config`` at ``model``'s input shape, split deterministically.
+
+    Raises:
+        BadInputError: unreadable data, other image shape, or labels the model has no class for.
+    """
+    ds = load_dataset(config.dataset, model.input_shape)
+    if len(ds) and int(ds.labels.max()) >= model.num_classes():
+        raise BadInputError(
+            f"dataset {config.dataset}: label {int(ds.labels.max())} but model {model.model_name} has "
+            f"{model.num_classes()} classes"
+        )
+    calib, val, test = split_sizes(len(ds))
+    return make_splits(ds, seed=config.seed, calib=calib, val=val, test=test)
+
+
+def compute_cka(large: BlockSequence, small: BlockSequence, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """The large x small CKA matrix over ``images`` in one streaming pass of minibatches."""
+    return cka_matrix(large, small, (images[i : i + batch_size] for i in range(0, len(images), batch_size)))
+
+
+def plan(
+    config: BuildConfig, cka: np.ndarray, large: BlockSequence, small: BlockSequence
+) -> tuple[PlanRule, list[Candidate], BlockSequence, BlockSequence]:
+    """The rule, the candidates and the (front, back) models in the configured stitch order."""
+    rule = PlanRule(**config.plan.model_dump())
+    front, back, matrix = (small, large, cka.T) if rule.order == "small-large" else (large, small, cka)
+    return rule, plan_candidates(matrix, front.feature_specs(), back.feature_specs(), rule), front, back
+
+
 def analyze_and_stitch(config: BuildConfig, profile: Profile, target: Target, progress: Progress) -> Analysis:
     """Load models and data, compute CKA, plan, build and tune candidates, cost them and decide what ships."""
     set_determinism(config.seed)
-    large = create_model(config.large, Path(config.large_weights) if config.large_weights else None)
-    small = create_model(config.small, Path(config.small_weights) if config.small_weights else None)
-    splits = make_splits(load_dataset(config.dataset), seed=config.seed)
+    large, small = load_models(config)
+    splits = load_splits(config, large)
     progress(f"CKA: {len(large.blocks)} x {len(small.blocks)} blocks on {len(splits.calib)} calibration images")
-    bs = config.cka_batch_size
-    cka = cka_matrix(large, small, (splits.calib.images[i : i + bs] for i in range(0, len(splits.calib), bs)))
-    rule = PlanRule(**config.plan.model_dump())
-    candidates = plan_candidates(cka, large.feature_specs(), small.feature_specs(), rule)
+    cka = compute_cka(large, small, splits.calib.images, config.cka_batch_size)
+    rule, candidates, front, back = plan(config, cka, large, small)
     progress(f"stitching {len(candidates)} candidates: {', '.join(c.point.variant_id for c in candidates)}")
     variants = [_anchor("large", large, splits, profile, target), _anchor("small", small, splits, profile, target)]
     cache: dict[int, tuple[CachedSplit, CachedSplit]] = {}
     tune = TuneConfig(**config.tune.model_dump())
     for c in candidates:
-        sv = build_stitched(large, small, c, splits, tune, config.seed, cache)
+        sv = build_stitched(front, back, c, splits, tune, config.seed, cache, teacher=large)
         variants.append(_stitched(sv, splits, profile, target, large.input_shape))
         progress(
             f"  {c.point.variant_id}: LS R^2 {sv.ls_r2:.3f}, val {sv.tune.val_accuracy_init:.3f} -> "
@@ -144,7 +201,17 @@ def analyze_and_stitch(config: BuildConfig, profile: Profile, target: Target, pr
 def decide(variants: list[Variant], profile: Profile, pareto: bool = True) -> None:
     """Attach a feasibility / Pareto decision to every variant (raises when nothing fits)."""
     cands = [
-        SelectCandidate(v.id, v.cost.latency_ms, v.cost.ram_bytes, v.cost.flash_bytes, v.val_accuracy, v.cost.flops)
+        SelectCandidate(
+            v.id,
+            v.cost.latency_ms,
+            v.cost.ram_bytes,
+            v.cost.flash_bytes,
+            v.val_accuracy,
+            v.cost.flops,
+            dtype=v.cost.dtype,
+            ops=v.cost.ops,
+            arena_bytes=v.cost.arena_bytes,
+        )
         for v in variants
     ]
     for v, d in zip(variants, select(cands, profile, pareto), strict=True):

@@ -17,24 +17,20 @@ from restnet_compile.data import load_dataset, make_splits
 from restnet_compile.runtime import Bundle
 from restnet_compile.runtime.bundle import sha256_file
 from restnet_compile.zoo import create_model
-
-# Few candidates and one tuning epoch keep the default run short; "feasible" ships every feasible variant, so
-# stitched variants are exported and checked even when the Pareto filter would drop them.
-FAST = {"plan": {"max_candidates": 2}, "tune": {"epochs": 1}, "selection": "feasible"}
+from tests.conftest import FAST
 
 
 @pytest.fixture(scope="module")
-def tflite_build(tmp_path_factory: pytest.TempPathFactory) -> api.BuildResult:
-    out = tmp_path_factory.mktemp("dist")
-    return api.build(BuildConfig.model_validate({"profile": "phone", **FAST}), out)
+def tflite_build(phone_bundle: api.BuildResult) -> api.BuildResult:
+    return phone_bundle
 
 
 def test_bundle_layout_and_checksums(tflite_build: api.BuildResult) -> None:
     root = tflite_build.bundle_dir
     names = sorted(p.name for p in root.iterdir())
-    assert names == ["manifest.json", "report.md", "variants.tflite"]
+    assert names == ["manifest.json", "reference.npz", "report.md", "variants.tflite"]
     manifest = json.loads((root / "manifest.json").read_text())
-    assert set(manifest["files"]) == {"report.md", "variants.tflite"}
+    assert set(manifest["files"]) == {"reference.npz", "report.md", "variants.tflite"}
     for name, digest in manifest["files"].items():
         assert sha256_file(root / name) == digest
     assert tflite_build.archive.is_file() and tflite_build.archive.stat().st_size > 10_000
@@ -88,10 +84,9 @@ def test_manifest_records_parity_and_accuracy(tflite_build: api.BuildResult) -> 
 def test_runtime_switches_variants_on_one_interpreter(tflite_build: api.BuildResult) -> None:
     bundle = Bundle.open(tflite_build.bundle_dir)
     x = make_splits(load_dataset("mnist5k"), seed=0).test.images[:5]
-    interp = bundle._backend.interpreter  # type: ignore[attr-defined]
     for v in bundle.variants:
         assert bundle.run(x, v.id).shape == (5, 10)
-    assert bundle._backend.interpreter is interp  # type: ignore[attr-defined]
+    assert len(bundle._backend.interpreters) == 1  # type: ignore[attr-defined]  # one interpreter, every signature
     fastest = min(bundle.variants, key=lambda v: v.latency_ms)
     assert bundle.select(latency_ms=fastest.latency_ms).id == fastest.id
 
@@ -108,11 +103,13 @@ def test_stitched_signature_is_its_own_network(tflite_build: api.BuildResult) ->
 
 
 def test_onnx_target_shares_weights_and_matches_torch(tmp_path: Path) -> None:
-    cfg = BuildConfig.model_validate({"profile": "jetson", **FAST})
+    cfg = BuildConfig.model_validate({"profile": "jetson", "target": "onnx-fp32", **FAST})
     result = api.build(cfg, tmp_path)
     root = result.bundle_dir
     shipped = [v for v in result.manifest["variants"] if v["selected"]]
-    assert {f"{v['id']}.onnx" for v in shipped} | {"weights.bin", "report.md"} == set(result.manifest["files"])
+    assert {f"{v['id']}.onnx" for v in shipped} | {"weights.bin", "report.md", "reference.npz"} == set(
+        result.manifest["files"]
+    )
     for v in shipped:
         assert v["parity"]["max_abs_diff"] <= 1e-4
     # shared blocks are stored once: weights.bin holds about large + small + adapters, not the sum of variants
@@ -134,18 +131,29 @@ def test_cli_build_prints_table_and_bundle(tmp_path: Path) -> None:
     cfg = tmp_path / "fast.yaml"
     cfg.write_text("plan: {max_candidates: 1}\ntune: {epochs: 1}\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "restnet_compile", "build", "--profile", "jetson", "--config", str(cfg),
-         "--out", str(tmp_path / "out"), "--quiet"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "restnet_compile",
+            "build",
+            "--profile",
+            "jetson",
+            "--config",
+            str(cfg),
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| variant | stitch |" in proc.stdout and "bundle:" in proc.stdout
-    assert (tmp_path / "out" / "jetson-onnx-fp32" / "manifest.json").is_file()
+    assert (tmp_path / "out" / "jetson-onnx-fp16" / "manifest.json").is_file()
 
 
 def test_rebuild_in_same_process_is_byte_identical(tflite_build: api.BuildResult, tmp_path: Path) -> None:
     again = api.build(BuildConfig.model_validate({"profile": "phone", **FAST}), tmp_path)
     assert again.archive.read_bytes() == tflite_build.archive.read_bytes()
-    assert (again.bundle_dir / "manifest.json").read_bytes() == (
-        tflite_build.bundle_dir / "manifest.json"
-    ).read_bytes()
+    assert (again.bundle_dir / "manifest.json").read_bytes() == (tflite_build.bundle_dir / "manifest.json").read_bytes()

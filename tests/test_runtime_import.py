@@ -72,7 +72,15 @@ def test_profiles_show_prints_the_yaml() -> None:
 def test_targets_lists_builtins() -> None:
     proc = _cli("targets")
     assert proc.returncode == 0
-    assert [line.split()[0] for line in proc.stdout.splitlines()] == ["onnx-fp32", "tflite-int8"]
+    assert [line.split()[0] for line in proc.stdout.splitlines()] == [
+        "onnx-fp16",
+        "onnx-fp32",
+        "onnx-int8",
+        "tflite-fp16",
+        "tflite-fp32",
+        "tflite-int8",
+        "tflm-int8",
+    ]
 
 
 def _one_error_line(proc: subprocess.CompletedProcess[str]) -> str:

@@ -10,8 +10,11 @@ import sys
 import click
 
 from restnet_compile import __version__
+from restnet_compile.cli.analyze import analyze_cmd
 from restnet_compile.cli.base import run_guarded
 from restnet_compile.cli.build import build_cmd
+from restnet_compile.cli.bundle_cmds import bench_cmd, inspect_cmd, run_cmd, verify_cmd
+from restnet_compile.cli.calibrate import calibrate_cmd
 from restnet_compile.cli.listing import profiles_cmd, targets_cmd
 
 EPILOG = (
@@ -27,6 +30,12 @@ def cli() -> None:
 
 
 cli.add_command(build_cmd)
+cli.add_command(calibrate_cmd)
+cli.add_command(analyze_cmd)
+cli.add_command(inspect_cmd)
+cli.add_command(verify_cmd)
+cli.add_command(run_cmd)
+cli.add_command(bench_cmd)
 cli.add_command(profiles_cmd)
 cli.add_command(targets_cmd)
 

@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
+
+
+def summary(result) -> dict:  # type: ignore[no-untyped-def]
+    """What CI needs from a build: where the files are and what ships."""
+    m = result.manifest
+    keys = ("id", "kind", "flops", "params", "latency_ms", "ram_bytes", "accuracy_fp32", "accuracy_deployed")
+    return {
+        "bundle": str(result.bundle_dir),
+        "archive": str(result.archive),
+        "profile": m["profile"]["name"],
+        "target": m["target"]["name"],
+        "config_hash": m["config_hash"],
+        "bundle_model_bytes": m["bundle_model_bytes"],
+        "shipped": [{k: v[k] for k in keys} for v in m["variants"] if v["selected"]],
+        "dropped": {v["id"]: v["reasons"] for v in m["variants"] if not v["selected"]},
+    }
 
 
 @click.command("build")
@@ -21,7 +38,8 @@ import click
     show_default=True,
     help="Output directory; the bundle goes to OUT/<profile>-<target>/.",
 )
-@click.option("--quiet", "-q", is_flag=True, help="Only print the result.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress messages on stderr.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary instead of the table.")
 def build_cmd(
     profile: str | None,
     target: str | None,
@@ -31,6 +49,7 @@ def build_cmd(
     seed: int | None,
     out: Path,
     quiet: bool,
+    as_json: bool,
 ) -> None:
     """Build the bundle for one device profile and print its variant table."""
     from restnet_compile import api
@@ -40,6 +59,9 @@ def build_cmd(
     config = load_build_config(config_path, profile=profile, target=target, large=large, small=small, seed=seed)
     echo = (lambda _msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     result = api.build(config, out, progress=echo)
+    if as_json:
+        click.echo(json.dumps(summary(result), indent=2, sort_keys=True))
+        return
     click.echo(variant_table(result.manifest))
     click.echo(f"\nbundle: {result.bundle_dir}  ({result.manifest['bundle_model_bytes']:,} bytes of models)")
     click.echo(f"archive: {result.archive}")

@@ -9,8 +9,9 @@ import numpy as np
 from torch import nn
 
 from restnet_compile.config import Target
-from restnet_compile.errors import BadInputError
 from restnet_compile.export.base import EXPORTERS, ExportedVariant, Exporter
+from restnet_compile.export.onnx_precision import quantize_int8, to_float16, trtexec_script
+from restnet_compile.export.ops import check_ops
 from restnet_compile.export.torch_onnx import export_onnx
 
 WEIGHTS_FILE = "weights.bin"
@@ -55,7 +56,7 @@ def externalize(model, shared: SharedWeights, min_bytes: int = 64) -> None:  # t
 
 @EXPORTERS.register("onnx")
 class OnnxExporter(Exporter):
-    """``<variant>.onnx`` per variant + one shared ``weights.bin``."""
+    """``<variant>.onnx`` per variant (fp32, fp16 or static int8 QDQ) + one shared ``weights.bin``."""
 
     def export(
         self,
@@ -68,15 +69,23 @@ class OnnxExporter(Exporter):
     ) -> dict[str, ExportedVariant]:
         import onnx
 
-        if target.dtype != "fp32":
-            raise BadInputError(f"target {target.name}: exporter onnx writes fp32 models; valid dtypes: fp32")
         shared = SharedWeights()
         result = {}
+        calib = calib[: target.calibration_samples]
         for name, module in variants.items():
-            model = onnx.load(str(export_onnx(module, input_shape, work_dir / f"{name}.onnx")))
+            path = export_onnx(module, input_shape, work_dir / f"{name}.onnx")
+            if target.dtype == "int8":
+                quantize_int8(path, work_dir / f"{name}.int8.onnx", calib, work_dir)
+                path = work_dir / f"{name}.int8.onnx"
+            model = onnx.load(str(path))
+            if target.dtype == "fp16":
+                model = to_float16(model)
+            check_ops({name: [n.op_type for n in model.graph.node]}, target)
             model.graph.name = name
             externalize(model, shared)
             (out_dir / f"{name}.onnx").write_bytes(model.SerializeToString(deterministic=True))
             result[name] = ExportedVariant(f"{name}.onnx", name)
         (out_dir / WEIGHTS_FILE).write_bytes(bytes(shared.blob))
+        if target.tensorrt:
+            (out_dir / "trtexec.sh").write_text(trtexec_script([e.file for e in result.values()]))
         return result

@@ -26,7 +26,10 @@ import numpy as np
 from torch import nn
 
 from restnet_compile.config import Target
+from restnet_compile.errors import BadInputError
 from restnet_compile.export.base import EXPORTERS, ExportedVariant, Exporter
+from restnet_compile.export.c_array import render_c_arrays
+from restnet_compile.export.ops import check_ops, tflite_ops
 from restnet_compile.export.quiet import quiet_native_output
 from restnet_compile.export.torch_onnx import INPUT_NAME, OUTPUT_NAME, export_onnx
 
@@ -137,12 +140,53 @@ class TFLiteExporter(Exporter):
         out_dir: Path,
         work_dir: Path,
     ) -> dict[str, ExportedVariant]:
-        logging.getLogger("tensorflow").setLevel(logging.ERROR)
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         with quiet_native_output():
-            saved = {name: _to_saved_model(m, input_shape, name, work_dir) for name, m in variants.items()}
-            combined = work_dir / "combined_saved_model"
-            keys = _combine(saved, input_shape, combined)
+            combined, keys = saved_model_with_signatures(variants, input_shape, work_dir)
             model = _convert(combined, keys, calib, target)
+        check_ops(tflite_ops(model), target)
         (out_dir / BUNDLE_FILE).write_bytes(model)
         return {name: ExportedVariant(BUNDLE_FILE, name) for name in keys}
+
+
+def saved_model_with_signatures(
+    variants: dict[str, nn.Module], input_shape: tuple[int, int, int], work_dir: Path
+) -> tuple[Path, list[str]]:
+    """Convert each variant with onnx2tf and join them in one SavedModel with one signature per variant."""
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    saved = {name: _to_saved_model(m, input_shape, name, work_dir) for name, m in variants.items()}
+    combined = work_dir / "combined_saved_model"
+    return combined, _combine(saved, input_shape, combined)
+
+
+@EXPORTERS.register("tflm")
+class TFLMExporter(Exporter):
+    """One full-int8 ``<variant>.tflite`` per variant plus ``model_data.cc/.h`` for TensorFlow Lite Micro.
+
+    TFLM's interpreter runs subgraph 0 only, so each variant is its own flatbuffer: blocks shared by several variants
+    are stored once per variant here (the multi-signature ``tflite-int8`` target shares them, for LiteRT).
+    """
+
+    layout = "NHWC"
+
+    def export(
+        self,
+        variants: dict[str, nn.Module],
+        input_shape: tuple[int, int, int],
+        calib: np.ndarray,
+        target: Target,
+        out_dir: Path,
+        work_dir: Path,
+    ) -> dict[str, ExportedVariant]:
+        if target.dtype != "int8":
+            raise BadInputError(f"target {target.name}: exporter tflm writes full-int8 models; valid dtypes: int8")
+        with quiet_native_output():
+            combined, keys = saved_model_with_signatures(variants, input_shape, work_dir)
+            models = {key: _convert(combined, [key], calib, target) for key in keys}
+        check_ops({k: next(iter(tflite_ops(m).values())) for k, m in models.items()}, target)
+        for key, model in models.items():
+            (out_dir / f"{key}.tflite").write_bytes(model)
+        header, source = render_c_arrays(models)
+        (out_dir / "model_data.h").write_text(header)
+        (out_dir / "model_data.cc").write_text(source)
+        return {key: ExportedVariant(f"{key}.tflite", key) for key in keys}

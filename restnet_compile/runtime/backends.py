@@ -9,9 +9,9 @@ import numpy as np
 
 
 class Backend(Protocol):
-    """Runs one signature / graph on one image batch of 1 in the model's layout."""
+    """Runs one signature / graph of one model file on a batch of 1 in the model's layout."""
 
-    def run(self, signature: str, x: np.ndarray) -> np.ndarray:
+    def run(self, file: str, signature: str, x: np.ndarray) -> np.ndarray:
         """Float input in the model's layout -> float logits."""
         ...
 
@@ -32,26 +32,31 @@ def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
 
 
 class LiteRTBackend:
-    """One interpreter for the whole .tflite; one cached signature runner per variant."""
+    """One interpreter per .tflite file (a multi-signature bundle has one); one cached runner per signature."""
 
-    def __init__(self, path: Path, threads: int = 1) -> None:
+    def __init__(self, root: Path, threads: int = 1) -> None:
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:  # older devices
             from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
-        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        self._runners: dict[str, tuple[object, dict, dict, str, str]] = {}
+        self._make = lambda path: Interpreter(model_path=str(path), num_threads=threads)
+        self.root = root
+        self.interpreters: dict[str, object] = {}
+        self._runners: dict[tuple[str, str], tuple[object, dict, dict, str, str]] = {}
 
-    def _runner(self, signature: str) -> tuple[object, dict, dict, str, str]:
-        if signature not in self._runners:
-            runner = self.interpreter.get_signature_runner(signature)
+    def _runner(self, file: str, signature: str) -> tuple[object, dict, dict, str, str]:
+        key = (file, signature)
+        if key not in self._runners:
+            if file not in self.interpreters:
+                self.interpreters[file] = self._make(self.root / file)
+            runner = self.interpreters[file].get_signature_runner(signature)  # type: ignore[attr-defined]
             ((in_name, in_detail),) = runner.get_input_details().items()
             ((out_name, out_detail),) = runner.get_output_details().items()
-            self._runners[signature] = (runner, in_detail, out_detail, in_name, out_name)
-        return self._runners[signature]
+            self._runners[key] = (runner, in_detail, out_detail, in_name, out_name)
+        return self._runners[key]
 
-    def run(self, signature: str, x: np.ndarray) -> np.ndarray:
-        runner, in_detail, out_detail, in_name, out_name = self._runner(signature)
+    def run(self, file: str, signature: str, x: np.ndarray) -> np.ndarray:
+        runner, in_detail, out_detail, in_name, out_name = self._runner(file, signature)
         out = runner(**{in_name: _quantize(x, in_detail)})[out_name]  # type: ignore[operator]
         return _dequantize(out, out_detail)
 
@@ -69,12 +74,11 @@ class OnnxRuntimeBackend:
         self._ort = ort
         self._sessions: dict[str, object] = {}
 
-    def run(self, signature: str, x: np.ndarray) -> np.ndarray:
-        if signature not in self._sessions:
-            path = self.root / f"{signature}.onnx"
-            self._sessions[signature] = self._ort.InferenceSession(
-                str(path), self.options, providers=["CPUExecutionProvider"]
+    def run(self, file: str, signature: str, x: np.ndarray) -> np.ndarray:
+        if file not in self._sessions:
+            self._sessions[file] = self._ort.InferenceSession(
+                str(self.root / file), self.options, providers=["CPUExecutionProvider"]
             )
-        session = self._sessions[signature]
+        session = self._sessions[file]
         name = session.get_inputs()[0].name  # type: ignore[attr-defined]
         return session.run(None, {name: x.astype(np.float32)})[0]  # type: ignore[attr-defined]

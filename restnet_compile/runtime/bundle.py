@@ -81,13 +81,15 @@ class Bundle:
         shipped = [v for v in manifest.get("variants", []) if v.get("selected")]
         if not shipped:
             raise BundleError(f"{root}: the manifest lists no shipped variant")
+        for v in shipped:
+            _inside(root, v["file"])
         fmt = manifest["target"]["format"]
-        if fmt == "tflite":
-            backend: Backend = LiteRTBackend(_inside(root, shipped[0]["file"]), threads)
+        if fmt in ("tflite", "tflm"):
+            backend: Backend = LiteRTBackend(root, threads)
         elif fmt == "onnx":
             backend = OnnxRuntimeBackend(root, threads)
         else:
-            raise BundleError(f"{root}: unknown model format {fmt!r}; valid choices: onnx, tflite")
+            raise BundleError(f"{root}: unknown model format {fmt!r}; valid choices: onnx, tflite, tflm")
         return cls(root, manifest, backend)
 
     def get(self, variant: str) -> VariantInfo:
@@ -133,4 +135,4 @@ class Bundle:
             )
         if self.layout == "NHWC":
             x = x.transpose(0, 2, 3, 1)
-        return np.concatenate([self._backend.run(info.signature, xi[None]) for xi in x])
+        return np.concatenate([self._backend.run(info.file, info.signature, xi[None]) for xi in x])

@@ -1,0 +1,62 @@
+"""Latency of every variant of an open bundle on this machine, through the device runtime (any model format).
+
+Rounds are interleaved (one run of every variant per round), so slow drifts of a shared machine fall on every
+variant alike, like LiteRT's ``benchmark_model`` but across variants.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from restnet_compile.runtime.bundle import Bundle
+
+
+@dataclass(frozen=True)
+class VariantTiming:
+    """Run-time distribution of one variant in milliseconds."""
+
+    variant: str
+    runs: int
+    mean_ms: float
+    min_ms: float
+    p50_ms: float
+    p90_ms: float
+    max_ms: float
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        """Plain dict for JSON."""
+        return asdict(self)
+
+
+def benchmark(
+    bundle: Bundle, warmup: int = 10, runs: int = 100, variants: list[str] | None = None
+) -> list[VariantTiming]:
+    """Time each variant on one zero image: ``warmup`` untimed runs, then ``runs`` interleaved timed runs."""
+    ids = variants or [v.id for v in bundle.variants]
+    image = np.zeros((1, *bundle.manifest["input"]["shape"]), dtype=np.float32)
+    for vid in ids:
+        for _ in range(warmup):
+            bundle.run(image, vid)
+    samples: dict[str, list[float]] = {vid: [] for vid in ids}
+    for _ in range(runs):
+        for vid in ids:
+            start = time.perf_counter()
+            bundle.run(image, vid)
+            samples[vid].append((time.perf_counter() - start) * 1e3)
+    out = []
+    for vid, ms in samples.items():
+        arr = np.array(ms)
+        out.append(
+            VariantTiming(
+                vid,
+                runs,
+                *(
+                    round(float(x), 4)
+                    for x in (arr.mean(), arr.min(), np.percentile(arr, 50), np.percentile(arr, 90), arr.max())
+                ),
+            )
+        )
+    return out

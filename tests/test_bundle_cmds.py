@@ -1,0 +1,131 @@
+"""The verbs around a bundle (inspect, verify, run, bench), the dynamic-adaptation example and bundle integrity."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from restnet_compile import api
+from restnet_compile.data import load_dataset, make_splits
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "restnet_compile", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture()
+def bundle_copy(phone_bundle: api.BuildResult, tmp_path: Path) -> Path:
+    dest = tmp_path / phone_bundle.bundle_dir.name
+    shutil.copytree(phone_bundle.bundle_dir, dest)
+    return dest
+
+
+def _digit_png(path: Path, index: int = 0) -> tuple[Path, int]:
+    test = make_splits(load_dataset("mnist5k"), seed=0).test
+    Image.fromarray((test.images[index, 0] * 255).round().astype(np.uint8), mode="L").save(path)
+    return path, int(test.labels[index])
+
+
+def test_inspect_prints_the_variant_table(phone_bundle: api.BuildResult) -> None:
+    proc = _cli("inspect", str(phone_bundle.bundle_dir))
+    assert proc.returncode == 0, proc.stderr
+    assert "| variant | stitch |" in proc.stdout and "L0-S0" in proc.stdout
+    data = json.loads(_cli("inspect", str(phone_bundle.bundle_dir), "--json").stdout)
+    assert data["files"] == phone_bundle.manifest["files"]
+
+
+def test_verify_passes_on_a_good_bundle(phone_bundle: api.BuildResult) -> None:
+    proc = _cli("verify", str(phone_bundle.bundle_dir), "--json")
+    assert proc.returncode == 0, proc.stderr
+    checks = json.loads(proc.stdout)
+    shipped = {v["id"] for v in phone_bundle.manifest["variants"] if v["selected"]}
+    assert {c["variant"] for c in checks} == shipped
+    assert all(c["ok"] and c["top1_same_as_deployed"] == 1.0 for c in checks)
+
+
+@pytest.mark.parametrize("victim", ["variants.tflite", "manifest.json", "report.md", "reference.npz"])
+def test_verify_detects_a_flipped_byte_in_any_file(bundle_copy: Path, victim: str) -> None:
+    path = bundle_copy / victim
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    proc = _cli("verify", str(bundle_copy))
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_verify_detects_a_missing_file(bundle_copy: Path) -> None:
+    (bundle_copy / "variants.tflite").unlink()
+    proc = _cli("verify", str(bundle_copy))
+    assert proc.returncode == 2 and "variants.tflite is missing" in proc.stderr
+
+
+def test_manifest_naming_a_file_outside_the_bundle_is_refused(bundle_copy: Path) -> None:
+    manifest = json.loads((bundle_copy / "manifest.json").read_text())
+    manifest["files"]["../escape.bin"] = "0" * 64
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest))
+    proc = _cli("inspect", str(bundle_copy))
+    assert proc.returncode == 2 and "outside the bundle" in proc.stderr
+
+
+def test_run_classifies_a_png_within_a_budget(phone_bundle: api.BuildResult, tmp_path: Path) -> None:
+    png, label = _digit_png(tmp_path / "digit.png")
+    fastest = min((v for v in phone_bundle.manifest["variants"] if v["selected"]), key=lambda v: v["latency_ms"])
+    proc = _cli(
+        "run", str(phone_bundle.bundle_dir), "--input", str(png), "--budget", f"{fastest['latency_ms']}ms", "--json"
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["variant"] == fastest["id"] and out["label"] == label and len(out["scores"]) == 10
+
+
+def test_run_refuses_wrong_image_size_and_impossible_budget(phone_bundle: api.BuildResult, tmp_path: Path) -> None:
+    big = tmp_path / "big.png"
+    Image.fromarray(np.zeros((32, 32), dtype=np.uint8), mode="L").save(big)
+    proc = _cli("run", str(phone_bundle.bundle_dir), "--input", str(big))
+    assert proc.returncode == 2 and "takes 1x28x28" in proc.stderr
+    rgb = tmp_path / "rgb.png"
+    Image.fromarray(np.zeros((28, 28, 3), dtype=np.uint8), mode="RGB").save(rgb)
+    assert _cli("run", str(phone_bundle.bundle_dir), "--input", str(rgb)).returncode == 2
+    png, _ = _digit_png(tmp_path / "digit.png")
+    proc = _cli("run", str(phone_bundle.bundle_dir), "--input", str(png), "--budget", "1us")
+    assert proc.returncode == 3 and "closest is" in proc.stderr
+
+
+def test_bench_reports_every_variant(phone_bundle: api.BuildResult) -> None:
+    proc = _cli("bench", str(phone_bundle.bundle_dir), "--warmup", "2", "--runs", "5", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    shipped = {v["id"] for v in phone_bundle.manifest["variants"] if v["selected"]}
+    assert {r["variant"] for r in rows} == shipped
+    assert all(0 < r["min_ms"] <= r["p50_ms"] <= r["p90_ms"] <= r["max_ms"] for r in rows)
+
+
+def test_dynamic_adaptation_example_switches_variants(phone_bundle: api.BuildResult) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "dynamic_adaptation.py"),
+            str(phone_bundle.bundle_dir),
+            "--steps",
+            "16",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1 + 16 + 1
+    used = {line.split()[4] for line in lines[1:-1]}
+    assert len(used) >= 2, "the budget trace should make the runtime switch"
+    assert "switches over 16 steps" in lines[-1] and int(lines[-1].split()[0]) >= 1
