@@ -20,7 +20,8 @@ from restnet_compile.export.quiet import quiet_native_output
 from restnet_compile.export.reference import REFERENCE_SAMPLES, write_reference
 from restnet_compile.manifest import add_parity, build_manifest
 from restnet_compile.pipeline import Analysis, analyze_and_stitch
-from restnet_compile.report import render_report
+from restnet_compile.progress import Reporter, as_reporter
+from restnet_compile.report.write import write_reports
 from restnet_compile.runtime import Bundle
 from restnet_compile.runtime.bundle import MANIFEST
 from restnet_compile.units import format_size
@@ -61,7 +62,7 @@ def resolve(config: BuildConfig) -> tuple[Profile, Target]:
     return profile, target
 
 
-def _export(a: Analysis, stage: Path, work: Path, progress: Callable[[str], None]) -> dict:
+def _export(a: Analysis, stage: Path, work: Path, progress: Reporter) -> dict:
     exporter = EXPORTERS.get(a.target.exporter)()
     calib = a.splits.calib.images
     for _attempt in range(len(a.variants) + 1):  # each repeat drops a variant its exported graph showed not to fit
@@ -69,7 +70,9 @@ def _export(a: Analysis, stage: Path, work: Path, progress: Callable[[str], None
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
         shipped = {v.id: v.module for v in a.variants if v.decision and v.decision.selected}
         progress(f"export: {len(shipped)} variants -> target {a.target.name}")
+        progress.stage("export", 1)
         exported = exporter.export(shipped, a.large.input_shape, calib, a.target, stage, work)
+        progress.advance("export")
         pareto = a.config.selection == "pareto"
         if not refine_costs(a.variants, stage, exported, a.profile, a.target, pareto, progress):
             break
@@ -82,11 +85,13 @@ def _export(a: Analysis, stage: Path, work: Path, progress: Callable[[str], None
             bundle.run(test.images[:1], vid)
     parity: dict[str, ParityResult] = {}
     refs = {vid: torch_logits(module, test.images) for vid, module in shipped.items()}
+    progress.stage("parity", len(shipped))
     for vid in shipped:
         parity[vid] = check_parity(bundle, vid, refs[vid], test.images, test.labels, a.target)
         progress(
             f"  parity {vid}: agreement {parity[vid].top1_agreement:.1%}, max |diff| {parity[vid].max_abs_diff:.2e}"
         )
+        progress.advance("parity")
     failed = {k: r.failures for k, r in parity.items() if r.failures}
     if failed:
         vid, why = next(iter(failed.items()))
@@ -98,7 +103,7 @@ def _export(a: Analysis, stage: Path, work: Path, progress: Callable[[str], None
     return manifest
 
 
-def build(config: BuildConfig, out_dir: Path, progress: Callable[[str], None] = lambda _: None) -> BuildResult:
+def build(config: BuildConfig, out_dir: Path, progress: Callable[[str], None] | Reporter | None = None) -> BuildResult:
     """Run the whole pipeline and publish ``out_dir/<profile>-<target>/`` and its ``.tar.gz`` atomically.
 
     Raises:
@@ -106,6 +111,7 @@ def build(config: BuildConfig, out_dir: Path, progress: Callable[[str], None] = 
         InfeasibleError: no variant fits the profile (3).
         ParityError: an exported variant disagrees with PyTorch (4).
     """
+    progress = as_reporter(progress or (lambda _msg: None))
     profile, target = resolve(config)
     check_output_dir(out_dir)
     analysis = analyze_and_stitch(config, profile, target, progress)
@@ -119,7 +125,7 @@ def build(config: BuildConfig, out_dir: Path, progress: Callable[[str], None] = 
                 f"> {format_size(profile.flash)}"
             )
         manifest["bundle_model_bytes"] = model_bytes
-        (stage / "report.md").write_text(render_report(manifest))
+        write_reports(stage, manifest)
         manifest["files"] = checksums(stage)
         write_json(stage / MANIFEST, manifest)
         write_archive(stage, stage.parent / f"{name}.tar.gz")

@@ -17,6 +17,7 @@ from restnet_compile.config import Profile, Target
 from restnet_compile.cost import CostReport, estimate_cost
 from restnet_compile.data import Splits, load_dataset, make_splits, split_sizes
 from restnet_compile.errors import BadInputError
+from restnet_compile.progress import Reporter, as_reporter
 from restnet_compile.select import Candidate as SelectCandidate
 from restnet_compile.select import Decision, select
 from restnet_compile.stitch import (
@@ -31,7 +32,7 @@ from restnet_compile.stitch.finetune import CachedSplit
 from restnet_compile.zoo import BlockSequence, create_model
 from restnet_compile.zoo.registry import shipped_weights
 
-Progress = Callable[[str], None]
+Progress = Callable[[str], None] | Reporter
 
 
 @dataclass
@@ -177,6 +178,7 @@ def plan(
 
 def analyze_and_stitch(config: BuildConfig, profile: Profile, target: Target, progress: Progress) -> Analysis:
     """Load models and data, compute CKA, plan, build and tune candidates, cost them and decide what ships."""
+    progress = as_reporter(progress)
     set_determinism(config.seed)
     large, small = load_models(config)
     splits = load_splits(config, large)
@@ -187,6 +189,7 @@ def analyze_and_stitch(config: BuildConfig, profile: Profile, target: Target, pr
     variants = [_anchor("large", large, splits, profile, target), _anchor("small", small, splits, profile, target)]
     cache: dict[int, tuple[CachedSplit, CachedSplit]] = {}
     tune = TuneConfig(**config.tune.model_dump())
+    progress.stage("tuning adapters", len(candidates))
     for c in candidates:
         sv = build_stitched(front, back, c, splits, tune, config.seed, cache, teacher=large)
         variants.append(_stitched(sv, splits, profile, target, large.input_shape))
@@ -194,6 +197,7 @@ def analyze_and_stitch(config: BuildConfig, profile: Profile, target: Target, pr
             f"  {c.point.variant_id}: LS R^2 {sv.ls_r2:.3f}, val {sv.tune.val_accuracy_init:.3f} -> "
             f"{sv.tune.val_accuracy:.3f} in {sv.tune_seconds:.1f}s"
         )
+        progress.advance("tuning adapters")
     decide(variants, profile, pareto=config.selection == "pareto")
     return Analysis(config, profile, target, large, small, splits, cka, rule, variants)
 

@@ -19,6 +19,8 @@ from restnet_compile.runtime.bundle import sha256_file
 from restnet_compile.zoo import create_model
 from tests.conftest import FAST
 
+REPORTS = ("reference.npz", "report.md", "report.html", "pareto.png", "cka.png")
+
 
 @pytest.fixture(scope="module")
 def tflite_build(phone_bundle: api.BuildResult) -> api.BuildResult:
@@ -28,9 +30,9 @@ def tflite_build(phone_bundle: api.BuildResult) -> api.BuildResult:
 def test_bundle_layout_and_checksums(tflite_build: api.BuildResult) -> None:
     root = tflite_build.bundle_dir
     names = sorted(p.name for p in root.iterdir())
-    assert names == ["manifest.json", "reference.npz", "report.md", "variants.tflite"]
+    assert names == sorted(["manifest.json", "variants.tflite", *REPORTS])
     manifest = json.loads((root / "manifest.json").read_text())
-    assert set(manifest["files"]) == {"reference.npz", "report.md", "variants.tflite"}
+    assert set(manifest["files"]) == {"variants.tflite", *REPORTS}
     for name, digest in manifest["files"].items():
         assert sha256_file(root / name) == digest
     assert tflite_build.archive.is_file() and tflite_build.archive.stat().st_size > 10_000
@@ -107,9 +109,7 @@ def test_onnx_target_shares_weights_and_matches_torch(tmp_path: Path) -> None:
     result = api.build(cfg, tmp_path)
     root = result.bundle_dir
     shipped = [v for v in result.manifest["variants"] if v["selected"]]
-    assert {f"{v['id']}.onnx" for v in shipped} | {"weights.bin", "report.md", "reference.npz"} == set(
-        result.manifest["files"]
-    )
+    assert {f"{v['id']}.onnx" for v in shipped} | {"weights.bin", *REPORTS} == set(result.manifest["files"])
     for v in shipped:
         assert v["parity"]["max_abs_diff"] <= 1e-4
     # shared blocks are stored once: weights.bin holds about large + small + adapters, not the sum of variants
@@ -157,3 +157,45 @@ def test_rebuild_in_same_process_is_byte_identical(tflite_build: api.BuildResult
     again = api.build(BuildConfig.model_validate({"profile": "phone", **FAST}), tmp_path)
     assert again.archive.read_bytes() == tflite_build.archive.read_bytes()
     assert (again.bundle_dir / "manifest.json").read_bytes() == (tflite_build.bundle_dir / "manifest.json").read_bytes()
+
+
+def test_reports_show_the_table_and_both_plots(tflite_build: api.BuildResult) -> None:
+    root = tflite_build.bundle_dir
+    page = (root / "report.html").read_text()
+    assert "<table>" in page and 'src="pareto.png"' in page and 'src="cka.png"' in page
+    for v in tflite_build.manifest["variants"]:
+        assert f"<td>{v['id']}</td>" in page
+    md = (root / "report.md").read_text()
+    assert "| variant | stitch |" in md and "](pareto.png)" in md
+    for png in ("pareto.png", "cka.png"):
+        assert (root / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (root / png).stat().st_size > 10_000
+
+
+def test_cli_build_json_summary(tmp_path: Path) -> None:
+    cfg = tmp_path / "fast.yaml"
+    cfg.write_text("plan: {max_candidates: 1}\ntune: {epochs: 1}\n")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "restnet_compile",
+            "build",
+            "--profile",
+            "jetson",
+            "--target",
+            "onnx-fp32",
+            "--config",
+            str(cfg),
+            "--out",
+            str(tmp_path / "out"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    assert summary["profile"] == "jetson" and summary["target"] == "onnx-fp32"
+    assert {v["id"] for v in summary["shipped"]} and Path(summary["archive"]).is_file()
+    assert "tuning adapters" in proc.stderr  # progress bars go to stderr, never into the JSON

@@ -39,6 +39,9 @@ def test_tflm_bundle_has_one_flatbuffer_per_variant_and_c_arrays(tflm_build: api
         "model_data.h",
         "report.md",
         "reference.npz",
+        "report.html",
+        "pareto.png",
+        "cka.png",
     } == files
     for v in shipped:
         ops = tflite_ops((tflm_build.bundle_dir / v["file"]).read_bytes())

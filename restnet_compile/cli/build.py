@@ -57,8 +57,13 @@ def build_cmd(
     from restnet_compile.report import variant_table
 
     config = load_build_config(config_path, profile=profile, target=target, large=large, small=small, seed=seed)
-    echo = (lambda _msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
-    result = api.build(config, out, progress=echo)
+    if quiet:
+        result = api.build(config, out)
+    else:
+        from restnet_compile.cli.progress_ui import RichReporter
+
+        with RichReporter() as reporter:
+            result = api.build(config, out, progress=reporter)
     if as_json:
         click.echo(json.dumps(summary(result), indent=2, sort_keys=True))
         return

@@ -1,0 +1,46 @@
+"""Write every report file of a bundle: ``report.md``, ``report.html``, ``pareto.png`` and ``cka.png``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from restnet_compile.report.html import render_html
+from restnet_compile.report.markdown import render_report
+from restnet_compile.report.plots import write_pareto_plot
+
+IMAGES = ("pareto.png", "cka.png")
+
+
+def _cka_cells(manifest: dict) -> list[tuple[int, int]]:
+    swap = manifest["config"]["plan"].get("order", "large-small") == "small-large"
+    cells = []
+    for v in manifest["variants"]:
+        s = v["stitch"]
+        if v["kind"] == "stitched":
+            cells.append((s["back_block"], s["front_block"]) if swap else (s["front_block"], s["back_block"]))
+    return cells
+
+
+def write_reports(out_dir: Path, manifest: dict) -> list[Path]:
+    """Write the reports for ``manifest`` into ``out_dir``; returns the paths written."""
+    from restnet_compile.analysis.heatmap import write_cka_heatmap
+
+    cka = np.array(manifest["stitching"]["cka"])
+    m = manifest["models"]
+    paths = [
+        write_pareto_plot(manifest, out_dir / "pareto.png"),
+        write_cka_heatmap(
+            cka,
+            out_dir / "cka.png",
+            [f"L{i}" for i in range(cka.shape[0])],
+            [f"S{j}" for j in range(cka.shape[1])],
+            _cka_cells(manifest),
+            f"linear CKA: {m['large']['name']} (rows) vs {m['small']['name']} (columns)",
+        ),
+    ]
+    md = render_report(manifest) + "\n![accuracy vs latency and FLOPs](pareto.png)\n\n![CKA heatmap](cka.png)\n"
+    (out_dir / "report.md").write_text(md)
+    (out_dir / "report.html").write_text(render_html(manifest, list(IMAGES)))
+    return [*paths, out_dir / "report.md", out_dir / "report.html"]
