@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,9 +162,25 @@ def load_splits(config: BuildConfig, model: BlockSequence) -> Splits:
     return make_splits(ds, seed=config.seed, calib=calib, val=val, test=test)
 
 
-def compute_cka(large: BlockSequence, small: BlockSequence, images: np.ndarray, batch_size: int) -> np.ndarray:
+def compute_cka(
+    large: BlockSequence,
+    small: BlockSequence,
+    images: np.ndarray,
+    batch_size: int,
+    progress: Reporter | None = None,
+) -> np.ndarray:
     """The large x small CKA matrix over ``images`` in one streaming pass of minibatches."""
-    return cka_matrix(large, small, (images[i : i + batch_size] for i in range(0, len(images), batch_size)))
+    starts = range(0, len(images), batch_size)
+    if progress is not None:
+        progress.stage("CKA", len(starts))
+
+    def batches() -> Iterator[np.ndarray]:
+        for i in starts:
+            yield images[i : i + batch_size]
+            if progress is not None:
+                progress.advance("CKA")
+
+    return cka_matrix(large, small, batches())
 
 
 def plan(
@@ -183,7 +199,7 @@ def analyze_and_stitch(config: BuildConfig, profile: Profile, target: Target, pr
     large, small = load_models(config)
     splits = load_splits(config, large)
     progress(f"CKA: {len(large.blocks)} x {len(small.blocks)} blocks on {len(splits.calib)} calibration images")
-    cka = compute_cka(large, small, splits.calib.images, config.cka_batch_size)
+    cka = compute_cka(large, small, splits.calib.images, config.cka_batch_size, progress)
     rule, candidates, front, back = plan(config, cka, large, small)
     progress(f"stitching {len(candidates)} candidates: {', '.join(c.point.variant_id for c in candidates)}")
     variants = [_anchor("large", large, splits, profile, target), _anchor("small", small, splits, profile, target)]
