@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PROFILE ?= phone
 
-.PHONY: install demo test test-slow lint pretrain clean
+.PHONY: install demo test test-slow bench lint pretrain clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,8 +26,16 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
+# Benchmarks print and write JSON ratios measured side by side in one run (bench/results/); about 20 minutes.
+bench: $(STAMP)
+	$(BIN)/python bench/bench_cka.py
+	$(BIN)/python bench/bench_stitch_tuning.py
+	$(BIN)/python bench/bench_export.py
+	$(BIN)/python bench/bench_switch.py
+	$(BIN)/python bench/bench_latency.py --out bench/results/latency.json
+
 lint: $(STAMP)
-	$(BIN)/ruff check restnet_compile tests bench
+	$(BIN)/ruff check restnet_compile tests bench examples
 	$(BIN)/ruff format --check restnet_compile
 
 pretrain: $(STAMP)

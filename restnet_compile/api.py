@@ -11,7 +11,7 @@ from pathlib import Path
 from restnet_compile.analysis.survey import AnalyzeResult
 from restnet_compile.buildconfig import BuildConfig
 from restnet_compile.config import Profile, Target, builtin_names, builtin_text, load_profile, load_target
-from restnet_compile.errors import BadInputError, InfeasibleError, ParityError
+from restnet_compile.errors import BadInputError, InfeasibleError, ParityError, RestnetError
 from restnet_compile.export import EXPORTERS
 from restnet_compile.export.bundle import check_output_dir, checksums, staging, write_archive, write_json
 from restnet_compile.export.graph_cost import refine_costs
@@ -116,6 +116,13 @@ def build(config: BuildConfig, out_dir: Path, progress: Callable[[str], None] | 
     check_output_dir(out_dir)
     analysis = analyze_and_stitch(config, profile, target, progress)
     name = f"{profile.name}-{target.name}"
+    try:
+        return _publish(analysis, profile, out_dir, name, progress)
+    except OSError as exc:  # a full disk or a vanished directory while writing: nothing is published
+        raise RestnetError(f"output {out_dir}: cannot write the bundle: {exc.strerror or exc}") from None
+
+
+def _publish(analysis: Analysis, profile: Profile, out_dir: Path, name: str, progress: Reporter) -> BuildResult:
     with staging(out_dir, name) as stage, tempfile.TemporaryDirectory(prefix="restnet-work-") as work:
         manifest = _export(analysis, stage, Path(work), progress)
         model_bytes = sum(f.stat().st_size for f in stage.iterdir() if f.suffix in MODEL_SUFFIXES)

@@ -75,7 +75,9 @@ def load_build_config(path: Path | None, **overrides: object) -> BuildConfig:
         if not path.is_file():
             raise BadInputError(f"build config {path} does not exist")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError:
+            raise BadInputError(f"build config {path} is not UTF-8 text") from None
         except yaml.YAMLError:
             raise BadInputError(f"build config {path} is not valid YAML") from None
         if not isinstance(data, dict):

@@ -147,7 +147,9 @@ def _resolve(kind: Literal["profiles", "targets"], name_or_path: str | Path) -> 
 def _load(kind: Literal["profiles", "targets"], name_or_path: str | Path, schema: type[Strict]) -> Strict:
     path = _resolve(kind, name_or_path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise BadInputError(f"{kind[:-1]} {path} is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

@@ -12,6 +12,7 @@ deterministic.
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -104,7 +105,7 @@ def read_npz(path: Path, shape: Shape | None) -> tuple[np.ndarray, np.ndarray, i
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise BadInputError(f"data file {path} is not a readable .npz of arrays: {exc}") from None
     for key in ("images", "labels"):
         if key not in arrays:

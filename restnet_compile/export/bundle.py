@@ -53,6 +53,8 @@ def check_output_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise BadInputError(f"output {out} exists and is not a directory")
     parent = out if out.exists() else next((p for p in out.parents if p.exists()), Path.cwd())
+    if not parent.is_dir():
+        raise BadInputError(f"output {out}: {parent} is a file, not a directory")
     if not os.access(parent, os.W_OK):
         raise BadInputError(f"output {out}: directory {parent} is not writable")
 
