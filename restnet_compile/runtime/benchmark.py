@@ -6,12 +6,12 @@ variant alike, like LiteRT's ``benchmark_model`` but across variants.
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from restnet_compile.runtime.bundle import Bundle
+from restnet_compile.runtime.timing import time_calls
 
 
 @dataclass(frozen=True)
@@ -37,26 +37,8 @@ def benchmark(
     """Time each variant on one zero image: ``warmup`` untimed runs, then ``runs`` interleaved timed runs."""
     ids = variants or [v.id for v in bundle.variants]
     image = np.zeros((1, *bundle.manifest["input"]["shape"]), dtype=np.float32)
-    for vid in ids:
-        for _ in range(warmup):
-            bundle.run(image, vid)
-    samples: dict[str, list[float]] = {vid: [] for vid in ids}
-    for _ in range(runs):
-        for vid in ids:
-            start = time.perf_counter()
-            bundle.run(image, vid)
-            samples[vid].append((time.perf_counter() - start) * 1e3)
-    out = []
-    for vid, ms in samples.items():
-        arr = np.array(ms)
-        out.append(
-            VariantTiming(
-                vid,
-                runs,
-                *(
-                    round(float(x), 4)
-                    for x in (arr.mean(), arr.min(), np.percentile(arr, 50), np.percentile(arr, 90), arr.max())
-                ),
-            )
-        )
-    return out
+    timings = time_calls({vid: lambda vid=vid: bundle.run(image, vid) for vid in ids}, warmup, runs)
+    return [
+        VariantTiming(vid, t.count, *(round(x / 1e3, 4) for x in (t.avg, t.min, t.p50, t.p90, t.max)))
+        for vid, t in timings.items()
+    ]

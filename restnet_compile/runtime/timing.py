@@ -11,7 +11,7 @@ import csv
 import os
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,22 +67,28 @@ def time_signatures(
 
     interp = Interpreter(model_path=str(model_path), num_threads=threads)
     keys = list(signatures) if signatures is not None else list(interp.get_signature_list())
-    feeds = {}
+    calls: dict[str, Callable[[], object]] = {}
     for key in keys:
         runner = interp.get_signature_runner(key)
-        feeds[key] = (runner, {name: _zeros(d) for name, d in runner.get_input_details().items()})
+        feed = {name: _zeros(d) for name, d in runner.get_input_details().items()}
+        calls[key] = lambda runner=runner, feed=feed: runner(**feed)
+    return time_calls(calls, warmup, runs)
+
+
+def time_calls(calls: dict[str, Callable[[], object]], warmup: int = 10, runs: int = 100) -> dict[str, Timing]:
+    """Time each zero-argument call: the first run, ``warmup`` untimed runs, then ``runs`` interleaved rounds."""
     first: dict[str, float] = {}
-    for key, (runner, feed) in feeds.items():
+    for key, call in calls.items():
         t0 = time.perf_counter()
-        runner(**feed)
+        call()
         first[key] = (time.perf_counter() - t0) * 1e6
         for _ in range(warmup):
-            runner(**feed)
-    samples: dict[str, list[float]] = {k: [] for k in keys}
+            call()
+    samples: dict[str, list[float]] = {k: [] for k in calls}
     for _ in range(runs):
-        for key, (runner, feed) in feeds.items():
+        for key, call in calls.items():
             t0 = time.perf_counter()
-            runner(**feed)
+            call()
             samples[key].append((time.perf_counter() - t0) * 1e6)
     return {k: _summary(k, first[k], np.array(v)) for k, v in samples.items()}
 
