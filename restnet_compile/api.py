@@ -13,7 +13,7 @@ from restnet_compile.buildconfig import BuildConfig
 from restnet_compile.config import Profile, Target, builtin_names, builtin_text, load_profile, load_target
 from restnet_compile.errors import BadInputError, InfeasibleError, ParityError, RestnetError
 from restnet_compile.export import EXPORTERS
-from restnet_compile.export.bundle import check_output_dir, checksums, staging, write_archive, write_json
+from restnet_compile.export.bundle import check_output_dir, checksums, staging, write_archive, write_manifest
 from restnet_compile.export.graph_cost import refine_costs
 from restnet_compile.export.parity import ParityResult, check_parity, torch_logits
 from restnet_compile.export.quiet import quiet_native_output
@@ -77,7 +77,7 @@ def _export(a: Analysis, stage: Path, work: Path, progress: Reporter) -> dict:
         if not refine_costs(a.variants, stage, exported, a.profile, a.target, pareto, progress):
             break
     manifest = build_manifest(a, exported, exporter.layout)
-    write_json(stage / MANIFEST, manifest)
+    write_manifest(stage / MANIFEST, manifest)
     test = a.splits.test
     with quiet_native_output():  # interpreters announce their delegates on first use
         bundle = Bundle.open(stage)
@@ -134,7 +134,7 @@ def _publish(analysis: Analysis, profile: Profile, out_dir: Path, name: str, pro
         manifest["bundle_model_bytes"] = model_bytes
         write_reports(stage, manifest)
         manifest["files"] = checksums(stage)
-        write_json(stage / MANIFEST, manifest)
+        write_manifest(stage / MANIFEST, manifest)
         write_archive(stage, stage.parent / f"{name}.tar.gz")
     return BuildResult(out_dir / name, out_dir / f"{name}.tar.gz", manifest)
 

@@ -21,3 +21,23 @@ def phone_bundle(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
     from restnet_compile.buildconfig import BuildConfig
 
     return api.build(BuildConfig.model_validate({"profile": "phone", **FAST}), tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture(scope="session")
+def tflm_bundle(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A real tflm-int8 bundle (one flatbuffer per variant + C arrays) for the MCU profile."""
+    from restnet_compile import api
+    from restnet_compile.buildconfig import BuildConfig
+
+    cfg = BuildConfig.model_validate({"profile": "mcu", "target": "tflm-int8", **FAST})
+    return api.build(cfg, tmp_path_factory.mktemp("tflm"))
+
+
+@pytest.fixture(scope="session")
+def onnx_int8_bundle(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A real onnx-int8 bundle (per-variant graphs sharing one weights file) for the phone profile."""
+    from restnet_compile import api
+    from restnet_compile.buildconfig import BuildConfig
+
+    cfg = BuildConfig.model_validate({"profile": "phone", "target": "onnx-int8", **FAST})
+    return api.build(cfg, tmp_path_factory.mktemp("onnx-int8"))

@@ -26,9 +26,8 @@ FAST = {"plan": {"max_candidates": 1}, "tune": {"epochs": 1}, "selection": "feas
 
 
 @pytest.fixture(scope="module")
-def tflm_build(tmp_path_factory: pytest.TempPathFactory) -> api.BuildResult:
-    cfg = BuildConfig.model_validate({"profile": "mcu", "target": "tflm-int8", **FAST})
-    return api.build(cfg, tmp_path_factory.mktemp("tflm"))
+def tflm_build(tflm_bundle: api.BuildResult) -> api.BuildResult:
+    return tflm_bundle
 
 
 def test_tflm_bundle_has_one_flatbuffer_per_variant_and_c_arrays(tflm_build: api.BuildResult) -> None:
@@ -84,10 +83,10 @@ def test_c_identifier_and_render_are_stable() -> None:
     assert "const unsigned int g_model_a_b_len = 2;" in source
 
 
-def test_onnx_int8_is_static_qdq_and_meets_parity(tmp_path: Path) -> None:
+def test_onnx_int8_is_static_qdq_and_meets_parity(onnx_int8_bundle: api.BuildResult) -> None:
     import onnx
 
-    result = api.build(BuildConfig.model_validate({"profile": "phone", "target": "onnx-int8", **FAST}), tmp_path)
+    result = onnx_int8_bundle
     for v in (v for v in result.manifest["variants"] if v["selected"]):
         model = onnx.load(str(result.bundle_dir / v["file"]), load_external_data=False)
         ops = {n.op_type for n in model.graph.node}

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from restnet_compile.errors import BadInputError
-from restnet_compile.runtime.bundle import MANIFEST, sha256_file
+from restnet_compile.runtime.bundle import MANIFEST, seal_manifest, sha256_file
 
 
 def checksums(root: Path, exclude: tuple[str, ...] = (MANIFEST,)) -> dict[str, str]:
@@ -24,6 +24,11 @@ def checksums(root: Path, exclude: tuple[str, ...] = (MANIFEST,)) -> dict[str, s
         for p in sorted(root.rglob("*"))
         if p.is_file() and p.relative_to(root).as_posix() not in exclude
     }
+
+
+def write_manifest(path: Path, manifest: dict) -> None:
+    """Write the manifest sealed with its own sha256 (see :func:`restnet_compile.runtime.bundle.seal_manifest`)."""
+    path.write_bytes(seal_manifest(manifest))
 
 
 def write_json(path: Path, data: dict) -> None:

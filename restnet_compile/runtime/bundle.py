@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,9 @@ import numpy as np
 from restnet_compile.runtime.backends import Backend, LiteRTBackend, OnnxRuntimeBackend
 
 MANIFEST = "manifest.json"
+SEAL_FIELD = "manifest_sha256"  # the manifest's own sha256, computed with this field's value set to 64 zeros
+_ZEROS = "0" * 64
+_SEAL = re.compile(rb'"' + SEAL_FIELD.encode() + rb'": "([0-9a-f]{64})"')
 
 
 class BundleError(ValueError):
@@ -37,6 +41,41 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def seal_manifest(manifest: dict) -> bytes:
+    """The manifest as byte-stable JSON (sorted keys, indent 2, trailing newline) carrying its own sha256.
+
+    The seal is the sha256 of the file's exact bytes with the seal's value replaced by 64 zeros, so any change to
+    any byte of the file (values, keys, whitespace or the seal itself) is detected by :func:`read_manifest`.
+    """
+    text = json.dumps({**manifest, SEAL_FIELD: _ZEROS}, indent=2, sort_keys=True) + "\n"
+    blank = f'"{SEAL_FIELD}": "{_ZEROS}"'.encode()
+    raw = text.encode()
+    digest = hashlib.sha256(raw).hexdigest()
+    return raw.replace(blank, f'"{SEAL_FIELD}": "{digest}"'.encode(), 1)
+
+
+def read_manifest(raw: bytes, where: str = MANIFEST) -> dict:
+    """Parse manifest bytes after checking their seal (see :func:`seal_manifest`).
+
+    Raises:
+        BundleError: the seal is missing or does not match the bytes, or the JSON is invalid.
+    """
+    seals = list(_SEAL.finditer(raw))
+    if len(seals) != 1:
+        raise BundleError(f"{where}: no valid {SEAL_FIELD} seal: the manifest was altered or is not a bundle manifest")
+    seal = seals[0]
+    blanked = raw[: seal.start(1)] + _ZEROS.encode() + raw[seal.end(1) :]
+    if hashlib.sha256(blanked).hexdigest() != seal.group(1).decode():
+        raise BundleError(f"{where}: the manifest does not match its own {SEAL_FIELD}: it was altered")
+    try:
+        manifest = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # only reachable with a recomputed seal
+        raise BundleError(f"{where}: invalid JSON: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{where}: expected a JSON object")
+    return manifest
 
 
 def _inside(root: Path, name: str) -> Path:
@@ -69,9 +108,10 @@ class Bundle:
         """
         root = Path(path)
         try:
-            manifest = json.loads((root / MANIFEST).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            raw = (root / MANIFEST).read_bytes()
+        except OSError as exc:
             raise BundleError(f"{root}: cannot read {MANIFEST}: {exc}") from None
+        manifest = read_manifest(raw, f"{root}/{MANIFEST}")
         for name, expected in manifest.get("files", {}).items():
             file = _inside(root, name)
             if not file.is_file():
