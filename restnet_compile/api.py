@@ -58,6 +58,8 @@ def resolve(config: BuildConfig) -> tuple[Profile, Target]:
             f"target {target.name} emits {target.dtype} models but profile {profile.name} runs only "
             f"{', '.join(profile.dtypes)}; choose a target with one of those dtypes"
         )
+    if target.float_ops and "fp32" not in profile.dtypes:  # an int8-only device: no float fallback for any op
+        target = target.model_copy(update={"float_ops": []})
     EXPORTERS.get(target.exporter)
     return profile, target
 

@@ -100,7 +100,13 @@ def build_manifest(a: Analysis, exported: dict[str, ExportedVariant], layout: st
             "flash_bytes": p.flash,
             "arena_bytes": p.arena,
         },
-        "target": {"name": t.name, "format": t.exporter, "dtype": t.dtype, "io_dtype": t.io_dtype},
+        "target": {
+            "name": t.name,
+            "format": t.exporter,
+            "dtype": t.dtype,
+            "io_dtype": t.io_dtype,
+            "float_ops": list(t.float_ops),
+        },
         "input": {"layout": layout, "shape": [c, h, w], "range": [0.0, 1.0], "dtype": "float32"},
         "models": model_info,
         "data": {

@@ -215,3 +215,19 @@ def test_unwritable_output_directory_is_refused(tmp_path: Path) -> None:
     ro.chmod(0o500)
     with pytest.raises(BadInputError, match="not writable"):
         api.build(BuildConfig(profile="phone"), ro / "dist")
+
+
+def test_float_ops_apply_only_where_the_profile_runs_float() -> None:
+    from restnet_compile.api import resolve
+
+    _, phone = resolve(BuildConfig(profile="phone"))
+    assert phone.float_ops == ["BATCH_MATMUL", "SOFTMAX"]
+    _, mcu = resolve(BuildConfig(profile="mcu", target="tflite-int8"))
+    assert mcu.float_ops == []  # int8-only device: attention stays int8 and parity decides
+
+
+def test_unknown_float_op_is_refused(tmp_path: Path) -> None:
+    from restnet_compile.export.tflite import _float_ops_present
+
+    with pytest.raises(BadInputError, match="NOT_AN_OP is not a TFLite builtin operator"):
+        _float_ops_present(tmp_path, ["x"], ["SOFTMAX", "NOT_AN_OP"])

@@ -57,7 +57,13 @@ class LiteRTBackend:
 
     def run(self, file: str, signature: str, x: np.ndarray) -> np.ndarray:
         runner, in_detail, out_detail, in_name, out_name = self._runner(file, signature)
-        out = runner(**{in_name: _quantize(x, in_detail)})[out_name]  # type: ignore[operator]
+        q = _quantize(x, in_detail)
+        if len(q) > 1 and int(in_detail["shape"][0]) == 1:
+            # exported for batch 1, as devices run it: resizing the input can fail (XNNPACK cannot reshape a mixed
+            # int8 / float attention graph), so a batch is run one image at a time
+            outs = [runner(**{in_name: q[i : i + 1]})[out_name] for i in range(len(q))]  # type: ignore[operator]
+            return _dequantize(np.concatenate(outs), out_detail)
+        out = runner(**{in_name: q})[out_name]  # type: ignore[operator]
         return _dequantize(out, out_detail)
 
 
