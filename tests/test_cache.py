@@ -271,3 +271,12 @@ def test_staging_replaces_an_old_bundle_in_one_step_and_cleans_stale_dirs(tmp_pa
             (stage.parent / "b.tar.gz").write_text(content)
     assert (tmp_path / "b" / "f.txt").read_text() == "new" and (tmp_path / "b.tar.gz").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "b.tar.gz"]
+
+
+def test_build_summary_line_names_the_reused_stages() -> None:
+    from restnet_compile.cli.build import cache_line
+
+    stages = [{"stage": "cka", "reused": True}, {"stage": "tune L0-S0", "reused": False}]
+    assert cache_line({"dir": "/c", "stages": stages}) == "cache: reused cka (1 of 2 stages)"
+    assert cache_line({"dir": "/c", "stages": stages[1:]}) == "cache: 0 of 1 stages reused"
+    assert cache_line({"dir": None, "stages": []}) == "cache: off"
