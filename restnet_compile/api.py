@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from restnet_compile.analysis.survey import AnalyzeResult
@@ -24,6 +24,7 @@ from restnet_compile.progress import Reporter, as_reporter
 from restnet_compile.report.write import write_reports
 from restnet_compile.runtime import Bundle
 from restnet_compile.runtime.bundle import MANIFEST
+from restnet_compile.stage_cache import StageCache
 from restnet_compile.units import format_size
 
 MODEL_SUFFIXES = (".tflite", ".onnx", ".bin")  # what is flashed; C arrays and reports are not
@@ -47,6 +48,8 @@ class BuildResult:
     bundle_dir: Path
     archive: Path
     manifest: dict
+    #: ``{"dir": ..., "stages": [{"stage": "cka", "reused": True}, ...]}``; never part of the manifest.
+    cache: dict = field(default_factory=lambda: {"dir": None, "stages": []})
 
 
 def resolve(config: BuildConfig) -> tuple[Profile, Target]:
@@ -64,7 +67,7 @@ def resolve(config: BuildConfig) -> tuple[Profile, Target]:
     return profile, target
 
 
-def _export(a: Analysis, stage: Path, work: Path, progress: Reporter) -> dict:
+def _export(a: Analysis, stage: Path, work: Path, progress: Reporter, stages: StageCache) -> dict:
     exporter = EXPORTERS.get(a.target.exporter)()
     calib = a.splits.calib.images
     for _attempt in range(len(a.variants) + 1):  # each repeat drops a variant its exported graph showed not to fit
@@ -73,7 +76,10 @@ def _export(a: Analysis, stage: Path, work: Path, progress: Reporter) -> dict:
         shipped = {v.id: v.module for v in a.variants if v.decision and v.decision.selected}
         progress(f"export: {len(shipped)} variants -> target {a.target.name}")
         progress.stage("export", 1)
-        exported = exporter.export(shipped, a.large.input_shape, calib, a.target, stage, work)
+        run = partial(exporter.export, shipped, a.large.input_shape, calib, a.target, stage, work)
+        exported, reused = stages.export(a.config, a.target, shipped, calib, stage, run)
+        if reused:
+            progress("  export: reused (cache)")
         progress.advance("export")
         pareto = a.config.selection == "pareto"
         if not refine_costs(a.variants, stage, exported, a.profile, a.target, pareto, progress):
@@ -105,8 +111,17 @@ def _export(a: Analysis, stage: Path, work: Path, progress: Reporter) -> dict:
     return manifest
 
 
-def build(config: BuildConfig, out_dir: Path, progress: Callable[[str], None] | Reporter | None = None) -> BuildResult:
+def build(
+    config: BuildConfig,
+    out_dir: Path,
+    progress: Callable[[str], None] | Reporter | None = None,
+    cache: Path | bool = True,
+) -> BuildResult:
     """Run the whole pipeline and publish ``out_dir/<profile>-<target>/`` and its ``.tar.gz`` atomically.
+
+    ``cache`` is where the CKA matrix, tuned adapters and exports are kept between builds: a directory, True for
+    ``$RESTNET_COMPILE_CACHE`` (else ``$XDG_CACHE_HOME/restnet-compile``, else ``~/.cache/restnet-compile``), or
+    False for none. A cached stage gives the same bytes as a computed one, so the bundle never depends on it.
 
     Raises:
         BadInputError: invalid names, files or output location (exit code 2).
@@ -116,17 +131,23 @@ def build(config: BuildConfig, out_dir: Path, progress: Callable[[str], None] | 
     progress = as_reporter(progress or (lambda _msg: None))
     profile, target = resolve(config)
     check_output_dir(out_dir)
-    analysis = analyze_and_stitch(config, profile, target, progress)
+    stages = StageCache.open(cache, progress)
+    analysis = analyze_and_stitch(config, profile, target, progress, stages)
     name = f"{profile.name}-{target.name}"
     try:
-        return _publish(analysis, profile, out_dir, name, progress)
+        result = _publish(analysis, profile, out_dir, name, progress, stages)
+        return BuildResult(result.bundle_dir, result.archive, result.manifest, stages.summary())
     except OSError as exc:  # a full disk or a vanished directory while writing: nothing is published
         raise RestnetError(f"output {out_dir}: cannot write the bundle: {exc.strerror or exc}") from None
 
 
-def _publish(analysis: Analysis, profile: Profile, out_dir: Path, name: str, progress: Reporter) -> BuildResult:
-    with staging(out_dir, name) as stage, tempfile.TemporaryDirectory(prefix="restnet-work-") as work:
-        manifest = _export(analysis, stage, Path(work), progress)
+def _publish(
+    analysis: Analysis, profile: Profile, out_dir: Path, name: str, progress: Reporter, stages: StageCache
+) -> BuildResult:
+    with staging(out_dir, name) as stage:
+        work = stage.parent / "work"  # inside the staging directory: a killed build's leftovers are in one place
+        work.mkdir()
+        manifest = _export(analysis, stage, work, progress, stages)
         model_bytes = sum(f.stat().st_size for f in stage.iterdir() if f.suffix in MODEL_SUFFIXES)
         if model_bytes + profile.runtime_flash > profile.flash:
             raise InfeasibleError(

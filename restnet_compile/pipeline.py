@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from restnet_compile.errors import BadInputError
 from restnet_compile.progress import Reporter, as_reporter
 from restnet_compile.select import Candidate as SelectCandidate
 from restnet_compile.select import Decision, select
+from restnet_compile.stage_cache import StageCache
 from restnet_compile.stitch import (
     Candidate,
     PlanRule,
@@ -192,14 +194,23 @@ def plan(
     return rule, plan_candidates(matrix, front.feature_specs(), back.feature_specs(), rule), front, back
 
 
-def analyze_and_stitch(config: BuildConfig, profile: Profile, target: Target, progress: Progress) -> Analysis:
-    """Load models and data, compute CKA, plan, build and tune candidates, cost them and decide what ships."""
+def analyze_and_stitch(
+    config: BuildConfig, profile: Profile, target: Target, progress: Progress, stages: StageCache | None = None
+) -> Analysis:
+    """Load models and data, compute CKA, plan, build and tune candidates, cost them and decide what ships.
+
+    ``stages`` serves the CKA matrix and tuned adapters from the build cache where it can (default: no cache).
+    """
     progress = as_reporter(progress)
+    stages = stages or StageCache(None, progress)
     set_determinism(config.seed)
     large, small = load_models(config)
     splits = load_splits(config, large)
     progress(f"CKA: {len(large.blocks)} x {len(small.blocks)} blocks on {len(splits.calib)} calibration images")
-    cka = compute_cka(large, small, splits.calib.images, config.cka_batch_size, progress)
+    run_cka = partial(compute_cka, large, small, splits.calib.images, config.cka_batch_size, progress)
+    cka, reused = stages.cka(config, large, small, splits, run_cka)
+    if reused:
+        progress("  CKA: reused (cache)")
     rule, candidates, front, back = plan(config, cka, large, small)
     progress(f"stitching {len(candidates)} candidates: {', '.join(c.point.variant_id for c in candidates)}")
     variants = [_anchor("large", large, splits, profile, target), _anchor("small", small, splits, profile, target)]
@@ -207,11 +218,12 @@ def analyze_and_stitch(config: BuildConfig, profile: Profile, target: Target, pr
     tune = TuneConfig(**config.tune.model_dump())
     progress.stage("tuning adapters", len(candidates))
     for c in candidates:
-        sv = build_stitched(front, back, c, splits, tune, config.seed, cache, teacher=large)
+        run = partial(build_stitched, front, back, c, splits, tune, config.seed, cache, teacher=large)
+        sv, reused = stages.tuned(config, c, (large, small), front, back, splits, run)
         variants.append(_stitched(sv, splits, profile, target, large.input_shape))
         progress(
             f"  {c.point.variant_id}: LS R^2 {sv.ls_r2:.3f}, val {sv.tune.val_accuracy_init:.3f} -> "
-            f"{sv.tune.val_accuracy:.3f} in {sv.tune_seconds:.1f}s"
+            f"{sv.tune.val_accuracy:.3f} " + ("reused (cache)" if reused else f"in {sv.tune_seconds:.1f}s")
         )
         progress.advance("tuning adapters")
     decide(variants, profile, pareto=config.selection == "pareto")

@@ -1,12 +1,15 @@
 """Build progress: log lines plus counted stages, so a front end can draw bars (the CLI uses rich).
 
 Every API function that takes ``progress`` accepts either a plain ``Callable[[str], None]`` (log lines only) or a
-:class:`Reporter`, which also hears when a counted stage starts and advances.
+:class:`Reporter`, which also hears when a counted stage starts and advances, and which stages came from the cache.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Callable
+from typing import TextIO
 
 
 class Reporter:
@@ -23,6 +26,36 @@ class Reporter:
 
     def advance(self, name: str) -> None:
         """One step of stage ``name`` is done (the base class only logs lines)."""
+
+    def cache(self, stage: str, reused: bool) -> None:
+        """Stage ``stage`` was served from the build cache (``reused``), or computed and stored in it."""
+
+
+class JsonLinesReporter(Reporter):
+    """Every event as one JSON object per line, for CI logs and tools: ``{"event": "log", "message": ...}``,
+    ``{"event": "stage", "stage": ..., "total": ...}``, ``{"event": "advance", "stage": ...}`` and
+    ``{"event": "cache", "stage": ..., "reused": ...}``; each line is flushed when it happens.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__()
+        self.stream = stream if stream is not None else sys.stderr
+
+    def _emit(self, event: dict) -> None:
+        self.stream.write(json.dumps(event, sort_keys=True) + "\n")
+        self.stream.flush()
+
+    def __call__(self, message: str) -> None:
+        self._emit({"event": "log", "message": message})
+
+    def stage(self, name: str, total: int) -> None:
+        self._emit({"event": "stage", "stage": name, "total": total})
+
+    def advance(self, name: str) -> None:
+        self._emit({"event": "advance", "stage": name})
+
+    def cache(self, stage: str, reused: bool) -> None:
+        self._emit({"event": "cache", "stage": stage, "reused": reused})
 
 
 def as_reporter(progress: Callable[[str], None] | Reporter) -> Reporter:

@@ -1,13 +1,21 @@
-"""Test-wide settings (deterministic, quiet, offline) and one shared real bundle."""
+"""Test-wide settings (deterministic, quiet, offline, a private build cache) and shared real bundles."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# Builds cache their expensive stages. The tests (and the CLI processes they start, which inherit this) use a cache
+# of their own for the session, never the user's ~/.cache/restnet-compile or a $RESTNET_COMPILE_CACHE of theirs.
+SESSION_CACHE = tempfile.mkdtemp(prefix="restnet-test-cache-")
+os.environ["RESTNET_COMPILE_CACHE"] = SESSION_CACHE
+atexit.register(shutil.rmtree, SESSION_CACHE, True)
 
 # Few candidates and one tuning epoch keep the default run short; "feasible" ships every feasible variant, so
 # stitched variants are exported and checked even when the Pareto filter would drop them.
@@ -16,11 +24,16 @@ FAST = {"plan": {"max_candidates": 2}, "tune": {"epochs": 1}, "selection": "feas
 
 @pytest.fixture(scope="session")
 def phone_bundle(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """A real tflite-int8 bundle of the demo pair for the phone profile, built once per test session."""
+    """A real tflite-int8 bundle of the demo pair for the phone profile, built once per test session.
+
+    It is built uninterrupted with a fresh cache of its own (every stage computed, then stored), so it is also the
+    reference that resumed builds (tests/test_kill_resume.py) must match byte for byte.
+    """
     from restnet_compile import api
     from restnet_compile.buildconfig import BuildConfig
 
-    return api.build(BuildConfig.model_validate({"profile": "phone", **FAST}), tmp_path_factory.mktemp("dist"))
+    config = BuildConfig.model_validate({"profile": "phone", **FAST})
+    return api.build(config, tmp_path_factory.mktemp("dist"), cache=tmp_path_factory.mktemp("phone-cache"))
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,7 @@ def test_build_never_touches_the_network(tmp_path: Path, monkeypatch: pytest.Mon
     )
     threads = torch.get_num_threads()
     try:
-        result = api.build(config, tmp_path)
+        result = api.build(config, tmp_path, cache=False)  # every stage runs, export included
     finally:  # api.build leaves process-wide torch settings behind (pipeline.set_determinism)
         torch.set_num_threads(threads)
         torch.set_flush_denormal(False)

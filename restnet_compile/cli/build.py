@@ -21,7 +21,19 @@ def summary(result) -> dict:  # type: ignore[no-untyped-def]
         "bundle_model_bytes": m["bundle_model_bytes"],
         "shipped": [{k: v[k] for k in keys} for v in m["variants"] if v["selected"]],
         "dropped": {v["id"]: v["reasons"] for v in m["variants"] if not v["selected"]},
+        "cache": result.cache,
     }
+
+
+def cache_line(cache: dict) -> str:
+    """``cache: reused cka, tune L0-S0 (2 of 4 stages)``, or ``cache: off``."""
+    if cache["dir"] is None:
+        return "cache: off"
+    reused = [e["stage"] for e in cache["stages"] if e["reused"]]
+    n = len(cache["stages"])
+    if not reused:
+        return f"cache: 0 of {n} stages reused"
+    return f"cache: reused {', '.join(reused)} ({len(reused)} of {n} stages)"
 
 
 @click.command("build")
@@ -38,7 +50,19 @@ def summary(result) -> dict:  # type: ignore[no-untyped-def]
     show_default=True,
     help="Output directory; the bundle goes to OUT/<profile>-<target>/.",
 )
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Cache of the expensive stages (CKA matrix, tuned adapters, exports), reused by later builds and after a "
+    "crash. Default: $RESTNET_COMPILE_CACHE, else $XDG_CACHE_HOME/restnet-compile, else ~/.cache/restnet-compile.",
+)
+@click.option("--no-cache", is_flag=True, help="Compute every stage; read and write no cache.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress messages on stderr.")
+@click.option(
+    "--events",
+    is_flag=True,
+    help="Progress as JSON lines on stderr (log, stage, advance and cache events) instead of bars.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary instead of the table.")
 def build_cmd(
     profile: str | None,
@@ -48,25 +72,37 @@ def build_cmd(
     small: str | None,
     seed: int | None,
     out: Path,
+    cache_dir: Path | None,
+    no_cache: bool,
     quiet: bool,
+    events: bool,
     as_json: bool,
 ) -> None:
-    """Build the bundle for one device profile and print its variant table."""
+    """Build the bundle for one device profile and print its variant table.
+
+    Finished stages are cached (see --cache-dir), so a build that was killed resumes where it stopped; the bundle
+    is byte-identical whether stages came from the cache or not.
+    """
     from restnet_compile import api
     from restnet_compile.buildconfig import load_build_config
+    from restnet_compile.progress import JsonLinesReporter
     from restnet_compile.report import variant_table
 
     config = load_build_config(config_path, profile=profile, target=target, large=large, small=small, seed=seed)
-    if quiet:
-        result = api.build(config, out)
+    cache = False if no_cache else (cache_dir or True)
+    if events:
+        result = api.build(config, out, progress=JsonLinesReporter(), cache=cache)
+    elif quiet:
+        result = api.build(config, out, cache=cache)
     else:
         from restnet_compile.cli.progress_ui import RichReporter
 
         with RichReporter() as reporter:
-            result = api.build(config, out, progress=reporter)
+            result = api.build(config, out, progress=reporter, cache=cache)
     if as_json:
         click.echo(json.dumps(summary(result), indent=2, sort_keys=True))
         return
     click.echo(variant_table(result.manifest))
     click.echo(f"\nbundle: {result.bundle_dir}  ({result.manifest['bundle_model_bytes']:,} bytes of models)")
     click.echo(f"archive: {result.archive}")
+    click.echo(cache_line(result.cache))

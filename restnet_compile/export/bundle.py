@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import gzip
 import io
 import json
 import os
 import shutil
 import tarfile
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from restnet_compile.errors import BadInputError
 from restnet_compile.runtime.bundle import MANIFEST, seal_manifest, sha256_file
+from restnet_compile.tempdirs import make_owned_dir, remove_stale
+
+#: Staging directories are ``.<name>.tmp-<host>.<pid>.<random>``: hidden, and removable once their build is dead.
+STAGING_PATTERN = r"\.[^/]+\.tmp-"
+_RENAME_EXCHANGE = 2
 
 
 def checksums(root: Path, exclude: tuple[str, ...] = (MANIFEST,)) -> dict[str, str]:
@@ -64,6 +70,32 @@ def check_output_dir(out: Path) -> None:
         raise BadInputError(f"output {out}: directory {parent} is not writable")
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where that is unavailable."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd = -100
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EXDEV):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _replace_dir(new: Path, final: Path, trash: Path) -> None:
+    """Put ``new`` at ``final``; at no moment is ``final`` a half-written or missing bundle where swaps exist."""
+    if not final.exists():
+        new.rename(final)
+    elif _exchange(new, final):
+        return  # the previous bundle is now at ``new`` and goes with the staging directory
+    else:  # two renames: ``final`` is briefly absent, but never partial
+        final.rename(trash)
+        new.rename(final)
+
+
 @contextmanager
 def staging(out_root: Path, name: str) -> Iterator[Path]:
     """Yield a temporary directory beside ``out_root/name``; on success it replaces that bundle atomically.
@@ -71,19 +103,17 @@ def staging(out_root: Path, name: str) -> Iterator[Path]:
     An archive written next to the yielded directory as ``<name>.tar.gz`` is published beside the bundle too.
 
     On any error the temporary directory is removed and nothing under ``out_root`` changes (apart from
-    ``out_root`` itself being created).
+    ``out_root`` itself being created). Staging directories that builds killed on this machine left behind are
+    removed first (only ours: recognised by their name, and only once their process is gone).
     """
     out_root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=out_root))
+    remove_stale(out_root, "", STAGING_PATTERN)
+    tmp = make_owned_dir(out_root, f".{name}.tmp-")
     stage = tmp / name
     stage.mkdir()
     try:
         yield stage
-        final = out_root / name
-        old = tmp / "previous"
-        if final.exists():
-            final.rename(old)
-        stage.rename(final)
+        _replace_dir(stage, out_root / name, tmp / "previous")
         archive = tmp / f"{name}.tar.gz"
         if archive.exists():
             os.replace(archive, out_root / archive.name)

@@ -1,0 +1,282 @@
+"""The build cache (issue 7, crash safety): content-addressed store, keys, corrupt entries, atomic writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from restnet_compile.buildconfig import BuildConfig
+from restnet_compile.cache import CACHE_ENV, ENTRY_FILE, CacheStore, cache_key, default_cache_dir, npy_bytes, npy_load
+from restnet_compile.data import Dataset, Splits
+from restnet_compile.export.bundle import STAGING_PATTERN, staging
+from restnet_compile.fingerprint import array_digest, module_digest, splits_digest
+from restnet_compile.progress import Reporter
+from restnet_compile.stage_cache import NOT_INPUTS, StageCache, _config_part
+from restnet_compile.tempdirs import make_owned_dir, owner_tag, remove_stale
+from restnet_compile.zoo import create_model
+
+KEY = cache_key("test", 1, {"a": 1})
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _entry_dir(store: CacheStore, key: str) -> Path:
+    return store.entries / key[:2] / key
+
+
+def test_hit_returns_what_was_stored_and_miss_is_none(tmp_path: Path) -> None:
+    store = CacheStore(tmp_path / "c")
+    assert store.get(KEY) is None
+    store.put(KEY, {"x": [1, 2.5, "s"]}, {"a.bin": b"\x00\x01", "sub/b.npy": npy_bytes(np.arange(3))})
+    entry = CacheStore(tmp_path / "c").get(KEY)  # a new process would open the store again
+    assert entry is not None
+    assert entry.meta == {"x": [1, 2.5, "s"]}
+    assert entry.read("a.bin") == b"\x00\x01"
+    assert npy_load(entry.read("sub/b.npy")).tolist() == [0, 1, 2]
+    assert store.get(cache_key("test", 1, {"a": 2})) is None
+    assert list(store.tmp.iterdir()) == []
+
+
+def test_arrays_round_trip_bit_exactly() -> None:
+    odd = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 1e-45, np.finfo(np.float32).max], dtype=np.float32)
+    odd = np.concatenate([odd, np.frombuffer(np.uint32(0x7FC00001).tobytes(), np.float32)])  # a NaN payload
+    for arr in (odd, np.random.default_rng(0).standard_normal((3, 4, 5)), np.arange(6, dtype=np.int64)[::2]):
+        back = npy_load(npy_bytes(arr))
+        assert back.dtype == arr.dtype and back.shape == arr.shape
+        assert back.tobytes() == np.ascontiguousarray(arr).tobytes()
+    with pytest.raises(ValueError):
+        npy_load(npy_bytes(np.array([{"a": 1}], dtype=object)))  # object arrays are refused (no pickle)
+
+
+def _corrupt(kind: str, path: Path) -> None:
+    payload, entry = path / "p.bin", path / ENTRY_FILE
+    if kind == "flipped payload byte":
+        data = bytearray(payload.read_bytes())
+        data[3] ^= 0x01
+        payload.write_bytes(bytes(data))
+    elif kind == "missing payload":
+        payload.unlink()
+    elif kind == "truncated payload":
+        payload.write_bytes(payload.read_bytes()[:5])
+    elif kind == "missing entry.json":
+        entry.unlink()
+    elif kind == "truncated entry.json":
+        entry.write_bytes(entry.read_bytes()[:40])
+    elif kind == "edited metadata":  # valid JSON, wrong checksum
+        doc = json.loads(entry.read_text())
+        doc["meta"]["n"] = 2
+        entry.write_text(json.dumps(doc))
+    elif kind == "entry of another key":
+        doc = json.loads(entry.read_text())
+        doc["key"] = "0" * 64
+        entry.write_text(json.dumps(doc))
+    elif kind == "binary garbage":
+        entry.write_bytes(os.urandom(100))
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "flipped payload byte",
+        "missing payload",
+        "truncated payload",
+        "missing entry.json",
+        "truncated entry.json",
+        "edited metadata",
+        "entry of another key",
+        "binary garbage",
+    ],
+)
+def test_corrupt_or_partial_entry_is_a_miss_and_removed(tmp_path: Path, kind: str) -> None:
+    store = CacheStore(tmp_path)
+    store.put(KEY, {"n": 1}, {"p.bin": bytes(range(64))})
+    _corrupt(kind, _entry_dir(store, KEY))
+    assert store.get(KEY) is None
+    assert not _entry_dir(store, KEY).exists()
+    store.put(KEY, {"n": 1}, {"p.bin": bytes(range(64))})  # and it can be stored again
+    assert store.get(KEY) is not None
+
+
+def test_key_is_canonical_and_changes_with_every_input() -> None:
+    base = {"config": {"seed": 0, "tune": {"lr": 0.001}}, "models": ["a", "b"], "data": "d", "env": {"torch": "2"}}
+    assert cache_key("tune", 1, base) == cache_key("tune", 1, json.loads(json.dumps(base, sort_keys=False)))
+    assert cache_key("tune", 1, dict(reversed(base.items()))) == cache_key("tune", 1, base)
+    changed = [
+        cache_key("cka", 1, base),
+        cache_key("tune", 2, base),
+        cache_key("tune", 1, {**base, "config": {"seed": 1, "tune": {"lr": 0.001}}}),
+        cache_key("tune", 1, {**base, "config": {"seed": 0, "tune": {"lr": 0.0011}}}),
+        cache_key("tune", 1, {**base, "models": ["a", "c"]}),
+        cache_key("tune", 1, {**base, "data": "e"}),
+        cache_key("tune", 1, {**base, "env": {"torch": "3"}}),
+    ]
+    assert len({cache_key("tune", 1, base), *changed}) == len(changed) + 1
+    with pytest.raises(TypeError):
+        cache_key("tune", 1, {"path": Path("x")})  # nothing is silently stringified
+
+
+def test_every_config_field_is_keyed_except_the_listed_ones() -> None:
+    """Fields added to BuildConfig later are part of every stage's key unless someone excludes them on purpose."""
+    fields = set(BuildConfig.model_fields)
+    for stage, excluded in NOT_INPUTS.items():
+        assert set(_config_part(BuildConfig(), stage)) == fields - set(excluded)
+    a, b = BuildConfig(), BuildConfig(tune={"lr": 0.002})
+    assert _config_part(a, "tune") != _config_part(b, "tune")
+    assert _config_part(a, "cka") == _config_part(b, "cka")  # tuning cannot change the CKA matrix
+
+
+def test_fingerprints_see_one_ulp_and_one_pixel() -> None:
+    model = create_model("demo-small-cnn")
+    before = module_digest(model)
+    with torch.no_grad():
+        p = next(model.parameters())
+        p.view(-1)[0] = torch.nextafter(p.view(-1)[0], torch.tensor(float("inf")))
+    assert module_digest(model) != before
+    images = np.zeros((4, 1, 2, 2), np.float32)
+    other = images.copy()
+    other[3, 0, 1, 1] = 1e-7
+    assert array_digest(images) != array_digest(other)
+    assert array_digest(images) != array_digest(images.astype(np.float64))
+
+
+def test_default_location_env_then_xdg_then_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "env"))
+    assert default_cache_dir() == tmp_path / "env"
+    monkeypatch.delenv(CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "restnet-compile"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_cache_dir() == tmp_path / "home" / ".cache" / "restnet-compile"
+
+
+def test_tests_never_use_the_real_home_cache() -> None:
+    assert Path(os.environ[CACHE_ENV]).name.startswith("restnet-test-cache-")
+    assert default_cache_dir() == Path(os.environ[CACHE_ENV])
+
+
+def test_failed_write_leaves_nothing_visible(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = CacheStore(tmp_path)
+    monkeypatch.setattr(os, "rename", lambda *a: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    with pytest.raises(OSError):
+        store.put(KEY, {}, {"p.bin": b"123"})
+    monkeypatch.undo()
+    assert store.get(KEY) is None
+    assert list(store.tmp.iterdir()) == []
+
+
+_WRITER = """
+import sys
+from pathlib import Path
+from restnet_compile.cache import CacheStore, cache_key
+store = CacheStore(Path(sys.argv[1]))
+blob = bytes(range(256)) * 40000  # 10 MB: the kill lands in the middle of a write
+for i in range(10**6):
+    store.put(cache_key("kill", 1, {"i": i}), {"i": i}, {"a.bin": blob, "b.bin": blob})
+    print(i, flush=True)
+"""
+
+
+def test_sigkill_while_writing_leaves_complete_entries_or_none(tmp_path: Path) -> None:
+    root = tmp_path / "c"
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(root)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for _ in range(3):  # three entries done, the fourth being written
+        proc.stdout.readline()
+    time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    left = [p for p in (root / "tmp").iterdir()]
+    store = CacheStore(root)  # opening removes what the dead writer left in tmp/
+    assert list(store.tmp.iterdir()) == [] and len(left) <= 1
+    found = [store.get(cache_key("kill", 1, {"i": i})) for i in range(20)]
+    done = [e for e in found if e is not None]
+    assert len(done) >= 3 and all(e.read("a.bin") == bytes(range(256)) * 40000 for e in done)
+    assert found[: len(done)] == done  # complete entries are exactly the first ones; nothing half-visible
+
+
+def test_stage_cache_reuses_cka_and_restores_the_random_state(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    ds = Dataset("t", rng.random((8, 1, 28, 28), dtype=np.float32), np.arange(8) % 10, 10)
+    splits = Splits(ds, ds, ds, ds)
+    large, small = create_model("demo-large-cnn"), create_model("demo-small-cnn")
+    config, events = BuildConfig(), []
+
+    class Log(Reporter):
+        def cache(self, stage: str, reused: bool) -> None:
+            events.append((stage, reused))
+
+    def compute() -> np.ndarray:
+        torch.rand(3)  # computing moves torch's random state; a hit must leave it where computing did
+        return rng.standard_normal((6, 4))
+
+    torch.manual_seed(1)
+    first, reused = StageCache.open(tmp_path, Log()).cka(config, large, small, splits, compute)
+    after = torch.get_rng_state()
+    assert not reused
+    torch.manual_seed(1)
+    second, reused = StageCache.open(tmp_path, Log()).cka(config, large, small, splits, compute)
+    assert reused and second.tobytes() == first.tobytes() and torch.equal(torch.get_rng_state(), after)
+    assert events == [("cka", False), ("cka", True)]
+    other = Splits(ds, Dataset("t", ds.images[::-1].copy(), ds.labels, 10), ds, ds)
+    assert splits_digest(other) != splits_digest(splits)
+    _, reused = StageCache.open(tmp_path, Log()).cka(config, large, small, other, compute)
+    assert not reused  # other data, other key
+    _, reused = StageCache.open(False, Log()).cka(config, large, small, splits, compute)
+    assert not reused and events[-1] == ("cka", False)
+
+
+def test_unusable_cache_dir_builds_without_cache(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    lines: list[str] = []
+    stages = StageCache.open(blocker / "cache", Reporter(lines.append))
+    assert stages.store is None and len(lines) == 1 and "building without the cache" in lines[0]
+
+
+def test_stale_temp_dirs_of_dead_builds_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    dead = tmp_path / f".phone-tflite-int8.tmp-{owner_tag().rsplit('.', 1)[0]}.{_dead_pid()}.abc123"
+    dead.mkdir()
+    (dead / "phone-tflite-int8").mkdir()
+    live = make_owned_dir(tmp_path, ".phone-tflite-int8.tmp-")  # ours, still running
+    parent_pid = tmp_path / f".mcu-tflm-int8.tmp-{owner_tag().rsplit('.', 1)[0]}.{os.getppid()}.xyz"
+    parent_pid.mkdir()
+    foreign = tmp_path / ".phone-tflite-int8.tmp-otherhost.1.abc"  # another machine's: never touched
+    foreign.mkdir()
+    user = tmp_path / "phone-tflite-int8.tmp-notes"
+    user.mkdir()
+    assert remove_stale(tmp_path, "", STAGING_PATTERN) == [dead]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in (live, parent_pid, foreign, user))
+
+
+def test_staging_replaces_an_old_bundle_in_one_step_and_cleans_stale_dirs(tmp_path: Path) -> None:
+    stale = tmp_path / f".b.tmp-{owner_tag().rsplit('.', 1)[0]}.{_dead_pid()}.q1"
+    stale.mkdir()
+    for content in ("old", "new"):
+        with staging(tmp_path, "b") as stage:
+            (stage / "f.txt").write_text(content)
+            (stage.parent / "b.tar.gz").write_text(content)
+    assert (tmp_path / "b" / "f.txt").read_text() == "new" and (tmp_path / "b.tar.gz").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "b.tar.gz"]
+
+
+def test_build_summary_line_names_the_reused_stages() -> None:
+    from restnet_compile.cli.build import cache_line
+
+    stages = [{"stage": "cka", "reused": True}, {"stage": "tune L0-S0", "reused": False}]
+    assert cache_line({"dir": "/c", "stages": stages}) == "cache: reused cka (1 of 2 stages)"
+    assert cache_line({"dir": "/c", "stages": stages[1:]}) == "cache: 0 of 1 stages reused"
+    assert cache_line({"dir": None, "stages": []}) == "cache: off"
