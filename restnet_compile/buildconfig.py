@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from restnet_compile.config import Strict, describe_validation_error
 from restnet_compile.errors import BadInputError
@@ -34,6 +34,28 @@ class TuneSettings(Strict):
     distill_weight: float = Field(0.5, ge=0, le=1)
     temperature: float = Field(2.0, gt=0)
     patience: int = Field(2, ge=1)
+    adapter: str = Field("auto", description="map -> map adapter (auto: conv1x1); see restnet_compile.stitch.adapters")
+    recipe: str = Field("distill", description="tuning recipe; see restnet_compile.stitch.recipes")
+    match_epochs: int = Field(3, ge=0)
+    match_lr: float = Field(3e-3, gt=0)
+
+    @field_validator("adapter")
+    @classmethod
+    def _known_adapter(cls, name: str) -> str:
+        from restnet_compile.stitch.adapters import ADAPTERS
+
+        if name != "auto" and name not in ADAPTERS:
+            raise ValueError(f"unknown adapter {name!r}; valid choices: auto, {', '.join(ADAPTERS.names())}")
+        return name
+
+    @field_validator("recipe")
+    @classmethod
+    def _known_recipe(cls, name: str) -> str:
+        from restnet_compile.stitch.recipes import RECIPES
+
+        if name not in RECIPES:
+            raise ValueError(f"unknown recipe {name!r}; valid choices: {', '.join(RECIPES.names())}")
+        return name
 
 
 class BuildConfig(Strict):
