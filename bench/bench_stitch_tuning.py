@@ -34,7 +34,13 @@ from restnet_compile.zoo import BlockSequence
 
 
 def end_to_end(
-    front: BlockSequence, back: BlockSequence, teacher: BlockSequence, c: Candidate, splits: Splits, cfg: TuneConfig
+    front: BlockSequence,
+    back: BlockSequence,
+    teacher: BlockSequence,
+    c: Candidate,
+    splits: Splits,
+    cfg: TuneConfig,
+    seed: int = 0,
 ) -> StitchedNet:
     """Tune the whole stitched network (copies of the donors) from the same least-squares start."""
     front, back = copy.deepcopy(front), copy.deepcopy(back)
@@ -53,7 +59,7 @@ def end_to_end(
         [{"params": adapter.parameters(), "lr": cfg.lr}, {"params": donor_params, "lr": cfg.lr / 10}]
     )
     x_all, y_all = torch.from_numpy(splits.train.images), torch.from_numpy(splits.train.labels)
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     best, best_acc = copy.deepcopy(net.state_dict()), accuracy(net, splits.val.images, splits.val.labels)
     for _ in range(cfg.epochs):
         net.train()

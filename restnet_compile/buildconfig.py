@@ -28,14 +28,16 @@ class PlanSettings(Strict):
 class TuneSettings(Strict):
     """Adapter fine-tuning hyper-parameters (see ``restnet_compile.stitch.finetune``)."""
 
-    epochs: int = Field(5, ge=0)
-    lr: float = Field(1e-3, gt=0)
+    epochs: int = Field(10, ge=0)
+    lr: float = Field(2e-3, gt=0)
     batch_size: int = Field(64, ge=1)
-    distill_weight: float = Field(0.5, ge=0, le=1)
+    distill_weight: float = Field(0.8, ge=0, le=1)
     temperature: float = Field(2.0, gt=0)
-    patience: int = Field(2, ge=1)
-    adapter: str = Field("auto", description="map -> map adapter (auto: conv1x1); see restnet_compile.stitch.adapters")
-    recipe: str = Field("distill", description="tuning recipe; see restnet_compile.stitch.recipes")
+    patience: int = Field(4, ge=1)
+    adapter: str = Field(
+        "conv-bn-relu", description="map -> map adapter (auto: conv1x1); see restnet_compile.stitch.adapters"
+    )
+    recipe: str = Field("ls+feature-match+distill", description="tuning recipe; see restnet_compile.stitch.recipes")
     match_epochs: int = Field(3, ge=0)
     match_lr: float = Field(3e-3, gt=0)
 

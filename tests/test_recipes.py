@@ -77,7 +77,9 @@ def test_planner_proposes_plain_adapters_and_config_replaces_map_ones() -> None:
 
 @pytest.mark.parametrize(("field", "listed"), [("adapter", "conv-bn-relu"), ("recipe", "ls+feature-match+distill")])
 def test_unknown_adapter_or_recipe_lists_valid_names(field: str, listed: str) -> None:
-    with pytest.raises(BadInputError, match=rf"tune.{field}.*unknown {field} 'bogus'; valid choices: .*{re.escape(listed)}"):
+    with pytest.raises(
+        BadInputError, match=rf"tune.{field}.*unknown {field} 'bogus'; valid choices: .*{re.escape(listed)}"
+    ):
         load_build_config(None, tune={field: "bogus"})
 
 
@@ -161,8 +163,22 @@ def test_rich_adapter_onnx_graph_uses_only_plain_ops(name: str, tmp_path: Path) 
 
     path = export_onnx(_tiny_stitched(name), (1, 8, 8), tmp_path / f"{name}.onnx")
     ops = {n.op_type for n in onnx.load(str(path)).graph.node}
-    plain = {"Conv", "Relu", "Add", "AveragePool", "BatchNormalization", "GlobalAveragePool", "ReduceMean",
-             "Flatten", "Reshape", "Gemm", "MatMul", "Identity", "Squeeze", "Unsqueeze"}
+    plain = {
+        "Conv",
+        "Relu",
+        "Add",
+        "AveragePool",
+        "BatchNormalization",
+        "GlobalAveragePool",
+        "ReduceMean",
+        "Flatten",
+        "Reshape",
+        "Gemm",
+        "MatMul",
+        "Identity",
+        "Squeeze",
+        "Unsqueeze",
+    }
     assert ops <= plain, ops - plain
 
 

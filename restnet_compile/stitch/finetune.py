@@ -36,14 +36,14 @@ class TuneConfig:
         match_lr: Adam learning rate of feature matching.
     """
 
-    epochs: int = 5
-    lr: float = 1e-3
+    epochs: int = 10
+    lr: float = 2e-3
     batch_size: int = 64
-    distill_weight: float = 0.5
+    distill_weight: float = 0.8
     temperature: float = 2.0
-    patience: int = 2
-    adapter: str = "auto"
-    recipe: str = "distill"
+    patience: int = 4
+    adapter: str = "conv-bn-relu"
+    recipe: str = "ls+feature-match+distill"
     match_epochs: int = 3
     match_lr: float = 3e-3
 
@@ -79,7 +79,9 @@ def cache_split(net: StitchedNet, teacher: torch.nn.Module, ds: Dataset, batch: 
 
 
 @torch.no_grad()
-def cache_cuts(front: BlockSequence, teacher: torch.nn.Module, cuts: set[int], ds: Dataset, batch: int = 250) -> dict[int, CachedSplit]:
+def cache_cuts(
+    front: BlockSequence, teacher: torch.nn.Module, cuts: set[int], ds: Dataset, batch: int = 250
+) -> dict[int, CachedSplit]:
     """Prefix features at every cut in ``cuts`` and the teacher's logits, from ONE pass over ``ds``.
 
     When the teacher is the front model (large prefix -> small suffix) its logits come from the same pass, so the

@@ -94,4 +94,3 @@ def _match_then_distill(net: StitchedNet, data: RecipeData, cfg: TuneConfig, see
 RECIPES.register("ls-only")(Recipe(_ls_only))
 RECIPES.register("distill")(Recipe(_distill))
 RECIPES.register("ls+feature-match+distill")(Recipe(_match_then_distill, needs_targets=True))
-
