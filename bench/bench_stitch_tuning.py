@@ -130,7 +130,7 @@ def main() -> None:
         rows.append(
             {
                 "id": c.point.variant_id,
-                "adapter": c.adapter,
+                "adapter": sv.candidate.adapter,
                 "cka": round(c.cka, 4),
                 "flops": flops,
                 "test_accuracy_adapter_only": acc_a,
