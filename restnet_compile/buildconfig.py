@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from restnet_compile.config import Strict, describe_validation_error
 from restnet_compile.errors import BadInputError
@@ -28,12 +28,36 @@ class PlanSettings(Strict):
 class TuneSettings(Strict):
     """Adapter fine-tuning hyper-parameters (see ``restnet_compile.stitch.finetune``)."""
 
-    epochs: int = Field(5, ge=0)
-    lr: float = Field(1e-3, gt=0)
+    epochs: int = Field(10, ge=0)
+    lr: float = Field(2e-3, gt=0)
     batch_size: int = Field(64, ge=1)
-    distill_weight: float = Field(0.5, ge=0, le=1)
+    distill_weight: float = Field(0.8, ge=0, le=1)
     temperature: float = Field(2.0, gt=0)
-    patience: int = Field(2, ge=1)
+    patience: int = Field(4, ge=1)
+    adapter: str = Field(
+        "conv-bn-relu", description="map -> map adapter (auto: conv1x1); see restnet_compile.stitch.adapters"
+    )
+    recipe: str = Field("ls+feature-match+distill", description="tuning recipe; see restnet_compile.stitch.recipes")
+    match_epochs: int = Field(3, ge=0)
+    match_lr: float = Field(3e-3, gt=0)
+
+    @field_validator("adapter")
+    @classmethod
+    def _known_adapter(cls, name: str) -> str:
+        from restnet_compile.stitch.adapters import ADAPTERS
+
+        if name != "auto" and name not in ADAPTERS:
+            raise ValueError(f"unknown adapter {name!r}; valid choices: auto, {', '.join(ADAPTERS.names())}")
+        return name
+
+    @field_validator("recipe")
+    @classmethod
+    def _known_recipe(cls, name: str) -> str:
+        from restnet_compile.stitch.recipes import RECIPES
+
+        if name not in RECIPES:
+            raise ValueError(f"unknown recipe {name!r}; valid choices: {', '.join(RECIPES.names())}")
+        return name
 
 
 class BuildConfig(Strict):

@@ -30,6 +30,7 @@ from restnet_compile.stitch import (
     build_stitched,
     plan_candidates,
 )
+from restnet_compile.stitch.build import prefix_cache
 from restnet_compile.stitch.finetune import CachedSplit
 from restnet_compile.zoo import BlockSequence, create_model
 from restnet_compile.zoo.registry import shipped_weights
@@ -214,7 +215,7 @@ def analyze_and_stitch(
     rule, candidates, front, back = plan(config, cka, large, small)
     progress(f"stitching {len(candidates)} candidates: {', '.join(c.point.variant_id for c in candidates)}")
     variants = [_anchor("large", large, splits, profile, target), _anchor("small", small, splits, profile, target)]
-    cache: dict[int, tuple[CachedSplit, CachedSplit]] = {}
+    cache: dict[int, tuple[CachedSplit, CachedSplit]] = prefix_cache(front, large, candidates, splits)
     tune = TuneConfig(**config.tune.model_dump())
     progress.stage("tuning adapters", len(candidates))
     for c in candidates:

@@ -131,8 +131,9 @@ def select(candidates: list[Candidate], profile: Profile, pareto: bool = True) -
             ()
             if dom is None
             else (
-                f"dominated by {dom.variant_id}: {dom.latency_ms:.2f} ms at {dom.val_accuracy:.1%} val "
-                f"vs {c.latency_ms:.2f} ms at {c.val_accuracy:.1%} val",
+                f"dominated by {dom.variant_id}: {dom.latency_ms:.2f} ms, {dom.flops / 1e6:.2f} MFLOPs at "
+                f"{dom.val_accuracy:.1%} val vs {c.latency_ms:.2f} ms, {c.flops / 1e6:.2f} MFLOPs at "
+                f"{c.val_accuracy:.1%} val",
             )
         )
         decisions.append(Decision(c.variant_id, True, dom is None, reason))

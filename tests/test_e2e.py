@@ -79,7 +79,7 @@ def test_manifest_records_parity_and_accuracy(tflite_build: api.BuildResult) -> 
         else:
             assert v["reasons"], "a dropped variant must say why"
     stitched = [v for v in tflite_build.manifest["variants"] if v["kind"] == "stitched"]
-    assert len(stitched) == 2 and all(v["stitch"]["adapter"] == "conv1x1" for v in stitched)
+    assert len(stitched) == 2 and all(v["stitch"]["adapter"] == "conv-bn-relu" for v in stitched)  # the default
     assert len(tflite_build.manifest["stitching"]["cka"]) == 6
 
 

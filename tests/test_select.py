@@ -70,7 +70,7 @@ def test_dominated_variant_is_not_selected() -> None:
     assert not worse.selected
     assert len(worse.reasons) == 1
     assert worse.reasons[0].startswith("dominated by good")
-    assert "10.00 ms at 95.0% val vs 20.00 ms at 93.0% val" in worse.reasons[0]
+    assert "10.00 ms, 1.00 MFLOPs at 95.0% val vs 20.00 ms, 1.00 MFLOPs at 93.0% val" in worse.reasons[0]
     assert decisions["good"].selected and decisions["other"].selected
 
 

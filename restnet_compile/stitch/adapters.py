@@ -96,13 +96,31 @@ class Conv1x1Adapter(Adapter):
         return r2
 
 
+# One plain adapter per kind of join; the planner proposes these. Richer map -> map adapters (rich_adapters.py) are
+# chosen by ``tune.adapter`` and replace ``conv1x1`` where they can join the pair (see ``choose_adapter``).
+BASE_ADAPTERS = ("conv1x1", "map-to-tokens", "token-linear", "tokens-to-map")
+
+
 def adapter_for(src: FeatureSpec, dst: FeatureSpec) -> str | None:
-    """The registered adapter that can join ``src`` to ``dst``, or None when none can."""
-    for name in ADAPTERS.names():
+    """The plain registered adapter that can join ``src`` to ``dst``, or None when none can."""
+    for name in BASE_ADAPTERS:
         if ADAPTERS.get(name).incompatibility(src, dst) is None:
             return name
     return None
 
 
+def choose_adapter(preferred: str, planned: str, src: FeatureSpec, dst: FeatureSpec) -> str:
+    """``preferred`` when it can join ``src`` to ``dst`` (``auto``: keep the planned one), else ``planned``.
+
+    Raises:
+        BadInputError: ``preferred`` is neither ``auto`` nor a registered adapter (the message lists them).
+    """
+    if preferred == "auto":
+        return planned
+    cls = ADAPTERS.get(preferred)
+    return preferred if cls.incompatibility(src, dst) is None else planned
+
+
 # The token adapters register themselves on import; keep them in the registry whenever ADAPTERS is used.
+from restnet_compile.stitch import rich_adapters as _rich_adapters  # noqa: E402, F401
 from restnet_compile.stitch import token_adapters as _token_adapters  # noqa: E402, F401

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from restnet_compile.data import Splits
-from restnet_compile.stitch.adapters import ADAPTERS
-from restnet_compile.stitch.finetune import CachedSplit, TuneConfig, TuneResult, cache_split, tune_adapter
+from restnet_compile.stitch.adapters import ADAPTERS, choose_adapter
+from restnet_compile.stitch.finetune import CachedSplit, TuneConfig, TuneResult, cache_cuts, cache_split
 from restnet_compile.stitch.net import StitchedNet
 from restnet_compile.stitch.plan import Candidate
+from restnet_compile.stitch.recipes import RECIPES, RecipeData
 from restnet_compile.zoo.blocks import BlockSequence
 
 
@@ -24,6 +25,15 @@ class StitchedVariant:
     ls_r2: float
     tune: TuneResult
     tune_seconds: float
+
+
+def prefix_cache(
+    front: BlockSequence, teacher: BlockSequence, candidates: list[Candidate], splits: Splits
+) -> dict[int, tuple[CachedSplit, CachedSplit]]:
+    """Train / val prefix features of every candidate's cut and the teacher's logits, one pass per split."""
+    cuts = {c.point.front_block for c in candidates}
+    train, val = cache_cuts(front, teacher, cuts, splits.train), cache_cuts(front, teacher, cuts, splits.val)
+    return {i: (train[i], val[i]) for i in cuts}
 
 
 def _seed_for(seed: int, candidate: Candidate) -> int:
@@ -45,9 +55,9 @@ def build_stitched(
     Args:
         front: Model whose prefix is kept (frozen).
         back: Model whose suffix is appended (frozen).
-        candidate: Stitch point and adapter name.
+        candidate: Stitch point and planned adapter (``tune.adapter`` replaces it where it can join the pair).
         splits: ``calib`` fits the least-squares init, ``train`` tunes, ``val`` early-stops.
-        tune: Fine-tuning hyper-parameters.
+        tune: Adapter, recipe and fine-tuning hyper-parameters.
         seed: Base seed; each candidate derives its own from it.
         cache: Prefix features per front cut, shared between candidates that cut at the same block.
         teacher: Distillation teacher (default ``front``; the large model when stitching small -> large).
@@ -56,7 +66,10 @@ def build_stitched(
     torch.manual_seed(_seed_for(seed, candidate))
     specs_f, specs_b = front.feature_specs(), back.feature_specs()
     i, j = candidate.point.front_block, candidate.point.back_block
-    adapter = ADAPTERS.get(candidate.adapter)(specs_f[i], specs_b[j])
+    recipe = RECIPES.get(tune.recipe)
+    name = choose_adapter(tune.adapter, candidate.adapter, specs_f[i], specs_b[j])
+    candidate = replace(candidate, adapter=name)
+    adapter = ADAPTERS.get(name)(specs_f[i], specs_b[j])
     net = StitchedNet(front, back, candidate.point, adapter).eval()
     with torch.no_grad():
         x = torch.from_numpy(splits.calib.images)
@@ -66,5 +79,10 @@ def build_stitched(
         teacher = front if teacher is None else teacher
         cache[i] = (cache_split(net, teacher, splits.train), cache_split(net, teacher, splits.val))
     train, val = cache[i]
-    result = tune_adapter(net, train, val, tune, _seed_for(seed, candidate))
+    targets = None
+    if recipe.needs_targets:
+        with torch.no_grad():
+            x = torch.from_numpy(splits.train.images)
+            targets = torch.cat([back.run_blocks(x[k : k + 250], 0, j + 1) for k in range(0, len(x), 250)])
+    result = recipe.run(net, RecipeData(train, val, targets), tune, _seed_for(seed, candidate))
     return StitchedVariant(net.eval(), candidate, round(r2, 4), result, round(time.perf_counter() - start, 2))

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from restnet_compile.data import Dataset
 from restnet_compile.stitch.net import StitchedNet
+from restnet_compile.zoo.blocks import BlockSequence
 
 
 @dataclass(frozen=True)
@@ -29,14 +30,22 @@ class TuneConfig:
         distill_weight: Weight of the KL term towards the front model's logits (0 disables it).
         temperature: Distillation temperature.
         patience: Epochs without validation gain before stopping.
+        adapter: Adapter for map -> map joins (``auto``: the planned ``conv1x1``); see ``stitch.adapters``.
+        recipe: Tuning recipe name (see ``stitch.recipes``).
+        match_epochs: Feature-matching passes of recipes that match the back model's activations.
+        match_lr: Adam learning rate of feature matching.
     """
 
-    epochs: int = 5
-    lr: float = 1e-3
+    epochs: int = 10
+    lr: float = 2e-3
     batch_size: int = 64
-    distill_weight: float = 0.5
+    distill_weight: float = 0.8
     temperature: float = 2.0
-    patience: int = 2
+    patience: int = 4
+    adapter: str = "conv-bn-relu"
+    recipe: str = "ls+feature-match+distill"
+    match_epochs: int = 3
+    match_lr: float = 3e-3
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,27 @@ def cache_split(net: StitchedNet, teacher: torch.nn.Module, ds: Dataset, batch: 
         feats.append(net.prefix(x))
         logits.append(teacher(x))
     return CachedSplit(torch.cat(feats), torch.cat(logits), torch.from_numpy(ds.labels))
+
+
+@torch.no_grad()
+def cache_cuts(
+    front: BlockSequence, teacher: torch.nn.Module, cuts: set[int], ds: Dataset, batch: int = 250
+) -> dict[int, CachedSplit]:
+    """Prefix features at every cut in ``cuts`` and the teacher's logits, from ONE pass over ``ds``.
+
+    When the teacher is the front model (large prefix -> small suffix) its logits come from the same pass, so the
+    caching cost of all candidates together is one forward of the large model.
+    """
+    feats: dict[int, list[torch.Tensor]] = {i: [] for i in cuts}
+    logits = []
+    for k in range(0, len(ds), batch):
+        x = torch.from_numpy(ds.images[k : k + batch])
+        outs = front.block_outputs(x)
+        for i in cuts:
+            feats[i].append(outs[i])
+        logits.append(front.head(outs[-1]) if teacher is front else teacher(x))
+    labels, teach = torch.from_numpy(ds.labels), torch.cat(logits)
+    return {i: CachedSplit(torch.cat(f), teach, labels) for i, f in feats.items()}
 
 
 @torch.no_grad()
