@@ -108,3 +108,17 @@ def test_occupancy_slows_small_ops_on_the_gpu_only() -> None:
     assert (small - overhead) == pytest.approx(10 * (big - overhead), rel=1e-3)
     # CPUs set no parallel_outputs: the output count changes nothing
     assert roofline_ms([(macs, 0, 10)], PHONE.latency_model) == roofline_ms([(macs, 0)], PHONE.latency_model)
+
+
+@pytest.mark.parametrize("name", ["mcu", "phone", "jetson", "host"])
+def test_peak_is_quoted_for_the_default_targets_dtype(name: str) -> None:
+    """``peak_macs`` is the rate of the profile's first dtype, and that is the dtype its default target emits.
+
+    jetson: fp16 tensor cores (onnx-fp16); mcu, phone, host: int8 dot products (tflm-int8, tflite-int8). A build
+    for another dtype (phone tflite-fp32, jetson onnx-int8) is costed with the same peak: an estimate to calibrate.
+    """
+    from restnet_compile.config import load_target
+
+    profile = load_profile(name)
+    assert load_target(profile.target).dtype == profile.dtypes[0]
+    assert ("parallel_outputs" in profile.latency_model.model_fields_set) == (profile.device_class == "jetson")
