@@ -122,3 +122,15 @@ def test_peak_is_quoted_for_the_default_targets_dtype(name: str) -> None:
     profile = load_profile(name)
     assert load_target(profile.target).dtype == profile.dtypes[0]
     assert ("parallel_outputs" in profile.latency_model.model_fields_set) == (profile.device_class == "jetson")
+
+
+def test_calibration_recovers_a_gpu_model_with_occupancy() -> None:
+    from restnet_compile.cost.latency import fit_latency_model
+
+    lm = JETSON.latency_model
+    true = lm.model_copy(update={"efficiency": 0.2, "op_overhead": 0.008, "invoke_overhead": 0.06})
+    terms = {f"v{i}": [(10**6 * (i + 1) * k, 1000 * k, 5000 * k * (i + 1)) for k in range(1, 6 + i)] for i in range(6)}
+    fit = fit_latency_model(terms, {k: roofline_ms(t, true) for k, t in terms.items()}, lm, None)
+    assert fit.model.parallel_outputs == lm.parallel_outputs  # kept, like mem_bandwidth
+    assert fit.model.efficiency == pytest.approx(0.2, rel=0.02)
+    assert fit.mdape_after < 0.01

@@ -23,7 +23,9 @@ pytestmark = pytest.mark.slow
 
 def test_jetson_bundle_for_a_224px_torchvision_pair(tmp_path: Path) -> None:
     profile = app_profile("jetson", "33ms", tmp_path)
-    cfg = BuildConfig.model_validate(build_config("resnet50", "mobilenet_v3_large", tmp_path, str(profile), epochs=0))
+    cfg = BuildConfig.model_validate(
+        build_config("resnet50", "mobilenet_v3_large", tmp_path, str(profile), epochs=0, plan={"max_candidates": 2})
+    )
     result = api.build(cfg, tmp_path / "out")
     m = result.manifest
     assert m["input"]["shape"] == [3, 224, 224] and m["target"]["name"] == "onnx-fp16"
