@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_export.py
 	$(BIN)/python bench/bench_switch.py
 	$(BIN)/python bench/bench_latency.py --out bench/results/latency.json
+	$(BIN)/python bench/bench_profiles.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check restnet_compile tests bench examples

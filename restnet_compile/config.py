@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from restnet_compile.errors import BadInputError
-from restnet_compile.units import parse_bandwidth, parse_duration_ms, parse_rate, parse_size
+from restnet_compile.units import parse_bandwidth, parse_duration_ms, parse_percent, parse_rate, parse_size
 
 FORMAT_VERSION = 1
 DType = Literal["int8", "fp16", "fp32"]
@@ -35,6 +35,7 @@ Bytes = Annotated[int, _unit(parse_size, "size")]
 Millis = Annotated[float, _unit(parse_duration_ms, "duration")]
 OpsPerSecond = Annotated[float, _unit(parse_rate, "rate")]
 BytesPerSecond = Annotated[float, _unit(parse_bandwidth, "bandwidth")]
+Percent = Annotated[float, BeforeValidator(lambda v: parse_percent(v, "fraction"))]
 
 
 class Strict(BaseModel):
@@ -59,8 +60,24 @@ class LatencyModel(Strict):
     op_overhead: Millis = Field(description="fixed cost per dispatched op")
     invoke_overhead: Millis = Field(description="fixed cost per inference")
     percentile_factor: float = Field(1.1, ge=1, description="p-th percentile / median of run time")
+    parallel_outputs: int | None = Field(
+        None,
+        gt=0,
+        description="output elements one op needs to fill the device (GPUs); an op with fewer runs at that "
+        "fraction of `efficiency`; None: every op fills it (CPUs, MCUs)",
+    )
     calibration: dict[str, str | int | float] | None = Field(
         None, description="how `restnet-compile calibrate` fitted this model (source, variants, errors)"
+    )
+
+
+class SelectionRule(Strict):
+    """How a profile thins the Pareto front: an epsilon-Pareto rule (see ``restnet_compile.select``)."""
+
+    min_latency_gain: Percent = Field(
+        0.0,
+        description="a less accurate variant ships only when it is at least this much faster than the next more "
+        "accurate shipped variant; 0% ships the whole Pareto front",
     )
 
 
@@ -87,6 +104,7 @@ class Profile(Strict):
         None, min_length=1, description="TFLite builtin operators the device's runtime has kernels for (None: any)"
     )
     latency_model: LatencyModel
+    selection: SelectionRule = SelectionRule()
 
     @model_validator(mode="after")
     def _limits_leave_room(self) -> Profile:

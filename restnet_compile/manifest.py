@@ -8,6 +8,7 @@ from restnet_compile import __version__
 from restnet_compile.export.base import ExportedVariant
 from restnet_compile.export.parity import ParityResult
 from restnet_compile.pipeline import Analysis, Variant, weights_sha
+from restnet_compile.select import describe_rule
 
 MANIFEST_FORMAT_VERSION = 1
 _TOOLS = ("torch", "numpy", "fvcore", "onnx", "onnxscript", "onnx2tf", "tensorflow", "onnxruntime", "ai-edge-litert")
@@ -99,6 +100,12 @@ def build_manifest(a: Analysis, exported: dict[str, ExportedVariant], layout: st
             "ram_bytes": p.ram,
             "flash_bytes": p.flash,
             "arena_bytes": p.arena,
+            "latency_model": p.latency_model.model_dump(exclude_none=True),
+        },
+        "selection": {
+            "mode": cfg.selection,
+            "min_latency_gain": p.selection.min_latency_gain if cfg.selection == "pareto" else None,
+            "rule": describe_rule(p, cfg.selection),
         },
         "target": {
             "name": t.name,

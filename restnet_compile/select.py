@@ -5,6 +5,12 @@ A variant is feasible when its estimated latency (at the profile's percentile), 
 the variant is exported) are within the profile's limits. That the target's dtype is one the profile runs is also
 checked once per build, in ``api.resolve``. Among feasible variants only the Pareto front of (validation accuracy
 up, estimated latency down) is shipped; every other variant carries the reason it was dropped.
+
+The profile thins that front with an epsilon-Pareto rule (``selection.min_latency_gain``, epsilon): walking the front
+from the most accurate variant down, a variant ships only when its latency is at least epsilon below that of the last
+variant shipped (the next more accurate one). A step smaller than that is inside what the device's latency can tell
+apart, so it buys accuracy loss for no real saving. The most accurate feasible variant always ships; epsilon 0 ships
+the whole front.
 """
 
 from __future__ import annotations
@@ -100,13 +106,57 @@ def _dominator(c: Candidate, others: list[Candidate]) -> Candidate | None:
     return None
 
 
+def thin_front(front: list[Candidate], min_gain: float) -> dict[str, str]:
+    """The epsilon-Pareto rule: why each variant of ``front`` too close in latency to a more accurate one is dropped.
+
+    Args:
+        front: Mutually non-dominated candidates.
+        min_gain: Least fraction of latency a less accurate variant must save against the next more accurate
+            shipped one (epsilon).
+
+    Returns:
+        Variant id -> reason, for the dropped variants only.
+    """
+    dropped: dict[str, str] = {}
+    kept: Candidate | None = None
+    for c in sorted(front, key=lambda c: (-c.val_accuracy, c.latency_ms, c.variant_id)):
+        if kept is None:
+            kept = c
+            continue
+        gain = 1 - c.latency_ms / kept.latency_ms if kept.latency_ms > 0 else 0.0
+        if gain >= min_gain - 1e-9:  # a step of exactly epsilon ships (float noise aside)
+            kept = c
+            continue
+        dropped[c.variant_id] = (
+            f"within {gain:.1%} of {kept.variant_id}'s latency ({c.latency_ms:.2f} vs {kept.latency_ms:.2f} ms) "
+            f"at lower accuracy ({c.val_accuracy:.1%} vs {kept.val_accuracy:.1%} val); "
+            f"this profile ships a step from {min_gain:.0%}"
+        )
+    return dropped
+
+
+def describe_rule(profile: Profile, mode: str) -> str:
+    """One sentence for the manifest and the report: how this build chose what ships."""
+    limits = "latency, RAM, flash, arena, dtype and operators within the profile"
+    if mode == "feasible":
+        return f"every variant with {limits}"
+    eps = profile.selection.min_latency_gain
+    thin = (
+        f", thinned so that each less accurate variant saves at least {eps:.0%} latency on the next more accurate "
+        "one (epsilon-Pareto)"
+        if eps > 0
+        else ""
+    )
+    return f"variants with {limits}, on the Pareto front of validation accuracy vs latency{thin}"
+
+
 def select(candidates: list[Candidate], profile: Profile, pareto: bool = True) -> list[Decision]:
     """Decide for every candidate; raise when nothing fits.
 
     Args:
         candidates: Every built variant.
-        profile: The device's limits.
-        pareto: Ship only the Pareto front of the feasible variants (else every feasible variant).
+        profile: The device's limits and its selection rule (``selection.min_latency_gain``).
+        pareto: Ship only the (epsilon-thinned) Pareto front of the feasible variants (else every feasible one).
 
     Raises:
         InfeasibleError: no candidate fits; the message names the closest one and how far it misses.
@@ -121,22 +171,26 @@ def select(candidates: list[Candidate], profile: Profile, pareto: bool = True) -
             f"no variant fits profile {profile.name}; closest is {closest.variant_id}: "
             + describe_misses(closest, profile)
         )
+    dominators = {c.variant_id: _dominator(c, feasible) if pareto else None for c in feasible}
+    front = [c for c in feasible if dominators[c.variant_id] is None]
+    thinned = thin_front(front, profile.selection.min_latency_gain) if pareto else {}
     decisions = []
     for c in candidates:
         if violations[c.variant_id]:
             decisions.append(Decision(c.variant_id, False, False, tuple(violations[c.variant_id])))
             continue
-        dom = _dominator(c, feasible) if pareto else None
-        reason = (
-            ()
-            if dom is None
-            else (
+        dom = dominators[c.variant_id]
+        if dom is not None:
+            reason = (
                 f"dominated by {dom.variant_id}: {dom.latency_ms:.2f} ms, {dom.flops / 1e6:.2f} MFLOPs at "
                 f"{dom.val_accuracy:.1%} val vs {c.latency_ms:.2f} ms, {c.flops / 1e6:.2f} MFLOPs at "
-                f"{c.val_accuracy:.1%} val",
+                f"{c.val_accuracy:.1%} val"
             )
-        )
-        decisions.append(Decision(c.variant_id, True, dom is None, reason))
+            decisions.append(Decision(c.variant_id, True, False, (reason,)))
+        elif c.variant_id in thinned:
+            decisions.append(Decision(c.variant_id, True, False, (thinned[c.variant_id],)))
+        else:
+            decisions.append(Decision(c.variant_id, True, True, ()))
     return decisions
 
 

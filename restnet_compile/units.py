@@ -1,7 +1,7 @@
 """Human units parsed in one place: sizes ("512KB", "4GiB") and durations ("20ms", "1.5s").
 
 Sizes: B, KB/MB/GB (powers of 1000) and KiB/MiB/GiB (powers of 1024). Durations: us, ms, s.
-Rates: "1.2GOPS" style operation rates and "25GB/s" bandwidths.
+Rates: "1.2GOPS" style operation rates and "25GB/s" bandwidths. Fractions: "10%" (zero allowed, below 100 %).
 A bare number is refused: every limit must say its unit.
 """
 
@@ -69,6 +69,24 @@ def parse_bandwidth(text: str, what: str = "bandwidth") -> float:
     if not isinstance(text, str) or not text.strip().endswith("/s"):
         raise ValueError(f"{what} {text!r} must be a size per second, e.g. '25GB/s'")
     return float(parse_size(text.strip()[:-2], what))
+
+
+_PERCENT = re.compile(r"^\s*(-?[0-9]*\.?[0-9]+)\s*%\s*$")
+
+
+def parse_percent(text: str, what: str = "fraction") -> float:
+    """Parse a percentage such as ``"10%"`` or ``"0%"`` into a fraction in ``[0, 1)``.
+
+    Raises:
+        ValueError: not a number followed by ``%``, negative, or 100 % and more.
+    """
+    m = _PERCENT.match(text) if isinstance(text, str) else None
+    if m is None:
+        raise ValueError(f"{what} {text!r} must be a percentage, e.g. '10%'")
+    value = float(m.group(1))
+    if value < 0 or value >= 100:
+        raise ValueError(f"{what} {text!r} must be at least 0% and less than 100%")
+    return value / 100
 
 
 def format_size(n_bytes: float) -> str:

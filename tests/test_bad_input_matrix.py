@@ -195,6 +195,33 @@ CASES = [
     Case("profile-latency-budget-wrong-unit", _profile(**{"latency.budget": "5MB"}), ("latency.budget", "'MB'")),
     Case("profile-runtime-ram-exceeds-ram", _profile(runtime_ram="300MB"), ("dev.yaml", "runtime_ram")),
     Case("profile-arena-exceeds-ram", _profile(arena="1GB"), ("dev.yaml", "arena")),
+    # selection rule and GPU occupancy (issue 4): 0% is a valid gain (the plain Pareto front), the rest is not
+    Case(
+        "profile-gain-negative",
+        _profile(**{"selection.min_latency_gain": "-5%"}),
+        ("selection.min_latency_gain", "-5%"),
+    ),
+    Case(
+        "profile-gain-100", _profile(**{"selection.min_latency_gain": "100%"}), ("selection.min_latency_gain", "100%")
+    ),
+    Case(
+        "profile-gain-unitless",
+        _profile(**{"selection.min_latency_gain": 0.1}),
+        ("selection.min_latency_gain", "'10%'"),
+    ),
+    Case(
+        "profile-gain-wrong-unit",
+        _profile(**{"selection.min_latency_gain": "10ms"}),
+        ("selection.min_latency_gain", "10ms"),
+    ),
+    Case("profile-selection-unknown-field", _profile(**{"selection.min_step": "1ms"}), ("selection.min_step",)),
+    Case("profile-parallel-outputs-zero", _profile(**{"latency_model.parallel_outputs": 0}), ("parallel_outputs", "0")),
+    Case(
+        "profile-parallel-outputs-negative", _profile(**{"latency_model.parallel_outputs": -8}), ("parallel_outputs",)
+    ),
+    Case(
+        "profile-parallel-outputs-unit", _profile(**{"latency_model.parallel_outputs": "128K"}), ("parallel_outputs",)
+    ),
     Case("profile-file-missing", _args("--profile", "./nope.yaml"), ("nope.yaml", "does not exist")),
     Case("profile-unknown-name", _args("--profile", "phon"), ("unknown profile 'phon'", "phone")),
     # targets

@@ -99,13 +99,13 @@ def _number(text: str, col: str, line: int, path: Path) -> float:
     return value
 
 
-def manifest_terms(manifest: dict) -> dict[str, list[tuple[int, int]]]:
-    """Per-variant (MACs, bytes) latency terms recorded in a bundle manifest."""
+def manifest_terms(manifest: dict) -> dict[str, list[tuple[int, ...]]]:
+    """Per-variant (MACs, bytes[, outputs]) latency terms recorded in a bundle manifest."""
     return {v["id"]: [tuple(t) for t in v.get("latency_terms") or []] for v in manifest["variants"]}  # type: ignore[misc]
 
 
 def calibrate_profile(
-    profile: Profile, measurements: dict[str, Measurement], terms: dict[str, list[tuple[int, int]]], source: str
+    profile: Profile, measurements: dict[str, Measurement], terms: dict[str, list[tuple[int, ...]]], source: str
 ) -> tuple[Profile, Fit]:
     """Fit ``profile``'s latency model to ``measurements``.
 

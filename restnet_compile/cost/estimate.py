@@ -30,7 +30,8 @@ class CostReport:
         latency_ms: Roofline estimate at the profile's percentile.
         uncounted_ops: Ops nothing counted (views and other free ops are not listed).
         elementwise: Element-wise, normalization and pooling operations, not in ``flops``.
-        latency_terms: (MACs, bytes moved) per dispatched op: what the latency model and its calibration read.
+        latency_terms: (MACs, bytes moved, output elements) per dispatched op: what the latency model and its
+            calibration read.
         ram_source: Where ``ram_bytes`` comes from: ``torch-trace`` before export, ``tflite-graph`` after.
         arena_bytes: Estimated TFLite Micro arena (MCU profiles, after export).
         arena_measured: Smallest arena the TFLite Micro interpreter ran the variant in (MCU profiles).
@@ -46,7 +47,7 @@ class CostReport:
     latency_ms: float
     uncounted_ops: dict[str, int] = field(default_factory=dict)
     elementwise: int = 0
-    latency_terms: tuple[tuple[int, int], ...] = ()
+    latency_terms: tuple[tuple[int, int, int], ...] = ()
     ram_source: str = "torch-trace"
     arena_bytes: int | None = None
     arena_measured: int | None = None
@@ -68,17 +69,21 @@ def peak_activation_bytes(ops: list[OpRecord], dtype: str) -> int:
     return max(live, default=0) * DTYPE_BYTES[dtype]
 
 
-def latency_terms(ops: list[OpRecord], macs: dict[str, int], total_macs: int, dtype: str) -> list[tuple[int, int]]:
-    """(MACs, bytes moved) per dispatched op; MACs no leaf module accounts for (fused attention) form one more op."""
+def latency_terms(ops: list[OpRecord], macs: dict[str, int], total_macs: int, dtype: str) -> list[tuple[int, int, int]]:
+    """(MACs, bytes moved, output elements) per dispatched op.
+
+    MACs no leaf module accounts for (fused attention) form one more op, whose outputs are unknown (0).
+    """
     size = DTYPE_BYTES[dtype]
     terms = []
     for op in ops:
         if op.kind in FUSED_KINDS:
             continue
-        terms.append((int(macs.get(op.name, 0)), int((op.in_elems + op.out_elems + op.weight_elems) * size)))
+        moved = int((op.in_elems + op.out_elems + op.weight_elems) * size)
+        terms.append((int(macs.get(op.name, 0)), moved, int(op.out_elems)))
     rest = total_macs - sum(macs.get(op.name, 0) for op in ops)
     if rest > 0:
-        terms.append((int(rest), 0))
+        terms.append((int(rest), 0, 0))
     return terms
 
 

@@ -1,10 +1,13 @@
 """Roofline latency model, its calibration to measured latencies, and the error statistics used to judge it.
 
-Per dispatched op: ``max(MACs / (peak_macs * efficiency), bytes / mem_bandwidth) + op_overhead``; per inference
-``invoke_overhead`` on top. The sum is the median latency; the profile's ``percentile_factor`` turns it into the
-latency at the budget's percentile. Calibration keeps ``mem_bandwidth`` and fits
-the effective MAC rate (``efficiency``; ``peak_macs`` is raised only when the device measures faster than the data-sheet
-peak), ``op_overhead`` and ``invoke_overhead`` to measured medians by least squares on relative error.
+Per dispatched op: ``max(MACs / (peak_macs * efficiency * fill), bytes / mem_bandwidth) + op_overhead``; per
+inference ``invoke_overhead`` on top. ``fill`` is 1 unless the profile sets ``parallel_outputs`` (GPUs): then an op
+with fewer output elements than that keeps only ``outputs / parallel_outputs`` of the device busy, so at batch 1 a
+small layer costs about its reduction depth, not its MACs. The sum is the median latency; the profile's
+``percentile_factor`` turns it into the latency at the budget's percentile. Calibration keeps ``mem_bandwidth`` and
+``parallel_outputs`` and fits the effective MAC rate (``efficiency``; ``peak_macs`` is raised only when the device
+measures faster than the data-sheet peak), ``op_overhead`` and ``invoke_overhead`` to measured medians by least
+squares on relative error.
 No torch here: the per-op terms come from the manifest.
 """
 
@@ -17,7 +20,8 @@ import numpy as np
 
 from restnet_compile.config import LatencyModel
 
-OpTerms = Sequence[tuple[int, int]]  # (multiply-adds, bytes moved) per dispatched op
+# (multiply-adds, bytes moved[, output elements]) per dispatched op; manifests before the third entry have two
+OpTerms = Sequence[tuple[int, ...]]
 _MIN_OVERHEAD_MS = 1e-6  # units refuse zero: a fitted overhead of 0 is written as 1 ns
 
 
@@ -26,8 +30,17 @@ def roofline_ms(terms: OpTerms, model: LatencyModel, efficiency: float | None = 
     eff = model.efficiency if efficiency is None else efficiency
     macs = np.array([t[0] for t in terms], dtype=np.float64)
     moved = np.array([t[1] for t in terms], dtype=np.float64)
-    per_op = np.maximum(macs / (model.peak_macs * eff), moved / model.mem_bandwidth) * 1e3 + model.op_overhead
+    rate = model.peak_macs * eff * fill_factors(terms, model.parallel_outputs)
+    per_op = np.maximum(macs / rate, moved / model.mem_bandwidth) * 1e3 + model.op_overhead
     return float(per_op.sum() + model.invoke_overhead)
+
+
+def fill_factors(terms: OpTerms, parallel_outputs: int | None) -> np.ndarray:
+    """Fraction of the device each op keeps busy: ``min(1, outputs / parallel_outputs)`` (1 when unknown)."""
+    outs = np.array([t[2] if len(t) > 2 and t[2] > 0 else 0 for t in terms], dtype=np.float64)
+    if parallel_outputs is None:
+        return np.ones(len(terms))
+    return np.where(outs > 0, np.minimum(1.0, outs / parallel_outputs), 1.0)
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,7 @@ def render_report(manifest: dict) -> str:
             "Latency and RAM are the profile's model estimates; `est. size` is the variant's model alone "
             "(the bundle stores shared blocks once). `ships` uses validation accuracy; the table shows test accuracy.",
             "",
+            *([f"Selection: {manifest['selection']['rule']}.", ""] if "selection" in manifest else []),
             "## CKA between block outputs (calibration split)",
             "",
             _cka_table(manifest),
