@@ -231,3 +231,13 @@ def test_unknown_float_op_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(BadInputError, match="NOT_AN_OP is not a TFLite builtin operator"):
         _float_ops_present(tmp_path, ["x"], ["SOFTMAX", "NOT_AN_OP"])
+
+
+def test_onnx2tf_exiting_becomes_one_error_line_with_its_message(tmp_path: Path) -> None:
+    """onnx2tf ends a failed conversion with sys.exit(1) after printing why: that must not vanish silently."""
+    from restnet_compile.errors import RestnetError
+
+    with pytest.raises(RestnetError, match=r"onnx2tf failed \(exit 1\).*Unsupported op Foo"):
+        with onnx2tf_environment(tmp_path):
+            print("ERROR: Unsupported op Foo")
+            raise SystemExit(1)

@@ -26,7 +26,7 @@ import numpy as np
 from torch import nn
 
 from restnet_compile.config import Target
-from restnet_compile.errors import BadInputError
+from restnet_compile.errors import BadInputError, RestnetError
 from restnet_compile.export.base import EXPORTERS, ExportedVariant, Exporter
 from restnet_compile.export.c_array import render_c_arrays
 from restnet_compile.export.ops import check_ops, tflite_ops
@@ -51,6 +51,10 @@ def onnx2tf_environment(work_dir: Path) -> Iterator[None]:
     try:
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             yield
+    except SystemExit as exc:  # onnx2tf reports a failed conversion by sys.exit(1) after printing why
+        said = [line.strip() for line in sink.getvalue().splitlines() if line.strip()]
+        why = " | ".join(said[-3:]) or "no message"
+        raise RestnetError(f"onnx2tf failed (exit {exc.code}) in {work_dir}: {why}") from None
     finally:
         os.chdir(old_cwd)
         os.environ["PATH"] = old_path
