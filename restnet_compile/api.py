@@ -90,7 +90,12 @@ def _export(a: Analysis, stage: Path, work: Path, progress: Reporter, stages: St
     with quiet_native_output():  # interpreters announce their delegates on first use
         bundle = Bundle.open(stage)
         for vid in shipped:
-            bundle.run(test.images[:1], vid)
+            try:
+                bundle.run(test.images[:1], vid)
+            except RuntimeError as exc:  # e.g. XNNPACK cannot prepare a node: the device's LiteRT would fail alike
+                why = " ".join(str(exc).split())
+                runtime = f"{a.profile.runtime} ({a.target.name})"
+                raise ParityError(f"variant {vid} does not run on {runtime}: {why}") from None
     parity: dict[str, ParityResult] = {}
     refs = {vid: torch_logits(module, test.images) for vid, module in shipped.items()}
     progress.stage("parity", len(shipped))

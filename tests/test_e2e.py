@@ -201,3 +201,18 @@ def test_cli_build_json_summary(tmp_path: Path) -> None:
     assert summary["profile"] == "jetson" and summary["target"] == "onnx-fp32"
     assert {v["id"] for v in summary["shipped"]} and Path(summary["archive"]).is_file()
     assert "tuning adapters" in proc.stderr  # progress bars go to stderr, never into the JSON
+
+
+def test_a_model_the_runtime_cannot_prepare_is_a_parity_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LiteRT's XNNPACK can refuse an exported graph (seen with a 224 px ResNet-50 -> MobileNetV3 int8 bundle)."""
+    from restnet_compile.errors import ParityError
+
+    def refuse(self: Bundle, images: np.ndarray, variant: str) -> np.ndarray:
+        raise RuntimeError(
+            "failed to create XNNPACK runtime\nNode number 112 (TfLiteXNNPackDelegate) failed to prepare."
+        )
+
+    monkeypatch.setattr(Bundle, "run", refuse)
+    with pytest.raises(ParityError, match=r"variant \S+ does not run on litert \(tflite-int8\): failed .* prepare\.$"):
+        api.build(BuildConfig.model_validate({"profile": "phone", **FAST}), tmp_path)
+    assert not any(tmp_path.iterdir())
