@@ -150,7 +150,9 @@ def _publish(
     analysis: Analysis, profile: Profile, out_dir: Path, name: str, progress: Reporter, stages: StageCache
 ) -> BuildResult:
     with staging(out_dir, name) as stage:
-        work = stage.parent / "work"  # inside the staging directory: a killed build's leftovers are in one place
+        # inside the staging directory, so a killed build's leftovers are in one place; absolute, because exporters
+        # change directory (onnx2tf runs in its work dir) and ``out_dir`` may be relative
+        work = (stage.parent / "work").resolve()
         work.mkdir()
         manifest = _export(analysis, stage, work, progress, stages)
         model_bytes = sum(f.stat().st_size for f in stage.iterdir() if f.suffix in MODEL_SUFFIXES)

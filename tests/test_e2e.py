@@ -153,9 +153,13 @@ def test_cli_build_prints_table_and_bundle(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "jetson-onnx-fp16" / "manifest.json").is_file()
 
 
-def test_rebuild_in_same_process_is_byte_identical(tflite_build: api.BuildResult, tmp_path: Path) -> None:
-    # cache=False: the rebuild computes every stage again instead of being served from the build cache
-    again = api.build(BuildConfig.model_validate({"profile": "phone", **FAST}), tmp_path, cache=False)
+def test_rebuild_in_same_process_is_byte_identical(
+    tflite_build: api.BuildResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # cache=False: the rebuild computes every stage again instead of being served from the build cache. A relative
+    # output path, as `make demo` gives (`--out dist`): onnx2tf runs in its work dir, which must not be relative.
+    monkeypatch.chdir(tmp_path)
+    again = api.build(BuildConfig.model_validate({"profile": "phone", **FAST}), Path("dist"), cache=False)
     assert again.cache["stages"] == []
     assert again.archive.read_bytes() == tflite_build.archive.read_bytes()
     assert (again.bundle_dir / "manifest.json").read_bytes() == (tflite_build.bundle_dir / "manifest.json").read_bytes()

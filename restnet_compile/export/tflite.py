@@ -65,6 +65,7 @@ def _to_saved_model(module: nn.Module, input_shape: tuple[int, int, int], name: 
     import tf_keras
 
     tf_keras.backend.clear_session()  # layer-name counters are global: reset them so names (and bytes) repeat
+    work_dir = work_dir.resolve()  # onnx2tf runs with its work dir as cwd: relative paths would point elsewhere
 
     onnx_path = export_onnx(module, input_shape, work_dir / f"{name}.onnx")
     copy = work_dir / f"{name}.onnx2tf.onnx"
