@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from restnet_compile.runtime.bundle import sha256_file
 from restnet_compile.tempdirs import make_owned_dir, remove_stale
 
 CACHE_ENV = "RESTNET_COMPILE_CACHE"
@@ -62,14 +63,6 @@ def npy_bytes(array: np.ndarray) -> bytes:
 def npy_load(data: bytes) -> np.ndarray:
     """The array of :func:`npy_bytes` (refuses pickled objects)."""
     return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _check_name(name: str) -> str:
@@ -142,7 +135,7 @@ class CacheStore:
         if body["format"] != STORE_FORMAT or body["key"] != key or not isinstance(body["meta"], dict):
             raise ValueError("entry of another key or format")
         for name, digest in body["files"].items():
-            if _sha256(path / _check_name(name)) != digest:
+            if sha256_file(path / _check_name(name)) != digest:
                 raise ValueError(f"payload {name} checksum mismatch")
         return Entry(path, body["meta"], tuple(body["files"]))
 
@@ -165,7 +158,7 @@ class CacheStore:
                     shutil.copyfile(content, dest)
                 else:
                     dest.write_bytes(content)
-                digests[dest.relative_to(tmp).as_posix()] = _sha256(dest)
+                digests[dest.relative_to(tmp).as_posix()] = sha256_file(dest)
             body = {"format": STORE_FORMAT, "key": key, "meta": dict(meta), "files": digests}
             doc = {**body, "checksum": hashlib.sha256(canonical_json(body)).hexdigest()}
             (tmp / ENTRY_FILE).write_text(json.dumps(doc, indent=1, sort_keys=True), encoding="ascii")
