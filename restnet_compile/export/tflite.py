@@ -8,7 +8,8 @@ not duplicated. Full-integer quantization is calibrated per signature on the bui
 Traps handled here (see shared/DESIGN.md): onnx2tf downloads a calibration sample unless
 ``calibration_image_sample_data_20x128x128x3_float32.npy`` is in its working directory (we write one, so it never
 reaches the network); it runs ``onnxsim`` found on PATH (we put this interpreter's bin first) and overwrites its
-input ONNX in place (we pass a copy).
+input ONNX in place (we pass a copy). A padded max-pool gets an explicit Pad first (``onnx_maxpool``): onnx2tf's
+-FLT_MAX padding ruins int8 scales.
 """
 
 from __future__ import annotations
@@ -23,18 +24,31 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import onnx
 from torch import nn
 
 from restnet_compile.config import Target
 from restnet_compile.errors import BadInputError, RestnetError
 from restnet_compile.export.base import EXPORTERS, ExportedVariant, Exporter
 from restnet_compile.export.c_array import render_c_arrays
+from restnet_compile.export.onnx_maxpool import explicit_maxpool_padding
 from restnet_compile.export.ops import check_ops, tflite_ops
 from restnet_compile.export.quiet import quiet_native_output
 from restnet_compile.export.torch_onnx import INPUT_NAME, OUTPUT_NAME, export_onnx
 
 BUNDLE_FILE = "variants.tflite"
 ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+# onnxsim's optimizer (onnxoptimizer 0.4) folds a zero Pad into a MaxPool's own -inf padding, which is wrong and
+# would undo ``explicit_maxpool_padding``: onnx2tf finds ``onnxsim`` on PATH, so it finds this one, which skips that
+# pass and nothing else.
+ONNXSIM_SHIM = """#!{python}
+import sys
+
+from onnxsim import main
+
+sys.argv += ["--skip-optimization", "fuse_pad_into_pool"]
+sys.exit(main())
+"""
 
 
 @contextlib.contextmanager
@@ -44,8 +58,13 @@ def onnx2tf_environment(work_dir: Path) -> Iterator[None]:
     if not sample.exists():
         rng = np.random.default_rng(0)
         np.save(sample, rng.random((20, 128, 128, 3), dtype=np.float32))
+    shim_dir = work_dir / "onnxsim-bin"
+    shim_dir.mkdir(exist_ok=True)
+    shim = shim_dir / "onnxsim"
+    shim.write_text(ONNXSIM_SHIM.format(python=sys.executable))
+    shim.chmod(0o755)
     old_cwd, old_path = Path.cwd(), os.environ.get("PATH", "")
-    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + old_path
+    os.environ["PATH"] = os.pathsep.join([str(shim_dir), str(Path(sys.executable).parent), old_path])
     os.chdir(work_dir)
     sink = io.StringIO()
     try:
@@ -69,7 +88,11 @@ def _to_saved_model(module: nn.Module, input_shape: tuple[int, int, int], name: 
 
     onnx_path = export_onnx(module, input_shape, work_dir / f"{name}.onnx")
     copy = work_dir / f"{name}.onnx2tf.onnx"
-    shutil.copyfile(onnx_path, copy)
+    model = onnx.load(str(onnx_path))
+    if explicit_maxpool_padding(model):
+        onnx.save(model, str(copy))
+    else:
+        shutil.copyfile(onnx_path, copy)
     out = work_dir / f"sm_{name}"
     with onnx2tf_environment(work_dir):
         onnx2tf.convert(
