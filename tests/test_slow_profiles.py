@@ -1,4 +1,4 @@
-"""Slow (`make test-slow`): a real jetson bundle for a torchvision pair at 224 px with random weights.
+"""Slow (`make test-slow`): real jetson and phone bundles for a torchvision pair at 224 px with random weights.
 
 The pair and its data come from ``bench/tv_pair.py``: local random-init checkpoints (nothing is downloaded), MNIST
 digits scaled to 224 px, ``selection: feasible``, no adapter tuning (random weights: nothing to tune for) and a 33 ms
@@ -10,13 +10,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from restnet_compile import api
 from restnet_compile.buildconfig import BuildConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from tv_pair import app_profile, build_config
+from tv_pair import app_profile, app_target, build_config
 
 pytestmark = pytest.mark.slow
 
@@ -37,3 +38,43 @@ def test_jetson_bundle_for_a_224px_torchvision_pair(tmp_path: Path) -> None:
         assert v["parity"] is not None and v["parity"]["max_abs_diff"] <= 0.05
         assert (result.bundle_dir / f"{v['id']}.onnx").is_file()
     assert (result.bundle_dir / "trtexec.sh").is_file() and (result.bundle_dir / "weights.bin").is_file()
+
+
+def test_phone_int8_bundle_for_a_224px_torchvision_pair_runs_on_xnnpack(tmp_path: Path) -> None:
+    """ResNet-50's padded max-pool once gave its stem an int8 scale of 1.3e36 and XNNPACK refused the stitch."""
+    from ai_edge_litert.interpreter import Interpreter
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    profile = app_profile("phone", "70ms", tmp_path)  # the 2 stitches the planner proposes take 50 and 68 ms
+    target = app_target("tflite-int8", tmp_path)  # random weights: parity recorded, not enforced
+    cfg = BuildConfig.model_validate(
+        build_config(
+            "resnet50",
+            "mobilenet_v3_large",
+            tmp_path,
+            str(profile),
+            epochs=0,
+            target=str(target),
+            plan={"max_candidates": 2},
+        )
+    )
+    result = api.build(cfg, tmp_path / "out")
+    m = result.manifest
+    shipped = {v["id"]: v for v in m["variants"] if v["selected"]}
+    assert "small" in shipped and sum(v["kind"] == "stitched" for v in shipped.values()) == 2
+    blob = (result.bundle_dir / "variants.tflite").read_bytes()
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(blob, 0))
+    scales = [
+        float(np.max(t.quantization.scale))
+        for sg in model.subgraphs
+        for t in sg.tensors
+        if t.quantization is not None and t.quantization.scale is not None and len(t.quantization.scale)
+    ]
+    assert max(scales) < 1e3
+    it = Interpreter(model_content=blob)  # default delegates: XNNPACK, which refused the stitch before
+    for vid, v in shipped.items():
+        assert v["latency_ms"] <= m["profile"]["latency_budget_ms"]
+        assert v["parity"] is not None and 0 <= v["parity"]["top1_agreement"] <= 1
+        runner = it.get_signature_runner(vid)
+        (out,) = runner(input=np.zeros((1, 224, 224, 3), np.int8)).values()
+        assert out.shape == (1, 10)
