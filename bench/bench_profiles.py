@@ -97,7 +97,8 @@ def main() -> None:
     ap.add_argument("--large", default="resnet50")
     ap.add_argument("--small", default="mobilenet_v3_large")
     ap.add_argument("--budget", default="33ms")
-    ap.add_argument("--skip-demo", action="store_true")
+    ap.add_argument("--skip-demo", action="store_true", help="keep the demo study of an earlier run")
+    ap.add_argument("--skip-tv", action="store_true", help="keep the 224 px study of an earlier run")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "profiles.json")
     args = ap.parse_args()
     result: dict = {"machine": platform.machine(), "python": platform.python_version()}
@@ -105,16 +106,19 @@ def main() -> None:
         result["demo"] = study(BuildConfig(), {d: d for d in DEVICES}, None)
     elif args.out.is_file():  # keep the demo study of an earlier run
         result["demo"] = json.loads(args.out.read_text()).get("demo")
-    with tempfile.TemporaryDirectory(prefix="bench-profiles-") as tmp:
-        work = Path(tmp)
-        profiles = {d: app_profile(d, args.budget, work) for d in DEVICES}
-        config = BuildConfig.model_validate(build_config(args.large, args.small, work, "jetson", epochs=0))
-        result["tv224"] = study(config, {"jetson": profiles["jetson"], **profiles}, "random weights")
-        result["tv224"]["budget"] = args.budget
+    if args.skip_tv:
+        result["tv224"] = json.loads(args.out.read_text()).get("tv224") if args.out.is_file() else None
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-profiles-") as tmp:
+            work = Path(tmp)
+            profiles = {d: app_profile(d, args.budget, work) for d in DEVICES}
+            config = BuildConfig.model_validate(build_config(args.large, args.small, work, "jetson", epochs=0))
+            result["tv224"] = study(config, {"jetson": profiles["jetson"], **profiles}, "random weights")
+            result["tv224"]["budget"] = args.budget
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     for pair in ("demo", "tv224"):
-        for name, p in result.get(pair, {}).get("profiles", {}).items():
+        for name, p in (result.get(pair) or {}).get("profiles", {}).items():
             print(f"{pair} {name}: ships {', '.join(p['shipped']) or 'nothing'}; {p.get('infeasible', '')}")
 
 
