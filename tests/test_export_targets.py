@@ -145,7 +145,12 @@ def test_onnx2tf_environment_puts_our_onnxsim_first_and_restores(tmp_path: Path)
 
     before_cwd, before_path = Path.cwd(), os.environ["PATH"]
     with onnx2tf_environment(tmp_path):
-        assert os.environ["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+        first, second = os.environ["PATH"].split(os.pathsep)[:2]
+        assert second == str(Path(sys.executable).parent)
+        shim = Path(shutil.which("onnxsim") or "")
+        assert shim.parent == Path(first) and shim.is_relative_to(tmp_path)
+        text = shim.read_text()  # our interpreter's onnxsim, minus the pass that re-fuses a zero Pad into MaxPool
+        assert text.startswith(f"#!{sys.executable}\n") and '"--skip-optimization", "fuse_pad_into_pool"' in text
         assert Path.cwd() == tmp_path
     assert Path.cwd() == before_cwd and os.environ["PATH"] == before_path
 
