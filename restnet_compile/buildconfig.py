@@ -40,6 +40,28 @@ class TuneSettings(Strict):
     recipe: str = Field("ls+feature-match+distill", description="tuning recipe; see restnet_compile.stitch.recipes")
     match_epochs: int = Field(3, ge=0)
     match_lr: float = Field(3e-3, gt=0)
+    augment: str = Field("none", description="augmentation of the cached prefix features; see stitch.finetune")
+    schedule: str = Field("constant", description="learning-rate schedule; see restnet_compile.stitch.finetune")
+    weight_decay: float = Field(0.0, ge=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+
+    @field_validator("augment")
+    @classmethod
+    def _known_augment(cls, name: str) -> str:
+        from restnet_compile.stitch.finetune import AUGMENTS
+
+        if name not in AUGMENTS:
+            raise ValueError(f"unknown augment {name!r}; valid choices: {', '.join(AUGMENTS.names())}")
+        return name
+
+    @field_validator("schedule")
+    @classmethod
+    def _known_schedule(cls, name: str) -> str:
+        from restnet_compile.stitch.finetune import SCHEDULES
+
+        if name not in SCHEDULES:
+            raise ValueError(f"unknown schedule {name!r}; valid choices: {', '.join(SCHEDULES.names())}")
+        return name
 
     @field_validator("adapter")
     @classmethod
