@@ -2,10 +2,13 @@
 
 ``python bench/bench_tune_ideas.py --ideas NAME=JSON ... [--seeds N] [--out FILE]``
 
-Each idea is a set of ``TuneConfig`` overrides on top of the default (``default={}``). Both donor models stay frozen
-in every idea. The large model's prefix features at every cut are cached once and shared by all ideas. Per variant it
-records the accuracy on the (unaugmented) training split, on validation and on the 1,000-image test split (binomial
-SE about +-0.5 points), the passes run and the seconds spent. One JSON line per variant is appended to ``--out``.
+Each idea is a set of ``TuneConfig`` overrides on top of the default (``default={}``), plus optionally
+``"input_copies": K``: the training split becomes the original images and K copies shifted by up to +-2 px (the donors'
+own pre-training augmentation, zero fill), each run through the large model once more (true input augmentation; the
+extra caching time is printed). Both donor models stay frozen in every idea. The large model's prefix features at
+every cut are cached once per training set and shared by all ideas. Per variant it records the accuracy on the
+(unaugmented) training split, on validation and on the 1,000-image test split (binomial SE about +-0.5 points), the
+passes run and the seconds spent. One JSON line per variant is appended to ``--out``.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ import torch
 
 from restnet_compile.buildconfig import BuildConfig
 from restnet_compile.cost.flops import count_flops
+from restnet_compile.data import Dataset, Splits
 from restnet_compile.pipeline import accuracy, compute_cka, load_models, load_splits, plan
 from restnet_compile.stitch import TuneConfig, build_stitched
 from restnet_compile.stitch.build import prefix_cache
 from restnet_compile.stitch.finetune import cached_accuracy
 from restnet_compile.stitch.pareto import anchor_line
+from restnet_compile.zoo.pretrain import random_shift
 
 
 def main() -> None:
@@ -51,23 +56,38 @@ def main() -> None:
         r: {"flops": count_flops(m, m.input_shape).total, "test_accuracy": accuracy(m, test.images, test.labels)}
         for r, m in (("large", large), ("small", small))
     }
-    cache = prefix_cache(front, large, candidates, splits)
+    t = time.perf_counter()
+    caches = {0: (splits, prefix_cache(front, large, candidates, splits))}
+    print(f"caching pass {time.perf_counter() - t:.1f} s", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     summary = {}
     for idea in args.ideas:
         name, _, overrides = idea.partition("=")
-        cfg = TuneConfig(**json.loads(overrides or "{}"))
+        opts = json.loads(overrides or "{}")
+        copies = opts.pop("input_copies", 0)
+        if copies not in caches:
+            t = time.perf_counter()
+            gen = torch.Generator().manual_seed(1234)
+            x = torch.from_numpy(splits.train.images)
+            images = np.concatenate([splits.train.images] + [random_shift(x, gen).numpy() for _ in range(copies)])
+            labels = np.tile(splits.train.labels, copies + 1)
+            train = Dataset(f"{splits.train.name}+{copies}shifted", images, labels, splits.train.num_classes)
+            aug = Splits(train, splits.calib, splits.val, splits.test)
+            caches[copies] = (aug, prefix_cache(front, large, candidates, aug))
+            print(f"caching pass with {copies} shifted copies {time.perf_counter() - t:.1f} s", flush=True)
+        split_set, cache = caches[copies]
+        cfg = TuneConfig(**opts)
         rows = []
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             for c in candidates:
-                sv = build_stitched(front, back, c, splits, cfg, seed=seed, cache=cache, teacher=large)
+                sv = build_stitched(front, back, c, split_set, cfg, seed=seed, cache=cache, teacher=large)
                 flops = count_flops(sv.net, large.input_shape).total
                 row = {
                     "idea": name,
                     "overrides": json.loads(overrides or "{}"),
                     "id": c.point.variant_id,
                     "seed": seed,
-                    "train_accuracy": round(cached_accuracy(sv.net, cache[c.point.front_block][0]), 4),
+                    "train_accuracy": round(cached_accuracy(sv.net, caches[0][1][c.point.front_block][0]), 4),
                     "val_accuracy": sv.tune.val_accuracy,
                     "test_accuracy": accuracy(sv.net, test.images, test.labels),
                     "line": round(anchor_line(anchors, flops), 4),

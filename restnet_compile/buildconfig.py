@@ -44,6 +44,7 @@ class TuneSettings(Strict):
     schedule: str = Field("constant", description="learning-rate schedule; see restnet_compile.stitch.finetune")
     weight_decay: float = Field(0.0, ge=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    ema: float = Field(0.0, ge=0, lt=1, description="per-step decay of the adapter's weight average (0: off)")
 
     @field_validator("augment")
     @classmethod

@@ -58,7 +58,7 @@ def test_unknown_augment_or_schedule_lists_valid_names(field: str, registry) -> 
     assert load_build_config(None, tune={field: registry.names()[-1]}).tune.model_dump()[field] == registry.names()[-1]
 
 
-@pytest.mark.parametrize(("field", "value"), [("weight_decay", -0.1), ("label_smoothing", 1.0)])
+@pytest.mark.parametrize(("field", "value"), [("weight_decay", -0.1), ("label_smoothing", 1.0), ("ema", 1.0)])
 def test_out_of_range_regularisers_are_refused(field: str, value: float) -> None:
     with pytest.raises(BadInputError, match=f"tune.{field}"):
         load_build_config(None, tune={field: value})
@@ -108,7 +108,9 @@ def _setup() -> tuple[_Net, CachedSplit]:
     return net, CachedSplit(x, torch.randn(96, 3), labels)
 
 
-@pytest.mark.parametrize("options", [{"augment": "shift"}, {"schedule": "cosine"}, {"label_smoothing": 0.1}])
+@pytest.mark.parametrize(
+    "options", [{"augment": "shift"}, {"schedule": "cosine"}, {"label_smoothing": 0.1}, {"ema": 0.9}]
+)
 def test_options_keep_the_suffix_and_never_lose_to_the_start(options: dict) -> None:
     net, split = _setup()
     suffix = [p.clone() for p in [*net.suffix.parameters(), *net.suffix.buffers()]]
@@ -121,7 +123,7 @@ def test_options_keep_the_suffix_and_never_lose_to_the_start(options: dict) -> N
     assert not any(p.requires_grad for p in net.parameters())
 
 
-@pytest.mark.parametrize("options", [{"augment": "shift"}, {"schedule": "cosine"}, {"weight_decay": 0.5}])
+@pytest.mark.parametrize("options", [{"augment": "shift"}, {"schedule": "cosine"}, {"weight_decay": 0.5}, {"ema": 0.9}])
 def test_each_option_changes_the_training_trajectory(options: dict) -> None:
     """With validation = training data and no patience cut, the kept adapter is the best epoch's: options alter it."""
     states = []
@@ -140,3 +142,13 @@ def test_adapter_fixed_then_trainable_is_forward() -> None:
         x = torch.randn(2, 4, 8, 8)
         assert adapter.fixed(x).shape == (2, 4, 4, 4)
         assert torch.allclose(adapter.trainable(adapter.fixed(x)), adapter(x), atol=1e-6), name
+
+
+def test_ema_keeps_the_averaged_weights() -> None:
+    """A decay of almost 1 barely moves the average off the start, so what is evaluated and kept is the start."""
+    net, split = _setup()
+    start = torch.cat([p.detach().flatten() for p in net.adapter.parameters()])
+    cfg = TuneConfig(epochs=3, patience=10, batch_size=32, lr=1e-2, distill_weight=0.0, ema=1 - 1e-9)
+    tune_adapter(net, split, split, cfg, 0)
+    kept = torch.cat([p.flatten() for p in net.adapter.parameters()])
+    assert torch.allclose(kept, start, atol=1e-5)

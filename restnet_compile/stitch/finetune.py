@@ -9,7 +9,8 @@ worse adapter than it started from.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -42,6 +43,8 @@ class TuneConfig:
         schedule: Learning-rate schedule over ``epochs`` (see ``SCHEDULES``).
         weight_decay: Decoupled weight decay of the adapter (AdamW); 0 is plain Adam.
         label_smoothing: Label smoothing of the cross-entropy term.
+        ema: Decay per step of an exponential moving average of the adapter's weights; when above 0 the average,
+            not the raw weights, is evaluated and kept (0 disables it).
     """
 
     epochs: int = 10
@@ -58,6 +61,7 @@ class TuneConfig:
     schedule: str = "constant"
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
+    ema: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -219,6 +223,24 @@ def _accuracy(run: Callable[[torch.Tensor], torch.Tensor], split: CachedSplit, b
     return correct / len(split.labels)
 
 
+@contextmanager
+def _swapped(params: list[nn.Parameter], values: list[torch.Tensor] | None) -> Iterator[None]:
+    """Hold ``values`` in ``params`` inside the block (nothing when ``values`` is None)."""
+    if values is None:
+        yield
+        return
+    saved = [p.detach().clone() for p in params]
+    with torch.no_grad():
+        for p, v in zip(params, values, strict=True):
+            p.copy_(v)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for p, v in zip(params, saved, strict=True):
+                p.copy_(v)
+
+
 def tune_adapter(net: StitchedNet, train: CachedSplit, val: CachedSplit, cfg: TuneConfig, seed: int) -> TuneResult:
     """Fine-tune ``net.adapter`` alone; leave ``net`` holding the best adapter on ``val``."""
     frozen = [p for name, p in net.named_parameters() if not name.startswith("adapter.") and p.requires_grad]
@@ -234,6 +256,8 @@ def tune_adapter(net: StitchedNet, train: CachedSplit, val: CachedSplit, cfg: Tu
     sched = SCHEDULES.get(cfg.schedule)(opt, cfg.epochs * steps_per_epoch)
     best_acc = init_acc = _accuracy(run, val)
     best_state, best_epoch, epoch = copy.deepcopy(net.adapter.state_dict()), 0, 0
+    params = list(net.adapter.parameters())
+    average = [p.detach().clone() for p in params] if cfg.ema > 0 else None
     for epoch in range(1, cfg.epochs + 1):
         order = torch.randperm(len(train.labels), generator=gen)
         for i in range(0, len(order), cfg.batch_size):
@@ -242,10 +266,14 @@ def tune_adapter(net: StitchedNet, train: CachedSplit, val: CachedSplit, cfg: Tu
             loss.backward()
             opt.step()
             sched.step()
-        acc = _accuracy(run, val)
-        if acc > best_acc:
-            best_acc, best_state, best_epoch = acc, copy.deepcopy(net.adapter.state_dict()), epoch
-        elif epoch - best_epoch >= cfg.patience:
+            if average is not None:
+                for a, p in zip(average, params, strict=True):
+                    a.lerp_(p.detach(), 1 - cfg.ema)
+        with _swapped(params, average):
+            acc = _accuracy(run, val)
+            if acc > best_acc:
+                best_acc, best_state, best_epoch = acc, copy.deepcopy(net.adapter.state_dict()), epoch
+        if epoch - best_epoch >= cfg.patience:
             break
     net.adapter.load_state_dict(best_state)
     for p in net.adapter.parameters():
