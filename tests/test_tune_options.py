@@ -127,7 +127,8 @@ def test_options_keep_the_suffix_and_never_lose_to_the_start(options: dict) -> N
 def test_each_option_changes_the_training_trajectory(options: dict) -> None:
     """With validation = training data and no patience cut, the kept adapter is the best epoch's: options alter it."""
     states = []
-    for opts in ({}, options):
+    plain = {"augment": "none", "schedule": "constant", "weight_decay": 0.0, "ema": 0.0}
+    for opts in (plain, {**plain, **options}):
         net, split = _setup()
         cfg = TuneConfig(epochs=4, patience=10, batch_size=32, lr=1e-2, distill_weight=0.0, **opts)
         res = tune_adapter(net, split, split, cfg, 0)

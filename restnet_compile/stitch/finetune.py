@@ -32,9 +32,11 @@ class TuneConfig:
         epochs: Largest number of passes over the training split.
         lr: Adam learning rate for the adapter.
         batch_size: Minibatch size.
-        distill_weight: Weight of the KL term towards the front model's logits (0 disables it).
+        distill_weight: Weight of the KL term towards the front model's logits (0 disables it; the default 1 is
+            pure distillation: the labels only select the best adapter on validation).
         temperature: Distillation temperature.
-        patience: Epochs without validation gain before stopping.
+        patience: Epochs without validation gain before stopping (the default equals ``epochs``: with the cosine
+            schedule the last, low-rate epochs gain most, and cutting them cost accuracy in bench_tune_ideas.py).
         adapter: Adapter for map -> map joins (``auto``: the planned ``conv1x1``); see ``stitch.adapters``.
         recipe: Tuning recipe name (see ``stitch.recipes``).
         match_epochs: Feature-matching passes of recipes that match the back model's activations.
@@ -47,18 +49,18 @@ class TuneConfig:
             not the raw weights, is evaluated and kept (0 disables it).
     """
 
-    epochs: int = 10
+    epochs: int = 20
     lr: float = 2e-3
     batch_size: int = 64
-    distill_weight: float = 0.8
-    temperature: float = 2.0
-    patience: int = 4
+    distill_weight: float = 1.0
+    temperature: float = 4.0
+    patience: int = 20
     adapter: str = "conv-bn-relu"
     recipe: str = "ls+feature-match+distill"
     match_epochs: int = 3
     match_lr: float = 3e-3
     augment: str = "none"
-    schedule: str = "constant"
+    schedule: str = "cosine"
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     ema: float = 0.0
