@@ -171,7 +171,7 @@ def main() -> None:
         help="adapter/recipe pairs run with --seeds seeds (the others with one)",
     )
     parser.add_argument("--e2e-seeds", type=int, default=1)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=TuneConfig().epochs)
     parser.add_argument("--match-epochs", type=int, default=3)
     parser.add_argument("--train", type=int, default=3000, help="training images (of the 3,000 in the split)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/recipes.json"))
@@ -203,6 +203,10 @@ def main() -> None:
             pair["rows"] = [r for r in prev["rows"] if (r["adapter"], r["recipe"]) not in fresh] + pair["rows"]
             pair["end_to_end"] = pair["end_to_end"] or prev["end_to_end"]
             pair["summary"] = summarise(pair["rows"], pair["end_to_end"], pair["anchors"])
+            for item in pair["summary"]:  # ratios only between rows and end-to-end runs of the same run and settings
+                if ((item["adapter"], item["recipe"]) in fresh) != bool(args.e2e_seeds):
+                    item.pop("time_ratio", None)
+                    item.pop("accuracy_ratio", None)
             pair["merged_from_earlier_run"] = sorted(
                 {f"{r['adapter']}/{r['recipe']}" for r in prev["rows"]} - {f"{a}/{b}" for a, b in fresh}
             )
