@@ -212,7 +212,11 @@ def main() -> None:
             )
         result["pairs"].append(pair)
         result["wall_seconds"] = round(time.perf_counter() - t, 1)
-        args.out.write_text(json.dumps(result, indent=1) + "\n")  # after each pair: a partial run still reports
+        done = {q["pair"] for q in result["pairs"]}
+        kept = [q for q in old["pairs"] if q["pair"] not in done]  # --merge: pairs not re-run stay as they were
+        extra = {"note": old["note"]} if "note" in old else {}
+        written = {**result, "pairs": result["pairs"] + kept, **extra}
+        args.out.write_text(json.dumps(written, indent=1) + "\n")  # after each pair: a partial run still reports
     pairs = result["pairs"]
     for p in pairs:
         print(p["pair"], json.dumps(p["summary"], indent=1))
