@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,7 @@ def run_pair(large_name: str, small_name: str, args: argparse.Namespace) -> dict
             multi = f"{adapter}/{recipe}" in args.multi_seed
             for seed in range(args.seeds if multi and recipe != "ls-only" else 1):
                 cfg = TuneConfig(epochs=args.epochs, adapter=adapter, recipe=recipe, match_epochs=args.match_epochs)
+                tune = {k: v for k, v in asdict(cfg).items() if k not in ("adapter", "recipe")}
                 for c in candidates:
                     sv = build_stitched(front, back, c, splits, cfg, seed=seed, cache=cache, teacher=large)
                     flops = count_flops(sv.net, large.input_shape).total
@@ -78,6 +80,7 @@ def run_pair(large_name: str, small_name: str, args: argparse.Namespace) -> dict
                             "passes": sv.tune.epochs_run,
                             "seconds": round(sv.tune_seconds + cache_seconds / len(candidates), 2),
                             "line": round(anchor_line(anchors, flops), 4),
+                            "tune": tune,
                         }
                     )
                     print(json.dumps(rows[-1]), flush=True)
@@ -168,10 +171,16 @@ def main() -> None:
         help="adapter/recipe pairs run with --seeds seeds (the others with one)",
     )
     parser.add_argument("--e2e-seeds", type=int, default=1)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=TuneConfig().epochs)
     parser.add_argument("--match-epochs", type=int, default=3)
     parser.add_argument("--train", type=int, default=3000, help="training images (of the 3,000 in the split)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/recipes.json"))
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the rows of --out's other (adapter, recipe) pairs (and its end-to-end rows unless --e2e-seeds > 0); "
+        "rows without a 'tune' field were measured with an older TuneConfig",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
@@ -185,10 +194,29 @@ def main() -> None:
         "pairs": [],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    old = json.loads(args.out.read_text()) if args.merge and args.out.exists() else {"pairs": []}
     for p in args.pairs:
-        result["pairs"].append(run_pair(*p.split(":"), args))
+        pair = run_pair(*p.split(":"), args)
+        prev = next((q for q in old["pairs"] if q["pair"] == pair["pair"]), None)
+        if prev is not None:
+            fresh = {(r["adapter"], r["recipe"]) for r in pair["rows"]}
+            pair["rows"] = [r for r in prev["rows"] if (r["adapter"], r["recipe"]) not in fresh] + pair["rows"]
+            pair["end_to_end"] = pair["end_to_end"] or prev["end_to_end"]
+            pair["summary"] = summarise(pair["rows"], pair["end_to_end"], pair["anchors"])
+            for item in pair["summary"]:  # ratios only between rows and end-to-end runs of the same run and settings
+                if ((item["adapter"], item["recipe"]) in fresh) != bool(args.e2e_seeds):
+                    item.pop("time_ratio", None)
+                    item.pop("accuracy_ratio", None)
+            pair["merged_from_earlier_run"] = sorted(
+                {f"{r['adapter']}/{r['recipe']}" for r in prev["rows"]} - {f"{a}/{b}" for a, b in fresh}
+            )
+        result["pairs"].append(pair)
         result["wall_seconds"] = round(time.perf_counter() - t, 1)
-        args.out.write_text(json.dumps(result, indent=1) + "\n")  # after each pair: a partial run still reports
+        done = {q["pair"] for q in result["pairs"]}
+        kept = [q for q in old["pairs"] if q["pair"] not in done]  # --merge: pairs not re-run stay as they were
+        extra = {"note": old["note"]} if "note" in old else {}
+        written = {**result, "pairs": result["pairs"] + kept, **extra}
+        args.out.write_text(json.dumps(written, indent=1) + "\n")  # after each pair: a partial run still reports
     pairs = result["pairs"]
     for p in pairs:
         print(p["pair"], json.dumps(p["summary"], indent=1))

@@ -8,8 +8,8 @@ from the large model), least-squares start and best-on-validation selection:
 * adapter-only (this project): donors frozen in eval mode, the prefix features of every cut and the teacher's logits
   cached in one pass (each candidate is charged an equal share of that time), only the adapter trains, with the
   build's default adapter and recipe (``TuneConfig``: conv-bn-relu, LS + feature matching + distillation);
-* end to end (the SN-Net recipe): the whole stitched network trains (donor copies in train mode, BatchNorm
-  statistics updating), Adam with lr 1e-3 for the adapter and 1e-4 for the pre-trained blocks.
+* end to end (the SN-Net recipe): the same stitched network (the same adapter kind) trains whole (donor copies in
+  train mode, BatchNorm statistics updating), Adam with ``lr`` for the adapter and ``lr / 10`` for the donor blocks.
 
 Reports the time ratio adapter-only / end-to-end (goal <= 0.2, caching included) and the test-accuracy ratio (goal
 >= 0.97), and for each candidate its test accuracy minus the straight line between the anchors' (FLOPs, accuracy).
@@ -21,6 +21,7 @@ import argparse
 import copy
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -122,7 +123,7 @@ def main() -> None:
         sv = build_stitched(front, back, c, splits, cfg, seed=0, cache=cache, teacher=large)
         t_adapter = time.perf_counter() - t + t_cache
         t = time.perf_counter()
-        e2e = end_to_end(front, back, large, c, splits, cfg)
+        e2e = end_to_end(front, back, large, replace(c, adapter=sv.candidate.adapter), splits, cfg)  # same network
         t_e2e = time.perf_counter() - t
         acc_a, acc_e = accuracy(sv.net, test.images, test.labels), accuracy(e2e, test.images, test.labels)
         flops = count_flops(sv.net, large.input_shape).total

@@ -28,18 +28,41 @@ class PlanSettings(Strict):
 class TuneSettings(Strict):
     """Adapter fine-tuning hyper-parameters (see ``restnet_compile.stitch.finetune``)."""
 
-    epochs: int = Field(10, ge=0)
+    epochs: int = Field(20, ge=0)
     lr: float = Field(2e-3, gt=0)
     batch_size: int = Field(64, ge=1)
-    distill_weight: float = Field(0.8, ge=0, le=1)
-    temperature: float = Field(2.0, gt=0)
-    patience: int = Field(4, ge=1)
+    distill_weight: float = Field(1.0, ge=0, le=1)
+    temperature: float = Field(4.0, gt=0)
+    patience: int = Field(20, ge=1)
     adapter: str = Field(
         "conv-bn-relu", description="map -> map adapter (auto: conv1x1); see restnet_compile.stitch.adapters"
     )
     recipe: str = Field("ls+feature-match+distill", description="tuning recipe; see restnet_compile.stitch.recipes")
     match_epochs: int = Field(3, ge=0)
     match_lr: float = Field(3e-3, gt=0)
+    augment: str = Field("none", description="augmentation of the cached prefix features; see stitch.finetune")
+    schedule: str = Field("cosine", description="learning-rate schedule; see restnet_compile.stitch.finetune")
+    weight_decay: float = Field(0.0, ge=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    ema: float = Field(0.0, ge=0, lt=1, description="per-step decay of the adapter's weight average (0: off)")
+
+    @field_validator("augment")
+    @classmethod
+    def _known_augment(cls, name: str) -> str:
+        from restnet_compile.stitch.finetune import AUGMENTS
+
+        if name not in AUGMENTS:
+            raise ValueError(f"unknown augment {name!r}; valid choices: {', '.join(AUGMENTS.names())}")
+        return name
+
+    @field_validator("schedule")
+    @classmethod
+    def _known_schedule(cls, name: str) -> str:
+        from restnet_compile.stitch.finetune import SCHEDULES
+
+        if name not in SCHEDULES:
+            raise ValueError(f"unknown schedule {name!r}; valid choices: {', '.join(SCHEDULES.names())}")
+        return name
 
     @field_validator("adapter")
     @classmethod

@@ -39,7 +39,8 @@ def zoo() -> dict[str, BlockSequence]:
     return {n: create_model(n) for n in ("demo-large-cnn", "demo-small-cnn", "demo-vit")}
 
 
-TUNE = TuneConfig(epochs=2, lr=1e-3, batch_size=64, patience=2)
+# a 2-epoch smoke test: a constant rate (cosine over 2 epochs leaves ViT -> CNN at 46-50 %, under the bar below)
+TUNE = TuneConfig(epochs=2, lr=1e-3, batch_size=64, patience=2, schedule="constant")
 
 
 @pytest.mark.parametrize(

@@ -107,9 +107,10 @@ class _Net(nn.Module):
         super().__init__()
         self.adapter = adapter
         self.suffix = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3)).requires_grad_(False)
+        self.head = nn.Identity()
 
     def from_prefix(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.suffix(self.adapter(feats))
+        return self.head(self.suffix(self.adapter(feats)))
 
 
 @pytest.mark.parametrize("recipe", ["ls-only", "distill", "ls+feature-match+distill"])

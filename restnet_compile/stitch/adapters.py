@@ -34,6 +34,17 @@ class Adapter(nn.Module, ABC):
     def least_squares_init(self, x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-4) -> float:
         """Set the weights to the ridge least-squares fit of ``y`` from ``x``; return the fit's R^2."""
 
+    def fixed(self, x: torch.Tensor) -> torch.Tensor:
+        """The adapter's parameter-free first stage (``forward(x) == trainable(fixed(x))``); identity by default.
+
+        Tuning on cached features applies it once to the cache instead of once per step.
+        """
+        return x
+
+    def trainable(self, x: torch.Tensor) -> torch.Tensor:
+        """The rest of the adapter, applied to ``fixed(x)``."""
+        return self(x)
+
 
 ADAPTERS: Registry[type[Adapter]] = Registry("adapter")
 
@@ -83,8 +94,16 @@ class Conv1x1Adapter(Adapter):
     def _resize(self, x: torch.Tensor) -> torch.Tensor:
         return F.avg_pool2d(x, self.pool) if self.pool > 1 else x
 
+    def fixed(self, x: torch.Tensor) -> torch.Tensor:
+        """The resize to the destination grid (no parameters)."""
+        return self._resize(x)
+
+    def trainable(self, x: torch.Tensor) -> torch.Tensor:
+        """The adapter on an already resized map; subclasses override this, not ``forward``."""
+        return self.conv(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(self._resize(x))
+        return self.trainable(self._resize(x))
 
     @torch.no_grad()
     def least_squares_init(self, x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-4) -> float:

@@ -50,3 +50,7 @@ class StitchedNet(nn.Module):
     def from_prefix(self, feats: torch.Tensor) -> torch.Tensor:
         """Run adapter, suffix and head on cached prefix features."""
         return self.head(self.suffix(self.adapter(feats)))
+
+    def from_fixed(self, feats: torch.Tensor) -> torch.Tensor:
+        """Run the adapter's trainable stage, suffix and head on features already through ``adapter.fixed``."""
+        return self.head(self.suffix(self.adapter.trainable(feats)))

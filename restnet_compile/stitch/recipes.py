@@ -64,14 +64,17 @@ def feature_match(net: StitchedNet, feats: torch.Tensor, targets: torch.Tensor, 
     dims = (0, 2, 3) if targets.dim() == 4 else tuple(range(targets.dim() - 1))  # maps: B,C,H,W; tokens: B,N,D
     scale = targets.var(dims, keepdim=True).clamp_min(1e-6)
     adapter.requires_grad_(True)
-    opt = torch.optim.Adam(adapter.parameters(), lr=cfg.match_lr)
+    opt = torch.optim.Adam(adapter.parameters(), lr=cfg.match_lr, foreach=True)
     gen = torch.Generator().manual_seed(seed + 7)
     net.eval()
+    if cfg.match_epochs:
+        with torch.no_grad():  # the parameter-free resize once, not at every step
+            feats = torch.cat([adapter.fixed(feats[i : i + 500]) for i in range(0, len(feats), 500)])
     for _ in range(cfg.match_epochs):
         order = torch.randperm(len(feats), generator=gen)
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i : i + cfg.batch_size]
-            loss = (((adapter(feats[idx]) - targets[idx]) ** 2) / scale).mean()
+            loss = (((adapter.trainable(feats[idx]) - targets[idx]) ** 2) / scale).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -63,8 +63,8 @@ class ConvBnReluAdapter(_MapAdapter):
         self.bn = nn.BatchNorm2d(2 * c)
         self.out = nn.Conv2d(2 * c, c, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(torch.relu(self.bn(self.conv(self._resize(x)))))
+    def trainable(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.bn(self.conv(x))))
 
     @torch.no_grad()
     def least_squares_init(self, x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-4) -> float:
@@ -97,8 +97,8 @@ class LowRankDwAdapter(_MapAdapter):
         self.up = nn.Conv2d(self.rank, c, 1)
         self.dw = nn.Conv2d(c, c, 3, padding=1, groups=c)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dw(self.up(self.conv(self._resize(x))))
+    def trainable(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dw(self.up(self.conv(x)))
 
     @torch.no_grad()
     def least_squares_init(self, x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-4) -> float:
@@ -128,8 +128,7 @@ class ResidualAdapter(_MapAdapter):
         self.branch_in = nn.Conv2d(src.channels, c, 3, padding=1)
         self.branch_out = nn.Conv2d(c, c, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self._resize(x)
+    def trainable(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x) + self.branch_out(torch.relu(self.branch_in(x)))
 
     @torch.no_grad()
