@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from restnet_compile.config import Strict, describe_validation_error
 from restnet_compile.errors import BadInputError
@@ -46,40 +46,19 @@ class TuneSettings(Strict):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     ema: float = Field(0.0, ge=0, lt=1, description="per-step decay of the adapter's weight average (0: off)")
 
-    @field_validator("augment")
+    @field_validator("augment", "schedule", "adapter", "recipe")
     @classmethod
-    def _known_augment(cls, name: str) -> str:
-        from restnet_compile.stitch.finetune import AUGMENTS
-
-        if name not in AUGMENTS:
-            raise ValueError(f"unknown augment {name!r}; valid choices: {', '.join(AUGMENTS.names())}")
-        return name
-
-    @field_validator("schedule")
-    @classmethod
-    def _known_schedule(cls, name: str) -> str:
-        from restnet_compile.stitch.finetune import SCHEDULES
-
-        if name not in SCHEDULES:
-            raise ValueError(f"unknown schedule {name!r}; valid choices: {', '.join(SCHEDULES.names())}")
-        return name
-
-    @field_validator("adapter")
-    @classmethod
-    def _known_adapter(cls, name: str) -> str:
+    def _registered_name(cls, name: str, info: ValidationInfo) -> str:
+        """Each named choice must be registered; ``adapter`` also takes ``auto`` (the planned adapter)."""
         from restnet_compile.stitch.adapters import ADAPTERS
-
-        if name != "auto" and name not in ADAPTERS:
-            raise ValueError(f"unknown adapter {name!r}; valid choices: auto, {', '.join(ADAPTERS.names())}")
-        return name
-
-    @field_validator("recipe")
-    @classmethod
-    def _known_recipe(cls, name: str) -> str:
+        from restnet_compile.stitch.finetune import AUGMENTS, SCHEDULES
         from restnet_compile.stitch.recipes import RECIPES
 
-        if name not in RECIPES:
-            raise ValueError(f"unknown recipe {name!r}; valid choices: {', '.join(RECIPES.names())}")
+        field = info.field_name or ""
+        registry = {"augment": AUGMENTS, "schedule": SCHEDULES, "adapter": ADAPTERS, "recipe": RECIPES}[field]
+        valid = (["auto"] if field == "adapter" else []) + list(registry.names())
+        if name not in valid:
+            raise ValueError(f"unknown {field} {name!r}; valid choices: {', '.join(valid)}")
         return name
 
 
