@@ -108,3 +108,27 @@ def test_int8_tflite_of_a_resnet_stem_has_sane_scales_and_runs_on_xnnpack(tmp_pa
     q = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)
     (logits,) = runner(input=q).values()
     assert logits.shape == (1, 10)
+
+
+class _TwoPools(nn.Module):
+    """Two padded pools reading the same tensor (an Inception-style branch): each needs its own Pad."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.a, self.b = nn.MaxPool2d(3, 1, 1), nn.MaxPool2d(5, 1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return self.a(y) + self.b(y)
+
+
+def test_pools_sharing_an_input_get_one_pad_each(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    path = export_onnx(_TwoPools().eval(), (3, 9, 9), tmp_path / "m.onnx")
+    before, after = onnx.load(str(path)), onnx.load(str(path))
+    assert explicit_maxpool_padding(after) == 2
+    onnx.checker.check_model(after, full_check=True)
+    assert sum(n.op_type == "Pad" for n in after.graph.node) == 2
+    x = np.random.default_rng(2).standard_normal((1, 3, 9, 9)).astype(np.float32)
+    np.testing.assert_array_equal(_run(after, x), _run(before, x))

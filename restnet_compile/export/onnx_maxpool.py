@@ -93,6 +93,8 @@ def _ceil_extra(size: int, kernel: int, stride: int, begin: int, end: int) -> in
 def explicit_maxpool_padding(model: onnx.ModelProto) -> int:
     """Rewrite ``model`` in place as described in the module docstring; returns the number of pools rewritten."""
     graph = model.graph
+    if not any(node.op_type == "MaxPool" for node in graph.node):
+        return 0  # shape inference copies the whole model: skip it for graphs without pools
     shapes = _spatial_shapes(model)
     producers = {out: node for node in graph.node for out in node.output}
     constants = _constants(model)
@@ -105,7 +107,7 @@ def explicit_maxpool_padding(model: onnx.ModelProto) -> int:
             new_nodes.append(node)
             continue
         pads, mode = plan
-        pads_name, padded = f"{node.name or node.output[0]}_explicit_pads", f"{node.input[0]}_maxpool_padded"
+        pads_name, padded = f"{node.output[0]}_explicit_pads", f"{node.output[0]}_padded_input"  # unique per pool
         graph.initializer.append(numpy_helper.from_array(_int64(pads), pads_name))
         inputs = [node.input[0], pads_name]
         if mode == "constant":
