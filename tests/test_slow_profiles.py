@@ -24,21 +24,23 @@ from tests.tflite_scales import largest_scale
 pytestmark = pytest.mark.slow
 
 
-def test_jetson_bundle_for_a_224px_torchvision_pair(tmp_path: Path) -> None:
-    profile = app_profile("jetson", "33ms", tmp_path)
-    target = app_target("onnx-fp16", tmp_path)  # random weights: near-tied classes, top-1 agreement is rounding
-    cfg = BuildConfig.model_validate(
-        build_config(
-            "resnet50",
-            "mobilenet_v3_large",
-            tmp_path,
-            str(profile),
-            epochs=0,
-            target=str(target),
-            plan={"max_candidates": 2},
-        )
+def _build_224(device: str, budget: str, target: str, tmp_path: Path) -> api.BuildResult:
+    """ResNet-50 -> MobileNetV3-Large at 224 px, 2 candidates, no tuning, for a copied profile and target."""
+    cfg = build_config(
+        "resnet50",
+        "mobilenet_v3_large",
+        tmp_path,
+        str(app_profile(device, budget, tmp_path)),
+        epochs=0,
+        target=str(app_target(target, tmp_path)),
+        plan={"max_candidates": 2},
     )
-    result = api.build(cfg, tmp_path / "out")
+    return api.build(BuildConfig.model_validate(cfg), tmp_path / "out")
+
+
+def test_jetson_bundle_for_a_224px_torchvision_pair(tmp_path: Path) -> None:
+    # random weights: near-tied classes, so top-1 agreement is rounding (recorded, not enforced)
+    result = _build_224("jetson", "33ms", "onnx-fp16", tmp_path)
     m = result.manifest
     assert m["input"]["shape"] == [3, 224, 224] and m["target"]["name"] == "onnx-fp16-random-weights"
     assert m["selection"]["mode"] == "feasible" and m["selection"]["min_latency_gain"] is None
@@ -55,20 +57,8 @@ def test_phone_int8_bundle_for_a_224px_torchvision_pair_runs_on_xnnpack(tmp_path
     """ResNet-50's padded max-pool once gave its stem an int8 scale of 1.3e36 and XNNPACK refused the stitch."""
     from ai_edge_litert.interpreter import Interpreter
 
-    profile = app_profile("phone", "70ms", tmp_path)  # the 2 stitches the planner proposes take 50 and 68 ms
-    target = app_target("tflite-int8", tmp_path)  # random weights: parity recorded, not enforced
-    cfg = BuildConfig.model_validate(
-        build_config(
-            "resnet50",
-            "mobilenet_v3_large",
-            tmp_path,
-            str(profile),
-            epochs=0,
-            target=str(target),
-            plan={"max_candidates": 2},
-        )
-    )
-    result = api.build(cfg, tmp_path / "out")
+    # 70 ms: the 2 stitches the planner proposes take 50 and 68 ms
+    result = _build_224("phone", "70ms", "tflite-int8", tmp_path)
     m = result.manifest
     shipped = {v["id"]: v for v in m["variants"] if v["selected"]}
     assert "small" in shipped and sum(v["kind"] == "stitched" for v in shipped.values()) == 2
