@@ -115,9 +115,11 @@ class Conv1x1Adapter(Adapter):
         return r2
 
 
-# One plain adapter per kind of join; the planner proposes these. Richer map -> map adapters (rich_adapters.py) are
-# chosen by ``tune.adapter`` and replace ``conv1x1`` where they can join the pair (see ``choose_adapter``).
-BASE_ADAPTERS = ("conv1x1", "map-to-tokens", "token-linear", "tokens-to-map")
+# One adapter per kind of join; the planner proposes the first that can join the pair. ``tokens-to-map-cls``
+# (unpatchify.py) is planned for tokens -> map; the plain ``tokens-to-map`` stays registered for comparison. Richer
+# map -> map adapters (rich_adapters.py) are chosen by ``tune.adapter`` and replace ``conv1x1`` where they can join
+# the pair (see ``choose_adapter``).
+BASE_ADAPTERS = ("conv1x1", "map-to-tokens", "token-linear", "tokens-to-map-cls", "tokens-to-map")
 
 
 def adapter_for(src: FeatureSpec, dst: FeatureSpec) -> str | None:
@@ -143,3 +145,4 @@ def choose_adapter(preferred: str, planned: str, src: FeatureSpec, dst: FeatureS
 # The token adapters register themselves on import; keep them in the registry whenever ADAPTERS is used.
 from restnet_compile.stitch import rich_adapters as _rich_adapters  # noqa: E402, F401
 from restnet_compile.stitch import token_adapters as _token_adapters  # noqa: E402, F401
+from restnet_compile.stitch import unpatchify as _unpatchify  # noqa: E402, F401
