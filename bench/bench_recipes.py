@@ -27,7 +27,7 @@ from restnet_compile.buildconfig import BuildConfig
 from restnet_compile.cost.flops import count_flops
 from restnet_compile.data import Splits
 from restnet_compile.pipeline import accuracy, compute_cka, load_models, load_splits, plan
-from restnet_compile.stitch import TuneConfig, build_stitched
+from restnet_compile.stitch import ADAPTERS, TuneConfig, build_stitched
 from restnet_compile.stitch.build import prefix_cache
 from restnet_compile.stitch.pareto import anchor_line, pareto_reasons
 
@@ -55,8 +55,10 @@ def run_pair(large_name: str, small_name: str, args: argparse.Namespace) -> dict
     cache = prefix_cache(front, large, candidates, splits)  # every cut and the teacher's logits, one pass per split
     cache_seconds = time.perf_counter() - t
     rows = []
-    map_pair = any(c.adapter == "conv1x1" for c in candidates)  # richer adapters join map -> map only
-    for adapter in args.adapters if map_pair else ["auto"]:
+    fs, bs = front.feature_specs(), back.feature_specs()
+    joins = [(fs[c.point.front_block], bs[c.point.back_block]) for c in candidates]
+    usable = [a for a in args.adapters if any(ADAPTERS.get(a).incompatibility(*j) is None for j in joins)]
+    for adapter in usable or ["auto"]:  # adapters that join none of this pair's candidates are skipped
         for recipe in args.recipes:
             multi = f"{adapter}/{recipe}" in args.multi_seed
             for seed in range(args.seeds if multi and recipe != "ls-only" else 1):

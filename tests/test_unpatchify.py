@@ -8,7 +8,7 @@ import torch
 from restnet_compile.errors import BadInputError
 from restnet_compile.stitch import ADAPTERS
 from restnet_compile.stitch.adapters import adapter_for
-from restnet_compile.stitch.unpatchify import TokensToMapClsAdapter
+from restnet_compile.stitch.unpatchify import TokensToMapClsAdapter, TokensToMapMlpAdapter
 from restnet_compile.zoo import FeatureSpec
 
 
@@ -91,3 +91,23 @@ def test_refusals_name_the_adapter(src: FeatureSpec, dst: FeatureSpec, words: st
     assert TokensToMapClsAdapter.incompatibility(src, dst) is not None
     with pytest.raises(BadInputError, match=f"tokens-to-map-cls.*{words}"):
         TokensToMapClsAdapter(src, dst)
+
+
+@pytest.mark.parametrize("dst", [m(4, 8), m(4, 4)])
+def test_mlp_variant_starts_at_least_as_well_as_the_linear_one(dst: FeatureSpec) -> None:
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(60, 17, 6, generator=gen)
+    teacher = TokensToMapClsAdapter(t(17, 6), dst)
+    _randomise(teacher, 4)
+    with torch.no_grad():
+        y = torch.tanh(teacher(x))  # a nonlinear target: the linear fit cannot be exact
+    linear = TokensToMapClsAdapter(t(17, 6), dst)
+    mlp = TokensToMapMlpAdapter(t(17, 6), dst)
+    r2_linear, r2_mlp = linear.least_squares_init(x, y), mlp.least_squares_init(x, y)
+    assert r2_mlp >= r2_linear - 1e-6 and r2_linear < 0.99
+    mlp.eval()
+    with torch.no_grad():
+        out = mlp(x)
+    assert out.shape == y.shape
+    resid = float(((out - y) ** 2).sum() / ((y - y.mean((0, 2, 3), keepdim=True)) ** 2).sum())
+    assert 1 - resid == pytest.approx(r2_mlp, abs=1e-3)  # the reported R^2 is the module's own output's

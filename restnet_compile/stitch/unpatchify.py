@@ -27,6 +27,7 @@ from restnet_compile.stitch.token_adapters import _grid_problem, _kind_problem, 
 from restnet_compile.zoo.blocks import FeatureSpec
 
 NAME = "tokens-to-map-cls"
+MLP_NAME = "tokens-to-map-mlp"
 
 
 @ADAPTERS.register(NAME)
@@ -60,9 +61,10 @@ class TokensToMapClsAdapter(Adapter):
             return out
         return out + self.cls(x[:, : self.src.prefix_tokens].flatten(1))[:, :, None, None]
 
-    @torch.no_grad()
-    def least_squares_init(self, x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-4) -> float:
-        """Joint ridge fit of the per-cell patch weights, the shared class weights and the bias (see module doc)."""
+    def _solve(
+        self, x: torch.Tensor, y: torch.Tensor, ridge: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """Per-cell patch weights ``(D, C, s, s)``, bias ``(C,)``, class weights ``(C, prefix * D)`` and the R^2."""
         s, d, c = self.up, self.src.channels, self.dst.channels
         grid = self._grid(x).double()  # B, D, h, w
         b, _, h, w = grid.shape
@@ -70,15 +72,63 @@ class TokensToMapClsAdapter(Adapter):
         cell = torch.eye(s * s, dtype=torch.float64).reshape(1, 1, s, 1, s, s * s, 1)
         feats = (patch[..., None, :] * cell).reshape(b, h * s, w * s, s * s * d)  # one-hot cell x patch token
         parts = [feats.reshape(-1, s * s * d)]
-        if self.cls is not None:
+        n_cls = d * self.src.prefix_tokens
+        if n_cls:
             cls = x[:, : self.src.prefix_tokens].flatten(1).double()
-            parts.append(cls[:, None, :].expand(b, h * s * w * s, cls.shape[1]).reshape(-1, cls.shape[1]))
+            parts.append(cls[:, None, :].expand(b, h * s * w * s, n_cls).reshape(-1, n_cls))
         xs = torch.cat(parts, 1).numpy()
         ys = y.double().permute(0, 2, 3, 1).reshape(-1, c).numpy()
         sol, bias, r2 = solve_least_squares(xs, ys, ridge)
-        per_cell = sol[: s * s * d].reshape(s, s, d, c)  # (ky, kx, D, C)
-        self.unpatch.weight.copy_(torch.from_numpy(per_cell.transpose(2, 3, 0, 1).astype(np.float32)))
+        per_cell = sol[: s * s * d].reshape(s, s, d, c).transpose(2, 3, 0, 1)  # (ky, kx, D, C) -> (D, C, ky, kx)
+        return per_cell, bias, sol[s * s * d :].T, r2
+
+    def _load(self, per_cell: np.ndarray, bias: np.ndarray, cls: np.ndarray) -> None:
+        self.unpatch.weight.copy_(torch.from_numpy(per_cell.astype(np.float32)))
         self.unpatch.bias.copy_(torch.from_numpy(bias.astype(np.float32)))
         if self.cls is not None:
-            self.cls.weight.copy_(torch.from_numpy(sol[s * s * d :].T.astype(np.float32)))
+            self.cls.weight.copy_(torch.from_numpy(cls.astype(np.float32)))
+
+    @torch.no_grad()
+    def least_squares_init(self, x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-4) -> float:
+        """Joint ridge fit of the per-cell patch weights, the shared class weights and the bias (see module doc)."""
+        per_cell, bias, cls, r2 = self._solve(x, y, ridge)
+        self._load(per_cell, bias, cls)
+        return r2
+
+
+@ADAPTERS.register(MLP_NAME)
+class TokensToMapMlpAdapter(TokensToMapClsAdapter):
+    """``tokens-to-map-cls`` to ``2 C`` hidden channels, BatchNorm, ReLU, then a 1x1 conv to ``C``.
+
+    Initialised like ``conv-bn-relu``: the hidden layer holds the least-squares map and its negation
+    (``relu(h) - relu(-h) = h``), and the last conv is refitted by least squares on the hidden features, so the fit
+    starts at least as good as ``tokens-to-map-cls``.
+    """
+
+    def __init__(self, src: FeatureSpec, dst: FeatureSpec) -> None:
+        super().__init__(src, dst)
+        d, c = src.channels, dst.channels
+        self.unpatch = nn.ConvTranspose2d(d, 2 * c, self.up, stride=self.up)
+        self.cls = nn.Linear(d * src.prefix_tokens, 2 * c, bias=False) if src.prefix_tokens else None
+        self.bn = nn.BatchNorm2d(2 * c)
+        self.out = nn.Conv2d(2 * c, c, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.bn(super().forward(x))))
+
+    @torch.no_grad()
+    def least_squares_init(self, x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-4) -> float:
+        per_cell, bias, cls, _ = self._solve(x, y, ridge)
+        self._load(np.concatenate([per_cell, -per_cell], 1), np.concatenate([bias, -bias]), np.concatenate([cls, -cls]))
+        h = super().forward(x)  # BatchNorm starts as the identity on the calibration features' statistics
+        mean, var = h.mean((0, 2, 3)), h.var((0, 2, 3))
+        self.bn.running_mean.copy_(mean)
+        self.bn.running_var.copy_(var)
+        self.bn.weight.copy_((var + self.bn.eps).sqrt())
+        self.bn.bias.copy_(mean)
+        hidden = torch.relu(self.bn(h)).permute(0, 2, 3, 1).reshape(-1, h.shape[1]).double().numpy()
+        ys = y.double().permute(0, 2, 3, 1).reshape(-1, self.dst.channels).numpy()
+        w2, b2, r2 = solve_least_squares(hidden, ys, ridge * 1e-2)
+        self.out.weight.copy_(torch.from_numpy(w2.T.astype(np.float32))[:, :, None, None])
+        self.out.bias.copy_(torch.from_numpy(b2.astype(np.float32)))
         return r2

@@ -70,6 +70,24 @@ class PatchEmbed(nn.Module):
         return torch.cat([cls, x], dim=1) + self.pos_embed
 
 
+class ConvStemEmbed(PatchEmbed):
+    """Convolutional stem instead of one patchifying conv (Xiao et al. 2021, "Early convolutions help transformers see
+    better"): three 3x3 convs (BatchNorm, ReLU between; the last two stride 2) reach the same 7x7 grid of tokens."""
+
+    def __init__(self, dim: int, grid: int, widths: tuple[int, int] = (32, 64)) -> None:
+        super().__init__(dim, 4, grid)
+        a, b = widths
+        self.proj = nn.Sequential(
+            nn.Conv2d(DEMO_INPUT_SHAPE[0], a, 3, padding=1, bias=False),
+            nn.BatchNorm2d(a),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(a, b, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(b),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(b, dim, 3, stride=2, padding=1),
+        )
+
+
 class Attention(nn.Module):
     """Multi-head self-attention written out (no ``nn.MultiheadAttention``: it converts badly to TFLite)."""
 
@@ -124,3 +142,12 @@ def demo_vit() -> BlockSequence:
     first = nn.Sequential(PatchEmbed(dim, patch, grid), TransformerBlock(dim, heads))
     blocks = [first, TransformerBlock(dim, heads), TransformerBlock(dim, heads), TransformerBlock(dim, heads)]
     return BlockSequence(blocks, ClassTokenHead(dim), DEMO_INPUT_SHAPE, "demo-vit")
+
+
+def demo_hybrid_vit() -> BlockSequence:
+    """ViT with a convolutional stem (7x7 grid + class token), width 64, four blocks (first block = stem + block)."""
+    dim, heads = 64, 4
+    grid = DEMO_INPUT_SHAPE[1] // 4
+    first = nn.Sequential(ConvStemEmbed(dim, grid), TransformerBlock(dim, heads))
+    blocks = [first, TransformerBlock(dim, heads), TransformerBlock(dim, heads), TransformerBlock(dim, heads)]
+    return BlockSequence(blocks, ClassTokenHead(dim), DEMO_INPUT_SHAPE, "demo-hybrid-vit")

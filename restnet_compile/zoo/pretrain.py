@@ -1,6 +1,6 @@
 """Deterministic pre-training of the demo zoo: ``python -m restnet_compile.zoo.pretrain``.
 
-All three demo models get the same recipe (AdamW, cosine schedule, +-2 px random shifts, the same epochs) on the
+All four demo models get the same recipe (AdamW, one-cycle schedule, +-2 px random shifts, the same epochs) on the
 ``train`` split of ``mnist5k``, so the large and small CNN differ by capacity, not by training budget. The weights and
 a JSON record with the per-epoch validation curve and the final test accuracy are written to
 ``restnet_compile/zoo/weights/`` and ship with the package, so the demo never retrains.
@@ -20,13 +20,14 @@ import torch.nn.functional as F
 
 from restnet_compile.data import load_dataset, make_splits
 from restnet_compile.zoo.blocks import BlockSequence
-from restnet_compile.zoo.demo import demo_large_cnn, demo_small_cnn, demo_vit
+from restnet_compile.zoo.demo import demo_hybrid_vit, demo_large_cnn, demo_small_cnn, demo_vit
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 RECIPES: dict[str, tuple[Callable[[], BlockSequence], float]] = {
     "demo-large-cnn": (demo_large_cnn, 3e-3),
     "demo-small-cnn": (demo_small_cnn, 3e-3),
     "demo-vit": (demo_vit, 1e-3),
+    "demo-hybrid-vit": (demo_hybrid_vit, 3e-3),
 }
 
 

@@ -15,7 +15,7 @@ from torch import nn
 from restnet_compile.errors import BadInputError
 from restnet_compile.registry import Registry
 from restnet_compile.zoo.blocks import BlockSequence
-from restnet_compile.zoo.demo import demo_large_cnn, demo_small_cnn, demo_vit
+from restnet_compile.zoo.demo import demo_hybrid_vit, demo_large_cnn, demo_small_cnn, demo_vit
 from restnet_compile.zoo.sources import (
     TORCHVISION_ARCHS,
     TORCHVISION_DEFAULT_SHAPE,
@@ -68,7 +68,12 @@ def _torchvision_source(arch: str) -> ModelSource:
     return build
 
 
-for _name, _factory in (("demo-large-cnn", demo_large_cnn), ("demo-small-cnn", demo_small_cnn), ("demo-vit", demo_vit)):
+for _name, _factory in (
+    ("demo-large-cnn", demo_large_cnn),
+    ("demo-small-cnn", demo_small_cnn),
+    ("demo-vit", demo_vit),
+    ("demo-hybrid-vit", demo_hybrid_vit),
+):
     MODELS.register(_name)(_demo_source(_factory))
 for _arch in TORCHVISION_ARCHS:
     MODELS.register(_arch)(_torchvision_source(_arch))
