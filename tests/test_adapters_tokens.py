@@ -39,7 +39,7 @@ def test_registered_names_and_dispatch() -> None:
     assert adapter_for(m(32, 14), m(16, 7)) == "conv1x1"
     assert adapter_for(t(50, 64), t(50, 32)) == "token-linear"
     assert adapter_for(m(32, 14), t(50, 64)) == "map-to-tokens"
-    assert adapter_for(t(50, 64), m(16, 14)) == "tokens-to-map-cls"  # planned ahead of the plain tokens-to-map
+    assert adapter_for(t(50, 64), m(16, 14)) == "tokens-to-map-mlp"  # planned ahead of the plain tokens-to-map
 
 
 def test_token_grid_reading() -> None:
@@ -221,7 +221,7 @@ def test_plan_cnn_to_transformer_uses_map_to_tokens() -> None:
 def test_plan_transformer_to_cnn_uses_tokens_to_map_cls() -> None:
     cands = plan_candidates(np.random.default_rng(0).uniform(size=(4, 4)), VIT, SMALL, PlanRule())
     assert cands
-    assert {c.adapter for c in cands} == {"tokens-to-map-cls"}
+    assert {c.adapter for c in cands} == {"tokens-to-map-mlp"}
 
 
 def test_plan_small_to_large_order_names_variants() -> None:

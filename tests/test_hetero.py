@@ -48,8 +48,8 @@ TUNE = TuneConfig(epochs=2, lr=1e-3, batch_size=64, patience=2, schedule="consta
     [
         ("demo-large-cnn", "demo-vit", StitchPoint(4, 2), "map-to-tokens"),
         ("demo-large-cnn", "demo-vit", StitchPoint(1, 0), "map-to-tokens"),
-        ("demo-vit", "demo-small-cnn", StitchPoint(1, 1), "tokens-to-map-cls"),
-        ("demo-vit", "demo-small-cnn", StitchPoint(2, 2), "tokens-to-map-cls"),
+        ("demo-vit", "demo-small-cnn", StitchPoint(1, 1), "tokens-to-map-mlp"),
+        ("demo-vit", "demo-small-cnn", StitchPoint(2, 2), "tokens-to-map-mlp"),
     ],
 )
 def test_heterogeneous_stitch_builds_and_tunes(zoo, splits: Splits, front: str, back: str, point, adapter: str) -> None:  # type: ignore[no-untyped-def]

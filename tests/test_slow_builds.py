@@ -44,7 +44,7 @@ def test_same_config_and_seed_give_byte_identical_bundles(tmp_path: Path) -> Non
     ("large", "small", "adapter", "target"),
     [
         ("demo-large-cnn", "demo-vit", "map-to-tokens", "tflite-int8"),
-        ("demo-vit", "demo-small-cnn", "tokens-to-map-cls", "tflite-fp16"),
+        ("demo-vit", "demo-small-cnn", "tokens-to-map-mlp", "tflite-fp16"),
     ],
 )
 def test_heterogeneous_pair_exports_to_tflite_with_parity(

@@ -29,7 +29,7 @@ def _randomise(module: torch.nn.Module, seed: int) -> None:
 
 def test_registered_and_planned_for_tokens_to_map() -> None:
     assert "tokens-to-map-cls" in ADAPTERS.names()
-    assert adapter_for(t(50, 64), m(16, 14)) == "tokens-to-map-cls"
+    assert adapter_for(t(50, 64), m(16, 14)) == "tokens-to-map-mlp"
 
 
 @pytest.mark.parametrize(("dst", "shape"), [(m(5, 14), (2, 5, 14, 14)), (m(5, 7), (2, 5, 7, 7)), (m(5, 1), None)])
