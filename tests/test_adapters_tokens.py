@@ -17,21 +17,7 @@ from restnet_compile.stitch.token_adapters import (
     resample,
 )
 from restnet_compile.zoo import FeatureSpec
-
-
-def m(c: int, h: int) -> FeatureSpec:
-    return FeatureSpec("map", (c, h, h))
-
-
-def t(n: int, d: int) -> FeatureSpec:
-    return FeatureSpec("tokens", (n, d))
-
-
-def _randomise(module: torch.nn.Module, seed: int) -> None:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen))
+from tests.specs import m, randomise, t
 
 
 def test_registered_names_and_dispatch() -> None:
@@ -94,7 +80,7 @@ def test_token_linear_resamples_the_grid() -> None:
 
 def test_token_linear_least_squares_recovers_a_known_adapter() -> None:
     teacher = TokenLinearAdapter(t(17, 12), t(17, 6))
-    _randomise(teacher, 0)
+    randomise(teacher, 0)
     x = torch.randn(40, 17, 12)
     with torch.no_grad():
         y = teacher(x)
@@ -127,7 +113,7 @@ def test_map_to_tokens_without_class_token() -> None:
 
 def test_map_to_tokens_least_squares_recovers_conv_position_embedding_and_class_token() -> None:
     teacher = MapToTokensAdapter(m(6, 8), t(17, 5))
-    _randomise(teacher, 1)
+    randomise(teacher, 1)
     x = torch.randn(120, 6, 8, 8)
     with torch.no_grad():
         y = teacher(x)
@@ -172,7 +158,7 @@ def test_tokens_to_map_drops_the_class_token_and_keeps_the_layout() -> None:
 
 def test_tokens_to_map_least_squares_recovers_a_known_adapter() -> None:
     teacher = TokensToMapAdapter(t(17, 10), m(3, 8))  # 4x4 grid up-sampled to 8x8
-    _randomise(teacher, 2)
+    randomise(teacher, 2)
     x = torch.randn(30, 17, 10)
     with torch.no_grad():
         y = teacher(x)

@@ -10,21 +10,7 @@ from restnet_compile.stitch import ADAPTERS
 from restnet_compile.stitch.adapters import adapter_for
 from restnet_compile.stitch.unpatchify import TokensToMapClsAdapter, TokensToMapMlpAdapter
 from restnet_compile.zoo import FeatureSpec
-
-
-def m(c: int, h: int) -> FeatureSpec:
-    return FeatureSpec("map", (c, h, h))
-
-
-def t(n: int, d: int) -> FeatureSpec:
-    return FeatureSpec("tokens", (n, d))
-
-
-def _randomise(module: torch.nn.Module, seed: int) -> None:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen))
+from tests.specs import m, randomise, t
 
 
 def test_registered_and_planned_for_tokens_to_map() -> None:
@@ -42,7 +28,7 @@ def test_shapes_up_same_down(dst: FeatureSpec, shape: tuple | None) -> None:
 
 def test_each_cell_of_a_patch_has_its_own_map_and_the_class_token_is_broadcast() -> None:
     adapter = TokensToMapClsAdapter(t(17, 6), m(3, 8))  # 4x4 grid -> 8x8 map: 2x2 cells per patch
-    _randomise(adapter, 0)
+    randomise(adapter, 0)
     x = torch.randn(2, 17, 6)
     with torch.no_grad():
         y = adapter(x)
@@ -63,7 +49,7 @@ def test_each_cell_of_a_patch_has_its_own_map_and_the_class_token_is_broadcast()
 @pytest.mark.parametrize(("src", "dst"), [(t(17, 10), m(3, 8)), (t(17, 10), m(3, 4)), (t(16, 10), m(3, 8))])
 def test_least_squares_recovers_a_known_adapter(src: FeatureSpec, dst: FeatureSpec) -> None:
     teacher = TokensToMapClsAdapter(src, dst)
-    _randomise(teacher, 1)
+    randomise(teacher, 1)
     x = torch.randn(60, src.shape[0], 10)
     with torch.no_grad():
         y = teacher(x)
@@ -98,7 +84,7 @@ def test_mlp_variant_starts_at_least_as_well_as_the_linear_one(dst: FeatureSpec)
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(60, 17, 6, generator=gen)
     teacher = TokensToMapClsAdapter(t(17, 6), dst)
-    _randomise(teacher, 4)
+    randomise(teacher, 4)
     with torch.no_grad():
         y = torch.tanh(teacher(x))  # a nonlinear target: the linear fit cannot be exact
     linear = TokensToMapClsAdapter(t(17, 6), dst)
