@@ -70,7 +70,7 @@ def test_api_analyze_transformer_to_cnn_without_writing() -> None:
     result = api.analyze(BuildConfig(large="demo-vit", small="demo-small-cnn"), None, samples=32)
     assert result.heatmap is None
     assert result.large_blocks[0].endswith("tokens 50x64")
-    assert {c["adapter"] for c in result.candidates} == {"tokens-to-map"}
+    assert {c["adapter"] for c in result.candidates} == {"tokens-to-map-mlp"}
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
