@@ -47,10 +47,6 @@ class TokensToMapClsAdapter(Adapter):
         self.unpatch = nn.ConvTranspose2d(d, c, self.up, stride=self.up)
         self.cls = nn.Linear(d * src.prefix_tokens, c, bias=False) if src.prefix_tokens else None
 
-    def fixed(self, x: torch.Tensor) -> torch.Tensor:
-        """No parameter-free stage worth caching (the token -> grid reshape is free)."""
-        return x
-
     def _grid(self, x: torch.Tensor) -> torch.Tensor:
         grid = tokens_to_grid(x, self.src.prefix_tokens, self.src.grid)
         return F.avg_pool2d(grid, self.down) if self.down > 1 else grid
