@@ -5,7 +5,10 @@
 Each idea is a set of ``TuneConfig`` overrides on top of the default (``default={}``), plus optionally
 ``"input_copies": K``: the training split becomes the original images and K copies shifted by up to +-2 px (the donors'
 own pre-training augmentation, zero fill), each run through the large model once more (true input augmentation; the
-extra caching time is printed). Both donor models stay frozen in every idea. The large model's prefix features at
+extra caching time is printed), and ``"suffix": NAME`` (see ``suffix_ideas.py``: re-estimated BatchNorm
+statistics of the small model's suffix, or its norms or first block trained too; ``unshared_params`` in each row
+counts the small-model parameters a bundle could then no longer share). Both donor models stay frozen in every idea
+without ``suffix``. The large model's prefix features at
 every cut are cached once per training set and shared by all ideas. Per variant it records the accuracy on the
 (unaugmented) training split, on validation and on the 1,000-image test split (binomial SE about +-0.5 points), the
 passes run and the seconds spent. One JSON line per variant is appended to ``--out``.
@@ -14,12 +17,14 @@ passes run and the seconds spent. One JSON line per variant is appended to ``--o
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from suffix_ideas import recipe_name, unshared_params
 
 from restnet_compile.buildconfig import BuildConfig
 from restnet_compile.cost.flops import count_flops
@@ -65,6 +70,9 @@ def main() -> None:
         name, _, overrides = idea.partition("=")
         opts = json.loads(overrides or "{}")
         copies = opts.pop("input_copies", 0)
+        suffix = opts.pop("suffix", "frozen")
+        if suffix != "frozen":
+            opts["recipe"] = recipe_name(suffix)
         if copies not in caches:
             t = time.perf_counter()
             gen = torch.Generator().manual_seed(1234)
@@ -80,7 +88,8 @@ def main() -> None:
         rows = []
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             for c in candidates:
-                sv = build_stitched(front, back, c, split_set, cfg, seed=seed, cache=cache, teacher=large)
+                own_back = back if suffix == "frozen" else copy.deepcopy(back)  # ideas that change it get a copy
+                sv = build_stitched(front, own_back, c, split_set, cfg, seed=seed, cache=cache, teacher=large)
                 flops = count_flops(sv.net, large.input_shape).total
                 row = {
                     "idea": name,
@@ -94,6 +103,7 @@ def main() -> None:
                     "passes": sv.tune.epochs_run,
                     "best_epoch": sv.tune.best_epoch,
                     "seconds": sv.tune_seconds,
+                    "unshared_params": unshared_params(sv.net, suffix),
                 }
                 rows.append(row)
                 with args.out.open("a") as f:
