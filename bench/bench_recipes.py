@@ -1,8 +1,8 @@
 """Adapters x tuning recipes on every CKA candidate, against end-to-end tuning and the anchors' line.
 
-``python bench/bench_recipes.py [--pairs L:S ...] [--adapters ...] [--recipes ...] [--seeds N] [--out FILE]``
+``python bench/bench_recipes.py [--pairs L:S ...] [--order O] [--adapters ...] [--recipes ...] [--seeds N] [--out F]``
 
-For each pair, the large model's prefix features at every candidate's cut and its logits (the distillation teacher)
+For each pair, the front model's prefix features at every candidate's cut and the large model's logits (the teacher)
 are cached in ONE pass per split, and timed; a variant's adapter-only time is its share of that caching time (total /
 candidates) plus its own build (LS init, the recipe's passes, early stopping on validation).
 End-to-end tuning (the SN-Net recipe: every weight trains, donors' BatchNorm in train mode) starts from the same
@@ -34,7 +34,7 @@ from restnet_compile.stitch.pareto import anchor_line, pareto_reasons
 
 def run_pair(large_name: str, small_name: str, args: argparse.Namespace) -> dict:
     """Every (adapter, recipe, seed, candidate) of one pair, end to end per candidate, and the summaries."""
-    config = BuildConfig(large=large_name, small=small_name)
+    config = BuildConfig(large=large_name, small=small_name, plan={"order": args.order})
     large, small = load_models(config)
     full = load_splits(config, large)
     splits = Splits(
@@ -102,7 +102,7 @@ def run_pair(large_name: str, small_name: str, args: argparse.Namespace) -> dict
                 )
                 print(json.dumps(e2e[-1]), flush=True)
     return {
-        "pair": f"{large_name} -> {small_name}",
+        "pair": f"{large_name} -> {small_name}" + ("" if args.order == "large-small" else f" ({args.order})"),
         "anchors": anchors,
         "candidates": [c.point.variant_id for c in candidates],
         "cache_seconds": round(cache_seconds, 2),
@@ -171,6 +171,12 @@ def main() -> None:
         nargs="+",
         default=["conv-bn-relu/ls+feature-match+distill", "conv1x1/distill", "residual/ls+feature-match+distill"],
         help="adapter/recipe pairs run with --seeds seeds (the others with one)",
+    )
+    parser.add_argument(
+        "--order",
+        choices=["large-small", "small-large"],
+        default="large-small",
+        help="stitch order of every pair (small-large: the small model's prefix, the large model's suffix; SN-Net)",
     )
     parser.add_argument("--e2e-seeds", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=TuneConfig().epochs)
