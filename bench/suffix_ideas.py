@@ -27,9 +27,9 @@ from restnet_compile.stitch.finetune import (
     CachedSplit,
     TuneConfig,
     TuneResult,
-    _loss,
     cached_accuracy,
     fixed_split,
+    run_epoch,
     tune_adapter,
 )
 from restnet_compile.stitch.net import StitchedNet
@@ -96,13 +96,7 @@ def _tune_with(net: StitchedNet, data: RecipeData, cfg: TuneConfig, seed: int, e
     best = init = val_accuracy()
     state, best_epoch = copy.deepcopy(net.state_dict()), 0
     for epoch in range(1, cfg.epochs + 1):
-        order = torch.randperm(len(train.labels), generator=gen)
-        for i in range(0, len(order), cfg.batch_size):
-            loss = _loss(run, train, order[i : i + cfg.batch_size], cfg, gen)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
+        run_epoch(run, train, opt, sched, cfg, gen)
         acc = val_accuracy()
         if acc > best:
             best, state, best_epoch = acc, copy.deepcopy(net.state_dict()), epoch

@@ -225,6 +225,27 @@ def _accuracy(run: Callable[[torch.Tensor], torch.Tensor], split: CachedSplit, b
     return correct / len(split.labels)
 
 
+def run_epoch(
+    run: Callable[[torch.Tensor], torch.Tensor],
+    split: CachedSplit,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    cfg: TuneConfig,
+    gen: torch.Generator,
+    after_step: Callable[[], None] | None = None,
+) -> None:
+    """One pass over ``split`` in a seeded random order: loss (``cfg``), optimiser and schedule step per batch."""
+    order = torch.randperm(len(split.labels), generator=gen)
+    for i in range(0, len(order), cfg.batch_size):
+        loss = _loss(run, split, order[i : i + cfg.batch_size], cfg, gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if after_step is not None:
+            after_step()
+
+
 @contextmanager
 def _swapped(params: list[nn.Parameter], values: list[torch.Tensor] | None) -> Iterator[None]:
     """Hold ``values`` in ``params`` inside the block (nothing when ``values`` is None)."""
@@ -260,17 +281,14 @@ def tune_adapter(net: StitchedNet, train: CachedSplit, val: CachedSplit, cfg: Tu
     best_state, best_epoch, epoch = copy.deepcopy(net.adapter.state_dict()), 0, 0
     params = list(net.adapter.parameters())
     average = [p.detach().clone() for p in params] if cfg.ema > 0 else None
+
+    def update_average() -> None:
+        if average is not None:
+            for a, p in zip(average, params, strict=True):
+                a.lerp_(p.detach(), 1 - cfg.ema)
+
     for epoch in range(1, cfg.epochs + 1):
-        order = torch.randperm(len(train.labels), generator=gen)
-        for i in range(0, len(order), cfg.batch_size):
-            loss = _loss(run, train, order[i : i + cfg.batch_size], cfg, gen)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            if average is not None:
-                for a, p in zip(average, params, strict=True):
-                    a.lerp_(p.detach(), 1 - cfg.ema)
+        run_epoch(run, train, opt, sched, cfg, gen, after_step=update_average)
         with _swapped(params, average):
             acc = _accuracy(run, val)
             if acc > best_acc:
