@@ -24,7 +24,6 @@ from torch import nn
 
 from restnet_compile.stitch.finetune import (
     SCHEDULES,
-    CachedSplit,
     TuneConfig,
     TuneResult,
     cached_accuracy,
@@ -87,9 +86,9 @@ def _tune_with(net: StitchedNet, data: RecipeData, cfg: TuneConfig, seed: int, e
     def run(feats: torch.Tensor) -> torch.Tensor:
         return net.head(net.suffix(net.adapter.trainable(feats)))
 
-    def val_accuracy(split: CachedSplit = val) -> float:
+    def val_accuracy() -> float:
         with torch.no_grad():
-            return cached_accuracy(net, split, fixed=True)
+            return cached_accuracy(net, val, fixed=True)
 
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
     sched = SCHEDULES.get(cfg.schedule)(opt, cfg.epochs * -(-len(train.labels) // cfg.batch_size))
