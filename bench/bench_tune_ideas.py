@@ -1,6 +1,6 @@
 """Adapter-only tuning options, each on every CKA candidate and several seeds, against the anchors' line.
 
-``python bench/bench_tune_ideas.py --ideas NAME=JSON ... [--seeds N] [--out FILE]``
+``python bench/bench_tune_ideas.py --ideas NAME=JSON ... [--seeds N] [--dataset D] [--out FILE]``
 
 Each idea is a set of ``TuneConfig`` overrides on top of the default (``default={}``), plus optionally
 ``"input_copies": K``: the training split becomes the original images and K copies shifted by up to +-2 px (the donors'
@@ -43,13 +43,14 @@ def main() -> None:
     parser.add_argument("--ideas", nargs="+", default=["default={}"])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--dataset", default="mnist5k", help="build dataset (mnist10k: 5,000 more training digits)")
     parser.add_argument("--only", nargs="*", default=None, help="candidate ids to run (default: all)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/tune_ideas.jsonl"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     torch.manual_seed(0)
-    config = BuildConfig(large="demo-large-cnn", small="demo-small-cnn")
+    config = BuildConfig(large="demo-large-cnn", small="demo-small-cnn", dataset=args.dataset)
     large, small = load_models(config)
     splits = load_splits(config, large)
     cka = compute_cka(large, small, splits.calib.images, 100)
@@ -93,6 +94,7 @@ def main() -> None:
                 flops = count_flops(sv.net, large.input_shape).total
                 row = {
                     "idea": name,
+                    "dataset": args.dataset,
                     "overrides": json.loads(overrides or "{}"),
                     "id": c.point.variant_id,
                     "seed": seed,

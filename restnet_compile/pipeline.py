@@ -161,7 +161,7 @@ def load_splits(config: BuildConfig, model: BlockSequence) -> Splits:
             f"dataset {config.dataset}: label {int(ds.labels.max())} but model {model.model_name} has "
             f"{model.num_classes()} classes"
         )
-    calib, val, test = split_sizes(len(ds))
+    calib, val, test = split_sizes(len(ds) - ds.train_only)
     return make_splits(ds, seed=config.seed, calib=calib, val=val, test=test)
 
 

@@ -103,7 +103,7 @@ def test_npz_with_pickled_objects_is_refused(tmp_path: Path) -> None:
 def test_missing_npz_and_unknown_name(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="does not exist"):
         load_dataset(str(tmp_path / "none.npz"))
-    with pytest.raises(BadInputError, match=r"unknown dataset 'mnist6k'; valid choices: mnist5k"):
+    with pytest.raises(BadInputError, match=r"unknown dataset 'mnist6k'; valid choices: mnist10k, mnist5k"):
         load_dataset("mnist6k")
 
 

