@@ -1,6 +1,6 @@
 """Adapter-only tuning against end-to-end tuning, and each candidate against the anchors' line.
 
-``python bench/bench_stitch_tuning.py [--large M --small M --epochs N --train N --out FILE]``
+``python bench/bench_stitch_tuning.py [--large M --small M --epochs N --train N --dataset D --out FILE]``
 
 For every candidate the CKA rule picks on the demo pair, in one run and with the same epochs, data, loss (CE + KD
 from the large model), least-squares start and best-on-validation selection:
@@ -91,12 +91,13 @@ def main() -> None:
     parser.add_argument("--small", default="demo-small-cnn")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--train", type=int, default=1500, help="training images (of the 3,000 in the split)")
+    parser.add_argument("--dataset", default="mnist5k", help="build dataset (mnist10k: 8,000 training images)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("bench/results/stitch_tuning.json"))
     args = parser.parse_args()
     torch.set_flush_denormal(True)
     torch.manual_seed(0)
-    config = BuildConfig(large=args.large, small=args.small)
+    config = BuildConfig(large=args.large, small=args.small, dataset=args.dataset)
     large, small = load_models(config)
     torch.set_num_threads(args.threads)
     full = load_splits(config, large)
