@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import typing
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 from restnet_compile.buildconfig import BuildConfig, load_build_config
 from restnet_compile.config import Profile, Target, _builtin_dir, builtin_names, load_profile, load_target
@@ -120,6 +122,21 @@ def _get(node: object, path: tuple) -> object:
 
 
 MUTATIONS = ("drop", "add", "replace")
+SCHEMAS: dict[str, type[BaseModel]] = {"profiles": Profile, "targets": Target, "build": BuildConfig}
+
+
+def _field_names(schema: type[BaseModel]) -> set[str]:
+    """Every field name (and alias) of ``schema`` and of the models nested in its fields."""
+    names: set[str] = set()
+    for name, info in schema.model_fields.items():
+        names |= {name, info.alias or name}
+        pending = [info.annotation]
+        while pending:
+            kind = pending.pop()
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                names |= _field_names(kind)
+            pending.extend(typing.get_args(kind))
+    return names
 
 
 @st.composite
@@ -132,7 +149,8 @@ def mutated(draw: st.DrawFn, kind: str, names: list[str]) -> tuple[str, dict, tu
         dict_paths = [()] + [p for p in paths if isinstance(_get(data, p), dict)]
         where = draw(st.sampled_from(dict_paths))
         node = _get(data, where)
-        key = draw(st.text(min_size=1, max_size=12).filter(lambda k: k not in node))  # type: ignore[operator]
+        known = _field_names(SCHEMAS[kind])  # a real optional field absent from this file is not "unknown"
+        key = draw(st.text(min_size=1, max_size=12).filter(lambda k: k not in node and k not in known))  # type: ignore[operator]
         node[key] = draw(yaml_values)  # type: ignore[index]
         return op, data, (*where, key)
     path = draw(st.sampled_from(paths))
