@@ -32,7 +32,7 @@ from restnet_compile.stitch.finetune import (
     tune_adapter,
 )
 from restnet_compile.stitch.net import StitchedNet
-from restnet_compile.stitch.recipes import RECIPES, Recipe, RecipeData, feature_match
+from restnet_compile.stitch.recipes import RECIPES, Recipe, RecipeData, match_from_ls
 
 SUFFIX_IDEAS = ("frozen", "recalibrate-after", "recalibrate-before", "norm", "first-block")
 
@@ -109,12 +109,7 @@ def _recipe(idea: str) -> Callable[[StitchedNet, RecipeData, TuneConfig, int], T
     """``ls+feature-match+distill`` with the suffix idea applied at its step."""
 
     def run(net: StitchedNet, data: RecipeData, cfg: TuneConfig, seed: int) -> TuneResult:
-        assert data.targets is not None
-        init = round(cached_accuracy(net, data.val), 4)
-        ls_state = copy.deepcopy(net.adapter.state_dict())
-        matched = feature_match(net, data.train.feats, data.targets, cfg, seed)
-        if cached_accuracy(net, data.val) < init:
-            net.adapter.load_state_dict(ls_state)
+        init, matched = match_from_ls(net, data, cfg, seed)
         if idea == "recalibrate-before":
             recalibrate(net, fixed_split(net, data.train).feats)
         if idea in ("norm", "first-block"):

@@ -82,14 +82,23 @@ def feature_match(net: StitchedNet, feats: torch.Tensor, targets: torch.Tensor, 
     return cfg.match_epochs
 
 
-def _match_then_distill(net: StitchedNet, data: RecipeData, cfg: TuneConfig, seed: int) -> TuneResult:
+def match_from_ls(net: StitchedNet, data: RecipeData, cfg: TuneConfig, seed: int) -> tuple[float, int]:
+    """Feature matching from the LS start, kept only if it does not lower validation accuracy.
+
+    Returns the LS start's validation accuracy and the matching passes run.
+    """
     if data.targets is None:
-        raise ValueError("recipe ls+feature-match+distill needs the back model's activations")
+        raise ValueError("feature matching needs the back model's activations")
     init_acc = round(cached_accuracy(net, data.val), 4)
     ls_state = copy.deepcopy(net.adapter.state_dict())
     matched = feature_match(net, data.train.feats, data.targets, cfg, seed)
     if cached_accuracy(net, data.val) < init_acc:  # matching may trade task accuracy for feature error: keep LS
         net.adapter.load_state_dict(ls_state)
+    return init_acc, matched
+
+
+def _match_then_distill(net: StitchedNet, data: RecipeData, cfg: TuneConfig, seed: int) -> TuneResult:
+    init_acc, matched = match_from_ls(net, data, cfg, seed)
     res = tune_adapter(net, data.train, data.val, cfg, seed)
     return TuneResult(init_acc, max(res.val_accuracy, res.val_accuracy_init), matched + res.epochs_run, res.best_epoch)
 
