@@ -32,8 +32,10 @@ def test_extra_digits_are_new_real_digits() -> None:
 
 def test_corrupt_extra_file_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dataset, "MNIST_EXTRA_SHA256", "0" * 64)
+    dataset._mnist10k_cached.cache_clear()  # loaded by earlier tests: read the file again
     with pytest.raises(BadInputError, match=r"dataset mnist10k: file checksum .* does not match the shipped data"):
         load_dataset("mnist10k")
+    dataset._mnist10k_cached.cache_clear()  # nothing from the patched read stays cached
 
 
 def test_train_only_samples_never_reach_the_other_splits() -> None:

@@ -81,6 +81,11 @@ def mnist5k() -> Dataset:
 @DATASETS.register("mnist10k")
 def mnist10k() -> Dataset:
     """``mnist5k`` plus 5,000 other MNIST digits that only the training split gets (8,000 training digits)."""
+    return _mnist10k_cached()
+
+
+@lru_cache(maxsize=1)
+def _mnist10k_cached() -> Dataset:
     base = _mnist5k_cached()
     extra_images, extra_labels = _read_digits("mnist_extra_5k.csv.gz", MNIST_EXTRA_SHA256, "mnist10k")
     images = np.concatenate([base.images, extra_images])
