@@ -40,7 +40,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check restnet_compile
 
 pretrain: $(STAMP)
-	$(BIN)/python -m restnet_compile.zoo.pretrain
+	$(BIN)/python -m restnet_compile.models.pretrain
 
 clean:
 	rm -rf dist .pytest_cache

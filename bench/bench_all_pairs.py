@@ -19,14 +19,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from lib.pareto import anchor_line
 
-from restnet_compile.buildconfig import BuildConfig
+from restnet_compile.config.build import BuildConfig
 from restnet_compile.cost.flops import count_flops
-from restnet_compile.pipeline import accuracy, compute_cka, load_models, load_splits, plan
-from restnet_compile.stitch import Candidate, StitchPoint, TuneConfig, build_stitched
-from restnet_compile.stitch.adapters import adapter_for
-from restnet_compile.stitch.build import prefix_cache
-from restnet_compile.stitch.pareto import anchor_line
+from restnet_compile.pipeline.stages import accuracy, compute_cka, load_models, load_splits, plan
+from restnet_compile.stitching import Candidate, StitchPoint, TuneConfig, build_stitched
+from restnet_compile.stitching.adapters import adapter_for
+from restnet_compile.stitching.build import prefix_cache
 
 
 def main() -> None:

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from restnet_compile.analysis import cka_matrix
 from restnet_compile.data import load_dataset, make_splits
-from restnet_compile.zoo import create_model
+from restnet_compile.models import create_model
+from restnet_compile.similarity import cka_matrix
 
 PAIRS = [("demo-large-cnn", "demo-small-cnn"), ("demo-large-cnn", "demo-vit"), ("demo-vit", "demo-small-cnn")]
 

@@ -14,13 +14,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from restnet_compile.buildconfig import BuildConfig
-from restnet_compile.config import load_profile, load_target
+from restnet_compile.bundle.writer import write_json
+from restnet_compile.config.build import BuildConfig
+from restnet_compile.config.device import load_profile, load_target
 from restnet_compile.export import EXPORTERS
-from restnet_compile.export.bundle import write_json
 from restnet_compile.export.parity import check_parity, torch_logits
-from restnet_compile.manifest import build_manifest
-from restnet_compile.pipeline import Analysis, analyze_and_stitch
+from restnet_compile.pipeline.manifest_build import build_manifest
+from restnet_compile.pipeline.stages import Analysis, analyze_and_stitch
 from restnet_compile.runtime import Bundle
 from restnet_compile.runtime.bundle import MANIFEST
 

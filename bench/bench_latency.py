@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from restnet_compile.config import load_profile
+from restnet_compile.config.device import load_profile
 from restnet_compile.cost.calibrate import Measurement, calibrate_profile, manifest_terms, read_manifest
 from restnet_compile.cost.latency import mdape, roofline_ms, spearman
 from restnet_compile.runtime.timing import time_signatures
@@ -30,7 +30,7 @@ from restnet_compile.runtime.timing import time_signatures
 
 def _build(out: Path) -> Path:
     from restnet_compile import api
-    from restnet_compile.buildconfig import BuildConfig
+    from restnet_compile.config.build import BuildConfig
 
     config = BuildConfig.model_validate({"profile": "host", "selection": "feasible"})
     return api.build(config, out, progress=lambda m: print(m, file=sys.stderr)).bundle_dir

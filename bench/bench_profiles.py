@@ -28,12 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tv_pair import app_profile, build_config
 
-from restnet_compile.buildconfig import BuildConfig
-from restnet_compile.config import load_profile, load_target
+from restnet_compile.config.build import BuildConfig
+from restnet_compile.config.device import load_profile, load_target
 from restnet_compile.cost import estimate_cost
 from restnet_compile.errors import InfeasibleError
-from restnet_compile.pipeline import Analysis, analyze_and_stitch
-from restnet_compile.select import Candidate, describe_rule, select
+from restnet_compile.pipeline.stages import Analysis, analyze_and_stitch
+from restnet_compile.selection.rule import Candidate, describe_rule, select
 
 DEVICES = ("mcu", "phone", "jetson")
 

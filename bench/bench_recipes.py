@@ -22,14 +22,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from bench_stitch_tuning import end_to_end
+from lib.pareto import anchor_line, pareto_reasons
 
-from restnet_compile.buildconfig import BuildConfig
+from restnet_compile.config.build import BuildConfig
 from restnet_compile.cost.flops import count_flops
 from restnet_compile.data import Splits
-from restnet_compile.pipeline import accuracy, compute_cka, load_models, load_splits, plan
-from restnet_compile.stitch import ADAPTERS, TuneConfig, build_stitched
-from restnet_compile.stitch.build import prefix_cache
-from restnet_compile.stitch.pareto import anchor_line, pareto_reasons
+from restnet_compile.pipeline.stages import accuracy, compute_cka, load_models, load_splits, plan
+from restnet_compile.stitching import ADAPTERS, TuneConfig, build_stitched
+from restnet_compile.stitching.build import prefix_cache
 
 
 def run_pair(large_name: str, small_name: str, args: argparse.Namespace) -> dict:

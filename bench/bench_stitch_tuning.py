@@ -28,13 +28,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from restnet_compile.buildconfig import BuildConfig
+from restnet_compile.config.build import BuildConfig
 from restnet_compile.cost.flops import count_flops
 from restnet_compile.data import Splits
-from restnet_compile.pipeline import accuracy, compute_cka, load_models, load_splits, plan
-from restnet_compile.stitch import ADAPTERS, Candidate, StitchedNet, TuneConfig, build_stitched
-from restnet_compile.stitch.build import prefix_cache
-from restnet_compile.zoo import BlockSequence
+from restnet_compile.models import BlockSequence
+from restnet_compile.pipeline.stages import accuracy, compute_cka, load_models, load_splits, plan
+from restnet_compile.stitching import ADAPTERS, Candidate, StitchedNet, TuneConfig, build_stitched
+from restnet_compile.stitching.build import prefix_cache
 
 
 def end_to_end(

@@ -25,7 +25,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from restnet_compile import api
-from restnet_compile.buildconfig import BuildConfig
+from restnet_compile.config.build import BuildConfig
 
 CONFIG = {"plan": {"max_candidates": 2}, "tune": {"epochs": 1}, "selection": "feasible", "profile": "phone"}
 

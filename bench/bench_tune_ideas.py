@@ -24,17 +24,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from lib.pareto import anchor_line
 from suffix_ideas import recipe_name, unshared_params
 
-from restnet_compile.buildconfig import BuildConfig
+from restnet_compile.config.build import BuildConfig
 from restnet_compile.cost.flops import count_flops
 from restnet_compile.data import Dataset, Splits
-from restnet_compile.pipeline import accuracy, compute_cka, load_models, load_splits, plan
-from restnet_compile.stitch import TuneConfig, build_stitched
-from restnet_compile.stitch.build import prefix_cache
-from restnet_compile.stitch.finetune import cached_accuracy
-from restnet_compile.stitch.pareto import anchor_line
-from restnet_compile.zoo.pretrain import random_shift
+from restnet_compile.models.pretrain import random_shift
+from restnet_compile.pipeline.stages import accuracy, compute_cka, load_models, load_splits, plan
+from restnet_compile.stitching import TuneConfig, build_stitched
+from restnet_compile.stitching.build import prefix_cache
+from restnet_compile.stitching.tuning.loop import cached_accuracy
 
 
 def main() -> None:

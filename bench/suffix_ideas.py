@@ -22,7 +22,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from restnet_compile.stitch.finetune import (
+from restnet_compile.stitching.net import StitchedNet
+from restnet_compile.stitching.tuning.loop import (
     SCHEDULES,
     TuneConfig,
     TuneResult,
@@ -31,8 +32,7 @@ from restnet_compile.stitch.finetune import (
     run_epoch,
     tune_adapter,
 )
-from restnet_compile.stitch.net import StitchedNet
-from restnet_compile.stitch.recipes import RECIPES, Recipe, RecipeData, match_from_ls
+from restnet_compile.stitching.tuning.recipes import RECIPES, Recipe, RecipeData, match_from_ls
 
 SUFFIX_IDEAS = ("frozen", "recalibrate-after", "recalibrate-before", "norm", "first-block")
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from restnet_compile.data.dataset import load_dataset
-from restnet_compile.zoo.tv import import_torchvision
+from restnet_compile.models.tv import import_torchvision
 
 SHAPE = (3, 224, 224)
 NUM_CLASSES = 10
@@ -85,7 +85,7 @@ def app_profile(name: str, budget: str, out: Path) -> Path:
     """A copy of built-in profile ``name`` with another latency budget (the application's, not the device's)."""
     import yaml
 
-    from restnet_compile.config import builtin_text
+    from restnet_compile.config.device import builtin_text
 
     data = yaml.safe_load(builtin_text("profiles", name))
     data["latency"]["budget"] = budget
@@ -102,7 +102,7 @@ def app_target(name: str, out: Path) -> Path:
     """
     import yaml
 
-    from restnet_compile.config import builtin_text
+    from restnet_compile.config.device import builtin_text
 
     data = yaml.safe_load(builtin_text("targets", name))
     data["name"] = f"{name}-random-weights"

@@ -8,24 +8,24 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from restnet_compile.analysis.survey import AnalyzeResult
-from restnet_compile.buildconfig import BuildConfig
-from restnet_compile.config import Profile, Target, builtin_names, builtin_text, load_profile, load_target
+from restnet_compile._util.progress import Reporter, as_reporter
+from restnet_compile._util.quiet import quiet_native_output
+from restnet_compile._util.units import format_size
+from restnet_compile.bundle.reference import REFERENCE_SAMPLES, write_reference
+from restnet_compile.bundle.writer import check_output_dir, checksums, staging, write_archive, write_manifest
+from restnet_compile.config.build import BuildConfig
+from restnet_compile.config.device import Profile, Target, builtin_names, builtin_text, load_profile, load_target
 from restnet_compile.errors import BadInputError, InfeasibleError, ParityError, RestnetError
 from restnet_compile.export import EXPORTERS
-from restnet_compile.export.bundle import check_output_dir, checksums, staging, write_archive, write_manifest
 from restnet_compile.export.graph_cost import refine_costs
 from restnet_compile.export.parity import ParityResult, check_parity, torch_logits
-from restnet_compile.export.quiet import quiet_native_output
-from restnet_compile.export.reference import REFERENCE_SAMPLES, write_reference
-from restnet_compile.manifest import add_parity, build_manifest
-from restnet_compile.pipeline import Analysis, analyze_and_stitch
-from restnet_compile.progress import Reporter, as_reporter
+from restnet_compile.pipeline.analyze import AnalyzeResult
+from restnet_compile.pipeline.manifest_build import add_parity, build_manifest
+from restnet_compile.pipeline.stage_store import StageCache
+from restnet_compile.pipeline.stages import Analysis, analyze_and_stitch
 from restnet_compile.report.write import write_reports
 from restnet_compile.runtime import Bundle
 from restnet_compile.runtime.bundle import MANIFEST
-from restnet_compile.stage_cache import StageCache
-from restnet_compile.units import format_size
 
 MODEL_SUFFIXES = (".tflite", ".onnx", ".bin")  # what is flashed; C arrays and reports are not
 __all__ = [
@@ -180,7 +180,7 @@ def analyze(config: BuildConfig, out_dir: Path | None = None, samples: int | Non
     Raises:
         BadInputError: invalid models, checkpoints, data or shapes; nothing is written then.
     """
-    from restnet_compile.analysis.survey import survey
+    from restnet_compile.pipeline.analyze import survey
 
     return survey(config, out_dir, samples)
 

@@ -30,7 +30,7 @@ def phone_bundle(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
     reference that resumed builds (tests/test_kill_resume.py) must match byte for byte.
     """
     from restnet_compile import api
-    from restnet_compile.buildconfig import BuildConfig
+    from restnet_compile.config.build import BuildConfig
 
     config = BuildConfig.model_validate({"profile": "phone", **FAST})
     return api.build(config, tmp_path_factory.mktemp("dist"), cache=tmp_path_factory.mktemp("phone-cache"))
@@ -40,7 +40,7 @@ def phone_bundle(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
 def tflm_bundle(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """A real tflm-int8 bundle (one flatbuffer per variant + C arrays) for the MCU profile."""
     from restnet_compile import api
-    from restnet_compile.buildconfig import BuildConfig
+    from restnet_compile.config.build import BuildConfig
 
     cfg = BuildConfig.model_validate({"profile": "mcu", "target": "tflm-int8", **FAST})
     return api.build(cfg, tmp_path_factory.mktemp("tflm"))
@@ -50,7 +50,7 @@ def tflm_bundle(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
 def onnx_int8_bundle(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """A real onnx-int8 bundle (per-variant graphs sharing one weights file) for the phone profile."""
     from restnet_compile import api
-    from restnet_compile.buildconfig import BuildConfig
+    from restnet_compile.config.build import BuildConfig
 
     cfg = BuildConfig.model_validate({"profile": "phone", "target": "onnx-int8", **FAST})
     return api.build(cfg, tmp_path_factory.mktemp("onnx-int8"))

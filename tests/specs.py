@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from restnet_compile.zoo import FeatureSpec
+from restnet_compile.models import FeatureSpec
 
 
 def m(c: int, h: int) -> FeatureSpec:

@@ -7,16 +7,16 @@ import pytest
 import torch
 
 from restnet_compile.errors import BadInputError
-from restnet_compile.stitch import ADAPTERS, PlanRule, plan_candidates
-from restnet_compile.stitch.adapters import adapter_for
-from restnet_compile.stitch.token_adapters import (
+from restnet_compile.models import FeatureSpec
+from restnet_compile.stitching import ADAPTERS, PlanRule, plan_candidates
+from restnet_compile.stitching.adapters import adapter_for
+from restnet_compile.stitching.adapters.tokens import (
     MapToTokensAdapter,
     TokenLinearAdapter,
     TokensToMapAdapter,
     grid_factor,
     resample,
 )
-from restnet_compile.zoo import FeatureSpec
 from tests.specs import m, randomise, t
 
 

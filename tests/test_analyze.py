@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from restnet_compile import api
-from restnet_compile.analysis.heatmap import write_cka_heatmap
-from restnet_compile.buildconfig import BuildConfig
+from restnet_compile.config.build import BuildConfig
 from restnet_compile.cost.flops import count_flops
-from restnet_compile.zoo import create_model
+from restnet_compile.models import create_model
+from restnet_compile.similarity.heatmap import write_cka_heatmap
 
 
 @pytest.fixture(scope="module", autouse=True)

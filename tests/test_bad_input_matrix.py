@@ -27,8 +27,8 @@ import torch
 import yaml
 from torch import nn
 
-from restnet_compile.config import _builtin_dir
-from restnet_compile.zoo.registry import shipped_weights
+from restnet_compile.config.device import _builtin_dir
+from restnet_compile.models.registry import shipped_weights
 
 OUT = "dist"  # every case passes --out dist (relative to the case's directory)
 MARKER = "pwned.txt"  # the malicious pickle would create this file
@@ -449,7 +449,7 @@ def _restore_torch(threads: int) -> None:
 def test_full_disk_is_one_line_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Creating anything under the output directory fails with ENOSPC: one-line error, nothing left behind."""
     from restnet_compile import api
-    from restnet_compile.buildconfig import BuildConfig
+    from restnet_compile.config.build import BuildConfig
     from restnet_compile.errors import RestnetError
 
     # a small data set and no tuning keep the stages before publishing to a few seconds

@@ -14,15 +14,23 @@ import numpy as np
 import pytest
 import torch
 
-from restnet_compile.buildconfig import BuildConfig
-from restnet_compile.cache import CACHE_ENV, ENTRY_FILE, CacheStore, cache_key, default_cache_dir, npy_bytes, npy_load
+from restnet_compile._util.progress import Reporter
+from restnet_compile._util.tempdirs import make_owned_dir, owner_tag, remove_stale
+from restnet_compile.bundle.writer import STAGING_PATTERN, staging
+from restnet_compile.config.build import BuildConfig
 from restnet_compile.data import Dataset, Splits
-from restnet_compile.export.bundle import STAGING_PATTERN, staging
-from restnet_compile.fingerprint import array_digest, module_digest, splits_digest
-from restnet_compile.progress import Reporter
-from restnet_compile.stage_cache import NOT_INPUTS, StageCache, _config_part
-from restnet_compile.tempdirs import make_owned_dir, owner_tag, remove_stale
-from restnet_compile.zoo import create_model
+from restnet_compile.models import create_model
+from restnet_compile.pipeline.cache_store import (
+    CACHE_ENV,
+    ENTRY_FILE,
+    CacheStore,
+    cache_key,
+    default_cache_dir,
+    npy_bytes,
+    npy_load,
+)
+from restnet_compile.pipeline.fingerprint import array_digest, module_digest, splits_digest
+from restnet_compile.pipeline.stage_store import NOT_INPUTS, StageCache, _config_part
 
 KEY = cache_key("test", 1, {"a": 1})
 
@@ -181,7 +189,7 @@ def test_failed_write_leaves_nothing_visible(tmp_path: Path, monkeypatch: pytest
 _WRITER = """
 import sys
 from pathlib import Path
-from restnet_compile.cache import CacheStore, cache_key
+from restnet_compile.pipeline.cache_store import CacheStore, cache_key
 store = CacheStore(Path(sys.argv[1]))
 blob = bytes(range(256)) * 40000  # 10 MB: the kill lands in the middle of a write
 for i in range(10**6):

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from restnet_compile.analysis import cka_matrix, linear_cka
-from restnet_compile.analysis.cka import StreamingCKA, hsic_unbiased
 from restnet_compile.data import load_dataset, make_splits
-from restnet_compile.zoo import create_model
+from restnet_compile.models import create_model
+from restnet_compile.similarity import cka_matrix, linear_cka
+from restnet_compile.similarity.cka import StreamingCKA, hsic_unbiased
 
 
 @pytest.fixture(scope="module")

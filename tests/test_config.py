@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from restnet_compile.config import (
+from restnet_compile.config.device import (
     Profile,
     Target,
     builtin_names,

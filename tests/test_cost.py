@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from restnet_compile.config import load_profile
+from restnet_compile.config.device import load_profile
 from restnet_compile.cost import count_flops, estimate_cost
 from restnet_compile.cost.estimate import peak_activation_bytes
 from restnet_compile.cost.trace import trace_ops
-from restnet_compile.zoo import create_model
+from restnet_compile.models import create_model
 
 SHAPE = (1, 28, 28)
 

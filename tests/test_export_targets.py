@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from restnet_compile import api
-from restnet_compile.buildconfig import BuildConfig
-from restnet_compile.config import load_target
+from restnet_compile.config.build import BuildConfig
+from restnet_compile.config.device import load_target
 from restnet_compile.errors import BadInputError
 from restnet_compile.export import EXPORTERS
 from restnet_compile.export.c_array import c_identifier, render_c_arrays

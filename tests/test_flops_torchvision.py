@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from restnet_compile.cost import count_flops
-from restnet_compile.zoo.tv import import_torchvision
+from restnet_compile.models.tv import import_torchvision
 
 # name, weights enum, published GFLOPS (torchvision docs table)
 MODELS = {

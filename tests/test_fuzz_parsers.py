@@ -21,10 +21,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from restnet_compile.buildconfig import BuildConfig, load_build_config
-from restnet_compile.config import Profile, Target, _builtin_dir, builtin_names, load_profile, load_target
+from restnet_compile._util.units import parse_bandwidth, parse_duration_ms, parse_rate, parse_size
+from restnet_compile.config.build import BuildConfig, load_build_config
+from restnet_compile.config.device import Profile, Target, _builtin_dir, builtin_names, load_profile, load_target
 from restnet_compile.errors import BadInputError
-from restnet_compile.units import parse_bandwidth, parse_duration_ms, parse_rate, parse_size
 
 FUZZ = settings(max_examples=200, deadline=None)
 # No subnormal floats: a build in the same process (api.build -> set_determinism) turns on flush-to-zero, and

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from restnet_compile.buildconfig import BuildConfig
+from restnet_compile.config.build import BuildConfig
 from restnet_compile.data import Splits, load_dataset, make_splits
-from restnet_compile.pipeline import accuracy, compute_cka, plan
-from restnet_compile.stitch import Candidate, StitchPoint, TuneConfig, build_stitched
-from restnet_compile.zoo import BlockSequence, create_model
+from restnet_compile.models import BlockSequence, create_model
+from restnet_compile.pipeline.stages import accuracy, compute_cka, plan
+from restnet_compile.stitching import Candidate, StitchPoint, TuneConfig, build_stitched
 
 
 @pytest.fixture(scope="module", autouse=True)

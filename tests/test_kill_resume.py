@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from restnet_compile import api
-from restnet_compile.export.bundle import STAGING_PATTERN
+from restnet_compile._util.tempdirs import stale_dirs
+from restnet_compile.bundle.writer import STAGING_PATTERN
 from restnet_compile.runtime import Bundle
-from restnet_compile.tempdirs import stale_dirs
 from tests.conftest import FAST
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from restnet_compile.config import load_profile
+from restnet_compile.config.device import load_profile
 from restnet_compile.export.graph_cost import graph_cost, variant_model
 from restnet_compile.export.graph_memory import (
     OpInfo,
@@ -139,7 +139,7 @@ def test_graph_cost_on_mcu_and_phone(two_signature_model: Path) -> None:
 @pytest.mark.slow
 def test_every_mcu_variant_runs_in_the_profile_arena(tmp_path: Path) -> None:
     from restnet_compile import api
-    from restnet_compile.buildconfig import BuildConfig
+    from restnet_compile.config.build import BuildConfig
 
     mcu = load_profile("mcu")
     config = BuildConfig.model_validate({"profile": "mcu", "selection": "feasible", "tune": {"epochs": 1}})

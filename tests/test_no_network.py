@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from restnet_compile import api
-from restnet_compile.buildconfig import BuildConfig
+from restnet_compile.config.build import BuildConfig
 
 
 def test_build_never_touches_the_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from restnet_compile.config import load_target
+from restnet_compile.config.device import load_target
 from restnet_compile.export.onnx_maxpool import explicit_maxpool_padding
 from restnet_compile.export.tflite import TFLiteExporter
 from restnet_compile.export.torch_onnx import export_onnx

@@ -8,16 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from lib.pareto import anchor_line, pareto_reasons
 from torch import nn
 
-from restnet_compile.buildconfig import load_build_config
+from restnet_compile.config.build import load_build_config
 from restnet_compile.errors import BadInputError
-from restnet_compile.stitch import ADAPTERS
-from restnet_compile.stitch.adapters import adapter_for, choose_adapter
-from restnet_compile.stitch.finetune import CachedSplit, TuneConfig
-from restnet_compile.stitch.pareto import anchor_line, pareto_reasons
-from restnet_compile.stitch.recipes import RECIPES, RecipeData
-from restnet_compile.zoo.blocks import FeatureSpec
+from restnet_compile.models.blocks import FeatureSpec
+from restnet_compile.stitching import ADAPTERS
+from restnet_compile.stitching.adapters import adapter_for, choose_adapter
+from restnet_compile.stitching.tuning.loop import CachedSplit, TuneConfig
+from restnet_compile.stitching.tuning.recipes import RECIPES, RecipeData
 
 RICH = ["conv-bn-relu", "lowrank-dw", "residual"]
 SRC, DST = FeatureSpec("map", (12, 8, 8)), FeatureSpec("map", (6, 4, 4))
@@ -186,7 +186,7 @@ def test_rich_adapter_onnx_graph_uses_only_plain_ops(name: str, tmp_path: Path) 
 @pytest.mark.slow
 def test_rich_adapters_export_to_tflite_micro_int8(tmp_path: Path) -> None:
     """The whole int8 path (ONNX -> onnx2tf -> TFLite full-int8); the exporter refuses ops TFLM lacks."""
-    from restnet_compile.config import load_target
+    from restnet_compile.config.device import load_target
     from restnet_compile.export import EXPORTERS
     from restnet_compile.export.ops import tflite_ops
 

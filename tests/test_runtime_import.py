@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from restnet_compile.config import builtin_text
+from restnet_compile.config.device import builtin_text
 
 
 def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

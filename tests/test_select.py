@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from restnet_compile.config import load_profile
+from restnet_compile.config.device import load_profile
 from restnet_compile.errors import EXIT_INFEASIBLE, InfeasibleError
-from restnet_compile.select import Candidate, limit_violations, select
+from restnet_compile.selection.rule import Candidate, limit_violations, select
 
 MCU = load_profile("mcu")  # p90 budget 90 ms, RAM 512 KiB, flash 2 MiB
 KB = 1000

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from restnet_compile.config import load_profile
+from restnet_compile._util.units import parse_percent
+from restnet_compile.config.device import load_profile
 from restnet_compile.cost.latency import fill_factors, roofline_ms
-from restnet_compile.select import Candidate, describe_rule, select, thin_front
-from restnet_compile.units import parse_percent
+from restnet_compile.selection.rule import Candidate, describe_rule, select, thin_front
 
 PHONE = load_profile("phone")
 JETSON = load_profile("jetson")
@@ -117,7 +117,7 @@ def test_peak_is_quoted_for_the_default_targets_dtype(name: str) -> None:
     jetson: fp16 tensor cores (onnx-fp16); mcu, phone, host: int8 dot products (tflm-int8, tflite-int8). A build
     for another dtype (phone tflite-fp32, jetson onnx-int8) is costed with the same peak: an estimate to calibrate.
     """
-    from restnet_compile.config import load_target
+    from restnet_compile.config.device import load_target
 
     profile = load_profile(name)
     assert load_target(profile.target).dtype == profile.dtypes[0]

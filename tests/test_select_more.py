@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from restnet_compile.config import builtin_text, load_profile
+from restnet_compile.config.device import builtin_text, load_profile
 from restnet_compile.errors import BadInputError, InfeasibleError
-from restnet_compile.select import Candidate, describe_misses, limit_violations, misses, select
+from restnet_compile.selection.rule import Candidate, describe_misses, limit_violations, misses, select
 
 MCU = load_profile("mcu")
 PHONE = load_profile("phone")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from restnet_compile import api
-from restnet_compile.buildconfig import BuildConfig
+from restnet_compile.config.build import BuildConfig
 
 pytestmark = pytest.mark.slow
 

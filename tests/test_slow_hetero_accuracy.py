@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from restnet_compile.buildconfig import BuildConfig
-from restnet_compile.pipeline import accuracy, compute_cka, load_models, load_splits, plan
-from restnet_compile.stitch import TuneConfig, build_stitched
+from restnet_compile.config.build import BuildConfig
+from restnet_compile.pipeline.stages import accuracy, compute_cka, load_models, load_splits, plan
+from restnet_compile.stitching import TuneConfig, build_stitched
 
 pytestmark = pytest.mark.slow
 

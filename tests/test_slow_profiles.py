@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from restnet_compile import api
-from restnet_compile.buildconfig import BuildConfig
+from restnet_compile.config.build import BuildConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from tv_pair import app_profile, app_target, build_config

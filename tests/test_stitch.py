@@ -8,10 +8,10 @@ import torch
 
 from restnet_compile.data import Splits, load_dataset, make_splits
 from restnet_compile.errors import BadInputError
-from restnet_compile.stitch import ADAPTERS, PlanRule, StitchedNet, StitchPoint, TuneConfig, plan_candidates
-from restnet_compile.stitch.adapters import Conv1x1Adapter, adapter_for, solve_least_squares
-from restnet_compile.stitch.finetune import cache_split, cached_accuracy, tune_adapter
-from restnet_compile.zoo import BlockSequence, FeatureSpec, create_model
+from restnet_compile.models import BlockSequence, FeatureSpec, create_model
+from restnet_compile.stitching import ADAPTERS, PlanRule, StitchedNet, StitchPoint, TuneConfig, plan_candidates
+from restnet_compile.stitching.adapters import Conv1x1Adapter, adapter_for, solve_least_squares
+from restnet_compile.stitching.tuning.loop import cache_split, cached_accuracy, tune_adapter
 
 
 def m(c: int, h: int, w: int | None = None) -> FeatureSpec:

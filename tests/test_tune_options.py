@@ -9,10 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from restnet_compile.buildconfig import load_build_config
+from restnet_compile.config.build import load_build_config
 from restnet_compile.errors import BadInputError
-from restnet_compile.stitch import ADAPTERS
-from restnet_compile.stitch.finetune import (
+from restnet_compile.models.blocks import FeatureSpec
+from restnet_compile.stitching import ADAPTERS
+from restnet_compile.stitching.tuning.loop import (
     AUGMENTS,
     SCHEDULES,
     CachedSplit,
@@ -21,7 +22,6 @@ from restnet_compile.stitch.finetune import (
     shift_maps,
     tune_adapter,
 )
-from restnet_compile.zoo.blocks import FeatureSpec
 
 SRC, DST = FeatureSpec("map", (12, 8, 8)), FeatureSpec("map", (6, 4, 4))
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from restnet_compile.units import format_size, parse_bandwidth, parse_duration_ms, parse_rate, parse_size
+from restnet_compile._util.units import format_size, parse_bandwidth, parse_duration_ms, parse_rate, parse_size
 
 
 @pytest.mark.parametrize(

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from restnet_compile.errors import BadInputError
-from restnet_compile.stitch import ADAPTERS
-from restnet_compile.stitch.adapters import adapter_for
-from restnet_compile.stitch.unpatchify import TokensToMapClsAdapter, TokensToMapMlpAdapter
-from restnet_compile.zoo import FeatureSpec
+from restnet_compile.models import FeatureSpec
+from restnet_compile.stitching import ADAPTERS
+from restnet_compile.stitching.adapters import adapter_for
+from restnet_compile.stitching.adapters.unpatchify import TokensToMapClsAdapter, TokensToMapMlpAdapter
 from tests.specs import m, randomise, t
 
 

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from restnet_compile.errors import BadInputError
-from restnet_compile.zoo import MODELS, BlockSequence, create_model
-from restnet_compile.zoo.sources import ModelOptions, torchvision_factory
-from restnet_compile.zoo.splitters import SPLITTERS, register_splitter, split_model
+from restnet_compile.models import MODELS, BlockSequence, create_model
+from restnet_compile.models.sources import ModelOptions, torchvision_factory
+from restnet_compile.models.splitters import SPLITTERS, register_splitter, split_model
 
 SHAPE = (3, 64, 64)
 

@@ -57,7 +57,7 @@ def analyze_cmd(
 ) -> None:
     """Print the CKA matrix of two models and the stitch candidates; write OUT/cka.png."""
     from restnet_compile import api
-    from restnet_compile.buildconfig import load_build_config
+    from restnet_compile.config.build import load_build_config
 
     _check_out(out)
     config = load_build_config(

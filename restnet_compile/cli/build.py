@@ -84,8 +84,8 @@ def build_cmd(
     is byte-identical whether stages came from the cache or not.
     """
     from restnet_compile import api
-    from restnet_compile.buildconfig import load_build_config
-    from restnet_compile.progress import JsonLinesReporter
+    from restnet_compile._util.progress import JsonLinesReporter
+    from restnet_compile.config.build import load_build_config
     from restnet_compile.report import variant_table
 
     config = load_build_config(config_path, profile=profile, target=target, large=large, small=small, seed=seed)

@@ -56,9 +56,9 @@ def verify_cmd(bundle: Path, as_json: bool) -> None:
 @JSON
 def run_cmd(bundle: Path, image: Path, budget: str | None, variant: str | None, as_json: bool) -> None:
     """Classify one image with the variant that fits the budget."""
+    from restnet_compile._util.units import parse_duration_ms
     from restnet_compile.bundle_tools import predict
     from restnet_compile.errors import BadInputError
-    from restnet_compile.units import parse_duration_ms
 
     try:
         budget_ms = parse_duration_ms(budget, "--budget") if budget else None

@@ -10,7 +10,7 @@ import click
 def profiles_cmd(ctx: click.Context) -> None:
     """List the built-in device profiles (or `profiles show NAME`)."""
     from restnet_compile import api
-    from restnet_compile.units import format_size
+    from restnet_compile._util.units import format_size
 
     if ctx.invoked_subcommand is None:
         for p in api.list_profiles():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from restnet_compile.progress import Reporter
+from restnet_compile._util.progress import Reporter
 
 
 class RichReporter(Reporter):

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from restnet_compile.config import Profile, builtin_text, load_profile
+from restnet_compile.config.device import Profile, builtin_text, load_profile
 from restnet_compile.cost.latency import Fit, fit_latency_model, roofline_ms
 from restnet_compile.errors import BadInputError
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from restnet_compile.config import LatencyModel, Profile
+from restnet_compile.config.device import LatencyModel, Profile
 from restnet_compile.cost import latency
 from restnet_compile.cost.flops import count_flops
 from restnet_compile.cost.trace import FUSED_KINDS, OpRecord, trace_ops

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from restnet_compile.config import LatencyModel
+from restnet_compile.config.device import LatencyModel
 
 # (multiply-adds, bytes moved[, output elements]) per dispatched op; manifests before the third entry have two
 OpTerms = Sequence[tuple[int, ...]]

@@ -18,8 +18,8 @@ from importlib import resources
 
 import numpy as np
 
+from restnet_compile._util.registry import Registry
 from restnet_compile.errors import BadInputError
-from restnet_compile.registry import Registry
 
 MNIST5K_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"
 MNIST_EXTRA_SHA256 = "23330339c61ce30398a6d7bb354677aa8b7c5432fe73961eb3c0fad1d0a00fcd"

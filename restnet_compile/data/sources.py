@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from restnet_compile._util.registry import Registry
 from restnet_compile.errors import BadInputError
-from restnet_compile.registry import Registry
 
 Shape = tuple[int, int, int]
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from restnet_compile.config import Target
-from restnet_compile.registry import Registry
+from restnet_compile._util.registry import Registry
+from restnet_compile.config.device import Target
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from restnet_compile.config import Profile, Target
+from restnet_compile.config.device import Profile, Target
 from restnet_compile.export.base import ExportedVariant
 from restnet_compile.export.graph_memory import arena_estimate, extract_signature, peak_activation_bytes, read_graphs
 
 if TYPE_CHECKING:
-    from restnet_compile.pipeline import Variant
+    from restnet_compile.pipeline.stages import Variant
 
 TFLM_RUNTIMES = {"tflite-micro", "tflm"}
 
@@ -101,7 +101,7 @@ def refine_costs(
     Returns:
         True when the set of shipped variants changed (the caller must export again).
     """
-    from restnet_compile.pipeline import decide
+    from restnet_compile.pipeline.stages import decide
 
     before = {v.id for v in variants if v.decision and v.decision.selected}
     for v in variants:

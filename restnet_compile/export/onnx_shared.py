@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from restnet_compile.config import Target
+from restnet_compile.config.device import Target
 from restnet_compile.export.base import EXPORTERS, ExportedVariant, Exporter
 from restnet_compile.export.onnx_precision import quantize_int8, to_float16, trtexec_script
 from restnet_compile.export.ops import check_ops

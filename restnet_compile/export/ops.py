@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from restnet_compile.config import Target
+from restnet_compile.config.device import Target
 from restnet_compile.errors import BadInputError
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from restnet_compile.config import Target
+from restnet_compile.config.device import Target
 from restnet_compile.runtime import Bundle
 
 

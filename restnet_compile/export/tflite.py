@@ -27,13 +27,13 @@ import numpy as np
 import onnx
 from torch import nn
 
-from restnet_compile.config import Target
+from restnet_compile._util.quiet import quiet_native_output
+from restnet_compile.config.device import Target
 from restnet_compile.errors import BadInputError, RestnetError
 from restnet_compile.export.base import EXPORTERS, ExportedVariant, Exporter
 from restnet_compile.export.c_array import render_c_arrays
 from restnet_compile.export.onnx_maxpool import explicit_maxpool_padding
 from restnet_compile.export.ops import check_ops, tflite_ops
-from restnet_compile.export.quiet import quiet_native_output
 from restnet_compile.export.torch_onnx import INPUT_NAME, OUTPUT_NAME, export_onnx
 
 BUNDLE_FILE = "variants.tflite"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from restnet_compile.units import format_size
+from restnet_compile._util.units import format_size
 
 COLUMNS = (
     "variant",

@@ -25,7 +25,7 @@ def _cka_cells(manifest: dict) -> list[tuple[int, int]]:
 
 def write_reports(out_dir: Path, manifest: dict) -> list[Path]:
     """Write the reports for ``manifest`` into ``out_dir``; returns the paths written."""
-    from restnet_compile.analysis.heatmap import write_cka_heatmap
+    from restnet_compile.similarity.heatmap import write_cka_heatmap
 
     cka = np.array(manifest["stitching"]["cka"])
     m = manifest["models"]

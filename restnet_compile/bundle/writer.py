@@ -1,0 +1,121 @@
+"""Bundle directory publishing: checksums, manifest, deterministic archive, atomic rename."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import gzip
+import io
+import json
+import os
+import shutil
+import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from restnet_compile._util.tempdirs import make_owned_dir, remove_stale
+from restnet_compile.errors import BadInputError
+from restnet_compile.runtime.bundle import MANIFEST, seal_manifest, sha256_file
+
+#: Staging directories are ``.<name>.tmp-<host>.<pid>.<random>``: hidden, and removable once their build is dead.
+STAGING_PATTERN = r"\.[^/]+\.tmp-"
+_RENAME_EXCHANGE = 2
+
+
+def checksums(root: Path, exclude: tuple[str, ...] = (MANIFEST,)) -> dict[str, str]:
+    """sha256 of every file under ``root`` (relative POSIX names, sorted)."""
+    return {
+        p.relative_to(root).as_posix(): sha256_file(p)
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.relative_to(root).as_posix() not in exclude
+    }
+
+
+def write_manifest(path: Path, manifest: dict) -> None:
+    """Write the manifest sealed with its own sha256 (see :func:`restnet_compile.runtime.bundle.seal_manifest`)."""
+    path.write_bytes(seal_manifest(manifest))
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write JSON with sorted keys and a trailing newline (byte-stable)."""
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_archive(src: Path, dest: Path) -> None:
+    """A reproducible ``.tar.gz`` of ``src``: sorted entries, zero mtimes, no owner names, no gzip timestamp."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in [src, *sorted(src.rglob("*"))]:
+            info = tar.gettarinfo(str(path), arcname=(Path(src.name) / path.relative_to(src)).as_posix())
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            info.mode = 0o755 if path.is_dir() else 0o644
+            if path.is_file():
+                with path.open("rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
+    with dest.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+        gz.write(buf.getvalue())
+
+
+def check_output_dir(out: Path) -> None:
+    """Refuse an output location that is a file or cannot be written, before any work is done."""
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"output {out} exists and is not a directory")
+    parent = out if out.exists() else next((p for p in out.parents if p.exists()), Path.cwd())
+    if not parent.is_dir():
+        raise BadInputError(f"output {out}: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK):
+        raise BadInputError(f"output {out}: directory {parent} is not writable")
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where that is unavailable."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd = -100
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EXDEV):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _replace_dir(new: Path, final: Path, trash: Path) -> None:
+    """Put ``new`` at ``final``; at no moment is ``final`` a half-written or missing bundle where swaps exist."""
+    if not final.exists():
+        new.rename(final)
+    elif _exchange(new, final):
+        return  # the previous bundle is now at ``new`` and goes with the staging directory
+    else:  # two renames: ``final`` is briefly absent, but never partial
+        final.rename(trash)
+        new.rename(final)
+
+
+@contextmanager
+def staging(out_root: Path, name: str) -> Iterator[Path]:
+    """Yield a temporary directory beside ``out_root/name``; on success it replaces that bundle atomically.
+
+    An archive written next to the yielded directory as ``<name>.tar.gz`` is published beside the bundle too.
+
+    On any error the temporary directory is removed and nothing under ``out_root`` changes (apart from
+    ``out_root`` itself being created). Staging directories that builds killed on this machine left behind are
+    removed first (only ours: recognised by their name, and only once their process is gone).
+    """
+    out_root.mkdir(parents=True, exist_ok=True)
+    remove_stale(out_root, "", STAGING_PATTERN)
+    tmp = make_owned_dir(out_root, f".{name}.tmp-")
+    stage = tmp / name
+    stage.mkdir()
+    try:
+        yield stage
+        _replace_dir(stage, out_root / name, tmp / "previous")
+        archive = tmp / f"{name}.tar.gz"
+        if archive.exists():
+            os.replace(archive, out_root / archive.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,104 @@
+"""Model sources registered by name: ``create_model("demo-large-cnn")`` like timm's ``create_model``.
+
+Registered names are the demo zoo and the torchvision architectures (see :mod:`restnet_compile.models.sources`); any
+name with a colon is a user's model, ``path/to/file.py:ClassName`` or ``package.module:factory``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+from torch import nn
+
+from restnet_compile._util.registry import Registry
+from restnet_compile.errors import BadInputError
+from restnet_compile.models.blocks import BlockSequence
+from restnet_compile.models.demo import demo_hybrid_vit, demo_large_cnn, demo_small_cnn, demo_vit
+from restnet_compile.models.sources import (
+    TORCHVISION_ARCHS,
+    TORCHVISION_DEFAULT_SHAPE,
+    ModelOptions,
+    create_user_model,
+    is_user_spec,
+    load_checkpoint,
+    torchvision_factory,
+)
+from restnet_compile.models.splitters import split_model
+
+ModelSource = Callable[[str, ModelOptions], BlockSequence]
+MODELS: Registry[ModelSource] = Registry("model")
+
+
+def shipped_weights(name: str) -> Path:
+    """Path of the weights that ship with the package for demo model ``name``."""
+    return Path(str(resources.files("restnet_compile.models").joinpath(f"weights/{name}.pt")))
+
+
+def load_state_dict(model: nn.Module, path: Path, name: str | None = None) -> None:
+    """Load a state_dict checkpoint into ``model``, never unpickling code (``weights_only=True``).
+
+    Raises:
+        BadInputError: the file is missing, is not a plain state_dict, or does not match the architecture.
+    """
+    load_checkpoint(model, Path(path), name or getattr(model, "model_name", type(model).__name__))
+
+
+def _demo_source(factory: Callable[[], BlockSequence]) -> ModelSource:
+    def build(name: str, opts: ModelOptions) -> BlockSequence:
+        model = factory()
+        if opts.input_shape is not None and tuple(opts.input_shape) != model.input_shape:
+            shape = "x".join(map(str, model.input_shape))
+            raise BadInputError(f"model {name}: takes only {shape} inputs, not {'x'.join(map(str, opts.input_shape))}")
+        if opts.num_classes is not None and opts.num_classes != 10:
+            raise BadInputError(f"model {name}: has 10 classes, not {opts.num_classes}")
+        load_state_dict(model, opts.weights or shipped_weights(name), name)
+        return model
+
+    return build
+
+
+def _torchvision_source(arch: str) -> ModelSource:
+    make = torchvision_factory(arch)
+
+    def build(name: str, opts: ModelOptions) -> BlockSequence:
+        return split_model(make(name, opts), name, tuple(opts.input_shape or TORCHVISION_DEFAULT_SHAPE))  # type: ignore[arg-type]
+
+    return build
+
+
+for _name, _factory in (
+    ("demo-large-cnn", demo_large_cnn),
+    ("demo-small-cnn", demo_small_cnn),
+    ("demo-vit", demo_vit),
+    ("demo-hybrid-vit", demo_hybrid_vit),
+):
+    MODELS.register(_name)(_demo_source(_factory))
+for _arch in TORCHVISION_ARCHS:
+    MODELS.register(_arch)(_torchvision_source(_arch))
+
+
+def create_model(
+    name: str,
+    weights: Path | None = None,
+    input_shape: tuple[int, int, int] | None = None,
+    num_classes: int | None = None,
+) -> BlockSequence:
+    """Build model ``name`` as a frozen ``BlockSequence`` in eval mode with its weights.
+
+    Args:
+        name: A registered model name (see ``MODELS.names()``) or ``path/file.py:Class`` / ``module:factory``.
+        weights: A state_dict file; demo models default to the weights shipped with the package.
+        input_shape: ``(C, H, W)`` of one image (torchvision default 3x224x224; demo models take 1x28x28 only).
+        num_classes: Classifier width (torchvision default 1000).
+
+    Raises:
+        BadInputError: unknown name, bad checkpoint, a model that cannot be split or cannot take ``input_shape``.
+    """
+    opts = ModelOptions(Path(weights) if weights else None, input_shape, num_classes)
+    model = create_user_model(name, opts) if is_user_spec(name) else MODELS.get(name)(name, opts)
+    model.requires_grad_(False)  # models are frozen donors: only adapters are ever trained
+    model.eval()
+    model.feature_specs()  # fail now, naming the block, if the model cannot take its input
+    return model

@@ -1,0 +1,181 @@
+"""Model sources beyond the demo zoo: torchvision architectures and a user's own model.
+
+* torchvision: ``resnet18``, ``resnet50``, ``mobilenet_v2``, ``mobilenet_v3_small``, ``mobilenet_v3_large``,
+  ``efficientnet_b0``, ``vit_b_16``, ``swin_t`` -- built with random weights and loaded from a local state_dict file
+  (nothing is downloaded), then split by the family's registered split function.
+* A user's model: ``path/to/file.py:ClassName`` or ``package.module:factory``. The attribute is called with no
+  arguments; it must return an ``nn.Module`` that a registered split function recognises (or a ``BlockSequence``).
+
+Every checkpoint is read with ``torch.load(weights_only=True)``: a pickle that carries code is refused.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from restnet_compile.errors import BadInputError
+from restnet_compile.models.splitters import split_model
+
+TORCHVISION_ARCHS = (
+    "resnet18",
+    "resnet50",
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    "mobilenet_v3_large",
+    "efficientnet_b0",
+    "vit_b_16",
+    "swin_t",
+)
+TORCHVISION_DEFAULT_SHAPE = (3, 224, 224)
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """How to instantiate a model source.
+
+    Attributes:
+        weights: A state_dict file of the original model (torchvision / user keys), or None.
+        input_shape: ``(C, H, W)`` of one input image; None for the source's default.
+        num_classes: Width of the classifier; None for the source's default (1000 for torchvision).
+    """
+
+    weights: Path | None = None
+    input_shape: tuple[int, int, int] | None = None
+    num_classes: int | None = None
+
+
+def read_state_dict(path: Path, model_name: str) -> dict[str, torch.Tensor]:
+    """Read a checkpoint that must be a plain state_dict, never unpickling code.
+
+    Raises:
+        BadInputError: missing file, unsafe or corrupt pickle, or not a mapping of names to tensors.
+    """
+    if not path.is_file():
+        raise BadInputError(f"model {model_name}: checkpoint {path} does not exist")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about legacy pickles before refusing them
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadInputError(f"model {model_name}: checkpoint {path} cannot be loaded safely: {first}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise BadInputError(f"model {model_name}: checkpoint {path} is not a state_dict of tensors")
+    return state
+
+
+def load_checkpoint(module: nn.Module, path: Path, model_name: str) -> None:
+    """Load a state_dict file into ``module``, naming the first missing, mismatching or unexpected key.
+
+    Raises:
+        BadInputError: the checkpoint cannot be read or does not match the architecture.
+    """
+    state = read_state_dict(path, model_name)
+    own = module.state_dict()
+    for key, value in own.items():
+        if key not in state:
+            raise BadInputError(f"model {model_name}: checkpoint {path} lacks key {key!r}")
+        if tuple(state[key].shape) != tuple(value.shape):
+            raise BadInputError(
+                f"model {model_name}: checkpoint {path} key {key!r} has shape "
+                f"{tuple(state[key].shape)}, the model expects {tuple(value.shape)}"
+            )
+    extra = sorted(set(state) - set(own))
+    if extra:
+        raise BadInputError(f"model {model_name}: checkpoint {path} has unexpected key {extra[0]!r}")
+    module.load_state_dict(state)
+
+
+def torchvision_factory(arch: str) -> Callable[[str, ModelOptions], nn.Module]:
+    """A source for torchvision architecture ``arch`` (random init, then the local weights if given)."""
+
+    def build(name: str, opts: ModelOptions) -> nn.Module:
+        from restnet_compile.models.tv import import_torchvision
+
+        tv = import_torchvision()
+        shape = opts.input_shape or TORCHVISION_DEFAULT_SHAPE
+        kwargs: dict[str, object] = {"weights": None, "num_classes": opts.num_classes or 1000}
+        if arch.startswith("vit_"):
+            if shape[1] != shape[2]:
+                raise BadInputError(f"model {name}: layer embed needs square images, got {shape[1]}x{shape[2]}")
+            kwargs["image_size"] = shape[1]
+        module = getattr(tv.models, arch)(**kwargs)
+        if opts.weights is not None:
+            load_checkpoint(module, Path(opts.weights), name)
+        return module
+
+    return build
+
+
+def load_user_object(spec: str) -> Callable[[], object]:
+    """Resolve ``path/to/file.py:Name`` or ``package.module:name`` to the named attribute.
+
+    Raises:
+        BadInputError: the file or module cannot be imported, or has no such attribute.
+    """
+    where, _, attr = spec.rpartition(":")
+    if not where or not attr:
+        raise BadInputError(f"model {spec}: expected path/to/file.py:ClassName or package.module:factory")
+    try:
+        if where.endswith(".py") or "/" in where:
+            path = Path(where)
+            if not path.is_file():
+                raise BadInputError(f"model {spec}: file {path} does not exist")
+            mod_name = f"restnet_user_{abs(hash(str(path.resolve())))}"
+            mod_spec = importlib.util.spec_from_file_location(mod_name, path)
+            assert mod_spec is not None and mod_spec.loader is not None
+            module = importlib.util.module_from_spec(mod_spec)
+            sys.modules[mod_name] = module
+            mod_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+    except BadInputError:
+        raise
+    except Exception as exc:
+        raise BadInputError(f"model {spec}: cannot import {where}: {type(exc).__name__}: {exc}") from None
+    obj = getattr(module, attr, None)
+    if not callable(obj):
+        raise BadInputError(f"model {spec}: {where} has no class or factory {attr!r}")
+    return obj
+
+
+def user_model(spec: str, opts: ModelOptions) -> nn.Module:
+    """Instantiate a user's model from ``spec`` and load its state_dict, if any."""
+    factory = load_user_object(spec)
+    try:
+        module = factory()
+    except Exception as exc:
+        raise BadInputError(f"model {spec}: calling {spec.rpartition(':')[2]}() failed: {exc}") from None
+    if not isinstance(module, nn.Module):
+        raise BadInputError(f"model {spec}: {spec.rpartition(':')[2]}() returned {type(module).__name__}, not a module")
+    if opts.weights is not None:
+        load_checkpoint(module, Path(opts.weights), spec)
+    return module
+
+
+def user_input_shape(module: nn.Module, spec: str, opts: ModelOptions) -> tuple[int, int, int]:
+    """The input shape of a user's model: the option, else its ``input_shape`` attribute."""
+    shape = opts.input_shape or getattr(module, "input_shape", None)
+    if shape is None:
+        raise BadInputError(f"model {spec}: input shape unknown; set input_shape (C, H, W) in the build config")
+    return tuple(int(s) for s in shape)  # type: ignore[return-value]
+
+
+def create_user_model(spec: str, opts: ModelOptions) -> nn.Module:
+    """A user's model as a ``BlockSequence`` (split by the registered function that recognises it)."""
+    module = user_model(spec, opts)
+    return split_model(module, spec, user_input_shape(module, spec, opts))
+
+
+def is_user_spec(name: str) -> bool:
+    """True for ``file.py:Name`` / ``module:name`` specs (registered names never contain a colon)."""
+    return ":" in name

@@ -1,0 +1,95 @@
+"""``analyze``: the CKA matrix of a model pair, the stitch candidates it yields (with FLOPs) and ``cka.png``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from restnet_compile.config.build import BuildConfig
+from restnet_compile.models.blocks import BlockSequence
+
+
+@dataclass(frozen=True)
+class AnalyzeResult:
+    """The CKA matrix of a model pair and the stitch candidates the rule picks from it.
+
+    Attributes:
+        large: Large model name.
+        small: Small model name.
+        large_blocks: ``"L0 stem: map 64x16x16"``-style label of every large-model block.
+        small_blocks: The same for the small model.
+        cka: ``len(large_blocks) x len(small_blocks)`` linear CKA.
+        rule: The candidate rule and its parameters.
+        candidates: One dict per candidate: id, front and back block, adapter, CKA, FLOPs of the stitched network.
+        samples: Calibration images the matrix was computed on.
+        heatmap: Path of ``cka.png``, or None when not written.
+    """
+
+    large: str
+    small: str
+    large_blocks: list[str]
+    small_blocks: list[str]
+    cka: list[list[float]]
+    rule: dict
+    candidates: list[dict]
+    samples: int
+    heatmap: Path | None
+
+
+def block_labels(model: BlockSequence, tag: str) -> list[str]:
+    """``"L3 layer1.2: map 64x16x16"`` for every block of ``model``."""
+    pairs = enumerate(zip(model.block_names, model.feature_specs(), strict=True))
+    return [f"{tag}{k} {name}: {spec.describe()}" for k, (name, spec) in pairs]
+
+
+def survey(config: BuildConfig, out_dir: Path | None = None, samples: int | None = None) -> AnalyzeResult:
+    """Compute the CKA matrix on the calibration split, plan the candidates, count their FLOPs, draw the heatmap.
+
+    Args:
+        config: Models, weights, data, seed and candidate rule.
+        out_dir: Where ``cka.png`` goes (written last and atomically); None writes nothing.
+        samples: Calibration images to use (default: the whole calibration split).
+    """
+    from restnet_compile.cost.flops import count_flops
+    from restnet_compile.pipeline.stages import compute_cka, load_models, load_splits, plan, set_determinism
+    from restnet_compile.stitching import ADAPTERS, StitchedNet
+
+    np.finfo(np.float64), np.finfo(np.float32)  # cache before denormals are flushed (else numpy warns)
+    set_determinism(config.seed)
+    large, small = load_models(config)
+    images = load_splits(config, large).calib.images[:samples]
+    cka = compute_cka(large, small, images, config.cka_batch_size)
+    rule, candidates, front, back = plan(config, cka, large, small)
+    rows = []
+    for c in candidates:
+        i, j = c.point.front_block, c.point.back_block
+        torch.manual_seed(config.seed)
+        adapter = ADAPTERS.get(c.adapter)(front.feature_specs()[i], back.feature_specs()[j])
+        flops = count_flops(StitchedNet(front, back, c.point, adapter), large.input_shape).total
+        row = {"id": c.point.variant_id, "front_block": i, "back_block": j, "adapter": c.adapter}
+        rows.append({**row, "cka": round(c.cka, 4), "flops": flops})
+    heatmap = None
+    if out_dir is not None:
+        from restnet_compile.similarity.heatmap import write_cka_heatmap
+
+        swap = rule.order == "small-large"
+        marked = [(r["back_block"], r["front_block"]) if swap else (r["front_block"], r["back_block"]) for r in rows]
+        title = f"linear CKA: {config.large} (rows) vs {config.small}\n{len(images)} calibration images"
+        rows_l = [f"L{k}" for k in range(len(large.blocks))]
+        cols_s = [f"S{k}" for k in range(len(small.blocks))]
+        heatmap = write_cka_heatmap(cka, Path(out_dir) / "cka.png", rows_l, cols_s, marked, title)
+    matrix = [[round(float(x), 4) for x in row] for row in cka]
+    return AnalyzeResult(
+        config.large,
+        config.small,
+        block_labels(large, "L"),
+        block_labels(small, "S"),
+        matrix,
+        rule.describe(),
+        rows,
+        len(images),
+        heatmap,
+    )

@@ -1,0 +1,64 @@
+"""Fingerprints for cache keys: the package and tool versions, a model's identity, data arrays."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from restnet_compile import __version__
+from restnet_compile.data import Splits
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def source_digest() -> str:
+    """sha256 of the package's Python source: a development change to the code invalidates every entry."""
+    h = hashlib.sha256()
+    for path in sorted(_PACKAGE.rglob("*.py")):
+        h.update(path.relative_to(_PACKAGE).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def environment() -> dict:
+    """Package version and source, tool versions and the platform: what shapes the bytes besides the inputs."""
+    from restnet_compile.pipeline.manifest_build import (
+        tool_versions,  # the manifest module imports the pipeline, which imports us
+    )
+
+    return {
+        "package": __version__,
+        "source": source_digest(),
+        "tools": tool_versions(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+
+
+def module_digest(module: nn.Module) -> str:
+    """sha256 of ``module``'s architecture (its repr) and of every tensor of its state (names, dtypes, bytes)."""
+    h = hashlib.sha256(repr(module).encode())
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def array_digest(*arrays: np.ndarray) -> str:
+    """sha256 of ``arrays`` (their dtypes and shapes included)."""
+    h = hashlib.sha256()
+    for arr in arrays:
+        a = np.ascontiguousarray(arr)
+        h.update(f"\0{a.dtype.str}\0{a.shape}\0".encode() + a.tobytes())
+    return h.hexdigest()
+
+
+def splits_digest(splits: Splits) -> str:
+    """sha256 of every split's images and labels."""
+    parts = [getattr(splits, n) for n in ("train", "calib", "val", "test")]
+    return array_digest(*[a for ds in parts for a in (ds.images, ds.labels)])

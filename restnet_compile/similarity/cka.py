@@ -1,0 +1,109 @@
+"""Linear CKA with the unbiased minibatch HSIC estimator (Nguyen, Raghu & Kornblith, ICLR 2021).
+
+For every minibatch of ``n`` images, each block's features are flattened to an ``n x p`` matrix ``X`` and turned into
+a Gram matrix ``K = X X^T`` with its diagonal zeroed. The unbiased HSIC estimator (Song et al. 2012)
+
+    HSIC_1(K, L) = [tr(K L) + 1^T K 1 * 1^T L 1 / ((n-1)(n-2)) - 2/(n-2) * 1^T K L 1] / (n (n-3))
+
+is averaged over minibatches, and ``CKA = mean HSIC(K, L) / sqrt(mean HSIC(K, K) * mean HSIC(L, L))``. All
+(large block, small block) pairs are accumulated in ONE streaming pass of each model over the data, so memory does not
+grow with the number of samples: only the running sums are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+
+from restnet_compile.models.blocks import BlockSequence
+
+
+def _grams(feats: list[torch.Tensor]) -> torch.Tensor:
+    """Stack the zero-diagonal Gram matrices of each block's flattened features: ``(blocks, n, n)``."""
+    grams = []
+    for f in feats:
+        # The Gram product runs in the features' own precision (float32 for models: the costly n x n x p product is
+        # then as fast as the forward pass's matmuls); every HSIC sum after it runs in float64.
+        x = f.reshape(f.shape[0], -1)
+        x = x if x.dtype in (torch.float32, torch.float64) else x.to(torch.float64)
+        k = (x @ x.T).to(torch.float64)
+        k.fill_diagonal_(0.0)
+        grams.append(k)
+    return torch.stack(grams)
+
+
+def hsic_unbiased(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:  # noqa: E741
+    """Unbiased HSIC between every Gram in ``k`` (a, n, n) and every Gram in ``l`` (b, n, n): an (a, b) matrix.
+
+    Both stacks must already have zero diagonals, and ``n`` must be at least 4.
+    """
+    n = k.shape[-1]
+    trace_kl = torch.einsum("aij,bij->ab", k, l)
+    sum_k, sum_l = k.sum(dim=(1, 2)), l.sum(dim=(1, 2))
+    row_k, row_l = k.sum(dim=2), l.sum(dim=2)
+    middle = torch.outer(sum_k, sum_l) / ((n - 1) * (n - 2))
+    last = 2.0 / (n - 2) * row_k @ row_l.T
+    return (trace_kl + middle - last) / (n * (n - 3))
+
+
+def _self_hsic(k: torch.Tensor) -> torch.Tensor:
+    return torch.stack([hsic_unbiased(k[i : i + 1], k[i : i + 1])[0, 0] for i in range(k.shape[0])])
+
+
+class StreamingCKA:
+    """Accumulates minibatch HSIC sums for every pair of features from two sources."""
+
+    def __init__(self) -> None:
+        self.cross: torch.Tensor | None = None
+        self.self_a: torch.Tensor | None = None
+        self.self_b: torch.Tensor | None = None
+        self.batches = 0
+
+    def update(self, feats_a: list[torch.Tensor], feats_b: list[torch.Tensor]) -> None:
+        """Add one minibatch (the same images seen by both sources). Batches of fewer than 4 are skipped."""
+        if feats_a[0].shape[0] < 4:
+            return
+        ka, kb = _grams(feats_a), _grams(feats_b)
+        cross, sa, sb = hsic_unbiased(ka, kb), _self_hsic(ka), _self_hsic(kb)
+        if self.cross is None:
+            self.cross, self.self_a, self.self_b = cross, sa, sb
+        else:
+            self.cross, self.self_a, self.self_b = self.cross + cross, self.self_a + sa, self.self_b + sb
+        self.batches += 1
+
+    def result(self) -> np.ndarray:
+        """The CKA matrix ``(len(feats_a), len(feats_b))``."""
+        if self.cross is None or self.self_a is None or self.self_b is None:
+            raise ValueError("CKA needs at least one minibatch of 4 or more samples")
+        denom = torch.sqrt(torch.clamp(torch.outer(self.self_a, self.self_b), min=1e-300))
+        return (self.cross / denom).numpy()
+
+
+def linear_cka(x: np.ndarray, y: np.ndarray, batch_size: int | None = None) -> float:
+    """Linear CKA between two feature sets of the same samples (rows), minibatched if ``batch_size`` is given."""
+    n = x.shape[0]
+    step = batch_size or n
+    acc = StreamingCKA()
+    for i in range(0, n, step):
+        acc.update([torch.from_numpy(x[i : i + step])], [torch.from_numpy(y[i : i + step])])
+    return float(acc.result()[0, 0])
+
+
+@torch.no_grad()
+def cka_matrix(large: BlockSequence, small: BlockSequence, batches: Iterable[np.ndarray]) -> np.ndarray:
+    """CKA between every block output of ``large`` (rows) and of ``small`` (columns), in one streaming pass.
+
+    Args:
+        large: The model whose prefix is kept.
+        small: The model whose suffix is appended.
+        batches: Minibatches of images ``B x C x H x W`` (use at least 4 per batch; 64-256 is typical).
+    """
+    large.eval()
+    small.eval()
+    acc = StreamingCKA()
+    for images in batches:
+        x = torch.from_numpy(np.ascontiguousarray(images))
+        acc.update(large.block_outputs(x), small.block_outputs(x))
+    return acc.result()

@@ -1,0 +1,88 @@
+"""Build one stitched variant: adapter, least-squares init on calibration features, adapter-only tuning."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import torch
+
+from restnet_compile.data import Splits
+from restnet_compile.models.blocks import BlockSequence
+from restnet_compile.stitching.adapters import ADAPTERS, choose_adapter
+from restnet_compile.stitching.net import StitchedNet
+from restnet_compile.stitching.plan import Candidate
+from restnet_compile.stitching.tuning.loop import CachedSplit, TuneConfig, TuneResult, cache_cuts, cache_split
+from restnet_compile.stitching.tuning.recipes import RECIPES, RecipeData
+
+
+@dataclass
+class StitchedVariant:
+    """A built, tuned stitched network and how it got there."""
+
+    net: StitchedNet
+    candidate: Candidate
+    ls_r2: float
+    tune: TuneResult
+    tune_seconds: float
+
+
+def prefix_cache(
+    front: BlockSequence, teacher: BlockSequence, candidates: list[Candidate], splits: Splits
+) -> dict[int, tuple[CachedSplit, CachedSplit]]:
+    """Train / val prefix features of every candidate's cut and the teacher's logits, one pass per split."""
+    cuts = {c.point.front_block for c in candidates}
+    train, val = cache_cuts(front, teacher, cuts, splits.train), cache_cuts(front, teacher, cuts, splits.val)
+    return {i: (train[i], val[i]) for i in cuts}
+
+
+def _seed_for(seed: int, candidate: Candidate) -> int:
+    return seed * 1000 + candidate.point.front_block * 31 + candidate.point.back_block
+
+
+def build_stitched(
+    front: BlockSequence,
+    back: BlockSequence,
+    candidate: Candidate,
+    splits: Splits,
+    tune: TuneConfig,
+    seed: int,
+    cache: dict[int, tuple[CachedSplit, CachedSplit]] | None = None,
+    teacher: BlockSequence | None = None,
+) -> StitchedVariant:
+    """Build and tune the variant for ``candidate``.
+
+    Args:
+        front: Model whose prefix is kept (frozen).
+        back: Model whose suffix is appended (frozen).
+        candidate: Stitch point and planned adapter (``tune.adapter`` replaces it where it can join the pair).
+        splits: ``calib`` fits the least-squares init, ``train`` tunes, ``val`` early-stops.
+        tune: Adapter, recipe and fine-tuning hyper-parameters.
+        seed: Base seed; each candidate derives its own from it.
+        cache: Prefix features per front cut, shared between candidates that cut at the same block.
+        teacher: Distillation teacher (default ``front``; the large model when stitching small -> large).
+    """
+    start = time.perf_counter()
+    torch.manual_seed(_seed_for(seed, candidate))
+    specs_f, specs_b = front.feature_specs(), back.feature_specs()
+    i, j = candidate.point.front_block, candidate.point.back_block
+    recipe = RECIPES.get(tune.recipe)
+    name = choose_adapter(tune.adapter, candidate.adapter, specs_f[i], specs_b[j])
+    candidate = replace(candidate, adapter=name)
+    adapter = ADAPTERS.get(name)(specs_f[i], specs_b[j])
+    net = StitchedNet(front, back, candidate.point, adapter).eval()
+    with torch.no_grad():
+        x = torch.from_numpy(splits.calib.images)
+        r2 = adapter.least_squares_init(net.prefix(x), back.run_blocks(x, 0, j + 1))
+    cache = {} if cache is None else cache
+    if i not in cache:
+        teacher = front if teacher is None else teacher
+        cache[i] = (cache_split(net, teacher, splits.train), cache_split(net, teacher, splits.val))
+    train, val = cache[i]
+    targets = None
+    if recipe.needs_targets:
+        with torch.no_grad():
+            x = torch.from_numpy(splits.train.images)
+            targets = torch.cat([back.run_blocks(x[k : k + 250], 0, j + 1) for k in range(0, len(x), 250)])
+    result = recipe.run(net, RecipeData(train, val, targets), tune, _seed_for(seed, candidate))
+    return StitchedVariant(net.eval(), candidate, round(r2, 4), result, round(time.perf_counter() - start, 2))

@@ -1,0 +1,56 @@
+"""A stitched network: the large model's prefix, an adapter, the small model's suffix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from restnet_compile.models.blocks import BlockSequence
+from restnet_compile.stitching.adapters import Adapter
+
+
+@dataclass(frozen=True)
+class StitchPoint:
+    """Where to cut: keep ``front`` blocks ``0..front_block``, resume ``back`` after ``back_block``.
+
+    Attributes:
+        front_block: Last block of the front model that is kept.
+        back_block: Block of the back model whose output the adapter imitates; the suffix starts after it.
+        front_tag: Letter of the front model in ids: ``L`` (large, the default ReStNet order) or ``S``.
+        back_tag: Letter of the back model in ids.
+    """
+
+    front_block: int
+    back_block: int
+    front_tag: str = "L"
+    back_tag: str = "S"
+
+    @property
+    def variant_id(self) -> str:
+        """Stable id such as ``L1-S0`` (large prefix, small suffix) or ``S1-L3`` (small -> large order)."""
+        return f"{self.front_tag}{self.front_block}-{self.back_tag}{self.back_block}"
+
+
+class StitchedNet(nn.Module):
+    """``front.blocks[:i+1] -> adapter -> back.blocks[j+1:] -> back.head``; both models stay frozen."""
+
+    def __init__(self, front: BlockSequence, back: BlockSequence, point: StitchPoint, adapter: Adapter) -> None:
+        super().__init__()
+        self.point = point
+        self.prefix = nn.Sequential(*front.blocks[: point.front_block + 1])
+        self.adapter = adapter
+        self.suffix = nn.Sequential(*back.blocks[point.back_block + 1 :])
+        self.head = back.head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.from_prefix(self.prefix(x))
+
+    def from_prefix(self, feats: torch.Tensor) -> torch.Tensor:
+        """Run adapter, suffix and head on cached prefix features."""
+        return self.head(self.suffix(self.adapter(feats)))
+
+    def from_fixed(self, feats: torch.Tensor) -> torch.Tensor:
+        """Run the adapter's trainable stage, suffix and head on features already through ``adapter.fixed``."""
+        return self.head(self.suffix(self.adapter.trainable(feats)))

@@ -1,0 +1,84 @@
+"""Choosing stitch points from the CKA matrix.
+
+The rule (recorded in every manifest): for each cut ``i`` of the front model (at least one block kept, not all), look
+at the back model's blocks ``j`` that (a) leave at least ``min_suffix_blocks`` blocks after them, (b) lie within
+``depth_band`` of the cut in relative depth, ``|(i+1)/n_front - (j+1)/n_back| <= depth_band``, and (c) have an output
+that a registered adapter can produce from block ``i``'s output (same feature kind, compatible resolution). Among them
+take the ``j`` with the highest CKA. Each cut yields at most one candidate, so candidates are distinct; if there are
+more than ``max_candidates``, keep those with the highest CKA, then order by cut.
+
+The front model is the large one by default (ReStNet: large prefix -> small suffix); with ``order="small-large"``
+(SN-Net) the small model's prefix feeds the large model's suffix and the rule runs on the transposed matrix. The
+adapter for each pair is the registered one whose ``incompatibility`` is None (map->map, tokens->tokens,
+map->tokens, tokens->map), so CNN and transformer blocks are planned the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from restnet_compile.models.blocks import FeatureSpec
+from restnet_compile.stitching.adapters import adapter_for
+from restnet_compile.stitching.net import StitchPoint
+
+
+@dataclass(frozen=True)
+class PlanRule:
+    """Parameters of the candidate rule.
+
+    Attributes:
+        depth_band: Largest allowed difference of relative depth between the cut and the resumed block.
+        min_suffix_blocks: Blocks of the back model that must remain after the stitch.
+        max_candidates: Upper bound on candidates (highest CKA kept).
+        order: ``large-small`` (front = large model, the default) or ``small-large``; only names the variants.
+    """
+
+    depth_band: float = 0.35
+    min_suffix_blocks: int = 1
+    max_candidates: int = 8
+    order: str = "large-small"
+
+    def describe(self) -> dict[str, object]:
+        """The rule and its parameters for the manifest."""
+        return {"rule": "max-cka-per-cut-within-depth-band", **asdict(self)}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A proposed stitch with the evidence behind it."""
+
+    point: StitchPoint
+    adapter: str
+    cka: float
+
+
+def plan_candidates(
+    cka: np.ndarray, front: list[FeatureSpec], back: list[FeatureSpec], rule: PlanRule
+) -> list[Candidate]:
+    """Apply ``rule`` to the CKA matrix (rows: front blocks, columns: back blocks).
+
+    Args:
+        cka: ``len(front) x len(back)`` similarities (transpose the large x small matrix for ``small-large``).
+        front: Output specs of the front model's blocks.
+        back: Output specs of the back model's blocks.
+        rule: The rule's parameters.
+    """
+    n_f, n_b = len(front), len(back)
+    tags = ("S", "L") if rule.order == "small-large" else ("L", "S")
+    found: list[Candidate] = []
+    for i in range(n_f - 1):
+        best: Candidate | None = None
+        for j in range(n_b - rule.min_suffix_blocks):
+            if abs((i + 1) / n_f - (j + 1) / n_b) > rule.depth_band:
+                continue
+            adapter = adapter_for(front[i], back[j])
+            if adapter is None:
+                continue
+            if best is None or cka[i, j] > best.cka:
+                best = Candidate(StitchPoint(i, j, *tags), adapter, float(cka[i, j]))
+        if best is not None:
+            found.append(best)
+    kept = sorted(found, key=lambda c: -c.cka)[: rule.max_candidates]
+    return sorted(kept, key=lambda c: (c.point.front_block, c.point.back_block))

@@ -1,0 +1,301 @@
+"""Adapter-only fine-tuning with cached prefix features.
+
+Both models are frozen in eval mode (BatchNorm statistics frozen). The front model's prefix features and its logits
+(for distillation) are computed once per split and cached, so each epoch runs only adapter + back suffix. The best
+state on the validation split is kept, the least-squares initialisation (epoch 0) included, so tuning never returns a
+worse adapter than it started from.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from restnet_compile._util.registry import Registry
+from restnet_compile.data import Dataset
+from restnet_compile.models.blocks import BlockSequence
+from restnet_compile.stitching.net import StitchedNet
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """Fine-tuning hyper-parameters.
+
+    Attributes:
+        epochs: Largest number of passes over the training split.
+        lr: Adam learning rate for the adapter.
+        batch_size: Minibatch size.
+        distill_weight: Weight of the KL term towards the front model's logits (0 disables it; the default 1 is
+            pure distillation: the labels only select the best adapter on validation).
+        temperature: Distillation temperature.
+        patience: Epochs without validation gain before stopping (the default equals ``epochs``: with the cosine
+            schedule the last, low-rate epochs gain most, and cutting them cost accuracy in bench_tune_ideas.py).
+        adapter: Adapter for map -> map joins (``auto``: the planned ``conv1x1``); see ``stitch.adapters``.
+        recipe: Tuning recipe name (see ``stitch.recipes``).
+        match_epochs: Feature-matching passes of recipes that match the back model's activations.
+        match_lr: Adam learning rate of feature matching.
+        augment: Augmentation of the cached prefix features per batch (see ``AUGMENTS``; ``none`` disables it).
+        schedule: Learning-rate schedule over ``epochs`` (see ``SCHEDULES``).
+        weight_decay: Decoupled weight decay of the adapter (AdamW); 0 is plain Adam.
+        label_smoothing: Label smoothing of the cross-entropy term.
+        ema: Decay per step of an exponential moving average of the adapter's weights; when above 0 the average,
+            not the raw weights, is evaluated and kept (0 disables it).
+    """
+
+    epochs: int = 20
+    lr: float = 2e-3
+    batch_size: int = 64
+    distill_weight: float = 1.0
+    temperature: float = 4.0
+    patience: int = 20
+    adapter: str = "conv-bn-relu"
+    recipe: str = "ls+feature-match+distill"
+    match_epochs: int = 3
+    match_lr: float = 3e-3
+    augment: str = "none"
+    schedule: str = "cosine"
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    ema: float = 0.0
+
+
+@dataclass(frozen=True)
+class CachedSplit:
+    """Prefix features, teacher logits and labels of one split."""
+
+    feats: torch.Tensor
+    teacher: torch.Tensor
+    labels: torch.Tensor
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What tuning did: accuracy after init and after tuning (validation split), epochs run, best epoch."""
+
+    val_accuracy_init: float
+    val_accuracy: float
+    epochs_run: int
+    best_epoch: int
+
+
+@torch.no_grad()
+def cache_split(net: StitchedNet, teacher: torch.nn.Module, ds: Dataset, batch: int = 250) -> CachedSplit:
+    """Run the frozen prefix (and the teacher) once over ``ds``."""
+    feats, logits = [], []
+    for i in range(0, len(ds), batch):
+        x = torch.from_numpy(ds.images[i : i + batch])
+        feats.append(net.prefix(x))
+        logits.append(teacher(x))
+    return CachedSplit(torch.cat(feats), torch.cat(logits), torch.from_numpy(ds.labels))
+
+
+@torch.no_grad()
+def cache_cuts(
+    front: BlockSequence, teacher: torch.nn.Module, cuts: set[int], ds: Dataset, batch: int = 250
+) -> dict[int, CachedSplit]:
+    """Prefix features at every cut in ``cuts`` and the teacher's logits, from ONE pass over ``ds``.
+
+    When the teacher is the front model (large prefix -> small suffix) its logits come from the same pass, so the
+    caching cost of all candidates together is one forward of the large model.
+    """
+    feats: dict[int, list[torch.Tensor]] = {i: [] for i in cuts}
+    logits = []
+    for k in range(0, len(ds), batch):
+        x = torch.from_numpy(ds.images[k : k + batch])
+        outs = front.block_outputs(x)
+        for i in cuts:
+            feats[i].append(outs[i])
+        logits.append(front.head(outs[-1]) if teacher is front else teacher(x))
+    labels, teach = torch.from_numpy(ds.labels), torch.cat(logits)
+    return {i: CachedSplit(torch.cat(f), teach, labels) for i, f in feats.items()}
+
+
+@torch.no_grad()
+def cached_accuracy(net: StitchedNet, split: CachedSplit, batch: int = 500, fixed: bool = False) -> float:
+    """Accuracy of ``net`` on cached prefix features (``fixed``: features already through ``adapter.fixed``)."""
+    net.eval()
+    run = net.from_fixed if fixed else net.from_prefix
+    correct = sum(
+        int((run(split.feats[i : i + batch]).argmax(1) == split.labels[i : i + batch]).sum())
+        for i in range(0, len(split.labels), batch)
+    )
+    return correct / len(split.labels)
+
+
+@torch.no_grad()
+def fixed_split(net: StitchedNet, split: CachedSplit, batch: int = 500) -> CachedSplit:
+    """``split`` with the adapter's parameter-free stage (the resize) applied once, not at every step."""
+    feats = torch.cat([net.adapter.fixed(split.feats[i : i + batch]) for i in range(0, len(split.feats), batch)])
+    return CachedSplit(feats, split.teacher, split.labels)
+
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+AUGMENTS: Registry[Augment] = Registry("augmentation")
+
+
+@AUGMENTS.register("none")
+def _no_augment(feats: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    return feats
+
+
+@AUGMENTS.register("shift")
+def shift_maps(feats: torch.Tensor, gen: torch.Generator, cells: int = 1) -> torch.Tensor:
+    """Translate each ``B, C, H, W`` map by its own random offset of up to ``cells`` cells in each direction.
+
+    The border is replicated (the digits' background), so a shifted map looks like the features of a shifted image:
+    the prefix is convolutional, hence translation-equivariant up to its stride. Token features pass unchanged.
+    """
+    if feats.dim() != 4:
+        return feats
+    b, _, h, w = feats.shape
+    k = 2 * cells + 1
+    padded = F.pad(feats, (cells, cells, cells, cells), mode="replicate")
+    offset = torch.randint(0, k * k, (b,), generator=gen)
+    out = torch.empty_like(feats)
+    for o in range(k * k):
+        rows = (offset == o).nonzero().squeeze(1)
+        if len(rows):
+            dy, dx = divmod(o, k)
+            out[rows] = padded[rows, :, dy : dy + h, dx : dx + w]
+    return out
+
+
+Schedule = Callable[[torch.optim.Optimizer, int], torch.optim.lr_scheduler.LRScheduler]
+SCHEDULES: Registry[Schedule] = Registry("learning-rate schedule")
+SCHEDULES.register("constant")(lambda opt, steps: torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0))
+SCHEDULES.register("cosine")(lambda opt, steps: torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1)))
+
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """Fold every eval-mode BatchNorm2d that directly follows a Conv2d in an ``nn.Sequential`` into that conv.
+
+    Works in place (pass a copy) and leaves every parameter frozen. The folded module computes the same function as
+    the original in eval mode, with two fewer element-wise ops per pair in the forward and backward passes.
+    """
+    for child in module.children():
+        fold_batchnorm(child)
+    if isinstance(module, nn.Sequential):
+        mods = list(module)
+        for k in range(len(mods) - 1):
+            conv, bn = mods[k], mods[k + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats:
+                module[k], module[k + 1] = fuse_conv_bn_eval(conv.eval(), bn.eval()), nn.Identity()
+    return module.requires_grad_(False)
+
+
+def frozen_tail(net: StitchedNet) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``net.from_fixed`` with a BatchNorm-folded copy of the frozen suffix and head, for tuning the adapter.
+
+    Only the adapter trains, so the suffix needs input gradients alone (its parameters stay frozen) and its
+    frozen BatchNorm layers can be folded into the preceding convs; ``net`` itself is left unchanged.
+    """
+    tail = fold_batchnorm(copy.deepcopy(nn.Sequential(net.suffix, net.head))).eval()
+    return lambda feats: tail(net.adapter.trainable(feats))
+
+
+def _loss(
+    run: Callable[[torch.Tensor], torch.Tensor],
+    split: CachedSplit,
+    idx: torch.Tensor,
+    cfg: TuneConfig,
+    gen: torch.Generator,
+) -> torch.Tensor:
+    logits = run(AUGMENTS.get(cfg.augment)(split.feats[idx], gen))
+    loss = F.cross_entropy(logits, split.labels[idx], label_smoothing=cfg.label_smoothing)
+    if cfg.distill_weight > 0:
+        t = cfg.temperature
+        kd = F.kl_div(F.log_softmax(logits / t, 1), F.softmax(split.teacher[idx] / t, 1), reduction="batchmean")
+        loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * kd * t * t
+    return loss
+
+
+@torch.no_grad()
+def _accuracy(run: Callable[[torch.Tensor], torch.Tensor], split: CachedSplit, batch: int = 500) -> float:
+    correct = sum(
+        int((run(split.feats[i : i + batch]).argmax(1) == split.labels[i : i + batch]).sum())
+        for i in range(0, len(split.labels), batch)
+    )
+    return correct / len(split.labels)
+
+
+def run_epoch(
+    run: Callable[[torch.Tensor], torch.Tensor],
+    split: CachedSplit,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    cfg: TuneConfig,
+    gen: torch.Generator,
+    after_step: Callable[[], None] | None = None,
+) -> None:
+    """One pass over ``split`` in a seeded random order: loss (``cfg``), optimiser and schedule step per batch."""
+    order = torch.randperm(len(split.labels), generator=gen)
+    for i in range(0, len(order), cfg.batch_size):
+        loss = _loss(run, split, order[i : i + cfg.batch_size], cfg, gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if after_step is not None:
+            after_step()
+
+
+@contextmanager
+def _swapped(params: list[nn.Parameter], values: list[torch.Tensor] | None) -> Iterator[None]:
+    """Hold ``values`` in ``params`` inside the block (nothing when ``values`` is None)."""
+    if values is None:
+        yield
+        return
+    saved = [p.detach().clone() for p in params]
+    with torch.no_grad():
+        for p, v in zip(params, values, strict=True):
+            p.copy_(v)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for p, v in zip(params, saved, strict=True):
+                p.copy_(v)
+
+
+def tune_adapter(net: StitchedNet, train: CachedSplit, val: CachedSplit, cfg: TuneConfig, seed: int) -> TuneResult:
+    """Fine-tune ``net.adapter`` alone; leave ``net`` holding the best adapter on ``val``."""
+    frozen = [p for name, p in net.named_parameters() if not name.startswith("adapter.") and p.requires_grad]
+    if frozen:
+        raise ValueError("tune_adapter needs frozen donor models (create_model freezes them)")
+    for p in net.adapter.parameters():
+        p.requires_grad_(True)
+    net.eval()  # frozen BatchNorm statistics in the suffix and in the adapter (a trainable affine map there)
+    gen = torch.Generator().manual_seed(seed)
+    train, val, run = fixed_split(net, train), fixed_split(net, val), frozen_tail(net)
+    opt = torch.optim.AdamW(net.adapter.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+    steps_per_epoch = -(-len(train.labels) // cfg.batch_size)
+    sched = SCHEDULES.get(cfg.schedule)(opt, cfg.epochs * steps_per_epoch)
+    best_acc = init_acc = _accuracy(run, val)
+    best_state, best_epoch, epoch = copy.deepcopy(net.adapter.state_dict()), 0, 0
+    params = list(net.adapter.parameters())
+    average = [p.detach().clone() for p in params] if cfg.ema > 0 else None
+
+    def update_average() -> None:
+        if average is not None:
+            for a, p in zip(average, params, strict=True):
+                a.lerp_(p.detach(), 1 - cfg.ema)
+
+    for epoch in range(1, cfg.epochs + 1):
+        run_epoch(run, train, opt, sched, cfg, gen, after_step=update_average)
+        with _swapped(params, average):
+            acc = _accuracy(run, val)
+            if acc > best_acc:
+                best_acc, best_state, best_epoch = acc, copy.deepcopy(net.adapter.state_dict()), epoch
+        if epoch - best_epoch >= cfg.patience:
+            break
+    net.adapter.load_state_dict(best_state)
+    for p in net.adapter.parameters():
+        p.requires_grad_(False)
+    return TuneResult(round(init_acc, 4), round(best_acc, 4), epoch, best_epoch)
