@@ -23,7 +23,10 @@ from lib.pareto import anchor_line
 
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.cost.flops import count_flops
-from restnet_compile.pipeline.stages import accuracy, compute_cka, load_models, load_splits, plan
+from restnet_compile.pipeline.candidates import plan
+from restnet_compile.pipeline.cka import compute_cka
+from restnet_compile.pipeline.costs import accuracy
+from restnet_compile.pipeline.load import load_models, load_splits
 from restnet_compile.stitching import Candidate, StitchPoint, TuneConfig, build_stitched
 from restnet_compile.stitching.adapters import adapter_for
 from restnet_compile.stitching.build import prefix_cache
@@ -43,7 +46,8 @@ def main() -> None:
     large, small = load_models(config)
     splits = load_splits(config, large)
     cka = compute_cka(large, small, splits.calib.images, 100)
-    _, planned, front, back = plan(config, cka, large, small)
+    p = plan(config, cka, large, small)
+    _, planned, front, back = p.rule, p.candidates, p.front, p.back
     planned_ids = {c.point.variant_id for c in planned}
     fs, bs = front.feature_specs(), back.feature_specs()
     pairs = [

@@ -14,13 +14,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from restnet_compile._util.torch_state import deterministic
 from restnet_compile.bundle.writer import write_json
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.config.device import load_profile, load_target
 from restnet_compile.export import EXPORTERS
 from restnet_compile.export.parity import check_parity, torch_logits
+from restnet_compile.pipeline.driver import analyze_and_stitch
 from restnet_compile.pipeline.manifest_build import build_manifest
-from restnet_compile.pipeline.stages import Analysis, analyze_and_stitch
+from restnet_compile.pipeline.state import Analysis
 from restnet_compile.runtime import Bundle
 from restnet_compile.runtime.bundle import MANIFEST
 
@@ -61,7 +63,8 @@ def main() -> None:
     args = parser.parse_args()
     cfg = BuildConfig(profile="phone", selection="feasible", seed=args.seed)
     profile = load_profile("phone")
-    a = analyze_and_stitch(cfg, profile, load_target("tflite-int8"), lambda _m: None)
+    with deterministic(cfg.seed, cfg.threads):
+        a = analyze_and_stitch(cfg, profile, load_target("tflite-int8"), lambda _m: None)
     variants = {v.id: v.module for v in a.variants}
     result: dict = {"seed": args.seed, "variants": list(variants), "targets": {}}
     fp32_acc = {v.id: v.test_accuracy for v in a.variants}

@@ -28,11 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tv_pair import app_profile, build_config
 
+from restnet_compile._util.torch_state import deterministic
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.config.device import load_profile, load_target
 from restnet_compile.cost import estimate_cost
 from restnet_compile.errors import InfeasibleError
-from restnet_compile.pipeline.stages import Analysis, analyze_and_stitch
+from restnet_compile.pipeline.driver import analyze_and_stitch
+from restnet_compile.pipeline.state import Analysis
 from restnet_compile.selection.rule import Candidate, describe_rule, select
 
 DEVICES = ("mcu", "phone", "jetson")
@@ -78,7 +80,8 @@ def study(config: BuildConfig, profiles: dict[str, str | Path], accuracy_note: s
     t0 = time.perf_counter()
     ref = next(iter(profiles.values()))
     prof = load_profile(ref)
-    a = analyze_and_stitch(config, prof, load_target(prof.target), lambda m: print(m, file=sys.stderr))
+    with deterministic(config.seed, config.threads):
+        a = analyze_and_stitch(config, prof, load_target(prof.target), lambda m: print(m, file=sys.stderr))
     stitch_s = time.perf_counter() - t0
     accuracy = {v.id: accuracy_note or {"val": v.val_accuracy, "test": v.test_accuracy} for v in a.variants}
     return {

@@ -27,7 +27,10 @@ from lib.pareto import anchor_line, pareto_reasons
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.cost.flops import count_flops
 from restnet_compile.data import Splits
-from restnet_compile.pipeline.stages import accuracy, compute_cka, load_models, load_splits, plan
+from restnet_compile.pipeline.candidates import plan
+from restnet_compile.pipeline.cka import compute_cka
+from restnet_compile.pipeline.costs import accuracy
+from restnet_compile.pipeline.load import load_models, load_splits
 from restnet_compile.stitching import ADAPTERS, TuneConfig, build_stitched
 from restnet_compile.stitching.build import prefix_cache
 
@@ -41,7 +44,8 @@ def run_pair(large_name: str, small_name: str, args: argparse.Namespace) -> dict
         full.train.subset(np.arange(min(args.train, len(full.train))), "train"), full.calib, full.val, full.test
     )
     cka = compute_cka(large, small, splits.calib.images, 100)
-    _, candidates, front, back = plan(config, cka, large, small)
+    p = plan(config, cka, large, small)
+    _, candidates, front, back = p.rule, p.candidates, p.front, p.back
     test = splits.test
     anchors = {
         role: {

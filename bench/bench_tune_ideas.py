@@ -31,7 +31,10 @@ from restnet_compile.config.build import BuildConfig
 from restnet_compile.cost.flops import count_flops
 from restnet_compile.data import Dataset, Splits
 from restnet_compile.models.pretrain import random_shift
-from restnet_compile.pipeline.stages import accuracy, compute_cka, load_models, load_splits, plan
+from restnet_compile.pipeline.candidates import plan
+from restnet_compile.pipeline.cka import compute_cka
+from restnet_compile.pipeline.costs import accuracy
+from restnet_compile.pipeline.load import load_models, load_splits
 from restnet_compile.stitching import TuneConfig, build_stitched
 from restnet_compile.stitching.build import prefix_cache
 from restnet_compile.stitching.tuning.loop import cached_accuracy
@@ -54,7 +57,8 @@ def main() -> None:
     large, small = load_models(config)
     splits = load_splits(config, large)
     cka = compute_cka(large, small, splits.calib.images, 100)
-    _, candidates, front, back = plan(config, cka, large, small)
+    p = plan(config, cka, large, small)
+    _, candidates, front, back = p.rule, p.candidates, p.front, p.back
     if args.only:
         candidates = [c for c in candidates if c.point.variant_id in args.only]
     test = splits.test

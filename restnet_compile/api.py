@@ -1,119 +1,52 @@
-"""The typed Python API behind the CLI: ``build()`` and the profile / target listings."""
+"""The typed Python API: one function per verb, each returning a typed result. The CLI is a thin layer over it.
+
+Compiler verbs (``build``, ``analyze``, ``calibrate``) import the toolchain when called; the bundle verbs
+(``inspect``, ``verify``, ``predict``, ``bench``) need only the device runtime.
+"""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import partial
+import json
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from restnet_compile._util.progress import Reporter, as_reporter
-from restnet_compile._util.quiet import quiet_native_output
-from restnet_compile._util.units import format_size
-from restnet_compile.bundle.reference import REFERENCE_SAMPLES, write_reference
-from restnet_compile.bundle.writer import check_output_dir, checksums, staging, write_archive, write_manifest
-from restnet_compile.config.build import BuildConfig
-from restnet_compile.config.device import Profile, Target, builtin_names, builtin_text, load_profile, load_target
-from restnet_compile.errors import BadInputError, InfeasibleError, ParityError, RestnetError
-from restnet_compile.export import EXPORTERS
-from restnet_compile.export.graph_cost import refine_costs
-from restnet_compile.export.parity import ParityResult, check_parity, torch_logits
-from restnet_compile.pipeline.analyze import AnalyzeResult
-from restnet_compile.pipeline.manifest_build import add_parity, build_manifest
-from restnet_compile.pipeline.stage_store import StageCache
-from restnet_compile.pipeline.stages import Analysis, analyze_and_stitch
-from restnet_compile.report.write import write_reports
-from restnet_compile.runtime import Bundle
-from restnet_compile.runtime.bundle import MANIFEST
+import numpy as np
 
-MODEL_SUFFIXES = (".tflite", ".onnx", ".bin")  # what is flashed; C arrays and reports are not
+from restnet_compile.bundle.result import BuildResult
+from restnet_compile.errors import BadInputError, InfeasibleError, ParityError
+from restnet_compile.runtime import Bundle, BundleError, VariantInfo
+from restnet_compile.runtime.benchmark import VariantTiming, benchmark
+from restnet_compile.runtime.verify import VariantCheck, verify_reference
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from restnet_compile._util.progress import Reporter
+    from restnet_compile.config.build import BuildConfig
+    from restnet_compile.config.device import Profile, Target
+    from restnet_compile.cost.calibrate import Measurement
+    from restnet_compile.cost.latency import Fit
+    from restnet_compile.pipeline.analyze import AnalyzeResult
+
 __all__ = [
-    "AnalyzeResult",
     "BuildResult",
+    "CalibrationResult",
+    "Prediction",
     "analyze",
+    "bench",
     "build",
     "calibrate",
+    "inspect",
     "list_profiles",
     "list_targets",
+    "open_bundle",
+    "predict",
     "show_profile",
     "show_target",
+    "verify",
 ]
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    """Where the bundle went and what it holds."""
-
-    bundle_dir: Path
-    archive: Path
-    manifest: dict
-    #: ``{"dir": ..., "stages": [{"stage": "cka", "reused": True}, ...]}``; never part of the manifest.
-    cache: dict = field(default_factory=lambda: {"dir": None, "stages": []})
-
-
-def resolve(config: BuildConfig) -> tuple[Profile, Target]:
-    """Load the profile and target of ``config`` and check that they fit together."""
-    profile = load_profile(config.profile)
-    target = load_target(config.target or profile.target)
-    if target.dtype not in profile.dtypes:
-        raise BadInputError(
-            f"target {target.name} emits {target.dtype} models but profile {profile.name} runs only "
-            f"{', '.join(profile.dtypes)}; choose a target with one of those dtypes"
-        )
-    if target.float_ops and "fp32" not in profile.dtypes:  # an int8-only device: no float fallback for any op
-        target = target.model_copy(update={"float_ops": []})
-    EXPORTERS.get(target.exporter)
-    return profile, target
-
-
-def _export(a: Analysis, stage: Path, work: Path, progress: Reporter, stages: StageCache) -> dict:
-    exporter = EXPORTERS.get(a.target.exporter)()
-    calib = a.splits.calib.images
-    for _attempt in range(len(a.variants) + 1):  # each repeat drops a variant its exported graph showed not to fit
-        for stale in stage.iterdir():
-            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-        shipped = {v.id: v.module for v in a.variants if v.decision and v.decision.selected}
-        progress(f"export: {len(shipped)} variants -> target {a.target.name}")
-        progress.stage("export", 1)
-        run = partial(exporter.export, shipped, a.large.input_shape, calib, a.target, stage, work)
-        exported, reused = stages.export(a.config, a.target, shipped, calib, stage, run)
-        if reused:
-            progress("  export: reused (cache)")
-        progress.advance("export")
-        pareto = a.config.selection == "pareto"
-        if not refine_costs(a.variants, stage, exported, a.profile, a.target, pareto, progress):
-            break
-    manifest = build_manifest(a, exported, exporter.layout)
-    write_manifest(stage / MANIFEST, manifest)
-    test = a.splits.test
-    with quiet_native_output():  # interpreters announce their delegates on first use
-        bundle = Bundle.open(stage)
-        for vid in shipped:
-            try:
-                bundle.run(test.images[:1], vid)
-            except RuntimeError as exc:  # e.g. XNNPACK cannot prepare a node: the device's LiteRT would fail alike
-                why = " ".join(str(exc).split())
-                runtime = f"{a.profile.runtime} ({a.target.name})"
-                raise ParityError(f"variant {vid} does not run on {runtime}: {why}") from None
-    parity: dict[str, ParityResult] = {}
-    refs = {vid: torch_logits(module, test.images) for vid, module in shipped.items()}
-    progress.stage("parity", len(shipped))
-    for vid in shipped:
-        parity[vid] = check_parity(bundle, vid, refs[vid], test.images, test.labels, a.target)
-        progress(
-            f"  parity {vid}: agreement {parity[vid].top1_agreement:.1%}, max |diff| {parity[vid].max_abs_diff:.2e}"
-        )
-        progress.advance("parity")
-    failed = {k: r.failures for k, r in parity.items() if r.failures}
-    if failed:
-        vid, why = next(iter(failed.items()))
-        raise ParityError(f"variant {vid} fails parity on target {a.target.name}: {'; '.join(why)}")
-    add_parity(manifest, parity)
-    n = REFERENCE_SAMPLES
-    deployed = {vid: bundle.run(test.images[:n], vid) for vid in shipped}
-    write_reference(stage, test.images[:n], {vid: r[:n] for vid, r in refs.items()}, deployed)
-    return manifest
 
 
 def build(
@@ -127,46 +60,18 @@ def build(
     ``cache`` is where the CKA matrix, tuned adapters and exports are kept between builds: a directory, True for
     ``$RESTNET_COMPILE_CACHE`` (else ``$XDG_CACHE_HOME/restnet-compile``, else ``~/.cache/restnet-compile``), or
     False for none. A cached stage gives the same bytes as a computed one, so the bundle never depends on it.
+    Torch's thread count, determinism flags and global random state are restored when the call returns.
 
     Raises:
         BadInputError: invalid names, files or output location (exit code 2).
         InfeasibleError: no variant fits the profile (3).
         ParityError: an exported variant disagrees with PyTorch (4).
     """
-    progress = as_reporter(progress or (lambda _msg: None))
-    profile, target = resolve(config)
-    check_output_dir(out_dir)
-    stages = StageCache.open(cache, progress)
-    analysis = analyze_and_stitch(config, profile, target, progress, stages)
-    name = f"{profile.name}-{target.name}"
-    try:
-        result = _publish(analysis, profile, out_dir, name, progress, stages)
-        return BuildResult(result.bundle_dir, result.archive, result.manifest, stages.summary())
-    except OSError as exc:  # a full disk or a vanished directory while writing: nothing is published
-        raise RestnetError(f"output {out_dir}: cannot write the bundle: {exc.strerror or exc}") from None
+    from restnet_compile._util.torch_state import deterministic
+    from restnet_compile.pipeline.driver import run_build
 
-
-def _publish(
-    analysis: Analysis, profile: Profile, out_dir: Path, name: str, progress: Reporter, stages: StageCache
-) -> BuildResult:
-    with staging(out_dir, name) as stage:
-        # inside the staging directory, so a killed build's leftovers are in one place; absolute, because exporters
-        # change directory (onnx2tf runs in its work dir) and ``out_dir`` may be relative
-        work = (stage.parent / "work").resolve()
-        work.mkdir()
-        manifest = _export(analysis, stage, work, progress, stages)
-        model_bytes = sum(f.stat().st_size for f in stage.iterdir() if f.suffix in MODEL_SUFFIXES)
-        if model_bytes + profile.runtime_flash > profile.flash:
-            raise InfeasibleError(
-                f"bundle for profile {profile.name} needs flash {format_size(model_bytes + profile.runtime_flash)} "
-                f"> {format_size(profile.flash)}"
-            )
-        manifest["bundle_model_bytes"] = model_bytes
-        write_reports(stage, manifest)
-        manifest["files"] = checksums(stage)
-        write_manifest(stage / MANIFEST, manifest)
-        write_archive(stage, stage.parent / f"{name}.tar.gz")
-    return BuildResult(out_dir / name, out_dir / f"{name}.tar.gz", manifest)
+    with deterministic(config.seed, config.threads):
+        return run_build(config, out_dir, progress or (lambda _msg: None), cache)
 
 
 def analyze(config: BuildConfig, out_dir: Path | None = None, samples: int | None = None) -> AnalyzeResult:
@@ -180,22 +85,44 @@ def analyze(config: BuildConfig, out_dir: Path | None = None, samples: int | Non
     Raises:
         BadInputError: invalid models, checkpoints, data or shapes; nothing is written then.
     """
+    from restnet_compile._util.torch_state import deterministic
     from restnet_compile.pipeline.analyze import survey
 
-    return survey(config, out_dir, samples)
+    with deterministic(config.seed, config.threads):
+        return survey(config, out_dir, samples)
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """A profile's latency model fitted to a bundle's measured latencies.
+
+    Attributes:
+        profile: The calibrated profile (also written as YAML).
+        fit: Median absolute percentage error before and after.
+        predicted: Per variant, the predicted median latency (ms) before and after calibration.
+        measured: Per variant, the measurements read from the CSV.
+        csv: The measurements CSV (written here when the variants were timed on this machine).
+    """
+
+    profile: Profile
+    fit: Fit
+    predicted: dict[str, tuple[float, float]]
+    measured: dict[str, Measurement]
+    csv: Path
 
 
 def calibrate(
     profile: str, bundle_dir: Path, out: Path, measurements: Path | None = None, warmup: int = 10, runs: int = 100
-) -> dict:
+) -> CalibrationResult:
     """Fit ``profile``'s latency model to measured latencies of ``bundle_dir``'s variants; write it to ``out``.
 
     Without ``measurements`` the variants are timed here with LiteRT (host profiles only) and the CSV is written
-    beside ``out``. Returns the fit: errors before / after and per-variant predictions.
+    beside ``out``.
 
     Raises:
         BadInputError: bad profile, bundle, CSV or output path; nothing is written then.
     """
+    from restnet_compile.config.device import load_profile
     from restnet_compile.cost import calibrate as cal
 
     prof = load_profile(profile)
@@ -205,27 +132,131 @@ def calibrate(
             raise BadInputError(f"profile {prof.name} is not this machine: pass --measurements from the device")
         measurements = cal.measure_bundle(bundle_dir, out.with_suffix(".csv"), warmup, runs, prof.threads)
     calibrated, fit, preds = cal.calibrate(profile, measurements, manifest, out)
-    measured = cal.read_measurements(measurements)
-    return {"profile": calibrated, "fit": fit, "predicted": preds, "measured": measured, "csv": measurements}
+    return CalibrationResult(calibrated, fit, preds, cal.read_measurements(measurements), measurements)
 
 
 def list_profiles() -> list[Profile]:
     """Every built-in profile."""
+    from restnet_compile.config.device import builtin_names, load_profile
+
     return [load_profile(n) for n in builtin_names("profiles")]
 
 
 def list_targets() -> list[Target]:
     """Every built-in target."""
+    from restnet_compile.config.device import builtin_names, load_target
+
     return [load_target(n) for n in builtin_names("targets")]
 
 
 def show_profile(name_or_path: str) -> str:
     """The YAML text of one profile, after validating it."""
+    from restnet_compile.config.device import builtin_text, load_profile
+
     load_profile(name_or_path)
     return builtin_text("profiles", name_or_path)
 
 
 def show_target(name_or_path: str) -> str:
     """The YAML text of one target, after validating it."""
+    from restnet_compile.config.device import builtin_text, load_target
+
     load_target(name_or_path)
     return builtin_text("targets", name_or_path)
+
+
+def open_bundle(path: Path) -> Bundle:
+    """Open a bundle; a missing, altered or unsafe file becomes a one-line bad-input error (exit code 2)."""
+    try:
+        return Bundle.open(path)
+    except BundleError as exc:
+        raise BadInputError(str(exc)) from None
+
+
+def inspect(path: Path) -> dict:
+    """The manifest of a bundle after its checksums pass."""
+    bundle = open_bundle(path)
+    return json.loads(json.dumps(bundle.manifest))
+
+
+def verify(path: Path) -> list[VariantCheck]:
+    """Checksums, then the stored reference inputs through the device runtime.
+
+    Raises:
+        BadInputError: a file is missing or altered (exit code 2).
+        ParityError: a variant no longer reproduces its recorded outputs (exit code 4).
+    """
+    bundle = open_bundle(path)
+    try:
+        checks = verify_reference(bundle)
+    except BundleError as exc:
+        raise BadInputError(str(exc)) from None
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        c = failed[0]
+        raise ParityError(
+            f"variant {c.variant} does not reproduce its recorded outputs: top-1 same on "
+            f"{c.top1_same_as_deployed:.0%}, max |diff| {c.max_abs_diff_deployed:.3g}"
+        )
+    return checks
+
+
+def load_image(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
+    """Read a PNG/JPEG (or ``.npy``) as ``C x H x W`` float32 in [0, 1], refusing a size or channel mismatch."""
+    c, h, w = shape
+    if not path.is_file():
+        raise BadInputError(f"input {path} does not exist")
+    if path.suffix == ".npy":
+        arr = np.load(path, allow_pickle=False).astype(np.float32)
+        arr = arr[None] if arr.ndim == 2 else arr
+    else:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            img = Image.open(path)
+            img.load()
+        except (UnidentifiedImageError, OSError):
+            raise BadInputError(f"input {path} is not an image PIL can read") from None
+        channels = {"L": 1, "RGB": 3}.get(img.mode)
+        if channels is None:
+            raise BadInputError(f"input {path}: image mode {img.mode} unsupported; valid modes: L (grey), RGB")
+        arr = np.asarray(img, dtype=np.float32) / 255.0
+        arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    if arr.shape != (c, h, w):
+        raise BadInputError(
+            f"input {path} is {arr.shape[0]}x{arr.shape[1]}x{arr.shape[2]} (CxHxW); the bundle takes {c}x{h}x{w}"
+        )
+    return np.clip(arr, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One prediction and the variant that made it."""
+
+    variant: str
+    label: int
+    scores: list[float]
+    latency_ms: float
+
+
+def predict(path: Path, image: Path, budget_ms: float | None = None, variant: str | None = None) -> Prediction:
+    """Classify ``image`` with ``variant``, or with the most accurate variant within ``budget_ms``.
+
+    Raises:
+        InfeasibleError: nothing meets the budget (the message names the closest variant).
+    """
+    bundle = open_bundle(path)
+    x = load_image(image, tuple(bundle.manifest["input"]["shape"]))
+    try:
+        chosen: VariantInfo = bundle.get(variant) if variant else bundle.select(latency_ms=budget_ms)
+    except BundleError as exc:
+        raise (BadInputError if variant else InfeasibleError)(str(exc)) from None
+    start = time.perf_counter()
+    logits = bundle.run(x, chosen.id)[0]
+    elapsed = (time.perf_counter() - start) * 1e3
+    return Prediction(chosen.id, int(logits.argmax()), [round(float(s), 4) for s in logits], round(elapsed, 3))
+
+
+def bench(path: Path, warmup: int = 10, runs: int = 100) -> list[VariantTiming]:
+    """Latency of every shipped variant on this machine."""
+    return benchmark(open_bundle(path), warmup, runs)

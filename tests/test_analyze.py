@@ -58,9 +58,9 @@ def test_api_analyze_cnn_pair(tmp_path: Path) -> None:
     large, small = create_model("demo-large-cnn"), create_model("demo-small-cnn")
     lo, hi = count_flops(small, small.input_shape).total, count_flops(large, large.input_shape).total
     for c in result.candidates:
-        assert c["cka"] == pytest.approx(result.cka[c["front_block"]][c["back_block"]], abs=1e-4)
-        assert lo < c["flops"] < hi  # a large prefix is dearer than the small model's, cheaper than the whole large
-    flops = [c["flops"] for c in result.candidates]
+        assert c.cka == pytest.approx(result.cka[c.front_block][c.back_block], abs=1e-4)
+        assert lo < c.flops < hi  # a large prefix is dearer than the small model's, cheaper than the whole large
+    flops = [c.flops for c in result.candidates]
     assert flops == sorted(flops)  # deeper cuts keep more of the large model
     assert result.heatmap == tmp_path / "cka.png"
     _png(result.heatmap)
@@ -70,7 +70,7 @@ def test_api_analyze_transformer_to_cnn_without_writing() -> None:
     result = api.analyze(BuildConfig(large="demo-vit", small="demo-small-cnn"), None, samples=32)
     assert result.heatmap is None
     assert result.large_blocks[0].endswith("tokens 50x64")
-    assert {c["adapter"] for c in result.candidates} == {"tokens-to-map-mlp"}
+    assert {c.adapter for c in result.candidates} == {"tokens-to-map-mlp"}
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -141,3 +141,16 @@ def test_cli_analyze_models_with_different_inputs(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "model resnet18: block 0 (stem) cannot take input 1x28x28" in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_library_calls_restore_torch_process_state() -> None:
+    """api.analyze (and api.build, through the same context) leaves threads, flags and the RNG as it found them."""
+    import torch
+
+    torch.manual_seed(123)
+    threads, rng = torch.get_num_threads(), torch.get_rng_state()
+    det = torch.are_deterministic_algorithms_enabled()
+    api.analyze(BuildConfig(threads=1), None, samples=16)
+    assert torch.get_num_threads() == threads
+    assert torch.are_deterministic_algorithms_enabled() == det
+    assert torch.equal(torch.get_rng_state(), rng)

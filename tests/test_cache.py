@@ -20,6 +20,7 @@ from restnet_compile.bundle.writer import STAGING_PATTERN, staging
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.data import Dataset, Splits
 from restnet_compile.models import create_model
+from restnet_compile.pipeline import cka, export, tune
 from restnet_compile.pipeline.cache_store import (
     CACHE_ENV,
     ENTRY_FILE,
@@ -30,7 +31,7 @@ from restnet_compile.pipeline.cache_store import (
     npy_load,
 )
 from restnet_compile.pipeline.fingerprint import array_digest, module_digest, splits_digest
-from restnet_compile.pipeline.stage_store import NOT_INPUTS, StageCache, _config_part
+from restnet_compile.pipeline.stage_store import StageCache
 
 KEY = cache_key("test", 1, {"a": 1})
 
@@ -139,11 +140,11 @@ def test_key_is_canonical_and_changes_with_every_input() -> None:
 def test_every_config_field_is_keyed_except_the_listed_ones() -> None:
     """Fields added to BuildConfig later are part of every stage's key unless someone excludes them on purpose."""
     fields = set(BuildConfig.model_fields)
-    for stage, excluded in NOT_INPUTS.items():
-        assert set(_config_part(BuildConfig(), stage)) == fields - set(excluded)
+    for key in (cka.KEY, tune.KEY, export.KEY):
+        assert set(key.config_part(BuildConfig())) == fields - set(key.not_inputs)
     a, b = BuildConfig(), BuildConfig(tune={"lr": BuildConfig().tune.lr * 2})
-    assert _config_part(a, "tune") != _config_part(b, "tune")
-    assert _config_part(a, "cka") == _config_part(b, "cka")  # tuning cannot change the CKA matrix
+    assert tune.KEY.config_part(a) != tune.KEY.config_part(b)
+    assert cka.KEY.config_part(a) == cka.KEY.config_part(b)  # tuning cannot change the CKA matrix
 
 
 def test_fingerprints_see_one_ulp_and_one_pixel() -> None:
@@ -216,6 +217,12 @@ def test_sigkill_while_writing_leaves_complete_entries_or_none(tmp_path: Path) -
     assert found[: len(done)] == done  # complete entries are exactly the first ones; nothing half-visible
 
 
+def _cka(store, config, large, small, splits, compute):  # type: ignore[no-untyped-def]
+    """The CKA stage's keying and storage around a stand-in computation."""
+    inputs = cka.cka_inputs(config, large, small, splits, store)
+    return store.run("cka", cka.KEY, inputs, compute, cka.save_cka, cka.load_cka)
+
+
 def test_stage_cache_reuses_cka_and_restores_the_random_state(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     ds = Dataset("t", rng.random((8, 1, 28, 28), dtype=np.float32), np.arange(8) % 10, 10)
@@ -232,18 +239,18 @@ def test_stage_cache_reuses_cka_and_restores_the_random_state(tmp_path: Path) ->
         return rng.standard_normal((6, 4))
 
     torch.manual_seed(1)
-    first, reused = StageCache.open(tmp_path, Log()).cka(config, large, small, splits, compute)
+    first, reused = _cka(StageCache.open(tmp_path, Log()), config, large, small, splits, compute)
     after = torch.get_rng_state()
     assert not reused
     torch.manual_seed(1)
-    second, reused = StageCache.open(tmp_path, Log()).cka(config, large, small, splits, compute)
+    second, reused = _cka(StageCache.open(tmp_path, Log()), config, large, small, splits, compute)
     assert reused and second.tobytes() == first.tobytes() and torch.equal(torch.get_rng_state(), after)
     assert events == [("cka", False), ("cka", True)]
     other = Splits(ds, Dataset("t", ds.images[::-1].copy(), ds.labels, 10), ds, ds)
     assert splits_digest(other) != splits_digest(splits)
-    _, reused = StageCache.open(tmp_path, Log()).cka(config, large, small, other, compute)
+    _, reused = _cka(StageCache.open(tmp_path, Log()), config, large, small, other, compute)
     assert not reused  # other data, other key
-    _, reused = StageCache.open(False, Log()).cka(config, large, small, splits, compute)
+    _, reused = _cka(StageCache.open(False, Log()), config, large, small, splits, compute)
     assert not reused and events[-1] == ("cka", False)
 
 

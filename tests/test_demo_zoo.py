@@ -10,7 +10,7 @@ import pytest
 from restnet_compile.data.dataset import load_dataset, make_splits
 from restnet_compile.models.pretrain import RECIPES
 from restnet_compile.models.registry import create_model, shipped_weights
-from restnet_compile.pipeline.stages import accuracy
+from restnet_compile.pipeline.costs import accuracy
 
 
 def _record(name: str) -> dict:

@@ -223,7 +223,7 @@ def test_unwritable_output_directory_is_refused(tmp_path: Path) -> None:
 
 
 def test_float_ops_apply_only_where_the_profile_runs_float() -> None:
-    from restnet_compile.api import resolve
+    from restnet_compile.pipeline.driver import resolve
 
     _, phone = resolve(BuildConfig(profile="phone"))
     assert phone.float_ops == ["BATCH_MATMUL", "SOFTMAX"]

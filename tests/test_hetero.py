@@ -9,7 +9,9 @@ import torch
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.data import Splits, load_dataset, make_splits
 from restnet_compile.models import BlockSequence, create_model
-from restnet_compile.pipeline.stages import accuracy, compute_cka, plan
+from restnet_compile.pipeline.candidates import plan
+from restnet_compile.pipeline.cka import compute_cka
+from restnet_compile.pipeline.costs import accuracy
 from restnet_compile.stitching import Candidate, StitchPoint, TuneConfig, build_stitched
 
 
@@ -77,7 +79,8 @@ def test_cnn_transformer_cka_matrix_and_plan(zoo, splits: Splits) -> None:  # ty
     assert cka.shape == (6, 4)
     assert np.isfinite(cka).all() and (cka > 0).all()
     config = BuildConfig(large="demo-large-cnn", small="demo-vit")
-    _rule, cands, front, back = plan(config, cka, large, vit)
+    p = plan(config, cka, large, vit)
+    _rule, cands, front, back = p.rule, p.candidates, p.front, p.back
     assert front is large and back is vit
     assert cands and {c.adapter for c in cands} == {"map-to-tokens"}
 
@@ -86,7 +89,8 @@ def test_small_to_large_order_stitches_small_prefix_to_large_suffix(zoo, splits:
     large, small = zoo["demo-large-cnn"], zoo["demo-small-cnn"]
     cka = compute_cka(large, small, splits.calib.images, 100)
     config = BuildConfig(plan={"order": "small-large"})
-    rule, cands, front, back = plan(config, cka, large, small)
+    p = plan(config, cka, large, small)
+    rule, cands, front, back = p.rule, p.candidates, p.front, p.back
     assert rule.describe()["order"] == "small-large"
     assert front is small and back is large
     assert cands

@@ -10,7 +10,10 @@ import pytest
 import torch
 
 from restnet_compile.config.build import BuildConfig
-from restnet_compile.pipeline.stages import accuracy, compute_cka, load_models, load_splits, plan
+from restnet_compile.pipeline.candidates import plan
+from restnet_compile.pipeline.cka import compute_cka
+from restnet_compile.pipeline.costs import accuracy
+from restnet_compile.pipeline.load import load_models, load_splits
 from restnet_compile.stitching import TuneConfig, build_stitched
 
 pytestmark = pytest.mark.slow
@@ -29,7 +32,8 @@ def test_cnn_transformer_stitch_beats_the_vit(order: str, variant: str, adapter:
     large, small = load_models(config)
     splits = load_splits(config, large)
     cka = compute_cka(large, small, splits.calib.images, 100)
-    _rule, candidates, front, back = plan(config, cka, large, small)
+    p = plan(config, cka, large, small)
+    _rule, candidates, front, back = p.rule, p.candidates, p.front, p.back
     candidate = next(c for c in candidates if c.point.variant_id == variant)  # the plan proposes it
     sv = build_stitched(front, back, candidate, splits, TuneConfig(), seed=0, teacher=large)
     assert sv.candidate.adapter == adapter

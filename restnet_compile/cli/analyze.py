@@ -82,5 +82,5 @@ def analyze_cmd(
     rule = ", ".join(f"{k}={v}" for k, v in result.rule.items())
     click.echo(f"\n{len(result.candidates)} candidates ({rule}):")
     for c in result.candidates:
-        click.echo(f"  {c['id']:8} adapter {c['adapter']:14} CKA {c['cka']:.3f}  {c['flops'] / 1e6:9.2f} MFLOPs")
+        click.echo(f"  {c.id:8} adapter {c.adapter:14} CKA {c.cka:.3f}  {c.flops / 1e6:9.2f} MFLOPs")
     click.echo(f"\nheatmap: {result.heatmap}")

@@ -17,7 +17,7 @@ JSON = click.option("--json", "as_json", is_flag=True, help="Print a machine-rea
 @JSON
 def inspect_cmd(bundle: Path, as_json: bool) -> None:
     """Check BUNDLE's checksums and print its variant table."""
-    from restnet_compile.bundle_tools import inspect
+    from restnet_compile.api import inspect
     from restnet_compile.report import variant_table
 
     manifest = inspect(bundle)
@@ -34,7 +34,7 @@ def inspect_cmd(bundle: Path, as_json: bool) -> None:
 @JSON
 def verify_cmd(bundle: Path, as_json: bool) -> None:
     """Check BUNDLE's checksums, then re-run its reference inputs with the device runtime."""
-    from restnet_compile.bundle_tools import verify
+    from restnet_compile.api import verify
 
     checks = verify(bundle)
     if as_json:
@@ -57,7 +57,7 @@ def verify_cmd(bundle: Path, as_json: bool) -> None:
 def run_cmd(bundle: Path, image: Path, budget: str | None, variant: str | None, as_json: bool) -> None:
     """Classify one image with the variant that fits the budget."""
     from restnet_compile._util.units import parse_duration_ms
-    from restnet_compile.bundle_tools import predict
+    from restnet_compile.api import predict
     from restnet_compile.errors import BadInputError
 
     try:
@@ -78,7 +78,7 @@ def run_cmd(bundle: Path, image: Path, budget: str | None, variant: str | None, 
 @JSON
 def bench_cmd(bundle: Path, warmup: int, runs: int, as_json: bool) -> None:
     """Latency of every variant of BUNDLE on this machine (interleaved runs, p50 / p90)."""
-    from restnet_compile.bundle_tools import bench
+    from restnet_compile.api import bench
 
     timings = bench(bundle, warmup, runs)
     if as_json:

@@ -30,13 +30,13 @@ def calibrate_cmd(profile: str, bundle_dir: Path, measurements: Path | None, out
     from restnet_compile import api
 
     r = api.calibrate(profile, bundle_dir, out, measurements, warmup, runs)
-    p = r["profile"].latency_model
+    p = r.profile.latency_model
     click.echo("| variant | measured median | predicted before | predicted after |\n|---|---|---|---|")
-    for vid, (before, after) in sorted(r["predicted"].items()):
-        click.echo(f"| {vid} | {r['measured'][vid].median_ms:.3f} ms | {before:.3f} ms | {after:.3f} ms |")
+    for vid, (before, after) in sorted(r.predicted.items()):
+        click.echo(f"| {vid} | {r.measured[vid].median_ms:.3f} ms | {before:.3f} ms | {after:.3f} ms |")
     click.echo(
-        f"\nmedian abs. error {r['fit'].mdape_before:.1%} -> {r['fit'].mdape_after:.1%}; efficiency {p.efficiency:g}, "
+        f"\nmedian abs. error {r.fit.mdape_before:.1%} -> {r.fit.mdape_after:.1%}; efficiency {p.efficiency:g}, "
         f"op overhead {p.op_overhead * 1e3:.2f} us, invoke overhead {p.invoke_overhead * 1e3:.2f} us, "
-        f"p{r['profile'].latency.percentile}/median {p.percentile_factor:g}"
+        f"p{r.profile.latency.percentile}/median {p.percentile_factor:g}"
     )
-    click.echo(f"calibrated profile: {out}" + (f"  (measurements: {r['csv']})" if measurements is None else ""))
+    click.echo(f"calibrated profile: {out}" + (f"  (measurements: {r.csv})" if measurements is None else ""))

@@ -79,6 +79,9 @@ class BuildConfig(Strict):
     profile: str = "phone"
     target: str | None = Field(None, description="defaults to the profile's target")
     cka_batch_size: int = Field(100, ge=4)
+    threads: int = Field(
+        2, ge=1, description="torch CPU threads for CKA and tuning (results depend on it: float sums change order)"
+    )
     selection: Literal["pareto", "feasible"] = Field(
         "pareto", description="ship the Pareto front of accuracy vs latency, or every feasible variant"
     )

@@ -10,24 +10,17 @@ its own execution order and tensors are the truth:
   + TFLM's bookkeeping), and the real TFLM interpreter measures the smallest arena the variant runs in;
 * the graph's operators, checked against the profile's ``ops_allow``.
 
-:func:`refine_costs` writes these into the variants and decides again; the caller re-exports when a shipped variant
-no longer fits, so every variant that ships has been checked on its exported graph.
+The build's export stage writes these into its variants and decides again.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from restnet_compile.config.device import Profile, Target
-from restnet_compile.export.base import ExportedVariant
+from restnet_compile.config.device import Profile
 from restnet_compile.export.graph_memory import arena_estimate, extract_signature, peak_activation_bytes, read_graphs
-
-if TYPE_CHECKING:
-    from restnet_compile.pipeline.stages import Variant
 
 TFLM_RUNTIMES = {"tflite-micro", "tflm"}
 
@@ -85,48 +78,3 @@ def graph_cost(model: bytes, signature: str, profile: Profile, measure_tflm: boo
         upper = max(profile.arena or profile.ram, 2 * estimate)
         measured = smallest_arena(model, upper, n_inputs=len(sg.inputs))
     return dataclasses.replace(cost, arena_estimate=estimate, arena_measured=measured)
-
-
-def refine_costs(
-    variants: list[Variant],
-    bundle_dir: Path,
-    exported: dict[str, ExportedVariant],
-    profile: Profile,
-    target: Target,
-    pareto: bool,
-    progress: Callable[[str], None] = lambda _: None,
-) -> bool:
-    """Replace the estimates of exported TFLite variants by their graph costs and decide again.
-
-    Returns:
-        True when the set of shipped variants changed (the caller must export again).
-    """
-    from restnet_compile.pipeline.stages import decide
-
-    before = {v.id for v in variants if v.decision and v.decision.selected}
-    for v in variants:
-        ex = exported.get(v.id)
-        if ex is None or not ex.file.endswith(".tflite"):
-            continue
-        model = variant_model(bundle_dir / ex.file, ex.signature)
-        gc = graph_cost(model, ex.signature, profile, measure_tflm=is_tflm(profile) and target.dtype == "int8")
-        v.cost = dataclasses.replace(
-            v.cost,
-            ram_bytes=gc.ram_bytes(profile),
-            model_bytes=gc.model_bytes,
-            flash_bytes=gc.model_bytes + profile.runtime_flash,
-            ram_source="tflite-graph",
-            arena_bytes=gc.arena_estimate,
-            arena_measured=gc.arena_measured,
-            ops=gc.ops,
-        )
-        if gc.arena_measured is not None:
-            progress(
-                f"  TFLM arena {v.id}: measured {gc.arena_measured:,} B, estimated {gc.arena_estimate:,} B "
-                f"({(gc.arena_estimate or 0) / gc.arena_measured - 1:+.1%})"
-            )
-    decide(variants, profile, pareto=pareto)
-    after = {v.id for v in variants if v.decision and v.decision.selected}
-    if after != before:
-        progress(f"  exported graphs changed the selection: {', '.join(sorted(before ^ after))}; exporting again")
-    return after != before

@@ -79,6 +79,21 @@ def onnx2tf_environment(work_dir: Path) -> Iterator[None]:
         os.environ["PATH"] = old_path
 
 
+@contextlib.contextmanager
+def _tensorflow_quiet() -> Iterator[None]:
+    """TensorFlow's Python logger at ERROR and its C++ log level at 3 while converting; both restored after."""
+    logger = logging.getLogger("tensorflow")
+    old_level, old_env = logger.level, os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    logger.setLevel(logging.ERROR)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        yield
+    finally:
+        logger.setLevel(old_level)
+        if old_env is None:
+            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+
+
 def _to_saved_model(module: nn.Module, input_shape: tuple[int, int, int], name: str, work_dir: Path) -> Path:
     import onnx2tf
     import tf_keras
@@ -222,11 +237,10 @@ def saved_model_with_signatures(
     variants: dict[str, nn.Module], input_shape: tuple[int, int, int], work_dir: Path
 ) -> tuple[Path, list[str]]:
     """Convert each variant with onnx2tf and join them in one SavedModel with one signature per variant."""
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    saved = {name: _to_saved_model(m, input_shape, name, work_dir) for name, m in variants.items()}
     combined = work_dir / "combined_saved_model"
-    return combined, _combine(saved, input_shape, combined)
+    with _tensorflow_quiet():
+        saved = {name: _to_saved_model(m, input_shape, name, work_dir) for name, m in variants.items()}
+        return combined, _combine(saved, input_shape, combined)
 
 
 @EXPORTERS.register("tflm")

@@ -5,11 +5,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from restnet_compile.config.build import BuildConfig
+from restnet_compile.cost.flops import count_flops
 from restnet_compile.models.blocks import BlockSequence
+from restnet_compile.pipeline.candidates import plan
+from restnet_compile.pipeline.cka import compute_cka
+from restnet_compile.pipeline.load import load_models, load_splits
+from restnet_compile.stitching import ADAPTERS, StitchedNet
+
+
+@dataclass(frozen=True)
+class CandidateSummary:
+    """One stitch candidate of ``analyze``.
+
+    Attributes:
+        id: Variant id such as ``L3-S2``.
+        front_block: Last block kept from the prefix model.
+        back_block: Block of the suffix model the adapter feeds (the suffix starts after it).
+        adapter: The planned adapter.
+        cka: CKA of the two blocks.
+        flops: Multiply-adds of the stitched network.
+    """
+
+    id: str
+    front_block: int
+    back_block: int
+    adapter: str
+    cka: float
+    flops: int
 
 
 @dataclass(frozen=True)
@@ -23,7 +48,7 @@ class AnalyzeResult:
         small_blocks: The same for the small model.
         cka: ``len(large_blocks) x len(small_blocks)`` linear CKA.
         rule: The candidate rule and its parameters.
-        candidates: One dict per candidate: id, front and back block, adapter, CKA, FLOPs of the stitched network.
+        candidates: Every candidate the rule picks, with the FLOPs of its stitched network.
         samples: Calibration images the matrix was computed on.
         heatmap: Path of ``cka.png``, or None when not written.
     """
@@ -34,7 +59,7 @@ class AnalyzeResult:
     small_blocks: list[str]
     cka: list[list[float]]
     rule: dict
-    candidates: list[dict]
+    candidates: list[CandidateSummary]
     samples: int
     heatmap: Path | None
 
@@ -53,30 +78,24 @@ def survey(config: BuildConfig, out_dir: Path | None = None, samples: int | None
         out_dir: Where ``cka.png`` goes (written last and atomically); None writes nothing.
         samples: Calibration images to use (default: the whole calibration split).
     """
-    from restnet_compile.cost.flops import count_flops
-    from restnet_compile.pipeline.stages import compute_cka, load_models, load_splits, plan, set_determinism
-    from restnet_compile.stitching import ADAPTERS, StitchedNet
-
-    np.finfo(np.float64), np.finfo(np.float32)  # cache before denormals are flushed (else numpy warns)
-    set_determinism(config.seed)
     large, small = load_models(config)
     images = load_splits(config, large).calib.images[:samples]
     cka = compute_cka(large, small, images, config.cka_batch_size)
-    rule, candidates, front, back = plan(config, cka, large, small)
+    p = plan(config, cka, large, small)
+    rule, front, back = p.rule, p.front, p.back
     rows = []
-    for c in candidates:
+    for c in p.candidates:
         i, j = c.point.front_block, c.point.back_block
         torch.manual_seed(config.seed)
         adapter = ADAPTERS.get(c.adapter)(front.feature_specs()[i], back.feature_specs()[j])
         flops = count_flops(StitchedNet(front, back, c.point, adapter), large.input_shape).total
-        row = {"id": c.point.variant_id, "front_block": i, "back_block": j, "adapter": c.adapter}
-        rows.append({**row, "cka": round(c.cka, 4), "flops": flops})
+        rows.append(CandidateSummary(c.point.variant_id, i, j, c.adapter, round(c.cka, 4), flops))
     heatmap = None
     if out_dir is not None:
         from restnet_compile.similarity.heatmap import write_cka_heatmap
 
         swap = rule.order == "small-large"
-        marked = [(r["back_block"], r["front_block"]) if swap else (r["front_block"], r["back_block"]) for r in rows]
+        marked = [(r.back_block, r.front_block) if swap else (r.front_block, r.back_block) for r in rows]
         title = f"linear CKA: {config.large} (rows) vs {config.small}\n{len(images)} calibration images"
         rows_l = [f"L{k}" for k in range(len(large.blocks))]
         cols_s = [f"S{k}" for k in range(len(small.blocks))]

@@ -7,7 +7,8 @@ from importlib import metadata
 from restnet_compile import __version__
 from restnet_compile.export.base import ExportedVariant
 from restnet_compile.export.parity import ParityResult
-from restnet_compile.pipeline.stages import Analysis, Variant, weights_sha
+from restnet_compile.pipeline.load import weights_sha
+from restnet_compile.pipeline.state import Analysis, Variant
 from restnet_compile.selection.rule import describe_rule
 
 MANIFEST_FORMAT_VERSION = 1

@@ -1,0 +1,35 @@
+"""Process-wide torch settings a build needs, set for the duration of a ``with`` block and then restored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+
+@contextmanager
+def deterministic(seed: int, threads: int) -> Iterator[None]:
+    """Seed torch, fix its CPU thread count, flush denormals and ask for deterministic algorithms; restore on exit.
+
+    Tiny gradients made tuning 20x slower without denormal flushing. torch has no getter for the denormal flag, so
+    it is restored to torch's default (off). The global RNG state is restored too, so a library call leaves the
+    caller's random stream where it was.
+    """
+    np.finfo(np.float64), np.finfo(np.float32)  # cache before denormals are flushed (else numpy warns later)
+    rng = torch.get_rng_state()
+    old_threads = torch.get_num_threads()
+    old_det = torch.are_deterministic_algorithms_enabled()
+    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
+        torch.set_flush_denormal(False)
+        torch.set_num_threads(old_threads)
+        torch.set_rng_state(rng)

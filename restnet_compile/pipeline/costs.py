@@ -1,0 +1,64 @@
+"""Stage 5: every variant (both anchors and each tuned stitch) measured: accuracy and estimated costs."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from restnet_compile.config.device import Profile, Target
+from restnet_compile.cost import estimate_cost
+from restnet_compile.data import Splits
+from restnet_compile.models import BlockSequence
+from restnet_compile.pipeline.state import Variant
+from restnet_compile.stitching import StitchedVariant
+
+
+@torch.no_grad()
+def accuracy(module: nn.Module, images: np.ndarray, labels: np.ndarray, batch: int = 250) -> float:
+    """Top-1 accuracy in eval mode, rounded to 4 decimals."""
+    module.eval()
+    hits = sum(
+        int((module(torch.from_numpy(images[i : i + batch])).argmax(1).numpy() == labels[i : i + batch]).sum())
+        for i in range(0, len(labels), batch)
+    )
+    return round(hits / len(labels), 4)
+
+
+def anchor_variant(kind: str, model: BlockSequence, splits: Splits, profile: Profile, target: Target) -> Variant:
+    """The whole ``large`` or ``small`` model as a variant."""
+    return Variant(
+        id=kind,
+        kind=f"anchor-{kind}",
+        module=model,
+        stitch={"description": f"{kind} model, all {len(model.blocks)} blocks"},
+        val_accuracy=accuracy(model, splits.val.images, splits.val.labels),
+        test_accuracy=accuracy(model, splits.test.images, splits.test.labels),
+        cost=estimate_cost(model, model.input_shape, profile, target.dtype),
+    )
+
+
+def stitched_variant(
+    sv: StitchedVariant, splits: Splits, profile: Profile, target: Target, shape: tuple[int, int, int]
+) -> Variant:
+    """A tuned stitched network as a variant (its validation accuracy is the tuning's)."""
+    c = sv.candidate
+    front, back = ("small", "large") if c.point.front_tag == "S" else ("large", "small")
+    return Variant(
+        id=c.point.variant_id,
+        kind="stitched",
+        module=sv.net,
+        stitch={
+            "front_block": c.point.front_block,
+            "back_block": c.point.back_block,
+            "adapter": c.adapter,
+            "cka": round(c.cka, 4),
+            "ls_r2": sv.ls_r2,
+            "front": front,
+            "description": f"{front}[0..{c.point.front_block}] -> {c.adapter} -> {back}[{c.point.back_block + 1}..]",
+        },
+        val_accuracy=sv.tune.val_accuracy,
+        test_accuracy=accuracy(sv.net, splits.test.images, splits.test.labels),
+        cost=estimate_cost(sv.net, shape, profile, target.dtype),
+        tune=dict(sv.tune.__dict__),
+    )

@@ -1,0 +1,127 @@
+"""Stage 7: the shipped variants exported for the target; costs re-read from the exported graphs (cached).
+
+Before export, RAM and flash come from a trace of the PyTorch module. Once a ``.tflite`` exists its own execution
+order and tensors are the truth (see :mod:`restnet_compile.export.graph_cost`): each exported variant's costs are
+replaced by its graph's and the selection is decided again; when a shipped variant no longer fits, the new selection
+is exported again, so every variant that ships has been checked on its exported graph.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from restnet_compile._util.progress import Reporter
+from restnet_compile.config.device import Profile, Target
+from restnet_compile.export import EXPORTERS, ExportedVariant
+from restnet_compile.export.graph_cost import graph_cost, is_tflm, variant_model
+from restnet_compile.pipeline.cache_store import Entry
+from restnet_compile.pipeline.decide import decide
+from restnet_compile.pipeline.fingerprint import array_digest
+from restnet_compile.pipeline.stage_store import StageCache, StageKey, empty_dir
+from restnet_compile.pipeline.state import Analysis, Variant
+
+KEY = StageKey("export", 1, ("plan", "tune", "selection", "profile"))
+
+
+@dataclass(frozen=True)
+class Exported:
+    """The analysis with graph-measured costs and its final decisions, and where each shipped variant lives."""
+
+    analysis: Analysis
+    variants: dict[str, ExportedVariant]
+    layout: str
+
+
+def with_graph_costs(
+    variants: list[Variant],
+    bundle_dir: Path,
+    exported: dict[str, ExportedVariant],
+    profile: Profile,
+    target: Target,
+    progress: Reporter,
+) -> list[Variant]:
+    """``variants`` with the costs of each exported TFLite variant read from its graph (others unchanged)."""
+    out = []
+    for v in variants:
+        ex = exported.get(v.id)
+        if ex is None or not ex.file.endswith(".tflite"):
+            out.append(v)
+            continue
+        model = variant_model(bundle_dir / ex.file, ex.signature)
+        gc = graph_cost(model, ex.signature, profile, measure_tflm=is_tflm(profile) and target.dtype == "int8")
+        cost = dataclasses.replace(
+            v.cost,
+            ram_bytes=gc.ram_bytes(profile),
+            model_bytes=gc.model_bytes,
+            flash_bytes=gc.model_bytes + profile.runtime_flash,
+            ram_source="tflite-graph",
+            arena_bytes=gc.arena_estimate,
+            arena_measured=gc.arena_measured,
+            ops=gc.ops,
+        )
+        out.append(dataclasses.replace(v, cost=cost))
+        if gc.arena_measured is not None:
+            progress(
+                f"  TFLM arena {v.id}: measured {gc.arena_measured:,} B, estimated {gc.arena_estimate:,} B "
+                f"({(gc.arena_estimate or 0) / gc.arena_measured - 1:+.1%})"
+            )
+    return out
+
+
+def _export_once(a: Analysis, stage: Path, work: Path, store: StageCache) -> tuple[dict[str, ExportedVariant], bool]:
+    exporter = EXPORTERS.get(a.target.exporter)()
+    shipped, calib = a.shipped(), a.splits.calib.images
+    inputs = {
+        "config": KEY.config_part(a.config),
+        "target": a.target.model_dump(mode="json"),
+        "variants": [[vid, store.module(m)] for vid, m in shipped.items()],
+        "calib": array_digest(calib),
+    }
+
+    def save(exported: dict[str, ExportedVariant]) -> tuple[dict, dict[str, bytes | Path]]:
+        files: dict[str, bytes | Path] = {
+            f"tree/{p.relative_to(stage).as_posix()}": p for p in sorted(stage.rglob("*")) if p.is_file()
+        }
+        return {"exported": [[vid, ev.file, ev.signature] for vid, ev in exported.items()]}, files
+
+    def load(e: Entry) -> dict[str, ExportedVariant]:
+        try:
+            for name in e.files:
+                if name.startswith("tree/"):
+                    dest = stage / name.removeprefix("tree/")
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(e.file(name), dest)
+            return {vid: ExportedVariant(f, s) for vid, f, s in e.meta["exported"]}
+        except Exception:
+            empty_dir(stage)  # the export that runs instead starts from an empty directory
+            raise
+
+    def compute() -> dict[str, ExportedVariant]:
+        return exporter.export(shipped, a.large.input_shape, calib, a.target, stage, work)
+
+    return store.run("export", KEY, inputs, compute, save, load)
+
+
+def export_stage(a: Analysis, stage: Path, work: Path, store: StageCache, progress: Reporter) -> Exported:
+    """Export the selected variants into ``stage`` until the graph-measured selection is the exported one."""
+    pareto = a.config.selection == "pareto"
+    exported: dict[str, ExportedVariant] = {}
+    for _attempt in range(len(a.variants) + 1):  # each repeat drops a variant its exported graph showed not to fit
+        empty_dir(stage)
+        before = set(a.shipped())
+        progress(f"export: {len(before)} variants -> target {a.target.name}")
+        progress.stage("export", 1)
+        exported, reused = _export_once(a, stage, work, store)
+        if reused:
+            progress("  export: reused (cache)")
+        progress.advance("export")
+        variants = with_graph_costs(a.variants, stage, exported, a.profile, a.target, progress)
+        a = dataclasses.replace(a, variants=decide(variants, a.profile, pareto=pareto))
+        after = set(a.shipped())
+        if after == before:
+            break
+        progress(f"  exported graphs changed the selection: {', '.join(sorted(before ^ after))}; exporting again")
+    return Exported(a, exported, EXPORTERS.get(a.target.exporter).layout)
