@@ -35,7 +35,7 @@ from restnet_compile.cost import estimate_cost
 from restnet_compile.errors import InfeasibleError
 from restnet_compile.pipeline.driver import analyze_and_stitch
 from restnet_compile.pipeline.state import Analysis
-from restnet_compile.selection.rule import Candidate, describe_rule, select
+from restnet_compile.selection.rule import Option, describe_rule, select
 
 DEVICES = ("mcu", "phone", "jetson")
 
@@ -46,7 +46,7 @@ def decide_for(a: Analysis, profile_ref: str | Path, mode: str) -> dict:
     target = load_target(profile.target)
     costs = {v.id: estimate_cost(v.module, a.large.input_shape, profile, target.dtype) for v in a.variants}
     cands = [
-        Candidate(v.id, c.latency_ms, c.ram_bytes, c.flash_bytes, v.val_accuracy, c.flops, dtype=c.dtype)
+        Option(v.id, c.latency_ms, c.ram_bytes, c.flash_bytes, v.val_accuracy, c.flops, dtype=c.dtype)
         for v in a.variants
         for c in [costs[v.id]]
     ]

@@ -8,7 +8,7 @@ from torch import nn
 
 from restnet_compile.config.device import load_profile
 from restnet_compile.cost import count_flops, estimate_cost
-from restnet_compile.cost.estimate import peak_activation_bytes
+from restnet_compile.cost.estimate import traced_peak_bytes
 from restnet_compile.cost.trace import trace_ops
 from restnet_compile.models import create_model
 
@@ -117,7 +117,7 @@ def test_mcu_ram_excludes_weights(small: nn.Module, costs: dict) -> None:
     assert mcu.weights_in_ram is False
     c = costs["small", "mcu"]
     assert c.ram_bytes < 200_000
-    assert c.ram_bytes == peak_activation_bytes(trace_ops(small, SHAPE), "int8") + mcu.runtime_ram
+    assert c.ram_bytes == traced_peak_bytes(trace_ops(small, SHAPE), "int8") + mcu.runtime_ram
 
 
 def test_phone_ram_includes_weights(costs: dict) -> None:

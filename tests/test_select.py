@@ -6,14 +6,14 @@ import pytest
 
 from restnet_compile.config.device import load_profile
 from restnet_compile.errors import EXIT_INFEASIBLE, InfeasibleError
-from restnet_compile.selection.rule import Candidate, limit_violations, select
+from restnet_compile.selection.rule import Option, limit_violations, select
 
 MCU = load_profile("mcu")  # p90 budget 90 ms, RAM 512 KiB, flash 2 MiB
 KB = 1000
 
 
-def cand(vid: str, latency: float = 10.0, ram: int = 100 * KB, flash: int = 500 * KB, acc: float = 0.9) -> Candidate:
-    return Candidate(vid, latency, ram, flash, acc, flops=1_000_000)
+def cand(vid: str, latency: float = 10.0, ram: int = 100 * KB, flash: int = 500 * KB, acc: float = 0.9) -> Option:
+    return Option(vid, latency, ram, flash, acc, flops=1_000_000)
 
 
 def _by_id(decisions):  # type: ignore[no-untyped-def]

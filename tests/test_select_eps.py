@@ -7,15 +7,15 @@ import pytest
 from restnet_compile._util.units import parse_percent
 from restnet_compile.config.device import load_profile
 from restnet_compile.cost.latency import fill_factors, roofline_ms
-from restnet_compile.selection.rule import Candidate, describe_rule, select, thin_front
+from restnet_compile.selection.rule import Option, describe_rule, select, thin_front
 
 PHONE = load_profile("phone")
 JETSON = load_profile("jetson")
 MCU = load_profile("mcu")
 
 
-def cand(vid: str, latency: float, acc: float) -> Candidate:
-    return Candidate(vid, latency, 1000, 1000, acc, flops=1)
+def cand(vid: str, latency: float, acc: float) -> Option:
+    return Option(vid, latency, 1000, 1000, acc, flops=1)
 
 
 def with_gain(profile, gain: float):  # type: ignore[no-untyped-def]

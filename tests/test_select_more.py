@@ -9,16 +9,16 @@ import yaml
 
 from restnet_compile.config.device import builtin_text, load_profile
 from restnet_compile.errors import BadInputError, InfeasibleError
-from restnet_compile.selection.rule import Candidate, describe_misses, limit_violations, misses, select
+from restnet_compile.selection.rule import Option, describe_misses, limit_violations, misses, select
 
 MCU = load_profile("mcu")
 PHONE = load_profile("phone")
 KB = 1000
 
 
-def cand(vid: str, **kw: object) -> Candidate:
+def cand(vid: str, **kw: object) -> Option:
     base = {"latency_ms": 4.0, "ram_bytes": 100 * KB, "flash_bytes": 500 * KB, "val_accuracy": 0.9, "flops": 1}
-    return Candidate(vid, **{**base, **kw})  # type: ignore[arg-type]
+    return Option(vid, **{**base, **kw})  # type: ignore[arg-type]
 
 
 def test_dtype_the_profile_cannot_run_is_rejected() -> None:

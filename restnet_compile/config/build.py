@@ -85,6 +85,12 @@ class BuildConfig(Strict):
     selection: Literal["pareto", "feasible"] = Field(
         "pareto", description="ship the Pareto front of accuracy vs latency, or every feasible variant"
     )
+    selection_noise: float = Field(
+        1.0,
+        ge=0,
+        description="standard errors of the validation accuracy within which one variant does not dominate another "
+        "(0: exact Pareto front)",
+    )
     plan: PlanSettings = PlanSettings()
     tune: TuneSettings = TuneSettings()
 

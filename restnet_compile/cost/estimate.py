@@ -63,7 +63,7 @@ def _weight_bytes(ops: list[OpRecord], dtype: str) -> int:
     return total + _FILE_OVERHEAD
 
 
-def peak_activation_bytes(ops: list[OpRecord], dtype: str) -> int:
+def traced_peak_bytes(ops: list[OpRecord], dtype: str) -> int:
     """Largest input + output buffer pair over the executed ops (a sequential arena's high-water mark)."""
     live = [op.in_elems + op.out_elems for op in ops if op.kind not in FUSED_KINDS]
     return max(live, default=0) * DTYPE_BYTES[dtype]
@@ -97,7 +97,7 @@ def estimate_cost(net: nn.Module, input_shape: tuple[int, ...], profile: Profile
     flops = count_flops(net, input_shape)
     ops = trace_ops(net, input_shape)
     weights = _weight_bytes(ops, dtype)
-    ram = peak_activation_bytes(ops, dtype) + profile.runtime_ram + (weights if profile.weights_in_ram else 0)
+    ram = traced_peak_bytes(ops, dtype) + profile.runtime_ram + (weights if profile.weights_in_ram else 0)
     terms = latency_terms(ops, flops.by_module, flops.total, dtype)
     median_ms = latency.roofline_ms(terms, profile.latency_model)
     return CostReport(

@@ -80,7 +80,8 @@ class SubgraphInfo:
         return [t for t in self.tensors if t.index in used and not t.constant]
 
 
-def _opname(schema, code) -> str:  # type: ignore[no-untyped-def]
+def opcode_name(schema, code) -> str:  # type: ignore[no-untyped-def]
+    """``CONV_2D``-style name of a flatbuffer operator code (``CUSTOM:<name>`` for custom operators)."""
     builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     if builtin == schema.BuiltinOperator.CUSTOM:
@@ -118,7 +119,7 @@ def _subgraph(schema, m, index: int, signature: str) -> SubgraphInfo:  # type: i
     for op in sg.operators or []:
         ins = tuple(int(x) for x in (op.inputs if op.inputs is not None else []) if x >= 0)
         outs = tuple(int(x) for x in (op.outputs if op.outputs is not None else []) if x >= 0)
-        ops.append(OpInfo(_opname(schema, m.operatorCodes[op.opcodeIndex]), ins, outs))
+        ops.append(OpInfo(opcode_name(schema, m.operatorCodes[op.opcodeIndex]), ins, outs))
     info = SubgraphInfo(
         signature=signature,
         index=index,

@@ -4,24 +4,12 @@ from __future__ import annotations
 
 from restnet_compile.config.device import Target
 from restnet_compile.errors import BadInputError
+from restnet_compile.export.graph_memory import read_graphs
 
 
 def tflite_ops(model: bytes) -> dict[str, list[str]]:
     """Builtin operator names of every signature's subgraph, in execution order, keyed by signature."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    parsed = schema.ModelT.InitFromPackedBuf(model, 0)
-    by_index = {sig.subgraphIndex: sig.signatureKey.decode() for sig in parsed.signatureDefs or []}
-    out = {}
-    for index, graph in enumerate(parsed.subgraphs):
-        key = by_index.get(index, (graph.name or b"").decode() or str(index))
-        codes = parsed.operatorCodes
-        out[key] = [
-            names.get(max(codes[op.opcodeIndex].builtinCode, codes[op.opcodeIndex].deprecatedBuiltinCode), "CUSTOM")
-            for op in graph.operators
-        ]
-    return out
+    return {key: [op.name for op in graph.ops] for key, graph in read_graphs(model).items()}
 
 
 def check_ops(ops_by_variant: dict[str, list[str]], target: Target) -> None:

@@ -8,12 +8,9 @@ tensor when it is created and raises when the arena is too small, and one infere
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator
-
 import numpy as np
 
+from restnet_compile._util.quiet import quiet_native_output
 from restnet_compile.errors import RestnetError
 
 
@@ -21,24 +18,11 @@ class TFLMError(RestnetError):
     """The TFLite Micro interpreter cannot run a variant at all."""
 
 
-@contextlib.contextmanager
-def _mute_stderr() -> Iterator[None]:
-    """TFLM prints allocation failures from C++ to fd 2; keep the CLI's stderr clean."""
-    saved = os.dup(2)
-    with open(os.devnull, "wb") as null:
-        os.dup2(null.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
 def runs_in(model: bytes, arena_size: int, n_inputs: int = 1) -> bool:
     """Whether TFLM allocates ``model`` in ``arena_size`` bytes and runs one inference on zeros."""
     from tflite_micro.python.tflite_micro import runtime
 
-    with _mute_stderr():
+    with quiet_native_output(keep_tail_on_error=0, fds=(2,)):  # TFLM prints allocation failures to fd 2
         try:
             interp = runtime.Interpreter.from_bytes(model, arena_size=int(arena_size))
             for i in range(n_inputs):

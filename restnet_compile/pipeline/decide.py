@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 
+from restnet_compile.config.build import BuildConfig
 from restnet_compile.config.device import Profile
 from restnet_compile.pipeline.state import Variant
-from restnet_compile.selection.rule import Candidate, select
+from restnet_compile.selection.rule import Option, select
 
 
-def decide(variants: list[Variant], profile: Profile, pareto: bool = True) -> list[Variant]:
-    """``variants`` with a feasibility / Pareto decision each.
+def decide(variants: list[Variant], profile: Profile, config: BuildConfig, val_samples: int) -> list[Variant]:
+    """``variants`` with a feasibility / Pareto decision each (``val_samples``: size of the validation split).
 
     Raises:
         InfeasibleError: no variant fits the profile (the message names the closest miss).
     """
     options = [
-        Candidate(
+        Option(
             v.id,
             v.cost.latency_ms,
             v.cost.ram_bytes,
@@ -26,7 +27,9 @@ def decide(variants: list[Variant], profile: Profile, pareto: bool = True) -> li
             dtype=v.cost.dtype,
             ops=v.cost.ops,
             arena_bytes=v.cost.arena_bytes,
+            val_samples=val_samples,
         )
         for v in variants
     ]
-    return [dataclasses.replace(v, decision=d) for v, d in zip(variants, select(options, profile, pareto), strict=True)]
+    decisions = select(options, profile, config.selection == "pareto", config.selection_noise)
+    return [dataclasses.replace(v, decision=d) for v, d in zip(variants, decisions, strict=True)]

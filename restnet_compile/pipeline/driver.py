@@ -64,7 +64,7 @@ def analyze_and_stitch(
     anchors = [anchor_variant(k, m, splits, profile, target) for k, m in (("large", large), ("small", small))]
     tuned = tune_stage(config, p, large, small, splits, store, progress)
     stitched = [stitched_variant(sv, splits, profile, target, large.input_shape) for sv in tuned]
-    variants = decide(anchors + stitched, profile, pareto=config.selection == "pareto")
+    variants = decide(anchors + stitched, profile, config, len(splits.val))
     return Analysis(config, profile, target, large, small, splits, cka, p.rule, variants)
 
 

@@ -23,7 +23,7 @@ from restnet_compile.pipeline.fingerprint import array_digest
 from restnet_compile.pipeline.stage_store import StageCache, StageKey, empty_dir
 from restnet_compile.pipeline.state import Analysis, Variant
 
-KEY = StageKey("export", 1, ("plan", "tune", "selection", "profile"))
+KEY = StageKey("export", 1, ("plan", "tune", "selection", "selection_noise", "profile"))
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,6 @@ def _export_once(a: Analysis, stage: Path, work: Path, store: StageCache) -> tup
 
 def export_stage(a: Analysis, stage: Path, work: Path, store: StageCache, progress: Reporter) -> Exported:
     """Export the selected variants into ``stage`` until the graph-measured selection is the exported one."""
-    pareto = a.config.selection == "pareto"
     exported: dict[str, ExportedVariant] = {}
     for _attempt in range(len(a.variants) + 1):  # each repeat drops a variant its exported graph showed not to fit
         empty_dir(stage)
@@ -119,7 +118,7 @@ def export_stage(a: Analysis, stage: Path, work: Path, store: StageCache, progre
             progress("  export: reused (cache)")
         progress.advance("export")
         variants = with_graph_costs(a.variants, stage, exported, a.profile, a.target, progress)
-        a = dataclasses.replace(a, variants=decide(variants, a.profile, pareto=pareto))
+        a = dataclasses.replace(a, variants=decide(variants, a.profile, a.config, len(a.splits.val)))
         after = set(a.shipped())
         if after == before:
             break

@@ -106,7 +106,7 @@ def build_manifest(a: Analysis, exported: dict[str, ExportedVariant], layout: st
         "selection": {
             "mode": cfg.selection,
             "min_latency_gain": p.selection.min_latency_gain if cfg.selection == "pareto" else None,
-            "rule": describe_rule(p, cfg.selection),
+            "rule": describe_rule(p, cfg.selection, cfg.selection_noise if cfg.selection == "pareto" else 0.0),
         },
         "target": {
             "name": t.name,

@@ -25,7 +25,7 @@ from restnet_compile.stitching import (
 from restnet_compile.stitching.build import prefix_cache
 from restnet_compile.stitching.tuning.loop import TuneResult
 
-KEY = StageKey("tune", 1, ("selection", "profile", "target"))
+KEY = StageKey("tune", 1, ("selection", "selection_noise", "profile", "target"))
 
 
 def _save(sv: StitchedVariant) -> tuple[dict, dict[str, bytes]]:

@@ -6,15 +6,21 @@ the variant is exported) are within the profile's limits. That the target's dtyp
 checked once per build, in ``api.resolve``. Among feasible variants only the Pareto front of (validation accuracy
 up, estimated latency down) is shipped; every other variant carries the reason it was dropped.
 
+Validation accuracy is measured on a few hundred images, so two accuracies closer than its noise cannot be told
+apart. With a noise margin of ``z`` standard errors, a variant is dominated only by one that is at least as fast and
+more accurate by more than ``z * sqrt(p1 (1 - p1) / n + p2 (1 - p2) / n)`` (the standard error of the difference of
+two accuracies on ``n`` validation images); ``z = 0`` is the exact Pareto front.
+
 The profile thins that front with an epsilon-Pareto rule (``selection.min_latency_gain``, epsilon): walking the front
-from the most accurate variant down, a variant ships only when its latency is at least epsilon below that of the last
-variant shipped (the next more accurate one). A step smaller than that is inside what the device's latency can tell
-apart, so it buys accuracy loss for no real saving. The most accurate feasible variant always ships; epsilon 0 ships
-the whole front.
+from the slowest variant to the fastest, a variant ships only when its latency is at least epsilon below that of the
+last variant shipped. A step smaller than that is inside what the device's latency can tell apart: of the two, the
+more accurate one (measured) ships. On an exact front the slowest variant is the most accurate, so the most accurate
+feasible variant always ships; epsilon 0 ships the whole front.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from restnet_compile._util.units import format_size
@@ -23,7 +29,7 @@ from restnet_compile.errors import InfeasibleError
 
 
 @dataclass(frozen=True)
-class Candidate:
+class Option:
     """What selection needs to know about a variant."""
 
     variant_id: str
@@ -35,6 +41,7 @@ class Candidate:
     dtype: str | None = None
     ops: tuple[str, ...] | None = None
     arena_bytes: int | None = None
+    val_samples: int = 0
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,7 @@ class Decision:
     reasons: tuple[str, ...]
 
 
-def limit_violations(c: Candidate, profile: Profile) -> list[str]:
+def limit_violations(c: Option, profile: Profile) -> list[str]:
     """Human-readable reasons ``c`` does not fit ``profile`` (empty when it fits)."""
     out = []
     if c.latency_ms > profile.latency.budget:
@@ -67,7 +74,7 @@ def limit_violations(c: Candidate, profile: Profile) -> list[str]:
     return out
 
 
-def misses(c: Candidate, profile: Profile) -> dict[str, float]:
+def misses(c: Option, profile: Profile) -> dict[str, float]:
     """How far ``c`` is over each limit it misses, as a fraction of the limit (0.15 = 15 % over)."""
     pairs = {
         "latency": (c.latency_ms, profile.latency.budget),
@@ -84,7 +91,7 @@ def misses(c: Candidate, profile: Profile) -> dict[str, float]:
     return out
 
 
-def describe_misses(c: Candidate, profile: Profile) -> str:
+def describe_misses(c: Option, profile: Profile) -> str:
     """``latency p90 103.47 ms > 90 ms (+15%); RAM ...`` for every limit ``c`` misses."""
     over = misses(c, profile)
     parts = []
@@ -95,18 +102,28 @@ def describe_misses(c: Candidate, profile: Profile) -> str:
     return "; ".join(parts)
 
 
-def _dominator(c: Candidate, others: list[Candidate]) -> Candidate | None:
+def noise_margin(a: Option, b: Option, z: float) -> float:
+    """``z`` standard errors of the difference of ``a``'s and ``b``'s validation accuracies (0 when unknown)."""
+    n = min(a.val_samples, b.val_samples)
+    if z <= 0 or n <= 0:
+        return 0.0
+    var = a.val_accuracy * (1 - a.val_accuracy) / n + b.val_accuracy * (1 - b.val_accuracy) / n
+    return z * math.sqrt(var)
+
+
+def _dominator(c: Option, others: list[Option], z: float) -> Option | None:
     for o in others:
         if o.variant_id == c.variant_id:
             continue
-        no_worse = o.latency_ms <= c.latency_ms and o.val_accuracy >= c.val_accuracy
-        better = o.latency_ms < c.latency_ms or o.val_accuracy > c.val_accuracy
+        margin = noise_margin(o, c, z)
+        no_worse = o.latency_ms <= c.latency_ms and o.val_accuracy >= c.val_accuracy + margin
+        better = o.latency_ms < c.latency_ms or o.val_accuracy > c.val_accuracy + margin
         if no_worse and better:
             return o
     return None
 
 
-def thin_front(front: list[Candidate], min_gain: float) -> dict[str, str]:
+def thin_front(front: list[Option], min_gain: float) -> dict[str, str]:
     """The epsilon-Pareto rule: why each variant of ``front`` too close in latency to a more accurate one is dropped.
 
     Args:
@@ -118,8 +135,8 @@ def thin_front(front: list[Candidate], min_gain: float) -> dict[str, str]:
         Variant id -> reason, for the dropped variants only.
     """
     dropped: dict[str, str] = {}
-    kept: Candidate | None = None
-    for c in sorted(front, key=lambda c: (-c.val_accuracy, c.latency_ms, c.variant_id)):
+    kept: Option | None = None
+    for c in sorted(front, key=lambda c: (-c.latency_ms, -c.val_accuracy, c.variant_id)):
         if kept is None:
             kept = c
             continue
@@ -127,15 +144,17 @@ def thin_front(front: list[Candidate], min_gain: float) -> dict[str, str]:
         if gain >= min_gain - 1e-9:  # a step of exactly epsilon ships (float noise aside)
             kept = c
             continue
-        dropped[c.variant_id] = (
-            f"within {gain:.1%} of {kept.variant_id}'s latency ({c.latency_ms:.2f} vs {kept.latency_ms:.2f} ms) "
-            f"at lower accuracy ({c.val_accuracy:.1%} vs {kept.val_accuracy:.1%} val); "
+        worse, better = (kept, c) if c.val_accuracy > kept.val_accuracy else (c, kept)
+        dropped[worse.variant_id] = (
+            f"within {gain:.1%} of {better.variant_id}'s latency ({worse.latency_ms:.2f} vs {better.latency_ms:.2f} "
+            f"ms) at lower accuracy ({worse.val_accuracy:.1%} vs {better.val_accuracy:.1%} val); "
             f"this profile ships a step from {min_gain:.0%}"
         )
+        kept = better
     return dropped
 
 
-def describe_rule(profile: Profile, mode: str) -> str:
+def describe_rule(profile: Profile, mode: str, noise_z: float = 0.0) -> str:
     """One sentence for the manifest and the report: how this build chose what ships."""
     limits = "latency, RAM, flash, arena, dtype and operators within the profile"
     if mode == "feasible":
@@ -147,16 +166,23 @@ def describe_rule(profile: Profile, mode: str) -> str:
         if eps > 0
         else ""
     )
-    return f"variants with {limits}, on the Pareto front of validation accuracy vs latency{thin}"
+    noise = (
+        f" (an accuracy difference within {noise_z:g} standard error(s) of the validation split's noise does not "
+        "dominate)"
+        if noise_z > 0
+        else ""
+    )
+    return f"variants with {limits}, on the Pareto front of validation accuracy vs latency{noise}{thin}"
 
 
-def select(candidates: list[Candidate], profile: Profile, pareto: bool = True) -> list[Decision]:
+def select(candidates: list[Option], profile: Profile, pareto: bool = True, noise_z: float = 0.0) -> list[Decision]:
     """Decide for every candidate; raise when nothing fits.
 
     Args:
         candidates: Every built variant.
         profile: The device's limits and its selection rule (``selection.min_latency_gain``).
         pareto: Ship only the (epsilon-thinned) Pareto front of the feasible variants (else every feasible one).
+        noise_z: Standard errors of validation noise within which an accuracy difference does not dominate.
 
     Raises:
         InfeasibleError: no candidate fits; the message names the closest one and how far it misses.
@@ -171,7 +197,7 @@ def select(candidates: list[Candidate], profile: Profile, pareto: bool = True) -
             f"no variant fits profile {profile.name}; closest is {closest.variant_id}: "
             + describe_misses(closest, profile)
         )
-    dominators = {c.variant_id: _dominator(c, feasible) if pareto else None for c in feasible}
+    dominators = {c.variant_id: _dominator(c, feasible, noise_z) if pareto else None for c in feasible}
     front = [c for c in feasible if dominators[c.variant_id] is None]
     thinned = thin_front(front, profile.selection.min_latency_gain) if pareto else {}
     decisions = []
@@ -194,7 +220,7 @@ def select(candidates: list[Candidate], profile: Profile, pareto: bool = True) -
     return decisions
 
 
-def _miss_ratio(c: Candidate, profile: Profile) -> tuple[int, float]:
+def _miss_ratio(c: Option, profile: Profile) -> tuple[int, float]:
     """Hard misses (dtype, ops) first, then the worst ratio of cost to limit."""
     over = misses(c, profile)
     hard = sum(1 for v in over.values() if v == float("inf"))
