@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from restnet_compile._util.atomic import atomic_path
 
 
 def write_cka_heatmap(
@@ -58,15 +58,8 @@ def write_cka_heatmap(
         ax.set_title(title + ("\nred boxes: stitch candidates" if marked else ""), fontsize=8)
         fig.colorbar(im, ax=ax, fraction=0.05)
         fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".cka-", suffix=".png", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     finally:
         plt.close(fig)
     return path
