@@ -151,7 +151,7 @@ def tune_ideas(rows: list[dict], ideas: dict[str, str]) -> Lines:
         groups.setdefault(r["idea"], []).append(r)
     ids = list(dict.fromkeys(r["id"] for r in rows))
     line = {r["id"]: r["line"] for r in groups[next(iter(groups))]}
-    out_rows = [["anchors' line", "", *(pct(line[i], 2) for i in ids), "", "", ""]]
+    out_rows = [["anchors' line", "", *(pct(line[i], 2) for i in ids), "", "", "", ""]]
     scores = []
     for idea, rs in groups.items():
         cells, above = [], 0
@@ -161,18 +161,20 @@ def tune_ideas(rows: list[dict], ideas: dict[str, str]) -> Lines:
             above += mean > next(r["line"] for r in rs if r["id"] == cid)
             cells.append(f"{pct(mean, 2)} ± {100 * statistics.pstdev(tests):.2f}")
         val = statistics.fmean(r["val_accuracy"] for r in rs)
+        train = pct(statistics.fmean(r["train_accuracy"] for r in rs), 2)
         unshared = [r["unshared_params"] for r in rs if r.get("unshared_params")]
         shared = f"{min(unshared):,}-{max(unshared):,}" if unshared else "0"
         seeds = len({r["seed"] for r in rs})
-        out_rows.append([f"`{idea}`", f"{ideas[idea]} ({seeds} seeds)", *cells, str(above), pct(val, 2), shared])
+        out_rows.append([f"`{idea}`", f"{ideas[idea]} ({seeds} seeds)", *cells, str(above), pct(val, 2), train, shared])
         scores.append((above, val, idea))
     above, val, best = max(scores)
     runner_up = max(s for s in scores if s[2] != best)
     return [
         'Cells: test % (mean ± SD over seeds). "val" is the mean validation accuracy over all candidates and seeds, '
-        'the criterion an idea is judged on; "unshared" counts small-model parameters a bundle would store again.',
+        'the criterion an idea is judged on; "train" the same on the (unaugmented) training split, where the gap to '
+        '"val" shows overfitting; "unshared" counts small-model parameters a bundle would store again.',
         "",
-        *table(["idea", "what changes", *ids, "above line", "val %", "unshared"], out_rows),
+        *table(["idea", "what changes", *ids, "above line", "val %", "train %", "unshared"], out_rows),
         "",
         f"**Result.** `{best}` puts the most variants above the line ({above} of {len(ids)}, val {pct(val, 2)} %); "
         f"no other idea puts more than {runner_up[0]}.",
