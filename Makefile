@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PROFILE ?= phone
 
-.PHONY: install demo test test-slow bench lint pretrain clean
+.PHONY: install demo test test-slow bench docs lint pretrain clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,8 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
-# Benchmarks print and write JSON ratios measured side by side in one run (bench/results/); about 20 minutes.
+# Benchmarks print and write JSON ratios measured side by side in one run (bench/results/), then bench/README.md
+# is regenerated from them; about 20 minutes.
 bench: $(STAMP)
 	$(BIN)/python bench/bench_cka.py
 	$(BIN)/python bench/bench_stitch_tuning.py
@@ -34,9 +35,14 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_switch.py
 	$(BIN)/python bench/bench_latency.py --out bench/results/latency.json
 	$(BIN)/python bench/bench_profiles.py
+	$(BIN)/python scripts/gen_bench_readme.py
+
+# Generated pages: bench/README.md from bench/results/ (a test checks that it is up to date).
+docs: $(STAMP)
+	$(BIN)/python scripts/gen_bench_readme.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check restnet_compile tests bench examples
+	$(BIN)/ruff check restnet_compile tests bench scripts examples
 	$(BIN)/ruff format --check restnet_compile
 
 pretrain: $(STAMP)

@@ -8,9 +8,9 @@ the measured medians with the latency model's predictions:
 * ``after``: calibrated on all measured variants (in-sample, what ``restnet-compile calibrate`` writes);
 * ``loo``: leave-one-out: each variant predicted by a model calibrated on the others (the honest figure).
 
-Goals (issue 4): median absolute error <= 15 % and Spearman rank correlation >= 0.9.
+Goals: median absolute error <= 15 % and Spearman rank correlation >= 0.9.
 
-    .venv/bin/python bench/bench_latency.py [--bundle DIR] [--runs 200] [--out bench/latency.json]
+    .venv/bin/python bench/bench_latency.py [--bundle DIR] [--runs 200] [--out bench/results/latency.json]
 """
 
 from __future__ import annotations

@@ -5,9 +5,8 @@
 * ``recalibrate-after``: tune as usual, then re-estimate the suffix's BatchNorm statistics on the stitched training
   features (cumulative average, weights untouched).
 * ``recalibrate-before``: the same re-estimation after least squares and feature matching, before distillation.
-* ``norm``: the suffix's BatchNorm scale and shift train with the adapter (optional item 4 of the issue; the
-  statistics stay frozen).
-* ``first-block``: every weight of the suffix's first block trains with the adapter (optional item 4).
+* ``norm``: the suffix's BatchNorm scale and shift train with the adapter (the statistics stay frozen).
+* ``first-block``: every weight of the suffix's first block trains with the adapter.
 
 All but ``frozen`` change weights or statistics of the small model's blocks, which a bundle then cannot share with the
 small model itself; the benchmark reports those parameters' count as the extra flash. Each build gets its own copy of

@@ -1,11 +1,11 @@
-"""Crash safety (issue 7): SIGKILL a real build at 12 points across its stages, resume, and compare the bytes.
+"""Crash safety: SIGKILL a real build at 12 points across its stages, resume, and compare the bytes.
 
 Each kill runs ``restnet-compile build --events`` in a subprocess and reads its JSON-lines progress on stderr; when
 the chosen event appears, the build's whole process group gets SIGKILL (no test hooks in the code: the events are
 the ordinary ``--events`` progress). Every run shares one cache directory and one ``--out``. After each kill:
 ``--out`` holds no bundle and no archive (or, once one was published, that complete bundle untouched); every cache
 event of the run says ``reused`` exactly for the stages that earlier runs had finished. The last run completes and
-its bundle and archive are byte-identical to the session's uninterrupted build with a fresh cache (``phone_bundle``).
+its bundle and archive are byte-identical to the uninterrupted build with a fresh cache (fixture ``phone_bundle``).
 """
 
 from __future__ import annotations

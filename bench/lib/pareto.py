@@ -1,7 +1,7 @@
 """The anchors' line and the Pareto front of (FLOPs down, accuracy up), with the reason each point is dropped.
 
-Used by the benchmarks to count variants that earn their place; the build's own selection (``select.py``) applies
-the same dominance rule with estimated latency in place of FLOPs.
+Used by the benchmarks to count variants that earn their place; the build's own selection
+(``restnet_compile/selection/rule.py``) applies the same dominance rule with estimated latency in place of FLOPs.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ variant saved with ``signatures={...}`` -> ``TFLiteConverter.from_saved_model(si
 stores byte-identical constants once, so blocks shared by several variants (the large prefix, the small suffix) are
 not duplicated. Full-integer quantization is calibrated per signature on the build's own calibration images.
 
-Traps handled here (see shared/DESIGN.md): onnx2tf downloads a calibration sample unless
+Traps handled here (docs/profiles-and-targets.md lists them): onnx2tf downloads a calibration sample unless
 ``calibration_image_sample_data_20x128x128x3_float32.npy`` is in its working directory (we write one, so it never
 reaches the network); it runs ``onnxsim`` found on PATH (we put this interpreter's bin first) and overwrites its
 input ONNX in place (we pass a copy). A padded max-pool gets an explicit Pad first (``onnx_maxpool``): onnx2tf's

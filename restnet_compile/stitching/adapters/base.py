@@ -117,7 +117,7 @@ class Conv1x1Adapter(Adapter):
 
 # One adapter per kind of join; the planner proposes the first that can join the pair. ``tokens-to-map-mlp``
 # (unpatchify.py) is planned for tokens -> map; ``tokens-to-map-cls`` and the plain ``tokens-to-map`` stay
-# registered. Richer map -> map adapters (rich_adapters.py) are chosen by ``tune.adapter`` and replace ``conv1x1``
+# registered. Richer map -> map adapters (maps.py) are chosen by ``tune.adapter`` and replace ``conv1x1``
 # where they can join the pair (see ``choose_adapter``).
 BASE_ADAPTERS = ("conv1x1", "map-to-tokens", "token-linear", "tokens-to-map-mlp", "tokens-to-map-cls", "tokens-to-map")
 

@@ -1,0 +1,361 @@
+"""Result tables of each benchmark, computed from its JSON file (used by ``gen_bench_readme.py``).
+
+Every function takes the parsed file and returns Markdown lines: one or more tables and one line of conclusion
+whose figures come from the same file. Accuracies are printed in percent, ratios as they are stored.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+
+Lines = list[str]
+
+
+def table(header: list[str], rows: Iterable[list[str]]) -> Lines:
+    """A Markdown table; ``|`` inside a cell is escaped."""
+    esc = [[c.replace("|", "\\|") for c in r] for r in rows]
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in esc)]
+
+
+def pct(x: float, digits: int = 1) -> str:
+    """``0.9812`` -> ``98.1``."""
+    return f"{100 * x:.{digits}f}"
+
+
+def points(x: float) -> str:
+    """An accuracy difference in points with its sign: ``0.0034`` -> ``+0.34``."""
+    return f"{100 * x:+.2f}"
+
+
+def goal_word(ok: bool) -> str:
+    """``met`` or ``missed``."""
+    return "met" if ok else "missed"
+
+
+def _short_reason(reason: str) -> str:
+    """``dominated by small: 0.16 ms ...`` -> ``dominated by small``; ``within 4.6% of ... (0.51 vs ...`` shortened."""
+    if reason.startswith("dominated"):
+        return reason.split(":")[0]
+    return reason.split(" (")[0]
+
+
+def cka(d: dict) -> Lines:
+    """CKA matrix time against plain forward passes, per model pair."""
+    rows = [
+        [p["pair"], " x ".join(map(str, p["blocks"])), f"{p['cka_over_forward']:.3f}", f"<= {p['goal']}"]
+        for p in d["pairs"]
+    ]
+    met = sum(p["meets_goal"] for p in d["pairs"])
+    worst = max(p["cka_over_forward"] for p in d["pairs"])
+    return [
+        f"{d['images']} calibration images, batches of {d['batch_size']}, {d['threads']} thread, best of "
+        f"{d['repeats']} repeats.",
+        "",
+        *table(["pair", "blocks", "CKA time / forward time", "goal"], rows),
+        "",
+        f"**Result.** {met} of {len(d['pairs'])} pairs meet the goal: the CKA sums add at most "
+        f"{100 * (worst - 1):.0f} % to the forward passes they need anyway.",
+    ]
+
+
+def stitch_tuning(d: dict) -> Lines:
+    """Adapter-only against end-to-end tuning, per candidate."""
+    rows, above = [], 0
+    for c in d["candidates"]:
+        above += c["above_anchor_line"] > 0
+        rows.append(
+            [
+                c["id"],
+                c["adapter"],
+                f"{c['flops'] / 1e6:.2f}",
+                f"{c['cka']:.3f}",
+                pct(c["test_accuracy_adapter_only"]),
+                pct(c["test_accuracy_end_to_end"]),
+                pct(c["anchor_line_accuracy"], 2),
+                points(c["above_anchor_line"]),
+                f"{c['time_ratio']:.3f}",
+                f"{c['accuracy_ratio']:.3f}",
+            ]
+        )
+    header = ["candidate", "adapter", "MFLOPs", "CKA", "adapter only, test %", "end to end, test %", "line %"]
+    t, a_mean, a_min = d["time_ratio_all_candidates"], d["accuracy_ratio_mean"], d["accuracy_ratio_min"]
+    return [
+        f"Pair {d['pair']}, {d['epochs']} epochs on both sides, {d['train_images']:,} training images, "
+        f"{d['test_images']:,} test images, {d['threads']} thread.",
+        "",
+        *table([*header, "above line", "time ratio", "accuracy ratio"], rows),
+        "",
+        f"**Result.** Time ratio {t:.3f} over all candidates (goal <= {d['time_goal']}: "
+        f"{goal_word(t <= d['time_goal'])}); "
+        f"accuracy ratio mean {a_mean:.3f}, min {a_min:.3f} (goal >= {d['accuracy_goal']}: "
+        f"{goal_word(a_min >= d['accuracy_goal'])}); {above} of {len(d['candidates'])} adapter-only variants above the "
+        "anchors' line.",
+    ]
+
+
+def _recipe_rows(pair: dict) -> tuple[list[str], Lines, tuple[int, float, str]]:
+    ids = [c if isinstance(c, str) else c["id"] for c in pair["candidates"]]
+    with_tune = {(r["adapter"], r["recipe"]) for r in pair["rows"] if "tune" in r}
+    rows, scores = [], []
+    for s in pair["summary"]:
+        cells = []
+        for cid in ids:
+            c = s["candidates"][cid]
+            spread = f" ± {100 * c['test_seed_sd']:.2f}" if s["seeds"] > 1 else ""
+            cells.append(f"{pct(c['test_mean'], 2)}{spread} ({points(c['above_line'])})")
+        settings = "current" if (s["adapter"], s["recipe"]) in with_tune else "earlier"
+        ratio = f"{s['time_ratio']:.3f}" if "time_ratio" in s else "-"
+        rank = f"{s['proxy_rank_corr']:.1f}"
+        rows.append(
+            [*(s["adapter"], s["recipe"], settings, str(s["seeds"])), *cells, str(s["above_line"]), ratio, rank]
+        )
+        margin = statistics.fmean(c["above_line"] for c in s["candidates"].values())
+        scores.append((s["above_line"], margin, f"{s['adapter']} + {s['recipe']}"))
+    e2e = {r["id"]: r["test_accuracy"] for r in pair["end_to_end"]}
+    if e2e:
+        rows.append(["end to end", "-", "-", "1", *(pct(e2e[i]) for i in ids), "-", "-", "-"])
+    return ids, rows, max(scores)
+
+
+def recipes(d: dict) -> Lines:
+    """Adapters x recipes per model pair, against end-to-end tuning and the anchors' line."""
+    out = [f"Conditions: {d['note']}", ""]
+    for pair in d["pairs"]:
+        ids, rows, (k, margin, best) = _recipe_rows(pair)
+        if k:
+            result = f"Most variants above the line: {best} ({k} of {len(ids)})."
+        else:
+            result = f"No variant above the line; closest: {best}, {points(margin)} points on average."
+        a = pair["anchors"]
+        out += [
+            f"### {pair['pair']}",
+            "",
+            f"Anchors: large {a['large']['flops'] / 1e6:.2f} MFLOPs, {pct(a['large']['test_accuracy'])} % test "
+            f"({pct(a['large']['val_accuracy'])} % val); small {a['small']['flops'] / 1e6:.2f} MFLOPs, "
+            f"{pct(a['small']['test_accuracy'])} % test ({pct(a['small']['val_accuracy'])} % val). Cells: test % "
+            "(mean ± SD over seeds) and, in brackets, points above the anchors' line.",
+            "",
+            *table(["adapter", "recipe", "settings", "seeds", *ids, "above line", "time ratio", "proxy rank"], rows),
+            "",
+            f"**Result.** {result}",
+            "",
+        ]
+    return out[:-1]
+
+
+def tune_ideas(rows: list[dict], ideas: dict[str, str]) -> Lines:
+    """Tuning options on every candidate and seed (JSON lines), against the anchors' line."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["idea"], []).append(r)
+    ids = list(dict.fromkeys(r["id"] for r in rows))
+    line = {r["id"]: r["line"] for r in groups[next(iter(groups))]}
+    out_rows = [["anchors' line", "", *(pct(line[i], 2) for i in ids), "", "", "", ""]]
+    scores = []
+    for idea, rs in groups.items():
+        cells, above = [], 0
+        for cid in ids:
+            tests = [r["test_accuracy"] for r in rs if r["id"] == cid]
+            mean = statistics.fmean(tests)
+            above += mean > next(r["line"] for r in rs if r["id"] == cid)
+            cells.append(f"{pct(mean, 2)} ± {100 * statistics.pstdev(tests):.2f}")
+        val = statistics.fmean(r["val_accuracy"] for r in rs)
+        train = pct(statistics.fmean(r["train_accuracy"] for r in rs), 2)
+        unshared = [r["unshared_params"] for r in rs if r.get("unshared_params")]
+        shared = f"{min(unshared):,}-{max(unshared):,}" if unshared else "0"
+        seeds = len({r["seed"] for r in rs})
+        out_rows.append([f"`{idea}`", f"{ideas[idea]} ({seeds} seeds)", *cells, str(above), pct(val, 2), train, shared])
+        scores.append((above, val, idea))
+    above, val, best = max(scores)
+    runner_up = max(s for s in scores if s[2] != best)
+    return [
+        'Cells: test % (mean ± SD over seeds). "val" is the mean validation accuracy over all candidates and seeds, '
+        'the criterion an idea is judged on; "train" the same on the (unaugmented) training split, where the gap to '
+        '"val" shows overfitting; "unshared" counts small-model parameters a bundle would store again.',
+        "",
+        *table(["idea", "what changes", *ids, "above line", "val %", "train %", "unshared"], out_rows),
+        "",
+        f"**Result.** `{best}` puts the most variants above the line ({above} of {len(ids)}, val {pct(val, 2)} %); "
+        f"no other idea puts more than {runner_up[0]}.",
+    ]
+
+
+def all_pairs(d: dict) -> Lines:
+    """Every joinable (cut, resume) pair of the demo pair."""
+    rows = [
+        [
+            s["id"],
+            "yes" if s["planned"] else "no",
+            f"{s['cka']:.3f}",
+            f"{s['mflops']:.2f}",
+            pct(s["line"], 2),
+            pct(s["val_accuracy_init"]),
+            pct(s["val_accuracy_mean"], 2),
+            pct(s["test_accuracy_mean"], 2),
+            "yes" if s["above_line"] else "no",
+        ]
+        for s in d["summary"]
+    ]
+    above = [s for s in d["summary"] if s["above_line"]]
+    unplanned = max((s for s in d["summary"] if not s["planned"]), key=lambda s: s["test_accuracy_mean"])
+    planned = "all in the plan" if all(s["planned"] for s in above) else "not all in the plan"
+    t = d["tune"]
+    return [
+        f"{d['seeds']} seeds, default tuning ({t['adapter']}, {t['recipe']}, {t['epochs']} epochs, {t['schedule']} "
+        f"rate, KD weight {t['distill_weight']} at T {t['temperature']}), both donors frozen; "
+        f"{d['wall_seconds']:.0f} s.",
+        "",
+        *table(["pair", "planned", "CKA", "MFLOPs", "line %", "val after LS %", "val %", "test %", "above"], rows),
+        "",
+        f"**Result.** {len(above)} of {len(rows)} pairs are above the line ({', '.join(s['id'] for s in above)}), "
+        f"{planned}; the best unplanned pair, {unplanned['id']}, reaches {pct(unplanned['test_accuracy_mean'], 2)} % "
+        f"against a line of {pct(unplanned['line'], 2)} %.",
+    ]
+
+
+def export(d: dict) -> Lines:
+    """Bundle size, export time and deployed accuracy per target."""
+    base = d["targets"]["onnx-fp32"]["export_seconds_per_variant"]
+    rows = []
+    for name, t in sorted(d["targets"].items()):
+        drops = t["accuracy_drop_vs_torch_fp32"]
+        worst = max(drops, key=lambda k: (drops[k], k))
+        change = f"{-100 * drops[worst]:+.1f} ({worst})" if drops[worst] > 0 else "0"
+        best = -100 * min(drops.values())
+        rows.append(
+            [
+                f"`{name}`",
+                f"{t['bundle_bytes']:,}",
+                f"{t['export_seconds_per_variant'] / base:.1f}x",
+                change,
+                f"{best:+.1f}" if best > 0 else "0",
+            ]
+        )
+    s = d["tflite_int8_sharing"]
+    share = [
+        [
+            f"{s['separate_total_bytes']:,}",
+            f"{d['targets']['tflite-int8']['bundle_bytes']:,}",
+            f"{s['bundle_over_separate']:.3f}",
+            f"{s['anchors_int8_bytes']:,}",
+            f"{s['adapters_int8_bytes_estimate']:,}",
+            f"{s['bundle_over_anchors_plus_adapters']:.3f}",
+        ]
+    ]
+    ok = s["goal_bundle_le_1.10x_anchors_plus_adapters"]
+    return [
+        f"Seed {d['seed']}, {len(d['variants'])} variants ({', '.join(d['variants'])}), every target in one run.",
+        "",
+        *table(["target", "bundle bytes", "export time / onnx-fp32", "worst accuracy change, points", "best"], rows),
+        "",
+        "Weight sharing in the multi-signature `tflite-int8` file:",
+        "",
+        *table(
+            ["separate files, bytes", "one bundle", "bundle / separate", "large + small", "adapters", "bundle / both"],
+            share,
+        ),
+        "",
+        f"**Result.** One bundle takes {s['bundle_over_separate']:.2f}x the bytes of separate files; against large + "
+        f"small + adapters it is {s['bundle_over_anchors_plus_adapters']:.3f}x (goal <= 1.10: {goal_word(ok)}), "
+        "because each signature keeps its own quantization parameters for the shared blocks.",
+    ]
+
+
+def switch(d: dict) -> Lines:
+    """Switching signatures in an open interpreter against loading a separate file."""
+    rows = [
+        [
+            vid,
+            f"{v['steady_ms']:.4f}",
+            f"{v['switched_ms']:.4f}",
+            f"{v['load_separate_ms']:.4f}",
+            f"{v['switch_over_load']:.4f}",
+        ]
+        for vid, v in sorted(d["variants"].items())
+    ]
+    return [
+        f"Medians over {d['reps']} interleaved repetitions, in ms.",
+        "",
+        *table(["variant", "steady run", "right after another variant", "load as own file", "switch / load"], rows),
+        "",
+        f"**Result.** Switching costs at most {d['max_switch_over_load']} of a load (goal <= 0.01: "
+        f"{goal_word(d['goal_le_0.01'])}).",
+    ]
+
+
+def latency(d: dict) -> Lines:
+    """Predicted against measured latency, before and after calibration."""
+    fits = [("data-sheet profile", "before"), ("calibrated, in sample", "after_in_sample")]
+    fits.append(("calibrated, leave one out", "after_leave_one_out"))
+    summary = [[name, f"{100 * d[k]['mdape']:.1f} %", f"{d[k]['spearman']:.2f}"] for name, k in fits]
+    rows = [
+        [
+            vid,
+            f"{v['flops'] / 1e6:.2f}",
+            f"{v['measured_p50_ms']:.4f}",
+            f"{v['measured_p90_ms']:.4f}",
+            f"{v['predicted_before_ms']:.4f}",
+            f"{v['predicted_after_ms']:.4f}",
+            f"{v['predicted_loo_ms']:.4f}",
+        ]
+        for vid, v in sorted(d["variants"].items(), key=lambda kv: kv[1]["flops"])
+    ]
+    c, g, loo = d["calibrated"], d["goals"], d["after_leave_one_out"]
+    ok = loo["mdape"] <= g["mdape_max"] and loo["spearman"] >= g["spearman_min"]
+    return [
+        f"Host profile, {d['runs']} interleaved runs after {d['warmup']} warm-up runs, machine {d['machine']}.",
+        "",
+        *table(["latency model", "median abs. error", "Spearman"], summary),
+        "",
+        *table(["variant", "MFLOPs", "p50 ms", "p90 ms", "data sheet ms", "calibrated ms", "leave one out ms"], rows),
+        "",
+        f"Calibrated: {c['peak_macs_gops']} GMAC/s peak, efficiency {c['efficiency']}, op overhead "
+        f"{c['op_overhead_us']} us, invoke overhead {c['invoke_overhead_us']} us, "
+        f"p90 / median {c['percentile_factor']}.",
+        "",
+        f"**Result.** Leave one out: median error {100 * loo['mdape']:.1f} %, Spearman {loo['spearman']:.2f} (goals "
+        f"<= {100 * g['mdape_max']:.0f} % and >= {g['spearman_min']}: {goal_word(ok)}).",
+    ]
+
+
+def _profile_cell(p: dict, vid: str) -> str:
+    ms = f"{p['variants'][vid]['latency_ms']:,.2f} ms"
+    if vid in p["shipped"]:
+        return f"{ms}, **ships**"
+    why = p["dropped"].get(vid)
+    if not why:
+        return f"{ms}, no"
+    return f"{ms}, over the budget" if why[0].startswith("latency") else f"{ms}, {_short_reason(why[0])}"
+
+
+def _study(study: dict, with_accuracy: bool) -> Lines:
+    profiles = list(study["profiles"])
+    ids = list(study["accuracy"])
+    rows = []
+    for vid in ids:
+        acc = study["accuracy"][vid]
+        first = [f"{pct(acc['val'])} / {pct(acc['test'])}"] if with_accuracy else []
+        mflops = f"{study['profiles'][profiles[0]]['variants'][vid]['mflops']:,.2f}"
+        rows.append([vid, mflops, *first, *(_profile_cell(study["profiles"][p], vid) for p in profiles)])
+    heads = [f"`{p}` ({v['target']}, budget {v['budget_ms']:g} ms)" for p, v in study["profiles"].items()]
+    shape = "x".join(map(str, study["input_shape"]))
+    out = [
+        f"{study['large']} -> {study['small']}, input {shape}, `selection: {study['selection']}`; stitching and "
+        f"tuning took {study['stitch_and_tune_s']:.0f} s.",
+        "",
+        *table(["variant", "MFLOPs", *(["val / test %"] if with_accuracy else []), *heads], rows),
+        "",
+    ]
+    for p in profiles:
+        if study["profiles"][p].get("infeasible"):
+            out += [f"`{p}`: {study['profiles'][p]['infeasible']}.", ""]
+    return out
+
+
+def profiles(d: dict) -> Lines:
+    """What each profile ships from the same variants, and why."""
+    out = ["### Demo pair", "", *_study(d["demo"], True), "### Torchvision pair at 224 px, random weights", ""]
+    out += _study(d["tv224"], False)
+    ships = "; ".join(f"`{p}` ships {', '.join(v['shipped']) or 'nothing'}" for p, v in d["demo"]["profiles"].items())
+    return [*out, f"**Result.** Demo pair: {ships}."]

@@ -1,0 +1,213 @@
+"""Write ``bench/README.md`` from the benchmark results in ``bench/results/`` (JSON and JSON lines).
+
+Each section gives the benchmark's question, the command that wrote its file, its goal, the result tables and one
+line of conclusion. The question, command and goal live in :data:`SECTIONS`, keyed by file name; every figure is
+computed from the file (``bench_tables.py``). A results file without a section, or a section without its file, is an
+error, so the page always covers exactly what ``bench/results/`` holds. The output is deterministic.
+
+    python scripts/gen_bench_readme.py            # write bench/README.md
+    python scripts/gen_bench_readme.py --check    # exit 1 when bench/README.md is not what this script writes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_tables as bt  # the sibling module, found through the line above
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+README = ROOT / "bench" / "README.md"
+
+#: What each row of ``tune_ideas.jsonl`` changes (``overrides`` holds the exact settings).
+IDEAS = {
+    "default": "the earlier default: 10 epochs, constant rate, early stop after 4, CE + 0.8 KD at T 2",
+    "cos": "cosine rate over 20 epochs, no early stop",
+    "cos_kd1t4": "cosine, 20 epochs, pure KD at T 4: **the current default**",
+    "cos_kd1t4_wd": "current default + weight decay 0.05",
+    "cos_wd_ls": "cosine, 20 epochs + weight decay 0.05 + label smoothing 0.1",
+    "in3_cos_kd1t4": "current default on the inputs + 3 copies shifted by up to 2 px, 5 epochs (the steps of 20)",
+    "in3_cos": "cosine on the inputs + 3 copies shifted by up to 2 px, 5 epochs (the steps of 20)",
+    "cos_kd1t4_ema": "current default, adapter weights averaged (EMA 0.99)",
+    "cos_kd1t6": "current default at T 6",
+    "cos30_kd1t4": "current default with 30 epochs",
+    "cos10p4_kd1t4": "current default with 10 epochs, early stop after 4",
+    "cos15p5_kd1t4": "current default with 15 epochs, early stop after 5",
+    "residual": "current default with the `residual` adapter (its 3x3 branch adds FLOPs: line +0.03 to +0.11)",
+    "lowrank-dw": "current default with the `lowrank-dw` adapter",
+    "suffix-recalibrate-after": "current default, then suffix BatchNorm statistics re-estimated on stitched features",
+    "suffix-recalibrate-before": "suffix BatchNorm statistics re-estimated before distillation",
+    "suffix-norm": "the suffix's BatchNorm scale and shift train too",
+    "suffix-first-block": "the suffix's first block trains too",
+    "mnist10k": "current default on `mnist10k`: 8,000 training digits, same donors, line and test split",
+}
+
+
+@dataclass(frozen=True)
+class Section:
+    """One benchmark's page section: what it asks, how to run it, its goal, and its tables."""
+
+    title: str
+    question: str
+    command: str
+    goal: str
+    body: Callable[[object], list[str]]
+
+
+_TUNING_Q = (
+    "Does tuning only the adapter (donors frozen, prefix features cached) cost a fraction of tuning the whole "
+    "stitched network, at nearly its accuracy?"
+)
+_TUNING_GOAL = "time ratio adapter-only / end to end <= 0.2 (caching included); accuracy ratio >= 0.97."
+
+SECTIONS: dict[str, Section] = {
+    "cka.json": Section(
+        "CKA cost",
+        "What does the CKA matrix cost beyond the forward passes it needs anyway?",
+        "python bench/bench_cka.py",
+        "CKA time / plain forward time of both models <= 1.25.",
+        bt.cka,
+    ),
+    "stitch_tuning.json": Section(
+        "Adapter-only against end-to-end tuning",
+        _TUNING_Q,
+        "python bench/bench_stitch_tuning.py --epochs 10 --train 3000",
+        _TUNING_GOAL,
+        bt.stitch_tuning,
+    ),
+    "stitch_tuning_mnist10k.json": Section(
+        "Adapter-only against end-to-end tuning on mnist10k",
+        _TUNING_Q + " The same with 5,000 more training digits.",
+        "python bench/bench_stitch_tuning.py --epochs 10 --train 8000 --dataset mnist10k "
+        "--out bench/results/stitch_tuning_mnist10k.json",
+        _TUNING_GOAL,
+        bt.stitch_tuning,
+    ),
+    "stitch_tuning_3ep.json": Section(
+        "Adapter-only against end-to-end tuning, short runs",
+        _TUNING_Q + " The same with 3 epochs on 1,500 images, where fixed costs weigh most.",
+        "python bench/bench_stitch_tuning.py --epochs 3 --train 1500 --out bench/results/stitch_tuning_3ep.json",
+        _TUNING_GOAL,
+        bt.stitch_tuning,
+    ),
+    "tune_ideas.jsonl": Section(
+        "Tuning ideas",
+        "Which adapter-only tuning options put more stitched variants of the demo pair above the anchors' line?",
+        "python bench/bench_tune_ideas.py --ideas NAME=JSON ... [--dataset mnist10k]",
+        "3 of the 5 candidates strictly above the anchors' line on the 3-seed mean, both donors frozen.",
+        partial(bt.tune_ideas, ideas=IDEAS),
+    ),
+    "recipes.json": Section(
+        "Adapters x tuning recipes",
+        "Which adapter and recipe, per model pair (CNN and transformer, both orders), against end-to-end tuning?",
+        "python bench/bench_recipes.py --pairs LARGE:SMALL [--order small-large] --adapters ... --recipes ... "
+        "--multi-seed ADAPTER/RECIPE --merge",
+        "stitched variants above the anchors' line; accuracy ratio to end to end >= 0.97.",
+        bt.recipes,
+    ),
+    "all_pairs.json": Section(
+        "Every joinable pair",
+        "Does the CKA plan leave a better stitch out?",
+        "python bench/bench_all_pairs.py",
+        "no unplanned pair above the anchors' line that the plan misses.",
+        bt.all_pairs,
+    ),
+    "export.json": Section(
+        "Export targets",
+        "What does each target cost in bytes, export time and accuracy, and how much does one bundle share?",
+        "python bench/bench_export.py",
+        "one multi-signature bundle <= 1.10x the large + small + adapter bytes; accuracy within each target's parity.",
+        bt.export,
+    ),
+    "switch.json": Section(
+        "Variant switching",
+        "What does switching to another variant of an open bundle cost, against loading that variant's own file?",
+        "python bench/bench_switch.py",
+        "extra cost of a switch / cost of a load <= 0.01.",
+        bt.switch,
+    ),
+    "latency.json": Section(
+        "Latency model",
+        "How close is the roofline latency model to measured latency, before and after calibration?",
+        "python bench/bench_latency.py --out bench/results/latency.json",
+        "median absolute error <= 15 % and Spearman rank correlation >= 0.9, leave one out.",
+        bt.latency,
+    ),
+    "profiles.json": Section(
+        "What each profile ships",
+        "From the same stitched variants, what does each device profile ship, and why?",
+        "python bench/bench_profiles.py",
+        "each device's decision follows from its limits and latency model.",
+        bt.profiles,
+    ),
+}
+
+HEADER = [
+    "# Benchmarks",
+    "",
+    "<!-- Generated by scripts/gen_bench_readme.py from bench/results/; edit that script, not this file. -->",
+    "",
+    "Each benchmark writes one file in `bench/results/`; this page is generated from those files. `make bench` "
+    "re-runs the quick ones and regenerates the page. Times are ratios measured side by side in one run on a shared "
+    "2-core CPU; absolute seconds are context only. Test accuracy is on the 1,000-image test split (binomial standard "
+    "error about 0.5 points at 97 %); validation accuracy on the 500-image validation split. The **anchors' line** "
+    "is the straight line between the small and the large model in (FLOPs, test accuracy): a stitched variant earns "
+    "its place when it is above it.",
+    "",
+]
+
+
+def load(path: Path) -> object:
+    """A results file: one JSON document, or a list of JSON lines for ``.jsonl``."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return json.loads(text)
+
+
+def render(results: Path = RESULTS) -> str:
+    """The whole page for the files in ``results``.
+
+    Raises:
+        ValueError: a results file has no section, or a section's file is missing.
+    """
+    present = sorted(p.name for p in results.iterdir() if p.suffix in (".json", ".jsonl"))
+    unknown = sorted(set(present) - set(SECTIONS))
+    missing = sorted(set(SECTIONS) - set(present))
+    if unknown or missing:
+        raise ValueError(f"results without a section: {unknown}; sections without results: {missing}")
+    lines = list(HEADER)
+    for name, s in SECTIONS.items():
+        lines += [f"## {s.title}", "", f"**Question.** {s.question}", "", f"**Command.** `{s.command}`"]
+        lines += ["", f"**Goal.** {s.goal}", "", f"**Data.** [`results/{name}`](results/{name})", ""]
+        lines += [*s.body(load(results / name)), ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def main() -> int:
+    """Write or check ``bench/README.md``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 when bench/README.md differs")
+    args = parser.parse_args()
+    text = render()
+    if args.check:
+        current = README.read_text(encoding="utf-8") if README.is_file() else ""
+        if current != text:
+            print(f"{README} is out of date: run python scripts/gen_bench_readme.py", file=sys.stderr)
+            return 1
+        return 0
+    README.write_text(text, encoding="utf-8")
+    print(f"wrote {README}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
