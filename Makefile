@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PROFILE ?= phone
 
-.PHONY: install demo test test-slow bench lint pretrain clean
+.PHONY: install demo test test-unit test-slow bench lint pretrain clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/restnet-compile build --profile $(PROFILE) --out dist
 
+# The unit tier (every stage alone on tiny models, under a minute) then the integration tier (real builds).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q tests/unit tests/integration
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

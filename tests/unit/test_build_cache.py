@@ -1,4 +1,4 @@
-"""The build cache (issue 7, crash safety): content-addressed store, keys, corrupt entries, atomic writes."""
+"""The build cache (crash safety): content-addressed store, keys, corrupt entries, atomic writes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""No network (issue 7): a full build, export and parity check included, runs with networking disabled."""
+"""No network: a full build, export and parity check included, runs with networking disabled."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from restnet_compile.data import load_dataset, make_splits
 from restnet_compile.models import create_model
 from restnet_compile.runtime import Bundle
 from restnet_compile.runtime.bundle import sha256_file
-from tests.conftest import FAST
+from tests.integration.conftest import FAST
 
 REPORTS = ("reference.npz", "report.md", "report.html", "pareto.png", "cka.png")
 

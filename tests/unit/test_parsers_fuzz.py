@@ -1,4 +1,4 @@
-"""Property tests (issue 7): the profile, target, build-config and unit parsers accept or refuse with one error type.
+"""Property tests: the profile, target, build-config and unit parsers accept or refuse with one error type.
 
 Whatever a YAML file holds -- arbitrary nested data, or a built-in profile / target / build config with one key
 dropped, one unknown key added or one value replaced -- ``load_profile`` / ``load_target`` / ``load_build_config``

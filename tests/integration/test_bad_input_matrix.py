@@ -1,4 +1,4 @@
-"""Bad-input matrix (issue 7): every bad input gets one line naming the problem, a documented exit code, no files.
+"""Bad-input matrix: every bad input gets one line naming the problem, a documented exit code, no files.
 
 Each case runs the real CLI in a subprocess (``python -m restnet_compile build ...``) in a fresh directory and
 checks the exit code, that stderr is exactly one ``error: ...`` line naming the bad field, name or file, that the
@@ -195,7 +195,7 @@ CASES = [
     Case("profile-latency-budget-wrong-unit", _profile(**{"latency.budget": "5MB"}), ("latency.budget", "'MB'")),
     Case("profile-runtime-ram-exceeds-ram", _profile(runtime_ram="300MB"), ("dev.yaml", "runtime_ram")),
     Case("profile-arena-exceeds-ram", _profile(arena="1GB"), ("dev.yaml", "arena")),
-    # selection rule and GPU occupancy (issue 4): 0% is a valid gain (the plain Pareto front), the rest is not
+    # selection rule and GPU occupancy: 0% is a valid gain (the plain Pareto front), the rest is not
     Case(
         "profile-gain-negative",
         _profile(**{"selection.min_latency_gain": "-5%"}),

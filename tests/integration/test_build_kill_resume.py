@@ -1,4 +1,4 @@
-"""Crash safety (issue 7): SIGKILL a real build at 12 points across its stages, resume, and compare the bytes.
+"""Crash safety: SIGKILL a real build at 12 points across its stages, resume, and compare the bytes.
 
 Each kill runs ``restnet-compile build --events`` in a subprocess and reads its JSON-lines progress on stderr; when
 the chosen event appears, the build's whole process group gets SIGKILL (no test hooks in the code: the events are
@@ -23,7 +23,7 @@ from restnet_compile import api
 from restnet_compile._util.tempdirs import stale_dirs
 from restnet_compile.bundle.writer import STAGING_PATTERN
 from restnet_compile.runtime import Bundle
-from tests.conftest import FAST
+from tests.integration.conftest import FAST
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "phone-tflite-int8"
