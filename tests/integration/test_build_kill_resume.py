@@ -25,7 +25,7 @@ from restnet_compile.bundle.writer import STAGING_PATTERN
 from restnet_compile.runtime import Bundle
 from tests.integration.conftest import FAST
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NAME = "phone-tflite-int8"
 ALL = ["cka", "tune L0-S0", "tune L1-S1", "export"]
 
