@@ -10,7 +10,7 @@ PROFILE ?= phone
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[compile,dev]'
 	# torchvision 0.28.0 matches torch 2.13 but is a CUDA build: --no-deps keeps pip from replacing the CPU torch
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps torchvision==0.28.0
 	touch $(STAMP)

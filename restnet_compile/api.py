@@ -14,7 +14,16 @@ from restnet_compile._util.units import format_size
 from restnet_compile.bundle.reference import REFERENCE_SAMPLES, write_reference
 from restnet_compile.bundle.writer import check_output_dir, checksums, staging, write_archive, write_manifest
 from restnet_compile.config.build import BuildConfig
-from restnet_compile.config.device import Profile, Target, builtin_names, builtin_text, load_profile, load_target
+from restnet_compile.config.device import (
+    Profile,
+    Target,
+    list_profiles,
+    list_targets,
+    load_profile,
+    load_target,
+    show_profile,
+    show_target,
+)
 from restnet_compile.errors import BadInputError, InfeasibleError, ParityError, RestnetError
 from restnet_compile.export import EXPORTERS
 from restnet_compile.export.graph_cost import refine_costs
@@ -207,25 +216,3 @@ def calibrate(
     calibrated, fit, preds = cal.calibrate(profile, measurements, manifest, out)
     measured = cal.read_measurements(measurements)
     return {"profile": calibrated, "fit": fit, "predicted": preds, "measured": measured, "csv": measurements}
-
-
-def list_profiles() -> list[Profile]:
-    """Every built-in profile."""
-    return [load_profile(n) for n in builtin_names("profiles")]
-
-
-def list_targets() -> list[Target]:
-    """Every built-in target."""
-    return [load_target(n) for n in builtin_names("targets")]
-
-
-def show_profile(name_or_path: str) -> str:
-    """The YAML text of one profile, after validating it."""
-    load_profile(name_or_path)
-    return builtin_text("profiles", name_or_path)
-
-
-def show_target(name_or_path: str) -> str:
-    """The YAML text of one target, after validating it."""
-    load_target(name_or_path)
-    return builtin_text("targets", name_or_path)
