@@ -39,9 +39,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_latency.py --out bench/results/latency.json
 	$(BIN)/python bench/bench_profiles.py
 
+# Style, then the layer contracts of [tool.importlinter] in pyproject.toml.
 lint: $(STAMP)
 	$(BIN)/ruff check restnet_compile tests bench examples
 	$(BIN)/ruff format --check restnet_compile
+	$(BIN)/lint-imports
 
 pretrain: $(STAMP)
 	$(BIN)/python -m restnet_compile.models.pretrain

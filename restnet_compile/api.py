@@ -206,13 +206,14 @@ def calibrate(
         BadInputError: bad profile, bundle, CSV or output path; nothing is written then.
     """
     from restnet_compile.cost import calibrate as cal
+    from restnet_compile.runtime.timing import measure_bundle
 
     prof = load_profile(profile)
     manifest = cal.read_manifest(bundle_dir)
     if measurements is None:
         if prof.device_class != "host":
             raise BadInputError(f"profile {prof.name} is not this machine: pass --measurements from the device")
-        measurements = cal.measure_bundle(bundle_dir, out.with_suffix(".csv"), warmup, runs, prof.threads)
+        measurements = measure_bundle(bundle_dir, manifest, out.with_suffix(".csv"), warmup, runs, prof.threads)
     calibrated, fit, preds = cal.calibrate(profile, measurements, manifest, out)
     measured = cal.read_measurements(measurements)
     return {"profile": calibrated, "fit": fit, "predicted": preds, "measured": measured, "csv": measurements}
