@@ -16,6 +16,7 @@ from restnet_compile.stitching import ADAPTERS
 from restnet_compile.stitching.adapters import adapter_for, choose_adapter
 from restnet_compile.stitching.tuning.loop import CachedSplit, TuneConfig
 from restnet_compile.stitching.tuning.recipes import RECIPES, RecipeData
+from tests.unit.conftest import CliCall
 
 RICH = ["conv-bn-relu", "lowrank-dw", "residual"]
 SRC, DST = FeatureSpec("map", (12, 8, 8)), FeatureSpec("map", (6, 4, 4))
@@ -81,18 +82,10 @@ def test_unknown_adapter_or_recipe_lists_valid_names(field: str, listed: str) ->
         load_build_config(None, tune={field: "bogus"})
 
 
-def test_cli_unknown_recipe_exits_2_and_lists_recipes(tmp_path: Path) -> None:
-    import os
-    import subprocess
-    import sys
-
-    import restnet_compile
-
+def test_cli_unknown_recipe_exits_2_and_lists_recipes(tmp_path: Path, cli_in_process: CliCall) -> None:
     cfg = tmp_path / "b.yaml"
     cfg.write_text("tune:\n  recipe: bogus\n")
-    env = {**os.environ, "PYTHONPATH": str(Path(restnet_compile.__file__).parents[1]), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    args = ["build", "--config", str(cfg), "--out", str(tmp_path / "o")]
-    proc = subprocess.run([sys.executable, "-m", "restnet_compile", *args], env=env, capture_output=True, text=True)
+    proc = cli_in_process("build", "--config", str(cfg), "--out", str(tmp_path / "o"))
     assert proc.returncode == 2
     assert "valid choices: distill, ls+feature-match+distill, ls-only" in proc.stderr
     assert not (tmp_path / "o").exists()

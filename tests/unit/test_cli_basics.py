@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from restnet_compile.config.device import builtin_text
+from tests.unit.conftest import CliCall
 
 
 def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -79,27 +80,27 @@ def test_profiles_show_unknown_name() -> None:
     assert proc.stdout == ""
 
 
-def test_build_unknown_profile_creates_nothing(tmp_path: Path) -> None:
+def test_build_unknown_profile_creates_nothing(tmp_path: Path, cli_in_process: CliCall) -> None:
     out = tmp_path / "dist"
-    proc = _cli("build", "--profile", "nope", "--out", str(out), cwd=tmp_path)
+    proc = cli_in_process("build", "--profile", "nope", "--out", str(out), cwd=tmp_path)
     assert proc.returncode == 2
     assert "valid choices" in _one_error_line(proc)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_build_profile_with_unknown_field(tmp_path: Path) -> None:
+def test_build_profile_with_unknown_field(tmp_path: Path, cli_in_process: CliCall) -> None:
     profile = tmp_path / "mine.yaml"
     profile.write_text(builtin_text("profiles", "mcu") + "colour: red\n")
     out = tmp_path / "dist"
-    proc = _cli("build", "--profile", str(profile), "--out", str(out), cwd=tmp_path)
+    proc = cli_in_process("build", "--profile", str(profile), "--out", str(out), cwd=tmp_path)
     assert proc.returncode == 2
     assert "'colour'" in _one_error_line(proc)
     assert not out.exists()
 
 
-def test_build_fp32_target_on_int8_only_profile(tmp_path: Path) -> None:
+def test_build_fp32_target_on_int8_only_profile(tmp_path: Path, cli_in_process: CliCall) -> None:
     out = tmp_path / "dist"
-    proc = _cli("build", "--profile", "mcu", "--target", "onnx-fp32", "--out", str(out), cwd=tmp_path)
+    proc = cli_in_process("build", "--profile", "mcu", "--target", "onnx-fp32", "--out", str(out), cwd=tmp_path)
     assert proc.returncode == 2
     line = _one_error_line(proc)
     assert "onnx-fp32" in line and "int8" in line
@@ -113,9 +114,9 @@ def test_build_fp32_target_on_int8_only_profile(tmp_path: Path) -> None:
         (["build", "--bogus-option"], "bogus-option"),
     ],
 )
-def test_build_other_bad_input_exits_2(tmp_path: Path, args: list[str], needle: str) -> None:
+def test_build_other_bad_input_exits_2(tmp_path: Path, args: list[str], needle: str, cli_in_process: CliCall) -> None:
     out = tmp_path / "dist"
-    proc = _cli(*args, "--out", str(out), cwd=tmp_path)
+    proc = cli_in_process(*args, "--out", str(out), cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert needle in proc.stderr
     assert not out.exists()
