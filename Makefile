@@ -6,11 +6,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PROFILE ?= phone
 
-.PHONY: install demo test test-slow bench docs lint pretrain clean
+.PHONY: install demo test test-unit test-slow bench docs lint pretrain clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[compile,dev]'
 	# torchvision 0.28.0 matches torch 2.13 but is a CUDA build: --no-deps keeps pip from replacing the CPU torch
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps torchvision==0.28.0
 	touch $(STAMP)
@@ -20,8 +20,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/restnet-compile build --profile $(PROFILE) --out dist
 
+# The unit tier (every stage alone on tiny models, under a minute) then the integration tier (real builds).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q tests/unit tests/integration
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
@@ -41,9 +45,11 @@ bench: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python scripts/gen_bench_readme.py
 
+# Style, then the layer contracts of [tool.importlinter] in pyproject.toml.
 lint: $(STAMP)
 	$(BIN)/ruff check restnet_compile tests bench scripts examples
 	$(BIN)/ruff format --check restnet_compile
+	$(BIN)/lint-imports
 
 pretrain: $(STAMP)
 	$(BIN)/python -m restnet_compile.models.pretrain

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from restnet_compile.bundle.result import BuildResult
+from restnet_compile.config.device import list_profiles, list_targets, show_profile, show_target
 from restnet_compile.errors import BadInputError, InfeasibleError, ParityError
 from restnet_compile.runtime import Bundle, BundleError, VariantInfo
 from restnet_compile.runtime.benchmark import VariantTiming, benchmark
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
     from restnet_compile._util.progress import Reporter
     from restnet_compile.config.build import BuildConfig
-    from restnet_compile.config.device import Profile, Target
+    from restnet_compile.config.device import Profile
     from restnet_compile.cost.calibrate import Measurement
     from restnet_compile.cost.latency import Fit
     from restnet_compile.pipeline.analyze import AnalyzeResult
@@ -124,45 +125,16 @@ def calibrate(
     """
     from restnet_compile.config.device import load_profile
     from restnet_compile.cost import calibrate as cal
+    from restnet_compile.runtime.timing import measure_bundle
 
     prof = load_profile(profile)
     manifest = cal.read_manifest(bundle_dir)
     if measurements is None:
         if prof.device_class != "host":
             raise BadInputError(f"profile {prof.name} is not this machine: pass --measurements from the device")
-        measurements = cal.measure_bundle(bundle_dir, out.with_suffix(".csv"), warmup, runs, prof.threads)
+        measurements = measure_bundle(bundle_dir, manifest, out.with_suffix(".csv"), warmup, runs, prof.threads)
     calibrated, fit, preds = cal.calibrate(profile, measurements, manifest, out)
     return CalibrationResult(calibrated, fit, preds, cal.read_measurements(measurements), measurements)
-
-
-def list_profiles() -> list[Profile]:
-    """Every built-in profile."""
-    from restnet_compile.config.device import builtin_names, load_profile
-
-    return [load_profile(n) for n in builtin_names("profiles")]
-
-
-def list_targets() -> list[Target]:
-    """Every built-in target."""
-    from restnet_compile.config.device import builtin_names, load_target
-
-    return [load_target(n) for n in builtin_names("targets")]
-
-
-def show_profile(name_or_path: str) -> str:
-    """The YAML text of one profile, after validating it."""
-    from restnet_compile.config.device import builtin_text, load_profile
-
-    load_profile(name_or_path)
-    return builtin_text("profiles", name_or_path)
-
-
-def show_target(name_or_path: str) -> str:
-    """The YAML text of one target, after validating it."""
-    from restnet_compile.config.device import builtin_text, load_target
-
-    load_target(name_or_path)
-    return builtin_text("targets", name_or_path)
 
 
 def open_bundle(path: Path) -> Bundle:

@@ -1,4 +1,4 @@
-"""Test-wide settings (deterministic, quiet, offline, a private build cache) and shared real bundles."""
+"""Test-wide settings for every tier: quiet, CPU only, and a private build cache for the session."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import os
 import shutil
 import tempfile
 
-import pytest
-
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 # Builds cache their expensive stages. The tests (and the CLI processes they start, which inherit this) use a cache
@@ -16,41 +14,3 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 SESSION_CACHE = tempfile.mkdtemp(prefix="restnet-test-cache-")
 os.environ["RESTNET_COMPILE_CACHE"] = SESSION_CACHE
 atexit.register(shutil.rmtree, SESSION_CACHE, True)
-
-# Few candidates and one tuning epoch keep the default run short; "feasible" ships every feasible variant, so
-# stitched variants are exported and checked even when the Pareto filter would drop them.
-FAST = {"plan": {"max_candidates": 2}, "tune": {"epochs": 1}, "selection": "feasible"}
-
-
-@pytest.fixture(scope="session")
-def phone_bundle(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """A real tflite-int8 bundle of the demo pair for the phone profile, built once per test session.
-
-    It is built uninterrupted with a fresh cache of its own (every stage computed, then stored), so it is also the
-    reference that resumed builds (tests/test_kill_resume.py) must match byte for byte.
-    """
-    from restnet_compile import api
-    from restnet_compile.config.build import BuildConfig
-
-    config = BuildConfig.model_validate({"profile": "phone", **FAST})
-    return api.build(config, tmp_path_factory.mktemp("dist"), cache=tmp_path_factory.mktemp("phone-cache"))
-
-
-@pytest.fixture(scope="session")
-def tflm_bundle(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """A real tflm-int8 bundle (one flatbuffer per variant + C arrays) for the MCU profile."""
-    from restnet_compile import api
-    from restnet_compile.config.build import BuildConfig
-
-    cfg = BuildConfig.model_validate({"profile": "mcu", "target": "tflm-int8", **FAST})
-    return api.build(cfg, tmp_path_factory.mktemp("tflm"))
-
-
-@pytest.fixture(scope="session")
-def onnx_int8_bundle(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """A real onnx-int8 bundle (per-variant graphs sharing one weights file) for the phone profile."""
-    from restnet_compile import api
-    from restnet_compile.config.build import BuildConfig
-
-    cfg = BuildConfig.model_validate({"profile": "phone", "target": "onnx-int8", **FAST})
-    return api.build(cfg, tmp_path_factory.mktemp("onnx-int8"))

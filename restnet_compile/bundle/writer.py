@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from restnet_compile._util.hashing import sha256_file
 from restnet_compile._util.tempdirs import make_owned_dir, remove_stale
 from restnet_compile.errors import BadInputError
-from restnet_compile.runtime.bundle import MANIFEST, seal_manifest, sha256_file
+from restnet_compile.runtime.bundle import MANIFEST, seal_manifest
 
 #: Staging directories are ``.<name>.tmp-<host>.<pid>.<random>``: hidden, and removable once their build is dead.
 STAGING_PATTERN = r"\.[^/]+\.tmp-"

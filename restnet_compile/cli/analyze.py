@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from restnet_compile.cli.base import TOOLCHAIN, requires
+
 
 def _shape(text: str | None) -> tuple[int, int, int] | None:
     if text is None:
@@ -42,6 +44,7 @@ def _check_out(out: Path) -> None:
 @click.option(
     "--out", type=click.Path(path_type=Path), default=Path("."), show_default=True, help="Folder for cka.png."
 )
+@requires(*TOOLCHAIN)
 def analyze_cmd(
     large: str | None,
     small: str | None,

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from restnet_compile.cli.base import TOOLCHAIN, requires
+
 
 def summary(result) -> dict:  # type: ignore[no-untyped-def]
     """What CI needs from a build: where the files are and what ships."""
@@ -64,6 +66,7 @@ def cache_line(cache: dict) -> str:
     help="Progress as JSON lines on stderr (log, stage, advance and cache events) instead of bars.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary instead of the table.")
+@requires(*TOOLCHAIN)
 def build_cmd(
     profile: str | None,
     target: str | None,

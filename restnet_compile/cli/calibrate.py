@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from restnet_compile.cli.base import TOOLCHAIN, requires
+
 
 @click.command("calibrate")
 @click.option("--profile", "-p", required=True, help="Device profile to calibrate: built-in name or YAML path.")
@@ -25,6 +27,7 @@ import click
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Calibrated profile YAML to write.")
 @click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True, help="Host: untimed runs.")
 @click.option("--runs", type=click.IntRange(min=1), default=100, show_default=True, help="Host: timed runs.")
+@requires(*TOOLCHAIN)
 def calibrate_cmd(profile: str, bundle_dir: Path, measurements: Path | None, out: Path, warmup: int, runs: int) -> None:
     """Fit efficiency and overheads of PROFILE's latency model to measured latencies; write OUT atomically."""
     from restnet_compile import api

@@ -212,3 +212,25 @@ def load_target(name_or_path: str | Path) -> Target:
 def builtin_text(kind: Literal["profiles", "targets"], name: str) -> str:
     """The YAML text of a built-in profile or target (or of a user's file)."""
     return _resolve(kind, name).read_text()
+
+
+def list_profiles() -> list[Profile]:
+    """Every built-in profile."""
+    return [load_profile(n) for n in builtin_names("profiles")]
+
+
+def list_targets() -> list[Target]:
+    """Every built-in target."""
+    return [load_target(n) for n in builtin_names("targets")]
+
+
+def show_profile(name_or_path: str) -> str:
+    """The YAML text of one profile, after validating it."""
+    load_profile(name_or_path)
+    return builtin_text("profiles", name_or_path)
+
+
+def show_target(name_or_path: str) -> str:
+    """The YAML text of one target, after validating it."""
+    load_target(name_or_path)
+    return builtin_text("targets", name_or_path)

@@ -203,24 +203,6 @@ def calibrate(
     return calibrated, fit, preds
 
 
-def measure_bundle(bundle_dir: Path, csv_out: Path, warmup: int = 10, runs: int = 100, threads: int = 1) -> Path:
-    """Time every exported variant of a TFLite bundle on this machine with LiteRT and write the measurements CSV."""
-    from restnet_compile.runtime.timing import time_signatures, write_csv
-
-    manifest = read_manifest(bundle_dir)
-    by_file: dict[str, list[str]] = {}
-    for v in manifest["variants"]:
-        if v.get("file") and str(v["file"]).endswith(".tflite"):
-            by_file.setdefault(v["file"], []).append(v["signature"])
-    if not by_file:
-        raise BadInputError(f"bundle {bundle_dir} has no .tflite variants to time on this machine")
-    timings = []
-    for file, sigs in sorted(by_file.items()):
-        timings += list(time_signatures(bundle_dir / file, sigs, warmup, runs, threads).values())
-    write_csv(timings, csv_out)
-    return csv_out
-
-
 def read_manifest(bundle_dir: Path) -> dict:
     """The manifest of a bundle directory.
 

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
 from restnet_compile.config.device import Target
-from restnet_compile.runtime import Bundle
+
+
+class VariantRunner(Protocol):
+    """What parity needs of a bundle: logits of one variant (the device runtime's ``Bundle`` is one)."""
+
+    def run(self, images: np.ndarray, variant: str) -> np.ndarray:
+        """Logits of ``variant`` for float images ``N x C x H x W`` in [0, 1]."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -41,7 +49,7 @@ def torch_logits(module: nn.Module, images: np.ndarray, batch: int = 250) -> np.
 
 
 def check_parity(
-    bundle: Bundle, variant: str, reference: np.ndarray, images: np.ndarray, labels: np.ndarray, target: Target
+    bundle: VariantRunner, variant: str, reference: np.ndarray, images: np.ndarray, labels: np.ndarray, target: Target
 ) -> ParityResult:
     """Run ``variant`` of ``bundle`` on ``images`` and compare with the ``reference`` logits."""
     out = bundle.run(images, variant)

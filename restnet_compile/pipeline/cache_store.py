@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from restnet_compile._util.hashing import sha256_file
 from restnet_compile._util.tempdirs import make_owned_dir, remove_stale
-from restnet_compile.runtime.bundle import sha256_file
 
 CACHE_ENV = "RESTNET_COMPILE_CACHE"
 ENTRY_FILE = "entry.json"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from restnet_compile._util.hashing import sha256_file
 from restnet_compile.runtime.backends import Backend, LiteRTBackend, OnnxRuntimeBackend
 
 MANIFEST = "manifest.json"
@@ -32,15 +33,6 @@ class VariantInfo:
     latency_ms: float
     ram_bytes: int
     accuracy: float | None
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def seal_manifest(manifest: dict) -> bytes:

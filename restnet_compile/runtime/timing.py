@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from restnet_compile.errors import BadInputError
+
 # Per-model convention of LiteRT benchmark_model's summary line ("count=50 first=.. curr=.. min=.. max=.. avg=..
 # std=..", all in microseconds), one row per variant, plus optional percentiles.
 CSV_COLUMNS = ("variant", "count", "first", "curr", "min", "max", "avg", "std", "p50", "p90", "p95", "p99")
@@ -113,3 +115,24 @@ def write_csv(timings: Iterable[Timing], path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def measure_bundle(
+    bundle_dir: Path, manifest: dict, csv_out: Path, warmup: int = 10, runs: int = 100, threads: int = 1
+) -> Path:
+    """Time every exported variant of a TFLite bundle on this machine with LiteRT and write the measurements CSV.
+
+    Raises:
+        BadInputError: the bundle has no ``.tflite`` variant.
+    """
+    by_file: dict[str, list[str]] = {}
+    for v in manifest["variants"]:
+        if v.get("file") and str(v["file"]).endswith(".tflite"):
+            by_file.setdefault(v["file"], []).append(v["signature"])
+    if not by_file:
+        raise BadInputError(f"bundle {bundle_dir} has no .tflite variants to time on this machine")
+    timings = []
+    for file, sigs in sorted(by_file.items()):
+        timings += list(time_signatures(bundle_dir / file, sigs, warmup, runs, threads).values())
+    write_csv(timings, csv_out)
+    return csv_out

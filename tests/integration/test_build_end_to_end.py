@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from restnet_compile import api
+from restnet_compile._util.hashing import sha256_file
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.data import load_dataset, make_splits
 from restnet_compile.models import create_model
 from restnet_compile.runtime import Bundle
-from restnet_compile.runtime.bundle import sha256_file
-from tests.conftest import FAST
+from tests.integration.conftest import FAST
 
 REPORTS = ("reference.npz", "report.md", "report.html", "pareto.png", "cka.png")
 

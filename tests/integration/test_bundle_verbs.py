@@ -15,7 +15,7 @@ from PIL import Image
 from restnet_compile import api
 from restnet_compile.data import load_dataset, make_splits
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

@@ -1,9 +1,7 @@
-"""``restnet-compile analyze`` and ``api.analyze``: CKA matrix, candidates with FLOPs, cka.png, bad input."""
+"""``api.analyze``: CKA matrix, candidates with FLOPs, the cka.png heatmap."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -71,76 +69,6 @@ def test_api_analyze_transformer_to_cnn_without_writing() -> None:
     assert result.heatmap is None
     assert result.large_blocks[0].endswith("tokens 50x64")
     assert {c.adapter for c in result.candidates} == {"tokens-to-map-mlp"}
-
-
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    code = "from restnet_compile.cli import main; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
-
-
-def test_cli_analyze_prints_matrix_candidates_and_writes_png(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    proc = _cli(
-        "analyze",
-        "--large",
-        "demo-large-cnn",
-        "--small",
-        "demo-vit",
-        "--samples",
-        "48",
-        "--out",
-        str(out),
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
-    assert lines[0] == "CKA (48 calibration images): rows = demo-large-cnn, columns = demo-vit"
-    rows = [ln for ln in lines if ln.startswith("L") and ": map " in ln]
-    assert len(rows) == 6
-    assert all(len(r.split()[-4:]) == 4 for r in rows)
-    assert any("map-to-tokens" in ln and "MFLOPs" in ln for ln in lines)
-    _png(out / "cka.png")
-
-
-@pytest.mark.parametrize(
-    ("args", "words"),
-    [
-        (["--large", "demo-huge"], "unknown model 'demo-huge'; valid choices:"),
-        (["--data", "npz:missing.npz"], "data file missing.npz does not exist"),
-        (["--large", "resnet18"], "model resnet18: checkpoint"),
-    ],
-)
-def test_cli_analyze_bad_input_is_one_line_exit_2_nothing_written(tmp_path: Path, args: list, words: str) -> None:
-    if "resnet18" in args:
-        bad = tmp_path / "bad.pt"
-        torch.save({"conv1.weight": torch.zeros(1)}, bad)
-        args = [*args, "--large-weights", str(bad), "--input-shape", "3,32,32", "--num-classes", "10"]
-    proc = _cli("analyze", *args, "--out", str(tmp_path / "out"), cwd=tmp_path)
-    assert proc.returncode == 2
-    assert proc.stdout == ""
-    err = proc.stderr.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: ") and words in err[0], proc.stderr
-    assert not (tmp_path / "out").exists()
-
-
-def test_cli_analyze_models_with_different_inputs(tmp_path: Path) -> None:
-    proc = _cli(
-        "analyze",
-        "--large",
-        "resnet18",
-        "--small",
-        "demo-small-cnn",
-        "--input-shape",
-        "1,28,28",
-        "--num-classes",
-        "10",
-        "--out",
-        str(tmp_path),
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 2
-    assert "model resnet18: block 0 (stem) cannot take input 1x28x28" in proc.stderr
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_library_calls_restore_torch_process_state() -> None:

@@ -1,4 +1,4 @@
-"""The device runtime imports without torch / tensorflow, and the CLI fails fast and cleanly on bad input."""
+"""The CLI front door: help, version, the profile and target listings, and bad build input failing fast."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from restnet_compile.config.device import builtin_text
+from tests.unit.conftest import CliCall
 
 
 def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -17,26 +18,6 @@ def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return _run("-m", "restnet_compile", *args, cwd=cwd)
-
-
-def test_runtime_does_not_import_torch_or_tensorflow() -> None:
-    code = (
-        "import restnet_compile.runtime, sys; "
-        "print(any(m.split('.')[0] in ('torch','tensorflow') for m in sys.modules))"
-    )
-    proc = _run("-c", code)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "False"
-
-
-def test_runtime_import_check_detects_torch() -> None:
-    # the check above can fail: importing torch first makes it print True
-    code = (
-        "import torch, restnet_compile.runtime, sys; "
-        "print(any(m.split('.')[0] in ('torch','tensorflow') for m in sys.modules))"
-    )
-    proc = _run("-c", code)
-    assert proc.stdout.strip() == "True"
 
 
 def test_help_lists_exit_codes() -> None:
@@ -99,27 +80,27 @@ def test_profiles_show_unknown_name() -> None:
     assert proc.stdout == ""
 
 
-def test_build_unknown_profile_creates_nothing(tmp_path: Path) -> None:
+def test_build_unknown_profile_creates_nothing(tmp_path: Path, cli_in_process: CliCall) -> None:
     out = tmp_path / "dist"
-    proc = _cli("build", "--profile", "nope", "--out", str(out), cwd=tmp_path)
+    proc = cli_in_process("build", "--profile", "nope", "--out", str(out), cwd=tmp_path)
     assert proc.returncode == 2
     assert "valid choices" in _one_error_line(proc)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_build_profile_with_unknown_field(tmp_path: Path) -> None:
+def test_build_profile_with_unknown_field(tmp_path: Path, cli_in_process: CliCall) -> None:
     profile = tmp_path / "mine.yaml"
     profile.write_text(builtin_text("profiles", "mcu") + "colour: red\n")
     out = tmp_path / "dist"
-    proc = _cli("build", "--profile", str(profile), "--out", str(out), cwd=tmp_path)
+    proc = cli_in_process("build", "--profile", str(profile), "--out", str(out), cwd=tmp_path)
     assert proc.returncode == 2
     assert "'colour'" in _one_error_line(proc)
     assert not out.exists()
 
 
-def test_build_fp32_target_on_int8_only_profile(tmp_path: Path) -> None:
+def test_build_fp32_target_on_int8_only_profile(tmp_path: Path, cli_in_process: CliCall) -> None:
     out = tmp_path / "dist"
-    proc = _cli("build", "--profile", "mcu", "--target", "onnx-fp32", "--out", str(out), cwd=tmp_path)
+    proc = cli_in_process("build", "--profile", "mcu", "--target", "onnx-fp32", "--out", str(out), cwd=tmp_path)
     assert proc.returncode == 2
     line = _one_error_line(proc)
     assert "onnx-fp32" in line and "int8" in line
@@ -133,9 +114,9 @@ def test_build_fp32_target_on_int8_only_profile(tmp_path: Path) -> None:
         (["build", "--bogus-option"], "bogus-option"),
     ],
 )
-def test_build_other_bad_input_exits_2(tmp_path: Path, args: list[str], needle: str) -> None:
+def test_build_other_bad_input_exits_2(tmp_path: Path, args: list[str], needle: str, cli_in_process: CliCall) -> None:
     out = tmp_path / "dist"
-    proc = _cli(*args, "--out", str(out), cwd=tmp_path)
+    proc = cli_in_process(*args, "--out", str(out), cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert needle in proc.stderr
     assert not out.exists()

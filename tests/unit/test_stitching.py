@@ -83,7 +83,7 @@ def test_conv1x1_same_resolution_does_not_pool() -> None:
 def test_conv1x1_refuses_incompatible_specs(src: FeatureSpec, dst: FeatureSpec) -> None:
     with pytest.raises(BadInputError, match="conv1x1"):
         Conv1x1Adapter(src, dst)
-    # map <-> tokens pairs are joined by the token adapters (tests/test_adapters_tokens.py), never by conv1x1
+    # map <-> tokens pairs are joined by the token adapters (test_adapters_tokens.py), never by conv1x1
     assert adapter_for(src, dst) is None if src.kind == dst.kind else adapter_for(src, dst) != "conv1x1"
 
 

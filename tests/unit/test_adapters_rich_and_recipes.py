@@ -1,14 +1,12 @@
-"""Richer adapters (shape, LS init, int8 export ops), tuning recipes, config names and the FLOPs Pareto filter."""
+"""Richer adapters (shape, LS init), tuning recipes and the config names that select them."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from lib.pareto import anchor_line, pareto_reasons
 from torch import nn
 
 from restnet_compile.config.build import load_build_config
@@ -18,6 +16,7 @@ from restnet_compile.stitching import ADAPTERS
 from restnet_compile.stitching.adapters import adapter_for, choose_adapter
 from restnet_compile.stitching.tuning.loop import CachedSplit, TuneConfig
 from restnet_compile.stitching.tuning.recipes import RECIPES, RecipeData
+from tests.unit.conftest import CliCall
 
 RICH = ["conv-bn-relu", "lowrank-dw", "residual"]
 SRC, DST = FeatureSpec("map", (12, 8, 8)), FeatureSpec("map", (6, 4, 4))
@@ -83,18 +82,10 @@ def test_unknown_adapter_or_recipe_lists_valid_names(field: str, listed: str) ->
         load_build_config(None, tune={field: "bogus"})
 
 
-def test_cli_unknown_recipe_exits_2_and_lists_recipes(tmp_path: Path) -> None:
-    import os
-    import subprocess
-    import sys
-
-    import restnet_compile
-
+def test_cli_unknown_recipe_exits_2_and_lists_recipes(tmp_path: Path, cli_in_process: CliCall) -> None:
     cfg = tmp_path / "b.yaml"
     cfg.write_text("tune:\n  recipe: bogus\n")
-    env = {**os.environ, "PYTHONPATH": str(Path(restnet_compile.__file__).parents[1]), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    args = ["build", "--config", str(cfg), "--out", str(tmp_path / "o")]
-    proc = subprocess.run([sys.executable, "-m", "restnet_compile", *args], env=env, capture_output=True, text=True)
+    proc = cli_in_process("build", "--config", str(cfg), "--out", str(tmp_path / "o"))
     assert proc.returncode == 2
     assert "valid choices: distill, ls+feature-match+distill, ls-only" in proc.stderr
     assert not (tmp_path / "o").exists()
@@ -128,73 +119,3 @@ def test_recipes_keep_donors_frozen_and_never_lose_to_the_ls_start(recipe: str) 
     assert res.val_accuracy >= res.val_accuracy_init
     assert all(torch.equal(a, b) for a, b in zip(before, net.suffix.parameters(), strict=True))
     assert res.epochs_run == (0 if recipe == "ls-only" else res.epochs_run)
-
-
-ANCHORS = {"small": {"flops": 2.1e6, "val_accuracy": 0.961}, "large": {"flops": 34.7e6, "val_accuracy": 0.982}}
-
-
-def test_pareto_reasons_name_the_dominator_in_flops_and_accuracy() -> None:
-    got = pareto_reasons(ANCHORS, {"L0-S0": (2.6e6, 0.949), "L3-S2": (20e6, 0.978), "L4-S2": (25e6, 0.975)})
-    assert got["L0-S0"] == "dominated by small: 2.10 MFLOPs at 96.1 % vs 2.60 MFLOPs at 94.9 %"
-    assert got["L3-S2"] is None
-    assert got["L4-S2"] == "dominated by L3-S2: 20.00 MFLOPs at 97.8 % vs 25.00 MFLOPs at 97.5 %"
-
-
-def test_pareto_ties_are_not_domination_and_the_line_interpolates() -> None:
-    assert pareto_reasons(ANCHORS, {"a": (2.1e6, 0.961)})["a"] is None  # equal to the small anchor: not strictly worse
-    assert anchor_line({k: {**v, "test_accuracy": v["val_accuracy"]} for k, v in ANCHORS.items()}, 2.1e6) == 0.961
-    mid = anchor_line({k: {**v, "test_accuracy": v["val_accuracy"]} for k, v in ANCHORS.items()}, 18.4e6)
-    assert mid == pytest.approx((0.961 + 0.982) / 2)
-
-
-def _tiny_stitched(name: str) -> nn.Module:
-    torch.manual_seed(0)
-    adapter = ADAPTERS.get(name)(FeatureSpec("map", (4, 8, 8)), FeatureSpec("map", (6, 4, 4)))
-    adapter.least_squares_init(torch.randn(16, 4, 8, 8), torch.relu(torch.randn(16, 6, 4, 4)))
-    return nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), adapter, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3)
-    ).eval()
-
-
-@pytest.mark.parametrize("name", RICH)
-def test_rich_adapter_onnx_graph_uses_only_plain_ops(name: str, tmp_path: Path) -> None:
-    import onnx
-
-    from restnet_compile.export.torch_onnx import export_onnx
-
-    path = export_onnx(_tiny_stitched(name), (1, 8, 8), tmp_path / f"{name}.onnx")
-    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
-    plain = {
-        "Conv",
-        "Relu",
-        "Add",
-        "AveragePool",
-        "BatchNormalization",
-        "GlobalAveragePool",
-        "ReduceMean",
-        "Flatten",
-        "Reshape",
-        "Gemm",
-        "MatMul",
-        "Identity",
-        "Squeeze",
-        "Unsqueeze",
-    }
-    assert ops <= plain, ops - plain
-
-
-@pytest.mark.slow
-def test_rich_adapters_export_to_tflite_micro_int8(tmp_path: Path) -> None:
-    """The whole int8 path (ONNX -> onnx2tf -> TFLite full-int8); the exporter refuses ops TFLM lacks."""
-    from restnet_compile.config.device import load_target
-    from restnet_compile.export import EXPORTERS
-    from restnet_compile.export.ops import tflite_ops
-
-    nets = {name.replace("-", "_"): _tiny_stitched(name) for name in RICH}
-    calib = np.random.default_rng(0).random((16, 1, 8, 8), dtype=np.float32)
-    out = tmp_path / "out"
-    out.mkdir()
-    done = EXPORTERS.get("tflm")().export(nets, (1, 8, 8), calib, load_target("tflm-int8"), out, tmp_path)
-    for key, exported in done.items():
-        ops = set(next(iter(tflite_ops((out / exported.file).read_bytes()).values())))
-        assert "CONV_2D" in ops and ops <= set(load_target("tflm-int8").ops_allow or ops), (key, ops)

@@ -23,9 +23,9 @@ from restnet_compile import api
 from restnet_compile._util.tempdirs import stale_dirs
 from restnet_compile.bundle.writer import STAGING_PATTERN
 from restnet_compile.runtime import Bundle
-from tests.conftest import FAST
+from tests.integration.conftest import FAST
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NAME = "phone-tflite-int8"
 ALL = ["cka", "tune L0-S0", "tune L1-S1", "export"]
 

@@ -16,7 +16,7 @@ import pytest
 from restnet_compile import api
 from restnet_compile.config.build import BuildConfig
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from tv_pair import app_profile, app_target, build_config
 
 from tests.tflite_scales import largest_scale

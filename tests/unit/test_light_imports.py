@@ -1,0 +1,106 @@
+"""What stays light: the device runtime and the listing verbs import neither torch nor TensorFlow, and a verb whose
+extra is not installed says in one line which extra to install."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+import pytest
+
+from restnet_compile.cli.base import missing_module_message, requires, run_guarded
+from restnet_compile.errors import BadInputError
+
+HEAVY = "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'tensorflow', 'onnx2tf'}))"
+
+
+def _run(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_runtime_does_not_import_torch_or_tensorflow() -> None:
+    code = (
+        "import restnet_compile.runtime, sys; "
+        "print(any(m.split('.')[0] in ('torch','tensorflow') for m in sys.modules))"
+    )
+    proc = _run(code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+
+
+def test_runtime_import_check_detects_torch() -> None:
+    # the check above can fail: importing torch first makes it print True
+    code = (
+        "import torch, restnet_compile.runtime, sys; "
+        "print(any(m.split('.')[0] in ('torch','tensorflow') for m in sys.modules))"
+    )
+    proc = _run(code)
+    assert proc.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["profiles"], ["targets"], ["profiles", "show", "phone"]])
+def test_listing_verbs_import_neither_torch_nor_tensorflow(args: list[str]) -> None:
+    code = (
+        "import sys\n"
+        "from restnet_compile.cli import cli\n"
+        "try:\n"
+        f"    cli.main({args!r}, standalone_mode=False)\n"
+        "except SystemExit:\n"
+        "    pass\n" + HEAVY
+    )
+    proc = _run(code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "[]"
+
+
+def test_the_listing_check_detects_torch() -> None:
+    # the check above can fail: a verb that imported torch would make it print ['torch']
+    proc = _run("import sys, torch\nfrom restnet_compile.cli import cli\n" + HEAVY)
+    assert proc.stdout.splitlines()[-1] == "['torch']"
+
+
+@pytest.mark.parametrize(("module", "extra"), [("torch", "compile"), ("onnxruntime.capi", "onnx"), ("ray", "ray")])
+def test_missing_module_message_names_the_extra(module: str, extra: str) -> None:
+    line = missing_module_message(module)
+    assert line.startswith(f"{module.split('.')[0]} is not installed")
+    assert line.endswith(f"pip install 'restnet-compile[{extra}]'") and "\n" not in line
+
+
+def test_requires_refuses_before_the_verb_runs() -> None:
+    ran: list[int] = []
+    verb = requires("json", "restnet_no_such_module")(lambda: ran.append(1))
+    with pytest.raises(BadInputError, match=r"restnet_no_such_module is not installed.*\[compile\]"):
+        verb()
+    assert ran == []
+    assert requires("json")(lambda: 7)() == 7
+
+
+def _group(exc: Exception) -> click.Group:
+    @click.group()
+    def cli() -> None:
+        pass
+
+    @cli.command("go")
+    def go() -> None:
+        raise exc
+
+    return cli
+
+
+def test_an_extra_missing_mid_verb_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["restnet-compile", "go"])
+    assert run_guarded(_group(ModuleNotFoundError("No module named 'onnxruntime'", name="onnxruntime"))) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: onnxruntime is not installed; install the 'onnx' extra: pip install 'restnet-compile[onnx]'"]
+
+
+def test_a_missing_module_of_our_own_is_a_bug_with_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["restnet-compile", "go"])
+    missing = ModuleNotFoundError("No module named 'restnet_compile.nope'", name="restnet_compile.nope")
+    assert run_guarded(_group(missing)) == 1
+    assert "Traceback" in capsys.readouterr().err
