@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from restnet_compile._util.progress import Reporter, as_reporter
-from restnet_compile.config.build import BuildConfig
+from restnet_compile.config.build import BuildConfig, PlanSettings
 from restnet_compile.config.device import Profile, Target
 from restnet_compile.cost import CostReport, estimate_cost
 from restnet_compile.data import Splits, load_dataset, make_splits, split_sizes
@@ -26,9 +26,7 @@ from restnet_compile.selection.rule import Decision, select
 from restnet_compile.similarity import cka_matrix
 from restnet_compile.stitching import (
     Candidate,
-    PlanRule,
     StitchedVariant,
-    TuneConfig,
     build_stitched,
     plan_candidates,
 )
@@ -64,7 +62,7 @@ class Analysis:
     small: BlockSequence
     splits: Splits
     cka: np.ndarray
-    rule: PlanRule
+    rule: PlanSettings
     variants: list[Variant]
 
 
@@ -188,9 +186,9 @@ def compute_cka(
 
 def plan(
     config: BuildConfig, cka: np.ndarray, large: BlockSequence, small: BlockSequence
-) -> tuple[PlanRule, list[Candidate], BlockSequence, BlockSequence]:
+) -> tuple[PlanSettings, list[Candidate], BlockSequence, BlockSequence]:
     """The rule, the candidates and the (front, back) models in the configured stitch order."""
-    rule = PlanRule(**config.plan.model_dump())
+    rule = config.plan
     front, back, matrix = (small, large, cka.T) if rule.order == "small-large" else (large, small, cka)
     return rule, plan_candidates(matrix, front.feature_specs(), back.feature_specs(), rule), front, back
 
@@ -216,10 +214,9 @@ def analyze_and_stitch(
     progress(f"stitching {len(candidates)} candidates: {', '.join(c.point.variant_id for c in candidates)}")
     variants = [_anchor("large", large, splits, profile, target), _anchor("small", small, splits, profile, target)]
     cache: dict[int, tuple[CachedSplit, CachedSplit]] = prefix_cache(front, large, candidates, splits)
-    tune = TuneConfig(**config.tune.model_dump())
     progress.stage("tuning adapters", len(candidates))
     for c in candidates:
-        run = partial(build_stitched, front, back, c, splits, tune, config.seed, cache, teacher=large)
+        run = partial(build_stitched, front, back, c, splits, config.tune, config.seed, cache, teacher=large)
         sv, reused = stages.tuned(config, c, (large, small), front, back, splits, run)
         variants.append(_stitched(sv, splits, profile, target, large.input_shape))
         progress(
