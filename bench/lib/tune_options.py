@@ -111,8 +111,11 @@ def tune_with_options(
     seed: int,
     extra: list[nn.Parameter] | None = None,
 ) -> TuneResult:
-    """The package's adapter tuning with ``opts``, training ``extra`` suffix parameters too (BatchNorm statistics
-    stay frozen); keeps the best state on validation, the start included."""
+    """The package's adapter tuning with ``opts``, training ``extra`` suffix parameters too.
+
+    BatchNorm statistics stay frozen; the best state on validation is kept, the start included. With the default
+    options and no ``extra`` it gives bitwise the package's ``tune_adapter`` result.
+    """
     extra = extra or []
     gen = torch.Generator().manual_seed(seed)
     train, val = fixed_split(net, data.train), fixed_split(net, data.val)
@@ -157,9 +160,9 @@ def tune_with_options(
 
 
 def options_recipe(base: str, opts: TuneOptions, suffix: str = "frozen") -> str:
-    """The recipe to tune with: ``base`` itself when nothing differs from the package, else a bench-local recipe
-    (registered on first use) that runs ``base`` with ``opts`` and the suffix idea ``suffix`` applied at its step.
+    """The name of the recipe that runs ``base`` with ``opts`` and the suffix idea ``suffix`` applied at its step.
 
+    That is ``base`` itself when nothing differs from the package, else a bench-local recipe registered on first use.
     ``base`` is ``distill`` or ``ls+feature-match+distill`` (``ls-only`` takes no options).
     """
     if suffix not in SUFFIX_IDEAS:

@@ -55,8 +55,10 @@ def mirrored(w: np.ndarray, b: np.ndarray, axis: int = 1) -> tuple[np.ndarray, n
 
 
 def identity_batchnorm(bn: nn.BatchNorm2d, h: torch.Tensor) -> None:
-    """Set ``bn``'s statistics to those of ``h`` (``B, C, H, W``) and its affine map to undo them: eval-mode
-    ``bn(h) == h`` on these features, while the statistics stay meaningful for tuning."""
+    """Set ``bn``'s statistics to those of ``h`` (``B, C, H, W``) and its affine map to undo them.
+
+    In eval mode ``bn(h) == h`` on these features, and the statistics stay meaningful for tuning.
+    """
     mean, var = h.mean((0, 2, 3)), h.var((0, 2, 3)) + bn.eps
     bn.running_mean.copy_(mean)
     bn.running_var.copy_(var - bn.eps)

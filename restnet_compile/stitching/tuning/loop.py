@@ -154,8 +154,10 @@ def _run_epoch(
 
 
 def tune_adapter(net: StitchedNet, train: CachedSplit, val: CachedSplit, cfg: TuneSettings, seed: int) -> TuneResult:
-    """Fine-tune ``net.adapter`` alone (Adam, cosine schedule over ``cfg.epochs``); leave ``net`` holding the best
-    adapter on ``val``."""
+    """Fine-tune ``net.adapter`` alone; leave ``net`` holding the best adapter on ``val``.
+
+    Adam with a cosine learning-rate schedule over ``cfg.epochs``, loss and early stop as ``cfg`` says.
+    """
     frozen = [p for name, p in net.named_parameters() if not name.startswith("adapter.") and p.requires_grad]
     if frozen:
         raise ValueError("tune_adapter needs frozen donor models (create_model freezes them)")
