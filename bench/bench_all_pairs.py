@@ -3,7 +3,7 @@
 ``python bench/bench_all_pairs.py [--seeds N] [--out FILE]``
 
 For the demo pair, every (large cut ``i``, small block ``j``) with at least one small block left after ``j`` and a
-registered adapter that can join them is built and tuned with the default ``TuneConfig`` (both donors frozen), on
+registered adapter that can join them is built and tuned with the default ``tune`` settings (both donors frozen), on
 ``--seeds`` seeds. Per pair: CKA, whether the plan proposes it, the LS fit's R^2, validation accuracy after the LS
 init (the proxy) and after tuning, test accuracy (1,000 images, binomial SE about +-0.5 points) and the anchors' line
 at its FLOPs. One JSON file with the rows and a per-pair summary.
@@ -15,19 +15,18 @@ import argparse
 import json
 import statistics
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from lib.pareto import anchor_line
 
-from restnet_compile.config.build import BuildConfig
+from restnet_compile.config.build import BuildConfig, TuneSettings
 from restnet_compile.cost.flops import count_flops
 from restnet_compile.pipeline.candidates import plan
 from restnet_compile.pipeline.cka import compute_cka
 from restnet_compile.pipeline.costs import accuracy
 from restnet_compile.pipeline.load import load_models, load_splits
-from restnet_compile.stitching import Candidate, StitchPoint, TuneConfig, build_stitched
+from restnet_compile.stitching import Candidate, StitchPoint, build_stitched
 from restnet_compile.stitching.adapters import adapter_for
 from restnet_compile.stitching.build import prefix_cache
 
@@ -65,7 +64,7 @@ def main() -> None:
     rows = []
     for seed in range(args.seeds):
         for c in pairs:
-            sv = build_stitched(front, back, c, splits, TuneConfig(), seed=seed, cache=cache, teacher=large)
+            sv = build_stitched(front, back, c, splits, TuneSettings(), seed=seed, cache=cache, teacher=large)
             flops = count_flops(sv.net, large.input_shape).total
             row = {
                 "id": c.point.variant_id,
@@ -102,7 +101,7 @@ def main() -> None:
         "benchmark": "every joinable (cut, resume) pair of the demo pair, default tuning, donors frozen",
         "seeds": args.seeds,
         "anchors": anchors,
-        "tune": asdict(TuneConfig()),
+        "tune": TuneSettings().model_dump(),
         "summary": summary,
         "rows": rows,
         "wall_seconds": round(time.perf_counter() - start, 1),

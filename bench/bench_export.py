@@ -14,8 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from lib.files import write_json
+
 from restnet_compile._util.torch_state import deterministic
-from restnet_compile.bundle.writer import write_json
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.config.device import load_profile, load_target
 from restnet_compile.export import EXPORTERS

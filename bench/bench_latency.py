@@ -22,9 +22,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from lib.stats import spearman
+
 from restnet_compile.config.device import load_profile
 from restnet_compile.cost.calibrate import Measurement, calibrate_profile, manifest_terms, read_manifest
-from restnet_compile.cost.latency import mdape, roofline_ms, spearman
+from restnet_compile.cost.latency import mdape, roofline_ms
 from restnet_compile.runtime.timing import time_signatures
 
 

@@ -16,22 +16,22 @@ import argparse
 import json
 import math
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from bench_stitch_tuning import end_to_end
+from lib import research_adapters  # noqa: F401  (registers the adapters that lost, compared here)
 from lib.pareto import anchor_line, pareto_reasons
 
-from restnet_compile.config.build import BuildConfig
+from restnet_compile.config.build import BuildConfig, TuneSettings
 from restnet_compile.cost.flops import count_flops
 from restnet_compile.data import Splits
 from restnet_compile.pipeline.candidates import plan
 from restnet_compile.pipeline.cka import compute_cka
 from restnet_compile.pipeline.costs import accuracy
 from restnet_compile.pipeline.load import load_models, load_splits
-from restnet_compile.stitching import ADAPTERS, TuneConfig, build_stitched
+from restnet_compile.stitching import ADAPTERS, build_stitched
 from restnet_compile.stitching.build import prefix_cache
 
 
@@ -66,8 +66,8 @@ def run_pair(large_name: str, small_name: str, args: argparse.Namespace) -> dict
         for recipe in args.recipes:
             multi = f"{adapter}/{recipe}" in args.multi_seed
             for seed in range(args.seeds if multi and recipe != "ls-only" else 1):
-                cfg = TuneConfig(epochs=args.epochs, adapter=adapter, recipe=recipe, match_epochs=args.match_epochs)
-                tune = {k: v for k, v in asdict(cfg).items() if k not in ("adapter", "recipe")}
+                cfg = TuneSettings(epochs=args.epochs, adapter=adapter, recipe=recipe, match_epochs=args.match_epochs)
+                tune = {k: v for k, v in cfg.model_dump().items() if k not in ("adapter", "recipe")}
                 for c in candidates:
                     sv = build_stitched(front, back, c, splits, cfg, seed=seed, cache=cache, teacher=large)
                     flops = count_flops(sv.net, large.input_shape).total
@@ -95,7 +95,7 @@ def run_pair(large_name: str, small_name: str, args: argparse.Namespace) -> dict
         for c in candidates:
             for seed in range(args.e2e_seeds):
                 t = time.perf_counter()
-                net = end_to_end(front, back, large, c, splits, TuneConfig(epochs=args.epochs), seed=seed)
+                net = end_to_end(front, back, large, c, splits, TuneSettings(epochs=args.epochs), seed=seed)
                 e2e.append(
                     {
                         "id": c.point.variant_id,
@@ -183,7 +183,7 @@ def main() -> None:
         help="stitch order of every pair (small-large: the small model's prefix, the large model's suffix; SN-Net)",
     )
     parser.add_argument("--e2e-seeds", type=int, default=1)
-    parser.add_argument("--epochs", type=int, default=TuneConfig().epochs)
+    parser.add_argument("--epochs", type=int, default=TuneSettings().epochs)
     parser.add_argument("--match-epochs", type=int, default=3)
     parser.add_argument("--train", type=int, default=3000, help="training images (of the 3,000 in the split)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/recipes.json"))
@@ -191,7 +191,7 @@ def main() -> None:
         "--merge",
         action="store_true",
         help="keep the rows of --out's other (adapter, recipe) pairs (and its end-to-end rows unless --e2e-seeds > 0); "
-        "rows without a 'tune' field were measured with an older TuneConfig",
+        "rows without a 'tune' field were measured with an older tune config",
     )
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -7,7 +7,7 @@ from the large model), least-squares start and best-on-validation selection:
 
 * adapter-only (this project): donors frozen in eval mode, the prefix features of every cut and the teacher's logits
   cached in one pass (each candidate is charged an equal share of that time), only the adapter trains, with the
-  build's default adapter and recipe (``TuneConfig``: conv-bn-relu, LS + feature matching + distillation);
+  build's default adapter and recipe (``tune`` defaults: conv-bn-relu, LS + feature matching + distillation);
 * end to end (the SN-Net recipe): the same stitched network (the same adapter kind) trains whole (donor copies in
   train mode, BatchNorm statistics updating), Adam with ``lr`` for the adapter and ``lr / 10`` for the donor blocks.
 
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from restnet_compile.config.build import BuildConfig
+from restnet_compile.config.build import BuildConfig, TuneSettings
 from restnet_compile.cost.flops import count_flops
 from restnet_compile.data import Splits
 from restnet_compile.models import BlockSequence
@@ -36,7 +36,7 @@ from restnet_compile.pipeline.candidates import plan
 from restnet_compile.pipeline.cka import compute_cka
 from restnet_compile.pipeline.costs import accuracy
 from restnet_compile.pipeline.load import load_models, load_splits
-from restnet_compile.stitching import ADAPTERS, Candidate, StitchedNet, TuneConfig, build_stitched
+from restnet_compile.stitching import ADAPTERS, Candidate, StitchedNet, build_stitched
 from restnet_compile.stitching.build import prefix_cache
 
 
@@ -46,7 +46,7 @@ def end_to_end(
     teacher: BlockSequence,
     c: Candidate,
     splits: Splits,
-    cfg: TuneConfig,
+    cfg: TuneSettings,
     seed: int = 0,
 ) -> StitchedNet:
     """Tune the whole stitched network (copies of the donors) from the same least-squares start."""
@@ -110,7 +110,7 @@ def main() -> None:
     cka = compute_cka(large, small, splits.calib.images, 100)
     p = plan(config, cka, large, small)
     _, candidates, front, back = p.rule, p.candidates, p.front, p.back
-    cfg = TuneConfig(epochs=args.epochs, patience=args.epochs + 1)
+    cfg = TuneSettings(epochs=args.epochs, patience=args.epochs + 1)
     test = splits.test
     anchors = {}
     for role, model in (("large", large), ("small", small)):

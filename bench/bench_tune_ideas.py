@@ -2,10 +2,12 @@
 
 ``python bench/bench_tune_ideas.py --ideas NAME=JSON ... [--seeds N] [--dataset D] [--out FILE]``
 
-Each idea is a set of ``TuneConfig`` overrides on top of the default (``default={}``), plus optionally
+Each idea is a set of ``tune`` settings overrides on top of the default (``default={}``), of the research options
+that left the package (``augment``, ``schedule``, ``weight_decay``, ``label_smoothing``, ``ema``; see
+``lib/tune_options.py``), plus optionally
 ``"input_copies": K``: the training split becomes the original images and K copies shifted by up to +-2 px (the donors'
 own pre-training augmentation, zero fill), each run through the large model once more (true input augmentation; the
-extra caching time is printed), and ``"suffix": NAME`` (see ``suffix_ideas.py``: re-estimated BatchNorm
+extra caching time is printed), and ``"suffix": NAME`` (see ``lib/suffix_ideas.py``: re-estimated BatchNorm
 statistics of the small model's suffix, or its norms or first block trained too; ``unshared_params`` in each row
 counts the small-model parameters a bundle could then no longer share). Both donor models stay frozen in every idea
 without ``suffix``. The large model's prefix features at
@@ -24,10 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from lib import research_adapters  # noqa: F401  (registers the adapters that lost, for ideas that name one)
 from lib.pareto import anchor_line
-from suffix_ideas import recipe_name, unshared_params
+from lib.suffix_ideas import unshared_params
+from lib.tune_options import TuneOptions, options_recipe
 
-from restnet_compile.config.build import BuildConfig
+from restnet_compile.config.build import BuildConfig, TuneSettings
 from restnet_compile.cost.flops import count_flops
 from restnet_compile.data import Dataset, Splits
 from restnet_compile.models.pretrain import random_shift
@@ -35,7 +39,7 @@ from restnet_compile.pipeline.candidates import plan
 from restnet_compile.pipeline.cka import compute_cka
 from restnet_compile.pipeline.costs import accuracy
 from restnet_compile.pipeline.load import load_models, load_splits
-from restnet_compile.stitching import TuneConfig, build_stitched
+from restnet_compile.stitching import build_stitched
 from restnet_compile.stitching.build import prefix_cache
 from restnet_compile.stitching.tuning.loop import cached_accuracy
 
@@ -76,8 +80,9 @@ def main() -> None:
         opts = json.loads(overrides or "{}")
         copies = opts.pop("input_copies", 0)
         suffix = opts.pop("suffix", "frozen")
-        if suffix != "frozen":
-            opts["recipe"] = recipe_name(suffix)
+        research = TuneOptions(**{k: opts.pop(k) for k in list(opts) if k in TuneOptions.__dataclass_fields__})
+        base = TuneSettings(**opts)
+        cfg = TuneSettings(**{**opts, "recipe": options_recipe(base.recipe, research, suffix)})
         if copies not in caches:
             t = time.perf_counter()
             gen = torch.Generator().manual_seed(1234)
@@ -89,7 +94,6 @@ def main() -> None:
             caches[copies] = (aug, prefix_cache(front, large, candidates, aug))
             print(f"caching pass with {copies} shifted copies {time.perf_counter() - t:.1f} s", flush=True)
         split_set, cache = caches[copies]
-        cfg = TuneConfig(**opts)
         rows = []
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             for c in candidates:

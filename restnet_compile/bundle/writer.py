@@ -6,7 +6,6 @@ import ctypes
 import errno
 import gzip
 import io
-import json
 import os
 import shutil
 import tarfile
@@ -36,11 +35,6 @@ def checksums(root: Path, exclude: tuple[str, ...] = (MANIFEST,)) -> dict[str, s
 def write_manifest(path: Path, manifest: dict) -> None:
     """Write the manifest sealed with its own sha256 (see :func:`restnet_compile.runtime.bundle.seal_manifest`)."""
     path.write_bytes(seal_manifest(manifest))
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Write JSON with sorted keys and a trailing newline (byte-stable)."""
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def write_archive(src: Path, dest: Path) -> None:

@@ -15,70 +15,105 @@ from restnet_compile.errors import BadInputError
 
 
 class PlanSettings(Strict):
-    """Candidate rule parameters (see ``restnet_compile.stitching.plan``)."""
+    """The candidate rule's parameters (the rule itself: ``restnet_compile.stitching.plan``)."""
 
-    depth_band: float = Field(0.35, gt=0, le=1)
-    min_suffix_blocks: int = Field(1, ge=1)
-    max_candidates: int = Field(8, ge=1)
+    depth_band: float = Field(
+        0.35,
+        gt=0,
+        le=1,
+        description="largest difference of relative depth between the front model's cut and the back model's block "
+        "it resumes after",
+    )
+    min_suffix_blocks: int = Field(1, ge=1, description="blocks of the back model that must remain after the stitch")
+    max_candidates: int = Field(8, ge=1, description="most candidates planned (those of highest CKA are kept)")
     order: Literal["large-small", "small-large"] = Field(
         "large-small", description="large prefix -> small suffix (ReStNet) or small prefix -> large suffix (SN-Net)"
     )
 
+    def describe(self) -> dict[str, object]:
+        """The rule and its parameters, as recorded in the manifest."""
+        return {"rule": "max-cka-per-cut-within-depth-band", **self.model_dump()}
+
 
 class TuneSettings(Strict):
-    """Adapter fine-tuning hyper-parameters (see ``restnet_compile.stitching.tuning.loop``)."""
+    """Adapter tuning: which adapter, which recipe, and the fine-tuning hyper-parameters.
 
-    epochs: int = Field(20, ge=0)
-    lr: float = Field(2e-3, gt=0)
-    batch_size: int = Field(64, ge=1)
-    distill_weight: float = Field(1.0, ge=0, le=1)
-    temperature: float = Field(4.0, gt=0)
-    patience: int = Field(20, ge=1)
-    adapter: str = Field(
-        "conv-bn-relu", description="map -> map adapter (auto: conv1x1); see restnet_compile.stitching.adapters"
+    Both donor models stay frozen; only the adapter trains, with Adam and a cosine learning-rate schedule over
+    ``epochs`` (``restnet_compile.stitching.tuning``).
+    """
+
+    epochs: int = Field(20, ge=0, description="largest number of passes of distillation over the training split")
+    lr: float = Field(2e-3, gt=0, description="Adam learning rate of the adapter (start of the cosine schedule)")
+    batch_size: int = Field(64, ge=1, description="minibatch size of feature matching and distillation")
+    distill_weight: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="weight of the KL term towards the large model's logits; the rest is cross-entropy (1: pure "
+        "distillation, the labels only pick the best adapter on validation)",
     )
-    recipe: str = Field("ls+feature-match+distill", description="tuning recipe; see stitching.tuning.recipes")
-    match_epochs: int = Field(3, ge=0)
-    match_lr: float = Field(3e-3, gt=0)
-    augment: str = Field("none", description="augmentation of the cached prefix features; see stitch.finetune")
-    schedule: str = Field("cosine", description="learning-rate schedule; see restnet_compile.stitching.tuning.loop")
-    weight_decay: float = Field(0.0, ge=0)
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
-    ema: float = Field(0.0, ge=0, lt=1, description="per-step decay of the adapter's weight average (0: off)")
+    temperature: float = Field(4.0, gt=0, description="distillation temperature")
+    patience: int = Field(
+        20,
+        ge=1,
+        description="epochs without validation gain before stopping (equal to epochs: the low-rate last epochs of "
+        "the cosine schedule gain most)",
+    )
+    adapter: str = Field(
+        "conv-bn-relu",
+        description="adapter of every candidate it can join (the default joins map -> map); the others, and all "
+        "with auto, keep their planned adapter",
+    )
+    recipe: str = Field("ls+feature-match+distill", description="tuning recipe, from the least-squares start")
+    match_epochs: int = Field(
+        3, ge=0, description="feature-matching passes of recipes that match the back model's activations"
+    )
+    match_lr: float = Field(3e-3, gt=0, description="Adam learning rate of feature matching")
 
-    @field_validator("augment", "schedule", "adapter", "recipe")
+    @field_validator("adapter", "recipe")
     @classmethod
     def _registered_name(cls, name: str, info: ValidationInfo) -> str:
         """Each named choice must be registered; ``adapter`` also takes ``auto`` (the planned adapter)."""
-        from restnet_compile.stitching.adapters import ADAPTERS
-        from restnet_compile.stitching.tuning.loop import AUGMENTS, SCHEDULES
-        from restnet_compile.stitching.tuning.recipes import RECIPES
-
         field = info.field_name or ""
-        registry = {"augment": AUGMENTS, "schedule": SCHEDULES, "adapter": ADAPTERS, "recipe": RECIPES}[field]
-        valid = (["auto"] if field == "adapter" else []) + list(registry.names())
+        valid = registered_choices()[field]
         if name not in valid:
             raise ValueError(f"unknown {field} {name!r}; valid choices: {', '.join(valid)}")
         return name
 
 
+def registered_choices() -> dict[str, list[str]]:
+    """The names that ``tune.adapter`` (``auto`` or a registered adapter) and ``tune.recipe`` accept."""
+    from restnet_compile.stitching.adapters import ADAPTERS
+    from restnet_compile.stitching.tuning.recipes import RECIPES
+
+    return {"adapter": ["auto", *ADAPTERS.names()], "recipe": RECIPES.names()}
+
+
 class BuildConfig(Strict):
     """Everything that determines a bundle's bytes (with the package version)."""
 
-    format_version: int = 1
-    large: str = "demo-large-cnn"
-    small: str = "demo-small-cnn"
-    large_weights: str | None = None
-    small_weights: str | None = None
+    format_version: int = Field(1, description="version of this schema")
+    large: str = Field(
+        "demo-large-cnn", description="large model (prefix donor): registered name or path/file.py:Class"
+    )
+    small: str = Field(
+        "demo-small-cnn", description="small model (suffix donor): registered name or path/file.py:Class"
+    )
+    large_weights: str | None = Field(
+        None, description="state_dict file of the large model (demo models default to their shipped weights)"
+    )
+    small_weights: str | None = Field(
+        None, description="state_dict file of the small model (demo models default to their shipped weights)"
+    )
     input_shape: tuple[int, int, int] | None = Field(
         None, description="(C, H, W) for torchvision / user models; demo models take (1, 28, 28)"
     )
     num_classes: int | None = Field(None, ge=2, description="classifier width of torchvision / user models")
     dataset: str = Field("mnist5k", description="registered name, folder:DIR, npz:FILE, a directory or a .npz")
-    seed: int = Field(0, ge=0)
-    profile: str = "phone"
-    target: str | None = Field(None, description="defaults to the profile's target")
-    cka_batch_size: int = Field(100, ge=4)
+    seed: int = Field(0, ge=0, description="seed of the data splits, adapter initialisation and tuning")
+    profile: str = Field("phone", description="device profile: built-in name or a YAML path")
+    target: str | None = Field(None, description="export target: built-in name or a YAML path (default: the profile's)")
+    cka_batch_size: int = Field(100, ge=4, description="minibatch of the streaming CKA over the calibration split")
     threads: int = Field(
         2, ge=1, description="torch CPU threads for CKA and tuning (results depend on it: float sums change order)"
     )
@@ -91,8 +126,8 @@ class BuildConfig(Strict):
         description="standard errors of the validation accuracy within which one variant does not dominate another "
         "(0: exact Pareto front)",
     )
-    plan: PlanSettings = PlanSettings()
-    tune: TuneSettings = TuneSettings()
+    plan: PlanSettings = Field(PlanSettings(), description="how stitch candidates are chosen from the CKA matrix")
+    tune: TuneSettings = Field(TuneSettings(), description="how each candidate's adapter is initialised and tuned")
 
     def config_hash(self) -> str:
         """sha256 of the canonical JSON of this config."""

@@ -64,24 +64,6 @@ def mdape(predicted: Sequence[float], measured: Sequence[float]) -> float:
     return float(np.median(np.abs(p - m) / m))
 
 
-def _ranks(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(len(x), dtype=np.float64)
-    ranks[order] = np.arange(len(x), dtype=np.float64)
-    for value in np.unique(x):  # ties share their mean rank
-        tied = x == value
-        ranks[tied] = ranks[tied].mean()
-    return ranks
-
-
-def spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    """Spearman rank correlation (Pearson correlation of the ranks, ties averaged)."""
-    ra, rb = _ranks(np.asarray(a, dtype=np.float64)), _ranks(np.asarray(b, dtype=np.float64))
-    if ra.std() == 0 or rb.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
 def _fit_overheads(compute: np.ndarray, n_ops: np.ndarray, measured: np.ndarray) -> tuple[float, float, float]:
     """Non-negative (op_overhead, invoke_overhead) minimising squared relative error; returns them and the loss."""
     w = 1.0 / measured

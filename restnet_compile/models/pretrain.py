@@ -23,7 +23,7 @@ from restnet_compile.models.blocks import BlockSequence
 from restnet_compile.models.demo import demo_hybrid_vit, demo_large_cnn, demo_small_cnn, demo_vit
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-RECIPES: dict[str, tuple[Callable[[], BlockSequence], float]] = {
+TRAINING_RECIPES: dict[str, tuple[Callable[[], BlockSequence], float]] = {
     "demo-large-cnn": (demo_large_cnn, 3e-3),
     "demo-small-cnn": (demo_small_cnn, 3e-3),
     "demo-vit": (demo_vit, 1e-3),
@@ -52,7 +52,7 @@ def accuracy(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, bat
 
 def train(name: str, epochs: int, seed: int, batch: int = 64) -> tuple[BlockSequence, dict]:
     """Train one demo model from scratch; return it and its training record."""
-    factory, lr = RECIPES[name]
+    factory, lr = TRAINING_RECIPES[name]
     splits = make_splits(load_dataset("mnist5k"), seed=0)
     torch.manual_seed(seed)
     model = factory()
@@ -91,7 +91,7 @@ def train(name: str, epochs: int, seed: int, batch: int = 64) -> tuple[BlockSequ
 def main(argv: list[str] | None = None) -> None:
     """Train the demo models and write their weights and records."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--models", nargs="*", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--models", nargs="*", default=list(TRAINING_RECIPES), choices=list(TRAINING_RECIPES))
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR)

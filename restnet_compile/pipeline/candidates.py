@@ -6,16 +6,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from restnet_compile.config.build import BuildConfig
+from restnet_compile.config.build import BuildConfig, PlanSettings
 from restnet_compile.models import BlockSequence
-from restnet_compile.stitching import Candidate, PlanRule, plan_candidates
+from restnet_compile.stitching import Candidate, plan_candidates
 
 
 @dataclass(frozen=True)
 class Plan:
     """The candidate rule, its candidates, and which model gives the prefix (front) and which the suffix (back)."""
 
-    rule: PlanRule
+    rule: PlanSettings
     candidates: list[Candidate]
     front: BlockSequence
     back: BlockSequence
@@ -23,6 +23,6 @@ class Plan:
 
 def plan(config: BuildConfig, cka: np.ndarray, large: BlockSequence, small: BlockSequence) -> Plan:
     """The rule, the candidates and the (front, back) models in the configured stitch order."""
-    rule = PlanRule(**config.plan.model_dump())
+    rule = config.plan
     front, back, matrix = (small, large, cka.T) if rule.order == "small-large" else (large, small, cka)
     return Plan(rule, plan_candidates(matrix, front.feature_specs(), back.feature_specs(), rule), front, back)

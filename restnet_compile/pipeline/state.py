@@ -7,13 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
-from restnet_compile.config.build import BuildConfig
+from restnet_compile.config.build import BuildConfig, PlanSettings
 from restnet_compile.config.device import Profile, Target
 from restnet_compile.cost import CostReport
 from restnet_compile.data import Splits
 from restnet_compile.models import BlockSequence
 from restnet_compile.selection.rule import Decision
-from restnet_compile.stitching import PlanRule
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ class Analysis:
     small: BlockSequence
     splits: Splits
     cka: np.ndarray
-    rule: PlanRule
+    rule: PlanSettings
     variants: list[Variant]
 
     def shipped(self) -> dict[str, nn.Module]:

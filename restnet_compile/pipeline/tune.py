@@ -19,7 +19,6 @@ from restnet_compile.stitching import (
     StitchedNet,
     StitchedVariant,
     StitchPoint,
-    TuneConfig,
     build_stitched,
 )
 from restnet_compile.stitching.build import prefix_cache
@@ -66,7 +65,6 @@ def tune_stage(
 ) -> list[StitchedVariant]:
     """Every candidate of ``plan`` built and tuned (the large model is the distillation teacher), in plan order."""
     features = prefix_cache(plan.front, large, plan.candidates, splits)
-    tune = TuneConfig(**config.tune.model_dump())
     progress.stage("tuning adapters", len(plan.candidates))
     out = []
     for c in plan.candidates:
@@ -76,7 +74,9 @@ def tune_stage(
             "models": store.models(large, small, config),
             "data": store.data(splits),
         }
-        run = partial(build_stitched, plan.front, plan.back, c, splits, tune, config.seed, features, teacher=large)
+        run = partial(
+            build_stitched, plan.front, plan.back, c, splits, config.tune, config.seed, features, teacher=large
+        )
         load = partial(_load, plan.front, plan.back)
         sv, reused = store.run(f"tune {c.point.variant_id}", KEY, inputs, run, _save, load)
         out.append(sv)

@@ -3,8 +3,8 @@
 A variant is feasible when its estimated latency (at the profile's percentile), RAM, flash, the TFLite Micro arena
 (MCU profiles with an ``arena``), its dtype and its operators (where the profile lists ``ops_allow``; known once
 the variant is exported) are within the profile's limits. That the target's dtype is one the profile runs is also
-checked once per build, in ``pipeline.driver.resolve``. Among feasible variants only the Pareto front of (validation accuracy
-up, estimated latency down) is shipped; every other variant carries the reason it was dropped.
+checked once per build, in ``pipeline.driver.resolve``. Among feasible variants only the Pareto front of (validation
+accuracy up, estimated latency down) is shipped; every other variant carries the reason it was dropped.
 
 Validation accuracy is measured on a few hundred images, so two accuracies closer than its noise cannot be told
 apart. With a noise margin of ``z`` standard errors, a variant is dominated only by one that is at least as fast and

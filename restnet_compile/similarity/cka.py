@@ -81,16 +81,6 @@ class StreamingCKA:
         return (self.cross / denom).numpy()
 
 
-def linear_cka(x: np.ndarray, y: np.ndarray, batch_size: int | None = None) -> float:
-    """Linear CKA between two feature sets of the same samples (rows), minibatched if ``batch_size`` is given."""
-    n = x.shape[0]
-    step = batch_size or n
-    acc = StreamingCKA()
-    for i in range(0, n, step):
-        acc.update([torch.from_numpy(x[i : i + step])], [torch.from_numpy(y[i : i + step])])
-    return float(acc.result()[0, 0])
-
-
 @torch.no_grad()
 def cka_matrix(large: BlockSequence, small: BlockSequence, batches: Iterable[np.ndarray]) -> np.ndarray:
     """CKA between every block output of ``large`` (rows) and of ``small`` (columns), in one streaming pass.

@@ -3,18 +3,15 @@
 from restnet_compile.stitching.adapters import ADAPTERS, Adapter
 from restnet_compile.stitching.build import StitchedVariant, build_stitched
 from restnet_compile.stitching.net import StitchedNet, StitchPoint
-from restnet_compile.stitching.plan import Candidate, PlanRule, plan_candidates
-from restnet_compile.stitching.tuning.loop import TuneConfig
+from restnet_compile.stitching.plan import Candidate, plan_candidates
 
 __all__ = [
     "ADAPTERS",
     "Adapter",
     "Candidate",
-    "PlanRule",
     "StitchPoint",
     "StitchedNet",
     "StitchedVariant",
-    "TuneConfig",
     "build_stitched",
     "plan_candidates",
 ]

@@ -7,12 +7,13 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from restnet_compile.config.build import TuneSettings
 from restnet_compile.data import Splits
 from restnet_compile.models.blocks import BlockSequence
 from restnet_compile.stitching.adapters import ADAPTERS, choose_adapter
 from restnet_compile.stitching.net import StitchedNet
 from restnet_compile.stitching.plan import Candidate
-from restnet_compile.stitching.tuning.loop import CachedSplit, TuneConfig, TuneResult, cache_cuts, cache_split
+from restnet_compile.stitching.tuning.loop import CachedSplit, TuneResult, cache_cuts, cache_split
 from restnet_compile.stitching.tuning.recipes import RECIPES, RecipeData
 
 
@@ -45,7 +46,7 @@ def build_stitched(
     back: BlockSequence,
     candidate: Candidate,
     splits: Splits,
-    tune: TuneConfig,
+    tune: TuneSettings,
     seed: int,
     cache: dict[int, tuple[CachedSplit, CachedSplit]] | None = None,
     teacher: BlockSequence | None = None,

@@ -9,40 +9,21 @@ more than ``max_candidates``, keep those with the highest CKA, then order by cut
 
 The front model is the large one by default (ReStNet: large prefix -> small suffix); with ``order="small-large"``
 (SN-Net) the small model's prefix feeds the large model's suffix and the rule runs on the transposed matrix. The
-adapter for each pair is the registered one whose ``incompatibility`` is None (map->map, tokens->tokens,
-map->tokens, tokens->map), so CNN and transformer blocks are planned the same way.
+adapter for each pair is the planned one (``adapters.adapter_for``: the registered adapter of lowest planning
+priority that can join the pair; one per kind of join: map->map, tokens->tokens, map->tokens, tokens->map), so CNN
+and transformer blocks are planned the same way.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
+from restnet_compile.config.build import PlanSettings
 from restnet_compile.models.blocks import FeatureSpec
 from restnet_compile.stitching.adapters import adapter_for
 from restnet_compile.stitching.net import StitchPoint
-
-
-@dataclass(frozen=True)
-class PlanRule:
-    """Parameters of the candidate rule.
-
-    Attributes:
-        depth_band: Largest allowed difference of relative depth between the cut and the resumed block.
-        min_suffix_blocks: Blocks of the back model that must remain after the stitch.
-        max_candidates: Upper bound on candidates (highest CKA kept).
-        order: ``large-small`` (front = large model, the default) or ``small-large``; only names the variants.
-    """
-
-    depth_band: float = 0.35
-    min_suffix_blocks: int = 1
-    max_candidates: int = 8
-    order: str = "large-small"
-
-    def describe(self) -> dict[str, object]:
-        """The rule and its parameters for the manifest."""
-        return {"rule": "max-cka-per-cut-within-depth-band", **asdict(self)}
 
 
 @dataclass(frozen=True)
@@ -55,7 +36,7 @@ class Candidate:
 
 
 def plan_candidates(
-    cka: np.ndarray, front: list[FeatureSpec], back: list[FeatureSpec], rule: PlanRule
+    cka: np.ndarray, front: list[FeatureSpec], back: list[FeatureSpec], rule: PlanSettings
 ) -> list[Candidate]:
     """Apply ``rule`` to the CKA matrix (rows: front blocks, columns: back blocks).
 
@@ -63,7 +44,7 @@ def plan_candidates(
         cka: ``len(front) x len(back)`` similarities (transpose the large x small matrix for ``small-large``).
         front: Output specs of the front model's blocks.
         back: Output specs of the back model's blocks.
-        rule: The rule's parameters.
+        rule: The rule's parameters (``BuildConfig.plan``).
     """
     n_f, n_b = len(front), len(back)
     tags = ("S", "L") if rule.order == "small-large" else ("L", "S")

@@ -9,12 +9,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from restnet_compile.config.build import BuildConfig
+from restnet_compile.config.build import BuildConfig, TuneSettings
 from restnet_compile.pipeline.candidates import plan
 from restnet_compile.pipeline.cka import compute_cka
 from restnet_compile.pipeline.costs import accuracy
 from restnet_compile.pipeline.load import load_models, load_splits
-from restnet_compile.stitching import TuneConfig, build_stitched
+from restnet_compile.stitching import build_stitched
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ def test_cnn_transformer_stitch_beats_the_vit(order: str, variant: str, adapter:
     p = plan(config, cka, large, small)
     _rule, candidates, front, back = p.rule, p.candidates, p.front, p.back
     candidate = next(c for c in candidates if c.point.variant_id == variant)  # the plan proposes it
-    sv = build_stitched(front, back, candidate, splits, TuneConfig(), seed=0, teacher=large)
+    sv = build_stitched(front, back, candidate, splits, TuneSettings(), seed=0, teacher=large)
     assert sv.candidate.adapter == adapter
     test = splits.test
     stitched, vit = accuracy(sv.net, test.images, test.labels), accuracy(small, test.images, test.labels)

@@ -6,26 +6,24 @@ import numpy as np
 import pytest
 import torch
 
+from restnet_compile.config.build import PlanSettings
 from restnet_compile.errors import BadInputError
 from restnet_compile.models import FeatureSpec
-from restnet_compile.stitching import ADAPTERS, PlanRule, plan_candidates
+from restnet_compile.stitching import ADAPTERS, plan_candidates
 from restnet_compile.stitching.adapters import adapter_for
-from restnet_compile.stitching.adapters.tokens import (
-    MapToTokensAdapter,
-    TokenLinearAdapter,
-    TokensToMapAdapter,
-    grid_factor,
-    resample,
-)
+from restnet_compile.stitching.adapters.grid import grid_factor, resample
+from restnet_compile.stitching.adapters.map_to_tokens import MapToTokensAdapter
+from restnet_compile.stitching.adapters.tokens_to_map import TokensToMapMlpAdapter
+from restnet_compile.stitching.adapters.tokens_to_tokens import TokenLinearAdapter
 from tests.specs import m, randomise, t
 
 
 def test_registered_names_and_dispatch() -> None:
-    assert {"conv1x1", "token-linear", "map-to-tokens", "tokens-to-map"} <= set(ADAPTERS.names())
+    assert {"conv1x1", "token-linear", "map-to-tokens", "tokens-to-map-mlp"} <= set(ADAPTERS.names())
     assert adapter_for(m(32, 14), m(16, 7)) == "conv1x1"
     assert adapter_for(t(50, 64), t(50, 32)) == "token-linear"
     assert adapter_for(m(32, 14), t(50, 64)) == "map-to-tokens"
-    assert adapter_for(t(50, 64), m(16, 14)) == "tokens-to-map-mlp"  # planned ahead of the plain tokens-to-map
+    assert adapter_for(t(50, 64), m(16, 14)) == "tokens-to-map-mlp"
 
 
 def test_token_grid_reading() -> None:
@@ -137,36 +135,6 @@ def test_map_to_tokens_position_embedding_is_fitted_in_closed_form() -> None:
         assert torch.allclose(adapter.pos_embed + adapter.conv.bias, pos, atol=0.05)
 
 
-# --- tokens -> map -------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("dst", "shape"), [(m(16, 14), (2, 16, 14, 14)), (m(16, 7), (2, 16, 7, 7))])
-def test_tokens_to_map_shapes(dst: FeatureSpec, shape: tuple) -> None:
-    adapter = TokensToMapAdapter(t(50, 64), dst)
-    assert adapter(torch.randn(2, 50, 64)).shape == shape
-
-
-def test_tokens_to_map_drops_the_class_token_and_keeps_the_layout() -> None:
-    adapter = TokensToMapAdapter(t(50, 8), m(4, 7))
-    x = torch.randn(2, 50, 8)
-    x2 = x.clone()
-    x2[:, 0] = 100.0
-    assert torch.allclose(adapter(x), adapter(x2))
-    grid = x[:, 1:].reshape(2, 7, 7, 8).permute(0, 3, 1, 2)
-    assert torch.allclose(adapter(x), adapter.conv(grid), atol=1e-6)
-
-
-def test_tokens_to_map_least_squares_recovers_a_known_adapter() -> None:
-    teacher = TokensToMapAdapter(t(17, 10), m(3, 8))  # 4x4 grid up-sampled to 8x8
-    randomise(teacher, 2)
-    x = torch.randn(30, 17, 10)
-    with torch.no_grad():
-        y = teacher(x)
-    student = TokensToMapAdapter(t(17, 10), m(3, 8))
-    assert student.least_squares_init(x, y, ridge=1e-10) == pytest.approx(1.0, abs=1e-6)
-    assert torch.allclose(student.conv.weight, teacher.conv.weight, atol=1e-4)
-
-
 # --- refusals and planning -----------------------------------------------------------------------------------------
 
 
@@ -177,8 +145,8 @@ def test_tokens_to_map_least_squares_recovers_a_known_adapter() -> None:
         (TokenLinearAdapter, t(50, 8), t(17, 8), "cannot resample grid 7x7"),
         (MapToTokensAdapter, m(8, 10), t(50, 8), "cannot resample grid 10x10"),
         (MapToTokensAdapter, t(50, 8), t(50, 8), "joins map -> tokens"),
-        (TokensToMapAdapter, t(50, 8), m(8, 10), "cannot resample grid 7x7"),
-        (TokensToMapAdapter, m(8, 7), m(8, 7), "joins tokens -> map"),
+        (TokensToMapMlpAdapter, t(50, 8), m(8, 10), "cannot resample grid 7x7"),
+        (TokensToMapMlpAdapter, m(8, 7), m(8, 7), "joins tokens -> map"),
     ],
 )
 def test_incompatible_shapes_are_refused(cls: type, src: FeatureSpec, dst: FeatureSpec, words: str) -> None:
@@ -199,20 +167,20 @@ SMALL = [m(8, 14), m(16, 14), m(32, 7), m(32, 7)]
 
 
 def test_plan_cnn_to_transformer_uses_map_to_tokens() -> None:
-    cands = plan_candidates(np.random.default_rng(0).uniform(size=(6, 4)), LARGE, VIT, PlanRule())
+    cands = plan_candidates(np.random.default_rng(0).uniform(size=(6, 4)), LARGE, VIT, PlanSettings())
     assert len(cands) == 5
     assert {c.adapter for c in cands} == {"map-to-tokens"}
 
 
-def test_plan_transformer_to_cnn_uses_tokens_to_map_cls() -> None:
-    cands = plan_candidates(np.random.default_rng(0).uniform(size=(4, 4)), VIT, SMALL, PlanRule())
+def test_plan_transformer_to_cnn_uses_tokens_to_map_mlp() -> None:
+    cands = plan_candidates(np.random.default_rng(0).uniform(size=(4, 4)), VIT, SMALL, PlanSettings())
     assert cands
     assert {c.adapter for c in cands} == {"tokens-to-map-mlp"}
 
 
 def test_plan_small_to_large_order_names_variants() -> None:
     cka = np.random.default_rng(1).uniform(size=(6, 4))
-    cands = plan_candidates(cka.T, SMALL, LARGE, PlanRule(order="small-large"))
+    cands = plan_candidates(cka.T, SMALL, LARGE, PlanSettings(order="small-large"))
     assert cands
     assert all(c.point.variant_id.startswith("S") and "-L" in c.point.variant_id for c in cands)
     for c in cands:

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from lib.stats import spearman
 
 from restnet_compile.cli import cli
 from restnet_compile.cli.base import run_guarded
 from restnet_compile.config.device import load_profile
 from restnet_compile.cost.calibrate import calibrate_profile, read_measurements
-from restnet_compile.cost.latency import fit_latency_model, mdape, roofline_ms, spearman
+from restnet_compile.cost.latency import fit_latency_model, mdape, roofline_ms
 from restnet_compile.errors import EXIT_BAD_INPUT, BadInputError
 
 HOST = load_profile("host")

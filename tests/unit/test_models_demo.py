@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from restnet_compile.data.dataset import load_dataset, make_splits
-from restnet_compile.models.pretrain import RECIPES
+from restnet_compile.models.pretrain import TRAINING_RECIPES
 from restnet_compile.models.registry import create_model, shipped_weights
 from restnet_compile.pipeline.costs import accuracy
 
@@ -22,7 +22,7 @@ def test_split():  # type: ignore[no-untyped-def]
     return make_splits(load_dataset("mnist5k"), seed=0).test
 
 
-@pytest.mark.parametrize("name", list(RECIPES))
+@pytest.mark.parametrize("name", list(TRAINING_RECIPES))
 def test_shipped_weights_reproduce_the_recorded_test_accuracy(name: str, test_split) -> None:  # type: ignore[no-untyped-def]
     record = _record(name)
     assert record["model"] == name and record["epochs"] == 30  # one training budget for every model
@@ -32,7 +32,7 @@ def test_shipped_weights_reproduce_the_recorded_test_accuracy(name: str, test_sp
 
 
 def test_pairs_differ_by_capacity_and_the_hybrid_vit_is_a_real_large_model() -> None:
-    acc = {name: _record(name)["test_accuracy"] for name in RECIPES}
+    acc = {name: _record(name)["test_accuracy"] for name in TRAINING_RECIPES}
     assert acc["demo-large-cnn"] > acc["demo-small-cnn"]
     # transformer -> CNN stitching needs a transformer stronger than the small CNN; the plain ViT is not
     assert acc["demo-hybrid-vit"] > acc["demo-small-cnn"] > acc["demo-vit"]

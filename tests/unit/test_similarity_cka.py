@@ -8,8 +8,18 @@ import torch
 
 from restnet_compile.data import load_dataset, make_splits
 from restnet_compile.models import create_model
-from restnet_compile.similarity import cka_matrix, linear_cka
+from restnet_compile.similarity import cka_matrix
 from restnet_compile.similarity.cka import StreamingCKA, hsic_unbiased
+
+
+def linear_cka(x: np.ndarray, y: np.ndarray, batch_size: int | None = None) -> float:
+    """Linear CKA between two feature sets of the same samples (rows), minibatched if ``batch_size`` is given."""
+    n = x.shape[0]
+    step = batch_size or n
+    acc = StreamingCKA()
+    for i in range(0, n, step):
+        acc.update([torch.from_numpy(x[i : i + step])], [torch.from_numpy(y[i : i + step])])
+    return float(acc.result()[0, 0])
 
 
 @pytest.fixture(scope="module")

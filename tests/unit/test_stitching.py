@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from restnet_compile.config.build import PlanSettings, TuneSettings
 from restnet_compile.data import Splits, load_dataset, make_splits
 from restnet_compile.errors import BadInputError
 from restnet_compile.models import BlockSequence, FeatureSpec, create_model
-from restnet_compile.stitching import ADAPTERS, PlanRule, StitchedNet, StitchPoint, TuneConfig, plan_candidates
+from restnet_compile.stitching import ADAPTERS, StitchedNet, StitchPoint, plan_candidates
 from restnet_compile.stitching.adapters import Conv1x1Adapter, adapter_for, solve_least_squares
 from restnet_compile.stitching.tuning.loop import cache_split, cached_accuracy, tune_adapter
 
@@ -146,7 +147,7 @@ def _points(cands) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
 
 
 def test_plan_default_rule_on_hand_made_matrix() -> None:
-    cands = plan_candidates(_hand_cka(), FRONT, BACK, PlanRule())
+    cands = plan_candidates(_hand_cka(), FRONT, BACK, PlanSettings())
     assert _points(cands) == [(0, 0), (1, 1), (2, 1), (3, 2), (4, 2)]
     assert [c.cka for c in cands] == pytest.approx([0.50, 0.60, 0.70, 0.40, 0.80])
     assert all(c.adapter == "conv1x1" for c in cands)
@@ -154,13 +155,13 @@ def test_plan_default_rule_on_hand_made_matrix() -> None:
 
 
 def test_plan_wide_depth_band_admits_far_blocks() -> None:
-    cands = plan_candidates(_hand_cka(), FRONT, BACK, PlanRule(depth_band=1.0))
+    cands = plan_candidates(_hand_cka(), FRONT, BACK, PlanSettings(depth_band=1.0))
     assert (0, 2) in _points(cands)
     assert (0, 0) not in _points(cands)
 
 
 def test_plan_narrow_depth_band() -> None:
-    rule = PlanRule(depth_band=0.1)
+    rule = PlanSettings(depth_band=0.1)
     cands = plan_candidates(_hand_cka(), FRONT, BACK, rule)
     for i, j in _points(cands):
         assert _rel_gap(i, j) <= 0.1
@@ -169,33 +170,40 @@ def test_plan_narrow_depth_band() -> None:
 
 
 def test_plan_respects_min_suffix_blocks() -> None:
-    cands = plan_candidates(_hand_cka(), FRONT, BACK, PlanRule(min_suffix_blocks=2))
+    cands = plan_candidates(_hand_cka(), FRONT, BACK, PlanSettings(min_suffix_blocks=2))
     assert all(len(BACK) - 1 - j >= 2 for _, j in _points(cands))
     # cuts 3 and 4 have 7x7 outputs and only 14x14 blocks leave two blocks after them: no candidate
     assert _points(cands) == [(0, 0), (1, 1), (2, 1)]
 
 
 def test_plan_never_up_samples() -> None:
-    cands = plan_candidates(_hand_cka(), FRONT, BACK, PlanRule(depth_band=1.0))
+    cands = plan_candidates(_hand_cka(), FRONT, BACK, PlanSettings(depth_band=1.0))
     cut3 = [c for c in cands if c.point.front_block == 3]
     assert len(cut3) == 1
     assert cut3[0].point.back_block == 2  # not 0 or 1 (14x14), however high their CKA
 
 
 def test_plan_max_candidates_keeps_highest_cka_in_cut_order() -> None:
-    cands = plan_candidates(_hand_cka(), FRONT, BACK, PlanRule(max_candidates=2))
+    cands = plan_candidates(_hand_cka(), FRONT, BACK, PlanSettings(max_candidates=2))
     assert _points(cands) == [(2, 1), (4, 2)]
 
 
 def test_plan_with_no_compatible_blocks_is_empty() -> None:
     front = [m(8, 7), m(8, 7)]
     back = [m(8, 14), m(8, 14), m(8, 14)]
-    assert plan_candidates(np.ones((2, 3)), front, back, PlanRule(depth_band=1.0)) == []
+    assert plan_candidates(np.ones((2, 3)), front, back, PlanSettings(depth_band=1.0)) == []
 
 
 @pytest.mark.parametrize("seed", range(5))
-@pytest.mark.parametrize("rule", [PlanRule(), PlanRule(0.2, 1, 3), PlanRule(0.6, 2, 8)])
-def test_plan_invariants_on_random_matrices(seed: int, rule: PlanRule) -> None:
+@pytest.mark.parametrize(
+    "rule",
+    [
+        PlanSettings(),
+        PlanSettings(depth_band=0.2, min_suffix_blocks=1, max_candidates=3),
+        PlanSettings(depth_band=0.6, min_suffix_blocks=2, max_candidates=8),
+    ],
+)
+def test_plan_invariants_on_random_matrices(seed: int, rule: PlanSettings) -> None:
     cka = np.random.default_rng(seed).uniform(0, 1, size=(6, 4))
     cands = plan_candidates(cka, FRONT, BACK, rule)
     cuts = [c.point.front_block for c in cands]
@@ -337,7 +345,7 @@ def test_tune_adapter_changes_only_the_adapter(models, caches, splits: Splits) -
     whole = {"front": _snapshot(front), "back": _snapshot(back)}
     adapter_before = _snapshot(net.adapter)
 
-    result = tune_adapter(net, train, val, TuneConfig(epochs=1, lr=1e-3, batch_size=32), seed=0)
+    result = tune_adapter(net, train, val, TuneSettings(epochs=1, lr=1e-3, batch_size=32), seed=0)
 
     assert result.epochs_run == 1
     assert result.best_epoch == 1  # tuning helped, so the tuned adapter is the one kept
@@ -361,7 +369,7 @@ def test_tune_adapter_never_returns_worse_than_init(models, caches, splits: Spli
     init_acc = cached_accuracy(net, val)
     assert init_acc > 0.5
 
-    result = tune_adapter(net, train, val, TuneConfig(epochs=epochs, lr=50.0, batch_size=32, patience=1), seed=0)
+    result = tune_adapter(net, train, val, TuneSettings(epochs=epochs, lr=50.0, batch_size=32, patience=1), seed=0)
 
     assert result.val_accuracy_init == pytest.approx(init_acc, abs=1e-4)
     assert result.val_accuracy >= result.val_accuracy_init
@@ -376,7 +384,7 @@ def test_tune_adapter_is_deterministic_for_a_seed(models, caches, splits: Splits
     for _ in range(2):
         torch.manual_seed(0)
         net = _stitched(StitchPoint(1, 1), *models, ls_calib=splits)
-        results.append(tune_adapter(net, *caches[1], TuneConfig(epochs=1, lr=1e-3, batch_size=32), seed=7))
+        results.append(tune_adapter(net, *caches[1], TuneSettings(epochs=1, lr=1e-3, batch_size=32), seed=7))
         weights.append(_snapshot(net.adapter))
     assert results[0] == results[1]
     assert _same(weights[0], weights[1])

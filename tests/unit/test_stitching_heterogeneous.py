@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from restnet_compile.config.build import BuildConfig
+from restnet_compile.config.build import BuildConfig, TuneSettings
 from restnet_compile.data import Splits, load_dataset, make_splits
 from restnet_compile.models import BlockSequence, create_model
 from restnet_compile.pipeline.candidates import plan
 from restnet_compile.pipeline.cka import compute_cka
 from restnet_compile.pipeline.costs import accuracy
-from restnet_compile.stitching import Candidate, StitchPoint, TuneConfig, build_stitched
+from restnet_compile.stitching import Candidate, StitchPoint, build_stitched
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -41,8 +41,8 @@ def zoo() -> dict[str, BlockSequence]:
     return {n: create_model(n) for n in ("demo-large-cnn", "demo-small-cnn", "demo-vit")}
 
 
-# a 2-epoch smoke test: a constant rate (cosine over 2 epochs leaves ViT -> CNN at 46-50 %, under the bar below)
-TUNE = TuneConfig(epochs=2, lr=1e-3, batch_size=64, patience=2, schedule="constant")
+# a 2-epoch smoke test (measured: ViT -> CNN at 75 and 83 % test accuracy, CNN -> ViT at 91 and 96 %)
+TUNE = TuneSettings(epochs=2, lr=1e-3, batch_size=64, patience=2)
 
 
 @pytest.mark.parametrize(

@@ -1,21 +1,37 @@
-"""Stitching layers (adapters), registered by name, each with a closed-form least-squares initialisation."""
+"""The adapter base class and its registry; each registry entry carries what the planner needs to know.
+
+An adapter is registered with :func:`register_adapter`, which records on the class the kinds of feature it joins
+(``map`` / ``tokens``, source then destination) and its planning priority: the planner proposes, for each pair of
+blocks, the adapter of lowest priority that can join them; ``None`` means never planned (chosen only through
+``tune.adapter``, see :func:`choose_adapter`).
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import ClassVar, TypeVar
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from restnet_compile._util.registry import Registry
 from restnet_compile.errors import BadInputError
-from restnet_compile.models.blocks import FeatureSpec
+from restnet_compile.models.blocks import FeatureKind, FeatureSpec
 
 
 class Adapter(nn.Module, ABC):
-    """Base class: maps a feature of ``src`` spec to a feature of ``dst`` spec."""
+    """Base class: maps a feature of ``src`` spec to a feature of ``dst`` spec.
+
+    Attributes:
+        name: Registered name (set by :func:`register_adapter`).
+        joins: Feature kinds it joins, ``(source, destination)``.
+        plan_priority: Rank among the adapters the planner proposes (lowest first); None: never planned.
+    """
+
+    name: ClassVar[str]
+    joins: ClassVar[tuple[FeatureKind, FeatureKind]]
+    plan_priority: ClassVar[int | None] = None
 
     def __init__(self, src: FeatureSpec, dst: FeatureSpec) -> None:
         super().__init__()
@@ -26,9 +42,17 @@ class Adapter(nn.Module, ABC):
         self.dst = dst
 
     @classmethod
-    @abstractmethod
     def incompatibility(cls, src: FeatureSpec, dst: FeatureSpec) -> str | None:
         """Why this adapter cannot join ``src`` to ``dst`` (None when it can)."""
+        if (src.kind, dst.kind) != cls.joins:
+            want = " -> ".join(cls.joins)
+            return f"adapter {cls.name} joins {want}, not {src.describe()} -> {dst.describe()}"
+        return cls.shape_problem(src, dst)
+
+    @classmethod
+    @abstractmethod
+    def shape_problem(cls, src: FeatureSpec, dst: FeatureSpec) -> str | None:
+        """Why the shapes of ``src`` and ``dst`` (of the kinds in :attr:`joins`) cannot be joined (None: they can)."""
 
     @abstractmethod
     def least_squares_init(self, x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-4) -> float:
@@ -47,86 +71,27 @@ class Adapter(nn.Module, ABC):
 
 
 ADAPTERS: Registry[type[Adapter]] = Registry("adapter")
+A = TypeVar("A", bound=type[Adapter])
 
 
-def solve_least_squares(x: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """Ridge regression with bias, in closed form: ``y ~ x @ w + b``.
+def register_adapter(
+    name: str, joins: tuple[FeatureKind, FeatureKind], plan_priority: int | None = None
+) -> Callable[[A], A]:
+    """Class decorator: register an adapter as ``name`` with its planning metadata (see the module doc)."""
 
-    Args:
-        x: ``(samples, in_features)``.
-        y: ``(samples, out_features)``.
-        ridge: Tikhonov factor relative to the mean diagonal of ``x^T x`` (keeps the solve well posed).
+    def deco(cls: A) -> A:
+        cls.name, cls.joins, cls.plan_priority = name, joins, plan_priority
+        return ADAPTERS.register(name)(cls)
 
-    Returns:
-        ``w`` of shape ``(in_features, out_features)``, ``b`` of shape ``(out_features,)`` and the fit's R^2.
-    """
-    x = x.astype(np.float64)
-    y = y.astype(np.float64)
-    mx, my = x.mean(0), y.mean(0)
-    xc, yc = x - mx, y - my
-    gram = xc.T @ xc
-    lam = ridge * max(float(np.trace(gram)) / gram.shape[0], 1e-12)
-    w = np.linalg.solve(gram + lam * np.eye(gram.shape[0]), xc.T @ yc)
-    b = my - mx @ w
-    resid = ((yc - xc @ w) ** 2).sum()
-    total = max(float((yc**2).sum()), 1e-12)
-    return w, b, float(1.0 - resid / total)
-
-
-@ADAPTERS.register("conv1x1")
-class Conv1x1Adapter(Adapter):
-    """map -> map: resize to the destination grid (integer-factor average pooling), then a 1x1 convolution."""
-
-    @classmethod
-    def incompatibility(cls, src: FeatureSpec, dst: FeatureSpec) -> str | None:
-        if src.kind != "map" or dst.kind != "map":
-            return f"adapter conv1x1 joins map -> map, not {src.describe()} -> {dst.describe()}"
-        (sh, sw), (dh, dw) = src.resolution, dst.resolution  # type: ignore[misc]
-        if sh % dh or sw % dw or sh // dh != sw // dw:
-            return f"adapter conv1x1 cannot resize {src.describe()} to {dst.describe()}: needs an integer down-factor"
-        return None
-
-    def __init__(self, src: FeatureSpec, dst: FeatureSpec) -> None:
-        super().__init__(src, dst)
-        self.pool = src.shape[1] // dst.shape[1]
-        self.conv = nn.Conv2d(src.channels, dst.channels, 1)
-
-    def _resize(self, x: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(x, self.pool) if self.pool > 1 else x
-
-    def fixed(self, x: torch.Tensor) -> torch.Tensor:
-        """The resize to the destination grid (no parameters)."""
-        return self._resize(x)
-
-    def trainable(self, x: torch.Tensor) -> torch.Tensor:
-        """The adapter on an already resized map; subclasses override this, not ``forward``."""
-        return self.conv(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.trainable(self._resize(x))
-
-    @torch.no_grad()
-    def least_squares_init(self, x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-4) -> float:
-        xs = self._resize(x).permute(0, 2, 3, 1).reshape(-1, self.src.channels).numpy()
-        ys = y.permute(0, 2, 3, 1).reshape(-1, self.dst.channels).numpy()
-        w, b, r2 = solve_least_squares(xs, ys, ridge)
-        self.conv.weight.copy_(torch.from_numpy(w.T.astype(np.float32))[:, :, None, None])
-        self.conv.bias.copy_(torch.from_numpy(b.astype(np.float32)))
-        return r2
-
-
-# One adapter per kind of join; the planner proposes the first that can join the pair. ``tokens-to-map-mlp``
-# (unpatchify.py) is planned for tokens -> map; ``tokens-to-map-cls`` and the plain ``tokens-to-map`` stay
-# registered. Richer map -> map adapters (maps.py) are chosen by ``tune.adapter`` and replace ``conv1x1``
-# where they can join the pair (see ``choose_adapter``).
-BASE_ADAPTERS = ("conv1x1", "map-to-tokens", "token-linear", "tokens-to-map-mlp", "tokens-to-map-cls", "tokens-to-map")
+    return deco
 
 
 def adapter_for(src: FeatureSpec, dst: FeatureSpec) -> str | None:
-    """The plain registered adapter that can join ``src`` to ``dst``, or None when none can."""
-    for name in BASE_ADAPTERS:
-        if ADAPTERS.get(name).incompatibility(src, dst) is None:
-            return name
+    """The planned adapter for ``src`` -> ``dst``: the one of lowest priority that can join them (None: none can)."""
+    planned = [ADAPTERS.get(n) for n in ADAPTERS.names() if ADAPTERS.get(n).plan_priority is not None]
+    for cls in sorted(planned, key=lambda c: c.plan_priority or 0):
+        if cls.incompatibility(src, dst) is None:
+            return cls.name
     return None
 
 

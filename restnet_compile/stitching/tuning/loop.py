@@ -9,8 +9,7 @@ worse adapter than it started from.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -18,52 +17,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from restnet_compile._util.registry import Registry
+from restnet_compile.config.build import TuneSettings
 from restnet_compile.data import Dataset
 from restnet_compile.models.blocks import BlockSequence
 from restnet_compile.stitching.net import StitchedNet
-
-
-@dataclass(frozen=True)
-class TuneConfig:
-    """Fine-tuning hyper-parameters.
-
-    Attributes:
-        epochs: Largest number of passes over the training split.
-        lr: Adam learning rate for the adapter.
-        batch_size: Minibatch size.
-        distill_weight: Weight of the KL term towards the front model's logits (0 disables it; the default 1 is
-            pure distillation: the labels only select the best adapter on validation).
-        temperature: Distillation temperature.
-        patience: Epochs without validation gain before stopping (the default equals ``epochs``: with the cosine
-            schedule the last, low-rate epochs gain most, and cutting them cost accuracy in bench_tune_ideas.py).
-        adapter: Adapter for map -> map joins (``auto``: the planned ``conv1x1``); see ``stitch.adapters``.
-        recipe: Tuning recipe name (see ``stitch.recipes``).
-        match_epochs: Feature-matching passes of recipes that match the back model's activations.
-        match_lr: Adam learning rate of feature matching.
-        augment: Augmentation of the cached prefix features per batch (see ``AUGMENTS``; ``none`` disables it).
-        schedule: Learning-rate schedule over ``epochs`` (see ``SCHEDULES``).
-        weight_decay: Decoupled weight decay of the adapter (AdamW); 0 is plain Adam.
-        label_smoothing: Label smoothing of the cross-entropy term.
-        ema: Decay per step of an exponential moving average of the adapter's weights; when above 0 the average,
-            not the raw weights, is evaluated and kept (0 disables it).
-    """
-
-    epochs: int = 20
-    lr: float = 2e-3
-    batch_size: int = 64
-    distill_weight: float = 1.0
-    temperature: float = 4.0
-    patience: int = 20
-    adapter: str = "conv-bn-relu"
-    recipe: str = "ls+feature-match+distill"
-    match_epochs: int = 3
-    match_lr: float = 3e-3
-    augment: str = "none"
-    schedule: str = "cosine"
-    weight_decay: float = 0.0
-    label_smoothing: float = 0.0
-    ema: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -118,10 +75,8 @@ def cache_cuts(
 
 
 @torch.no_grad()
-def cached_accuracy(net: StitchedNet, split: CachedSplit, batch: int = 500, fixed: bool = False) -> float:
-    """Accuracy of ``net`` on cached prefix features (``fixed``: features already through ``adapter.fixed``)."""
-    net.eval()
-    run = net.from_fixed if fixed else net.from_prefix
+def split_accuracy(run: Callable[[torch.Tensor], torch.Tensor], split: CachedSplit, batch: int = 500) -> float:
+    """Accuracy of ``run`` (features -> logits) on the cached features of ``split``."""
     correct = sum(
         int((run(split.feats[i : i + batch]).argmax(1) == split.labels[i : i + batch]).sum())
         for i in range(0, len(split.labels), batch)
@@ -129,48 +84,16 @@ def cached_accuracy(net: StitchedNet, split: CachedSplit, batch: int = 500, fixe
     return correct / len(split.labels)
 
 
+def cached_accuracy(net: StitchedNet, split: CachedSplit) -> float:
+    """Accuracy of ``net`` (in eval mode) on cached prefix features."""
+    return split_accuracy(net.eval().from_prefix, split)
+
+
 @torch.no_grad()
 def fixed_split(net: StitchedNet, split: CachedSplit, batch: int = 500) -> CachedSplit:
     """``split`` with the adapter's parameter-free stage (the resize) applied once, not at every step."""
     feats = torch.cat([net.adapter.fixed(split.feats[i : i + batch]) for i in range(0, len(split.feats), batch)])
     return CachedSplit(feats, split.teacher, split.labels)
-
-
-Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-AUGMENTS: Registry[Augment] = Registry("augmentation")
-
-
-@AUGMENTS.register("none")
-def _no_augment(feats: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    return feats
-
-
-@AUGMENTS.register("shift")
-def shift_maps(feats: torch.Tensor, gen: torch.Generator, cells: int = 1) -> torch.Tensor:
-    """Translate each ``B, C, H, W`` map by its own random offset of up to ``cells`` cells in each direction.
-
-    The border is replicated (the digits' background), so a shifted map looks like the features of a shifted image:
-    the prefix is convolutional, hence translation-equivariant up to its stride. Token features pass unchanged.
-    """
-    if feats.dim() != 4:
-        return feats
-    b, _, h, w = feats.shape
-    k = 2 * cells + 1
-    padded = F.pad(feats, (cells, cells, cells, cells), mode="replicate")
-    offset = torch.randint(0, k * k, (b,), generator=gen)
-    out = torch.empty_like(feats)
-    for o in range(k * k):
-        rows = (offset == o).nonzero().squeeze(1)
-        if len(rows):
-            dy, dx = divmod(o, k)
-            out[rows] = padded[rows, :, dy : dy + h, dx : dx + w]
-    return out
-
-
-Schedule = Callable[[torch.optim.Optimizer, int], torch.optim.lr_scheduler.LRScheduler]
-SCHEDULES: Registry[Schedule] = Registry("learning-rate schedule")
-SCHEDULES.register("constant")(lambda opt, steps: torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0))
-SCHEDULES.register("cosine")(lambda opt, steps: torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1)))
 
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:
@@ -201,14 +124,10 @@ def frozen_tail(net: StitchedNet) -> Callable[[torch.Tensor], torch.Tensor]:
 
 
 def _loss(
-    run: Callable[[torch.Tensor], torch.Tensor],
-    split: CachedSplit,
-    idx: torch.Tensor,
-    cfg: TuneConfig,
-    gen: torch.Generator,
+    run: Callable[[torch.Tensor], torch.Tensor], split: CachedSplit, idx: torch.Tensor, cfg: TuneSettings
 ) -> torch.Tensor:
-    logits = run(AUGMENTS.get(cfg.augment)(split.feats[idx], gen))
-    loss = F.cross_entropy(logits, split.labels[idx], label_smoothing=cfg.label_smoothing)
+    logits = run(split.feats[idx])
+    loss = F.cross_entropy(logits, split.labels[idx])
     if cfg.distill_weight > 0:
         t = cfg.temperature
         kd = F.kl_div(F.log_softmax(logits / t, 1), F.softmax(split.teacher[idx] / t, 1), reduction="batchmean")
@@ -216,56 +135,29 @@ def _loss(
     return loss
 
 
-@torch.no_grad()
-def _accuracy(run: Callable[[torch.Tensor], torch.Tensor], split: CachedSplit, batch: int = 500) -> float:
-    correct = sum(
-        int((run(split.feats[i : i + batch]).argmax(1) == split.labels[i : i + batch]).sum())
-        for i in range(0, len(split.labels), batch)
-    )
-    return correct / len(split.labels)
-
-
-def run_epoch(
+def _run_epoch(
     run: Callable[[torch.Tensor], torch.Tensor],
     split: CachedSplit,
     opt: torch.optim.Optimizer,
     sched: torch.optim.lr_scheduler.LRScheduler,
-    cfg: TuneConfig,
+    cfg: TuneSettings,
     gen: torch.Generator,
-    after_step: Callable[[], None] | None = None,
 ) -> None:
     """One pass over ``split`` in a seeded random order: loss (``cfg``), optimiser and schedule step per batch."""
     order = torch.randperm(len(split.labels), generator=gen)
     for i in range(0, len(order), cfg.batch_size):
-        loss = _loss(run, split, order[i : i + cfg.batch_size], cfg, gen)
+        loss = _loss(run, split, order[i : i + cfg.batch_size], cfg)
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
-        if after_step is not None:
-            after_step()
 
 
-@contextmanager
-def _swapped(params: list[nn.Parameter], values: list[torch.Tensor] | None) -> Iterator[None]:
-    """Hold ``values`` in ``params`` inside the block (nothing when ``values`` is None)."""
-    if values is None:
-        yield
-        return
-    saved = [p.detach().clone() for p in params]
-    with torch.no_grad():
-        for p, v in zip(params, values, strict=True):
-            p.copy_(v)
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for p, v in zip(params, saved, strict=True):
-                p.copy_(v)
+def tune_adapter(net: StitchedNet, train: CachedSplit, val: CachedSplit, cfg: TuneSettings, seed: int) -> TuneResult:
+    """Fine-tune ``net.adapter`` alone; leave ``net`` holding the best adapter on ``val``.
 
-
-def tune_adapter(net: StitchedNet, train: CachedSplit, val: CachedSplit, cfg: TuneConfig, seed: int) -> TuneResult:
-    """Fine-tune ``net.adapter`` alone; leave ``net`` holding the best adapter on ``val``."""
+    Adam with a cosine learning-rate schedule over ``cfg.epochs``, loss and early stop as ``cfg`` says.
+    """
     frozen = [p for name, p in net.named_parameters() if not name.startswith("adapter.") and p.requires_grad]
     if frozen:
         raise ValueError("tune_adapter needs frozen donor models (create_model freezes them)")
@@ -274,25 +166,16 @@ def tune_adapter(net: StitchedNet, train: CachedSplit, val: CachedSplit, cfg: Tu
     net.eval()  # frozen BatchNorm statistics in the suffix and in the adapter (a trainable affine map there)
     gen = torch.Generator().manual_seed(seed)
     train, val, run = fixed_split(net, train), fixed_split(net, val), frozen_tail(net)
-    opt = torch.optim.AdamW(net.adapter.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
-    steps_per_epoch = -(-len(train.labels) // cfg.batch_size)
-    sched = SCHEDULES.get(cfg.schedule)(opt, cfg.epochs * steps_per_epoch)
-    best_acc = init_acc = _accuracy(run, val)
+    opt = torch.optim.Adam(net.adapter.parameters(), lr=cfg.lr, foreach=True)
+    steps = cfg.epochs * -(-len(train.labels) // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
+    best_acc = init_acc = split_accuracy(run, val)
     best_state, best_epoch, epoch = copy.deepcopy(net.adapter.state_dict()), 0, 0
-    params = list(net.adapter.parameters())
-    average = [p.detach().clone() for p in params] if cfg.ema > 0 else None
-
-    def update_average() -> None:
-        if average is not None:
-            for a, p in zip(average, params, strict=True):
-                a.lerp_(p.detach(), 1 - cfg.ema)
-
     for epoch in range(1, cfg.epochs + 1):
-        run_epoch(run, train, opt, sched, cfg, gen, after_step=update_average)
-        with _swapped(params, average):
-            acc = _accuracy(run, val)
-            if acc > best_acc:
-                best_acc, best_state, best_epoch = acc, copy.deepcopy(net.adapter.state_dict()), epoch
+        _run_epoch(run, train, opt, sched, cfg, gen)
+        acc = split_accuracy(run, val)
+        if acc > best_acc:
+            best_acc, best_state, best_epoch = acc, copy.deepcopy(net.adapter.state_dict()), epoch
         if epoch - best_epoch >= cfg.patience:
             break
     net.adapter.load_state_dict(best_state)

@@ -2,7 +2,7 @@
 
 * ``ls-only``: the closed-form least-squares initialisation, no gradient steps.
 * ``distill``: LS init, then adapter-only tuning through the frozen suffix with CE + distillation from the large
-  model (``finetune.tune_adapter``), ``epochs`` passes.
+  model (``loop.tune_adapter``), ``epochs`` passes.
 * ``ls+feature-match+distill``: LS init, then ``match_epochs`` passes of feature matching (MSE of the adapter's output
   to the small model's own activations at the stitch point; no pass through the suffix, so each step costs only the
   adapter), then ``epochs`` passes of CE + distillation. Feature matching lets a non-linear adapter use its extra
@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import torch
 
 from restnet_compile._util.registry import Registry
+from restnet_compile.config.build import TuneSettings
 from restnet_compile.stitching.net import StitchedNet
-from restnet_compile.stitching.tuning.loop import CachedSplit, TuneConfig, TuneResult, cached_accuracy, tune_adapter
+from restnet_compile.stitching.tuning.loop import CachedSplit, TuneResult, cached_accuracy, tune_adapter
 
 
 @dataclass(frozen=True)
@@ -39,23 +40,23 @@ class RecipeData:
 class Recipe:
     """A tuning recipe: its function and whether it needs the back model's activations (``RecipeData.targets``)."""
 
-    run: Callable[[StitchedNet, RecipeData, TuneConfig, int], TuneResult]
+    run: Callable[[StitchedNet, RecipeData, TuneSettings, int], TuneResult]
     needs_targets: bool = False
 
 
 RECIPES: Registry[Recipe] = Registry("recipe")
 
 
-def _ls_only(net: StitchedNet, data: RecipeData, cfg: TuneConfig, seed: int) -> TuneResult:
+def _ls_only(net: StitchedNet, data: RecipeData, cfg: TuneSettings, seed: int) -> TuneResult:
     acc = round(cached_accuracy(net, data.val), 4)
     return TuneResult(acc, acc, 0, 0)
 
 
-def _distill(net: StitchedNet, data: RecipeData, cfg: TuneConfig, seed: int) -> TuneResult:
+def _distill(net: StitchedNet, data: RecipeData, cfg: TuneSettings, seed: int) -> TuneResult:
     return tune_adapter(net, data.train, data.val, cfg, seed)
 
 
-def feature_match(net: StitchedNet, feats: torch.Tensor, targets: torch.Tensor, cfg: TuneConfig, seed: int) -> int:
+def feature_match(net: StitchedNet, feats: torch.Tensor, targets: torch.Tensor, cfg: TuneSettings, seed: int) -> int:
     """``cfg.match_epochs`` passes of MSE between ``net.adapter(feats)`` and ``targets``; returns the passes run.
 
     The loss is normalised by the targets' variance per channel, so every channel of the stitch point counts alike.
@@ -82,7 +83,7 @@ def feature_match(net: StitchedNet, feats: torch.Tensor, targets: torch.Tensor, 
     return cfg.match_epochs
 
 
-def match_from_ls(net: StitchedNet, data: RecipeData, cfg: TuneConfig, seed: int) -> tuple[float, int]:
+def match_from_ls(net: StitchedNet, data: RecipeData, cfg: TuneSettings, seed: int) -> tuple[float, int]:
     """Feature matching from the LS start, kept only if it does not lower validation accuracy.
 
     Returns the LS start's validation accuracy and the matching passes run.
@@ -97,7 +98,7 @@ def match_from_ls(net: StitchedNet, data: RecipeData, cfg: TuneConfig, seed: int
     return init_acc, matched
 
 
-def _match_then_distill(net: StitchedNet, data: RecipeData, cfg: TuneConfig, seed: int) -> TuneResult:
+def _match_then_distill(net: StitchedNet, data: RecipeData, cfg: TuneSettings, seed: int) -> TuneResult:
     init_acc, matched = match_from_ls(net, data, cfg, seed)
     res = tune_adapter(net, data.train, data.val, cfg, seed)
     return TuneResult(init_acc, max(res.val_accuracy, res.val_accuracy_init), matched + res.epochs_run, res.best_epoch)
