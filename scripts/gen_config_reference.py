@@ -19,10 +19,11 @@ from typing import Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from restnet_compile.config.build import BuildConfig, registered_choices
+from restnet_compile.config.build import BuildConfig
 from restnet_compile.config.device import builtin_names
 from restnet_compile.data.dataset import DATASETS
 from restnet_compile.models.registry import MODELS
+from restnet_compile.pipeline.choices import registered_choices
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "config-reference.md"

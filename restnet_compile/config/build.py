@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError
 
 from restnet_compile.config.device import Strict, describe_validation_error
 from restnet_compile.errors import BadInputError
@@ -69,24 +69,6 @@ class TuneSettings(Strict):
         3, ge=0, description="feature-matching passes of recipes that match the back model's activations"
     )
     match_lr: float = Field(3e-3, gt=0, description="Adam learning rate of feature matching")
-
-    @field_validator("adapter", "recipe")
-    @classmethod
-    def _registered_name(cls, name: str, info: ValidationInfo) -> str:
-        """Each named choice must be registered; ``adapter`` also takes ``auto`` (the planned adapter)."""
-        field = info.field_name or ""
-        valid = registered_choices()[field]
-        if name not in valid:
-            raise ValueError(f"unknown {field} {name!r}; valid choices: {', '.join(valid)}")
-        return name
-
-
-def registered_choices() -> dict[str, list[str]]:
-    """The names that ``tune.adapter`` (``auto`` or a registered adapter) and ``tune.recipe`` accept."""
-    from restnet_compile.stitching.adapters import ADAPTERS
-    from restnet_compile.stitching.tuning.recipes import RECIPES
-
-    return {"adapter": ["auto", *ADAPTERS.names()], "recipe": RECIPES.names()}
 
 
 class BuildConfig(Strict):

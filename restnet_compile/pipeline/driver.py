@@ -15,6 +15,7 @@ from restnet_compile.config.device import Profile, Target, load_profile, load_ta
 from restnet_compile.errors import BadInputError, RestnetError
 from restnet_compile.export import EXPORTERS
 from restnet_compile.pipeline.candidates import plan
+from restnet_compile.pipeline.choices import check_choices
 from restnet_compile.pipeline.cka import cka_stage
 from restnet_compile.pipeline.costs import anchor_variant, stitched_variant
 from restnet_compile.pipeline.decide import decide
@@ -31,8 +32,10 @@ def resolve(config: BuildConfig) -> tuple[Profile, Target]:
     """Load the profile and target of ``config`` and check that they fit together.
 
     Raises:
-        BadInputError: unknown profile, target or exporter, or a target whose dtype the profile cannot run.
+        BadInputError: unknown profile, target, exporter, adapter or recipe, or a target whose dtype the profile
+            cannot run.
     """
+    check_choices(config)
     profile = load_profile(config.profile)
     target = load_target(config.target or profile.target)
     if target.dtype not in profile.dtypes:

@@ -12,6 +12,7 @@ from torch import nn
 from restnet_compile.config.build import TuneSettings, load_build_config
 from restnet_compile.errors import BadInputError
 from restnet_compile.models.blocks import FeatureSpec
+from restnet_compile.pipeline.choices import check_choices
 from restnet_compile.stitching import ADAPTERS
 from restnet_compile.stitching.adapters import adapter_for, choose_adapter
 from restnet_compile.stitching.tuning.loop import CachedSplit
@@ -74,7 +75,7 @@ def test_unknown_adapter_or_recipe_lists_valid_names(field: str, listed: str) ->
     with pytest.raises(
         BadInputError, match=rf"tune.{field}.*unknown {field} 'bogus'; valid choices: .*{re.escape(listed)}"
     ):
-        load_build_config(None, tune={field: "bogus"})
+        check_choices(load_build_config(None, tune={field: "bogus"}))
 
 
 def test_cli_unknown_recipe_exits_2_and_lists_recipes(tmp_path: Path, cli_in_process: CliCall) -> None:
