@@ -121,3 +121,27 @@ def test_dynamic_adaptation_example_switches_variants(phone_bundle: api.BuildRes
     used = {line.split()[4] for line in lines[1:-1]}
     assert len(used) >= 2, "the budget trace should make the runtime switch"
     assert "switches over 16 steps" in lines[-1] and int(lines[-1].split()[0]) >= 1
+
+
+def test_calibrate_host_times_every_variant_here(phone_bundle: api.BuildResult, tmp_path: Path) -> None:
+    from restnet_compile.config.device import load_profile
+
+    out = tmp_path / "host-calibrated.yaml"
+    args = ["--profile", "host", "--bundle", str(phone_bundle.bundle_dir), "--out", str(out)]
+    proc = _cli("calibrate", *args, "--warmup", "1", "--runs", "3")
+    assert proc.returncode == 0, proc.stderr
+    shipped = {v["id"] for v in phone_bundle.manifest["variants"] if v["selected"]}
+    table = [line for line in proc.stdout.splitlines() if line.startswith("| ") and " ms |" in line]
+    rows = {line.split("|")[1].strip() for line in table}
+    assert rows == shipped
+    csv_rows = out.with_suffix(".csv").read_text().splitlines()
+    assert csv_rows[0].startswith("variant,count,") and len(csv_rows) == 1 + len(shipped)
+    assert load_profile(out).latency_model.efficiency > 0
+
+
+def test_calibrate_host_refuses_a_bundle_without_tflite(onnx_int8_bundle: api.BuildResult, tmp_path: Path) -> None:
+    out = tmp_path / "host-calibrated.yaml"
+    proc = _cli("calibrate", "--profile", "host", "--bundle", str(onnx_int8_bundle.bundle_dir), "--out", str(out))
+    assert proc.returncode == 2
+    assert "has no .tflite variants to time on this machine" in proc.stderr
+    assert not out.exists() and not out.with_suffix(".csv").exists()

@@ -95,7 +95,7 @@ def test_python_api_opens_selects_and_runs_without_the_toolchain(light: dict, ph
         f"b = Bundle.open({str(phone_bundle.bundle_dir)!r})\n"
         "v = b.select(latency_ms=1e9)\n"
         "y = b.run(np.full((2, *b.manifest['input']['shape']), 0.5, np.float32), v.id)\n"
-        f"print(v.id, y.shape[0], sorted({sorted(TOOLCHAIN)!r} & {{m.split('.')[0] for m in sys.modules}}))\n"
+        f"print(v.id, y.shape[0], sorted(set({sorted(TOOLCHAIN)!r}) & {{m.split('.')[0] for m in sys.modules}}))\n"
     )
     proc = _in(light, str(light["venv"] / "bin" / "python"), "-c", script)
     assert proc.returncode == 0, proc.stderr

@@ -1,10 +1,10 @@
-"""Unit-tier fixtures."""
+"""Unit-tier fixtures: one torch thread per test, and the CLI run in process."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,17 @@ from restnet_compile.cli import cli
 from restnet_compile.cli.base import run_guarded
 
 CliCall = Callable[..., subprocess.CompletedProcess]
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Unit tests run tiny models, where a second intra-op thread only adds synchronisation (5x the CPU time)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture()
