@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
 from restnet_compile.cli.base import TOOLCHAIN, requires
+from restnet_compile.cli.options import config_overrides, model_options
 
 
 def summary(result) -> dict:  # type: ignore[no-untyped-def]
@@ -41,9 +43,7 @@ def cache_line(cache: dict) -> str:
 @click.command("build")
 @click.option("--profile", "-p", help="Device profile: built-in name (see `profiles`) or a YAML path.")
 @click.option("--target", "-t", help="Export target (default: the profile's). See `targets`.")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), help="Build config YAML.")
-@click.option("--large", help="Large model (prefix donor), a registered name.")
-@click.option("--small", help="Small model (suffix donor), a registered name.")
+@model_options
 @click.option("--seed", type=int, help="Seed for splits, adapter init and tuning.")
 @click.option(
     "--out",
@@ -71,8 +71,6 @@ def build_cmd(
     profile: str | None,
     target: str | None,
     config_path: Path | None,
-    large: str | None,
-    small: str | None,
     seed: int | None,
     out: Path,
     cache_dir: Path | None,
@@ -80,6 +78,7 @@ def build_cmd(
     quiet: bool,
     events: bool,
     as_json: bool,
+    **models: Any,
 ) -> None:
     """Build the bundle for one device profile and print its variant table.
 
@@ -91,7 +90,8 @@ def build_cmd(
     from restnet_compile.config.build import load_build_config
     from restnet_compile.report import variant_table
 
-    config = load_build_config(config_path, profile=profile, target=target, large=large, small=small, seed=seed)
+    overrides = config_overrides(models)
+    config = load_build_config(config_path, profile=profile, target=target, seed=seed, **overrides)
     cache = False if no_cache else (cache_dir or True)
     if events:
         result = api.build(config, out, progress=JsonLinesReporter(), cache=cache)

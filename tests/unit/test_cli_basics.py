@@ -120,3 +120,21 @@ def test_build_other_bad_input_exits_2(tmp_path: Path, args: list[str], needle: 
     assert proc.returncode == 2, proc.stderr
     assert needle in proc.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--data", "npz:missing.npz"], "data file missing.npz does not exist"),
+        (["--large-weights", "missing.pt"], "missing.pt"),
+        (["--large", "resnet18", "--input-shape", "3,32"], "expected C,H,W"),
+    ],
+)
+def test_build_takes_the_model_and_data_options_of_analyze(
+    tmp_path: Path, args: list[str], needle: str, cli_in_process: CliCall
+) -> None:
+    """``build`` shares analyze's option group: the options reach the config and bad values are one line, exit 2."""
+    proc = cli_in_process("build", *args, "--out", str(tmp_path / "o"), "--no-cache", "-q", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert needle in proc.stderr
+    assert not (tmp_path / "o").exists()

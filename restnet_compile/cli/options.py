@@ -1,0 +1,50 @@
+"""Option groups shared by the verbs that read a build config (``build``, ``analyze``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Model and data options: (flag, config field, help).
+_MODEL_OPTIONS = (
+    ("--large", "large", "Large model (prefix donor): registered name, timm:NAME or path/file.py:Class."),
+    ("--small", "small", "Small model (suffix donor): registered name, timm:NAME or path/file.py:Class."),
+    ("--large-weights", "large_weights", "Weights of the large model: .safetensors, .pt/.pth/.bin or a folder."),
+    ("--small-weights", "small_weights", "Weights of the small model."),
+    ("--data", "dataset", "Dataset: mnist5k, mnist10k, folder:DIR, npz:FILE, a directory or a .npz file."),
+)
+
+
+def parse_shape(text: str | None) -> tuple[int, int, int] | None:
+    """``3,64,64`` or ``3x64x64`` as a (C, H, W) tuple; None stays None."""
+    if text is None:
+        return None
+    parts = text.replace("x", ",").split(",")
+    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise click.BadParameter(f"expected C,H,W such as 3,64,64; got {text!r}", param_hint="--input-shape")
+    return tuple(int(p) for p in parts)  # type: ignore[return-value]
+
+
+def model_options(command: F) -> F:
+    """Add the model, weights, data, input-shape and class-count options and the build config file."""
+    # click lists options in the reverse order of decoration
+    command = click.option("--num-classes", type=int, help="Classifier width of torchvision / timm / user models.")(
+        command
+    )
+    command = click.option("--input-shape", help="C,H,W of torchvision / timm / user models, e.g. 3,64,64.")(command)
+    for flag, field, text in reversed(_MODEL_OPTIONS):
+        command = click.option(flag, field, help=text)(command)
+    return click.option("--config", "config_path", type=click.Path(path_type=Path), help="Build config YAML.")(command)
+
+
+def config_overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Pop the :func:`model_options` values out of a command's ``kwargs`` as build-config overrides."""
+    out = {field: kwargs.pop(field) for _flag, field, _text in _MODEL_OPTIONS}
+    out["input_shape"] = parse_shape(kwargs.pop("input_shape"))
+    out["num_classes"] = kwargs.pop("num_classes")
+    return out
