@@ -103,10 +103,10 @@ class BuildConfig(Strict):
         "pareto", description="ship the Pareto front of accuracy vs latency, or every feasible variant"
     )
     selection_noise: float = Field(
-        1.0,
+        0.0,
         ge=0,
         description="standard errors of the validation accuracy within which one variant does not dominate another "
-        "(0: exact Pareto front)",
+        "(0: exact Pareto front; a drop on a difference within 1 s.e. is flagged in its reason either way)",
     )
     plan: PlanSettings = Field(PlanSettings(), description="how stitch candidates are chosen from the CKA matrix")
     tune: TuneSettings = Field(TuneSettings(), description="how each candidate's adapter is initialised and tuned")

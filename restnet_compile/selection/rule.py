@@ -7,9 +7,12 @@ checked once per build, in ``pipeline.driver.resolve``. Among feasible variants 
 accuracy up, estimated latency down) is shipped; every other variant carries the reason it was dropped.
 
 Validation accuracy is measured on a few hundred images, so two accuracies closer than its noise cannot be told
-apart. With a noise margin of ``z`` standard errors, a variant is dominated only by one that is at least as fast and
-more accurate by more than ``z * sqrt(p1 (1 - p1) / n + p2 (1 - p2) / n)`` (the standard error of the difference of
-two accuracies on ``n`` validation images); ``z = 0`` is the exact Pareto front.
+apart. A variant dropped as dominated on such a difference says so in its reason, with one standard error of the
+difference, ``sqrt(p1 (1 - p1) / n + p2 (1 - p2) / n)`` on ``n`` validation images. With ``selection_noise`` of
+``z > 0`` standard errors, a variant is dominated only by one that is at least as fast and more accurate by more
+than ``z`` of them: nothing is dropped on noise, and everything within the noise of a faster variant ships (on the
+demo, ``z = 1`` ships all seven variants, two of them below the anchors' line on test). ``z = 0``, the default, is
+the exact Pareto front.
 
 The profile thins that front with an epsilon-Pareto rule (``selection.min_latency_gain``, epsilon): walking the front
 from the slowest variant to the fastest, a variant ships only when its latency is at least epsilon below that of the
@@ -212,6 +215,9 @@ def select(candidates: list[Option], profile: Profile, pareto: bool = True, nois
                 f"{dom.val_accuracy:.1%} val vs {c.latency_ms:.2f} ms, {c.flops / 1e6:.2f} MFLOPs at "
                 f"{c.val_accuracy:.1%} val"
             )
+            one_se = noise_margin(dom, c, 1.0)
+            if one_se and dom.val_accuracy - c.val_accuracy < one_se:
+                reason += f" (an accuracy difference within the validation noise, 1 s.e. = {one_se:.1%})"
             decisions.append(Decision(c.variant_id, True, False, (reason,)))
         elif c.variant_id in thinned:
             decisions.append(Decision(c.variant_id, True, False, (thinned[c.variant_id],)))
