@@ -129,8 +129,8 @@ def _named_cut(cuts: Cuts, target: str, name: str) -> int:
     valid = f"valid cut points: {_valid_names(cuts)}"
     if where is None or where == 0:
         raise BadInputError(f"model {name}: split: no module or graph node {target!r} to cut after; {valid}")
-    if where not in cuts.valid:
-        crossing = [repr(cuts.names[cuts.order.index(n)]) for n in cuts.crossing(where)]
+    crossing = [repr(cuts.names[cuts.order.index(n)]) for n in cuts.crossing(where)]
+    if where not in cuts.valid and len(crossing) > 1:
         both = "both" if len(crossing) == 2 else "all"
         raise BadInputError(
             f"model {name}: split: cannot cut after {target!r}, inside a residual or branch: "
@@ -139,6 +139,12 @@ def _named_cut(cuts: Cuts, target: str, name: str) -> int:
     if where > cuts.head_start:
         raise BadInputError(
             f"model {name}: split: {target!r} lies in the head, after {cuts.names[cuts.head_start]!r}; {valid}"
+        )
+    if where not in cuts.body:
+        shape = cuts.facts[cuts.order[where]].shape
+        got = f"shape {_shape(shape)}" if shape else "no tensor"
+        raise BadInputError(
+            f"model {name}: split: after {target!r} comes {got}, not a feature map or token sequence; {valid}"
         )
     return where
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from torch import nn
 
 from restnet_compile.errors import BadInputError
+from restnet_compile.models.blocks import BlockSequence
 from restnet_compile.models.checkpoints import load_checkpoint
 from restnet_compile.models.fx_split import DEFAULT_MAX_BLOCKS
 from restnet_compile.models.splitters import split_model
@@ -137,14 +138,14 @@ def user_input_shape(module: nn.Module, spec: str, opts: ModelOptions) -> tuple[
     return tuple(int(s) for s in shape)  # type: ignore[return-value]
 
 
-def create_user_model(spec: str, opts: ModelOptions) -> nn.Module:
+def create_user_model(spec: str, opts: ModelOptions) -> BlockSequence:
     """A user's model as a ``BlockSequence``."""
     module = user_model(spec, opts)
     shape = user_input_shape(module, spec, opts)
     return split_model(module, spec, shape, opts.split, opts.max_blocks, opts.num_classes)
 
 
-def create_timm_model(spec: str, opts: ModelOptions) -> nn.Module:
+def create_timm_model(spec: str, opts: ModelOptions) -> BlockSequence:
     """A ``timm:NAME`` model as a ``BlockSequence`` that keeps timm's ``pretrained_cfg``."""
     module, shape = create_timm(spec, opts.weights, opts.input_shape, opts.num_classes)
     seq = split_model(module, spec, shape, opts.split, opts.max_blocks, opts.num_classes)
@@ -153,6 +154,5 @@ def create_timm_model(spec: str, opts: ModelOptions) -> nn.Module:
 
 
 def is_user_spec(name: str) -> bool:
-    """True for ``file.py:Name`` / ``module:name`` specs (registered names never contain a colon; ``timm:`` is no
-    user spec)."""
+    """True for ``file.py:Name`` / ``module:name`` specs: a colon, but not ``timm:`` (registered names have none)."""
     return ":" in name and not is_timm_spec(name)

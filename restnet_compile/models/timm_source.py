@@ -99,8 +99,10 @@ def folder_config(weights: Path | None, spec: str, arch: str) -> dict:
         config = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise BadInputError(f"model {spec}: {path} is not readable JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise BadInputError(f"model {spec}: {path} holds {type(config).__name__}, not a mapping of settings")
     theirs = str(config.get("architecture", arch)).partition(".")[0]
-    if not isinstance(config, dict) or theirs != arch:
+    if theirs != arch:
         raise BadInputError(f"model {spec}: {path} describes architecture {theirs!r}, not {arch!r}")
     return config
 

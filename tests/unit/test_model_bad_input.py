@@ -55,6 +55,14 @@ def test_split_in_the_head(checkpoints: dict[str, Path]) -> None:
     )
 
 
+def test_split_after_a_value_that_is_no_feature_map() -> None:
+    _refused(
+        r"split: after 'reshape' comes shape 2x7x2x7x2x16, not a feature map or token sequence",
+        name=f"{FIXTURES}/traced_fallbacks.py:ChannelsLastNet",
+        split=["reshape"],
+    )
+
+
 def test_outputs_that_are_not_logits_of_num_classes(checkpoints: dict[str, Path]) -> None:
     _refused(r"output is not logits of 10 classes: got a tensor 2x8x28x28", name=f"{BAD}:FeatureMaps", num_classes=10)
     _refused(r"output is not logits of 7 classes: got a tensor 2x10", name=SPECS["digit_cnn"], num_classes=7)
