@@ -143,14 +143,24 @@ def _op_name(gm: fx.GraphModule, n: fx.Node) -> str:
     return str(name).lower()
 
 
+def _whole_shape(gm: fx.GraphModule, n: object) -> bool:
+    """``x.shape`` or ``x.size()``: every axis of a tensor, the batch first."""
+    if not isinstance(n, fx.Node) or not n.args or not isinstance(n.args[0], fx.Node):
+        return False
+    if n.op == "call_function" and n.target is getattr and n.args[1:] == ("shape",):
+        return True
+    return n.op == "call_method" and n.target == "size" and len(n.args) == 1 and not n.kwargs
+
+
 def _is_batch_size(gm: fx.GraphModule, n: fx.Node, facts: dict[fx.Node, Fact], batch: int) -> bool:
-    """``x.size(0)``, ``x.shape[0]`` or ``aten.sym_size(x, 0)`` of a data tensor: the batch size."""
+    """``x.size(0)``, ``x.shape[0]`` or ``aten.sym_size(x, 0)``: the batch size (its value on the probe batch)."""
     if facts.get(n, Fact(None)).value != batch or n.op not in ("call_method", "call_function"):
         return False
-    name = _op_name(gm, n).split(".")[0]
-    if name in _SIZE_OPS:
+    if not n.args or not isinstance(n.args[0], fx.Node):
+        return False
+    if _op_name(gm, n).split(".")[0] in _SIZE_OPS:
         return (len(n.args) > 1 and n.args[1] == 0) or n.kwargs.get("dim") == 0
-    return n.target is operator.getitem and n.args[1] == 0 and isinstance(n.args[0], fx.Node)
+    return n.target is operator.getitem and n.args[1] == 0 and _whole_shape(gm, n.args[0])
 
 
 def rewrite_batch_sizes(gm: fx.GraphModule, facts: dict[fx.Node, Fact], batch: int) -> None:
