@@ -1,12 +1,13 @@
 """Model sources registered by name: ``create_model("demo-large-cnn")`` like timm's ``create_model``.
 
-Registered names are the demo zoo and the torchvision architectures (see :mod:`restnet_compile.models.sources`); any
-name with a colon is a user's model, ``path/to/file.py:ClassName`` or ``package.module:factory``.
+Registered names are the demo zoo and the torchvision architectures (see :mod:`restnet_compile.models.sources`);
+``timm:NAME`` is any timm architecture; any other name with a colon is a user's model, ``path/to/file.py:ClassName``
+or ``package.module:factory``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -15,17 +16,20 @@ from torch import nn
 from restnet_compile._util.registry import Registry
 from restnet_compile.errors import BadInputError
 from restnet_compile.models.blocks import BlockSequence
+from restnet_compile.models.checkpoints import load_checkpoint
 from restnet_compile.models.demo import demo_hybrid_vit, demo_large_cnn, demo_small_cnn, demo_vit
+from restnet_compile.models.fx_split import DEFAULT_MAX_BLOCKS
 from restnet_compile.models.sources import (
     TORCHVISION_ARCHS,
     TORCHVISION_DEFAULT_SHAPE,
     ModelOptions,
+    create_timm_model,
     create_user_model,
     is_user_spec,
-    load_checkpoint,
     torchvision_factory,
 )
 from restnet_compile.models.splitters import split_model
+from restnet_compile.models.timm_source import is_timm_spec
 
 ModelSource = Callable[[str, ModelOptions], BlockSequence]
 MODELS: Registry[ModelSource] = Registry("model")
@@ -37,7 +41,7 @@ def shipped_weights(name: str) -> Path:
 
 
 def load_state_dict(model: nn.Module, path: Path, name: str | None = None) -> None:
-    """Load a state_dict checkpoint into ``model``, never unpickling code (``weights_only=True``).
+    """Load a state_dict checkpoint into ``model``, never unpickling code (safetensors, or ``weights_only=True``).
 
     Raises:
         BadInputError: the file is missing, is not a plain state_dict, or does not match the architecture.
@@ -48,6 +52,8 @@ def load_state_dict(model: nn.Module, path: Path, name: str | None = None) -> No
 def _demo_source(factory: Callable[[], BlockSequence]) -> ModelSource:
     def build(name: str, opts: ModelOptions) -> BlockSequence:
         model = factory()
+        if opts.split:
+            raise BadInputError(f"model {name}: is already split into blocks; `split:` applies to traced models")
         if opts.input_shape is not None and tuple(opts.input_shape) != model.input_shape:
             shape = "x".join(map(str, model.input_shape))
             raise BadInputError(f"model {name}: takes only {shape} inputs, not {'x'.join(map(str, opts.input_shape))}")
@@ -63,7 +69,8 @@ def _torchvision_source(arch: str) -> ModelSource:
     make = torchvision_factory(arch)
 
     def build(name: str, opts: ModelOptions) -> BlockSequence:
-        return split_model(make(name, opts), name, tuple(opts.input_shape or TORCHVISION_DEFAULT_SHAPE))  # type: ignore[arg-type]
+        shape = tuple(opts.input_shape or TORCHVISION_DEFAULT_SHAPE)
+        return split_model(make(name, opts), name, shape, opts.split, opts.max_blocks, opts.num_classes)  # type: ignore[arg-type]
 
     return build
 
@@ -84,20 +91,32 @@ def create_model(
     weights: Path | None = None,
     input_shape: tuple[int, int, int] | None = None,
     num_classes: int | None = None,
+    split: Sequence[str] | None = None,
+    max_blocks: int = DEFAULT_MAX_BLOCKS,
 ) -> BlockSequence:
     """Build model ``name`` as a frozen ``BlockSequence`` in eval mode with its weights.
 
     Args:
-        name: A registered model name (see ``MODELS.names()``) or ``path/file.py:Class`` / ``module:factory``.
-        weights: A state_dict file; demo models default to the weights shipped with the package.
-        input_shape: ``(C, H, W)`` of one image (torchvision default 3x224x224; demo models take 1x28x28 only).
+        name: A registered model name (see ``MODELS.names()``), ``timm:NAME``, or ``path/file.py:Class`` /
+            ``module:factory``.
+        weights: A state_dict file (``.safetensors``, ``.pt``...) or a timm / hub weights folder; demo models default
+            to the weights shipped with the package.
+        input_shape: ``(C, H, W)`` of one image (torchvision default 3x224x224, timm its ``pretrained_cfg``; demo
+            models take 1x28x28 only).
         num_classes: Classifier width (torchvision default 1000).
+        split: Module or graph node names to cut after (generic traced split) instead of the default rule.
+        max_blocks: Most blocks the generic split's default rule makes.
 
     Raises:
         BadInputError: unknown name, bad checkpoint, a model that cannot be split or cannot take ``input_shape``.
     """
-    opts = ModelOptions(Path(weights) if weights else None, input_shape, num_classes)
-    model = create_user_model(name, opts) if is_user_spec(name) else MODELS.get(name)(name, opts)
+    opts = ModelOptions(
+        Path(weights) if weights else None, input_shape, num_classes, tuple(split) if split else None, max_blocks
+    )
+    if is_timm_spec(name):
+        model = create_timm_model(name, opts)
+    else:
+        model = create_user_model(name, opts) if is_user_spec(name) else MODELS.get(name)(name, opts)
     model.requires_grad_(False)  # models are frozen donors: only adapters are ever trained
     model.eval()
     model.feature_specs()  # fail now, naming the block, if the model cannot take its input

@@ -1,12 +1,15 @@
-"""Model sources beyond the demo zoo: torchvision architectures and a user's own model.
+"""Model sources beyond the demo zoo: torchvision and timm architectures and a user's own model.
 
 * torchvision: ``resnet18``, ``resnet50``, ``mobilenet_v2``, ``mobilenet_v3_small``, ``mobilenet_v3_large``,
   ``efficientnet_b0``, ``vit_b_16``, ``swin_t`` -- built with random weights and loaded from a local state_dict file
   (nothing is downloaded), then split by the family's registered split function.
+* timm: ``timm:NAME`` (see :mod:`restnet_compile.models.timm_source`), split by tracing.
 * A user's model: ``path/to/file.py:ClassName`` or ``package.module:factory``. The attribute is called with no
-  arguments; it must return an ``nn.Module`` that a registered split function recognises (or a ``BlockSequence``).
+  arguments and returns an ``nn.Module``: a registered split function splits it when one recognises it and its blocks
+  reproduce the model, else the generic traced split (:mod:`restnet_compile.models.fx_split`).
 
-Every checkpoint is read with ``torch.load(weights_only=True)``: a pickle that carries code is refused.
+Weights are read by :mod:`restnet_compile.models.checkpoints`: safetensors without pickle, other files with
+``torch.load(weights_only=True)``, so a checkpoint that carries code is refused.
 """
 
 from __future__ import annotations
@@ -14,16 +17,18 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from restnet_compile.errors import BadInputError
+from restnet_compile.models.blocks import BlockSequence
+from restnet_compile.models.checkpoints import load_checkpoint
+from restnet_compile.models.fx_split import DEFAULT_MAX_BLOCKS
 from restnet_compile.models.splitters import split_model
+from restnet_compile.models.timm_source import create_timm, is_timm_spec
 
 TORCHVISION_ARCHS = (
     "resnet18",
@@ -43,56 +48,19 @@ class ModelOptions:
     """How to instantiate a model source.
 
     Attributes:
-        weights: A state_dict file of the original model (torchvision / user keys), or None.
+        weights: A state_dict file of the original model (torchvision / timm / user keys) or a timm / hub weights
+            folder, or None.
         input_shape: ``(C, H, W)`` of one input image; None for the source's default.
         num_classes: Width of the classifier; None for the source's default (1000 for torchvision).
+        split: Module or graph node names to cut after (the generic split), or None for the default rule.
+        max_blocks: Most blocks the generic split's default rule makes.
     """
 
     weights: Path | None = None
     input_shape: tuple[int, int, int] | None = None
     num_classes: int | None = None
-
-
-def read_state_dict(path: Path, model_name: str) -> dict[str, torch.Tensor]:
-    """Read a checkpoint that must be a plain state_dict, never unpickling code.
-
-    Raises:
-        BadInputError: missing file, unsafe or corrupt pickle, or not a mapping of names to tensors.
-    """
-    if not path.is_file():
-        raise BadInputError(f"model {model_name}: checkpoint {path} does not exist")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch warns about legacy pickles before refusing them
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadInputError(f"model {model_name}: checkpoint {path} cannot be loaded safely: {first}") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise BadInputError(f"model {model_name}: checkpoint {path} is not a state_dict of tensors")
-    return state
-
-
-def load_checkpoint(module: nn.Module, path: Path, model_name: str) -> None:
-    """Load a state_dict file into ``module``, naming the first missing, mismatching or unexpected key.
-
-    Raises:
-        BadInputError: the checkpoint cannot be read or does not match the architecture.
-    """
-    state = read_state_dict(path, model_name)
-    own = module.state_dict()
-    for key, value in own.items():
-        if key not in state:
-            raise BadInputError(f"model {model_name}: checkpoint {path} lacks key {key!r}")
-        if tuple(state[key].shape) != tuple(value.shape):
-            raise BadInputError(
-                f"model {model_name}: checkpoint {path} key {key!r} has shape "
-                f"{tuple(state[key].shape)}, the model expects {tuple(value.shape)}"
-            )
-    extra = sorted(set(state) - set(own))
-    if extra:
-        raise BadInputError(f"model {model_name}: checkpoint {path} has unexpected key {extra[0]!r}")
-    module.load_state_dict(state)
+    split: tuple[str, ...] | None = None
+    max_blocks: int = DEFAULT_MAX_BLOCKS
 
 
 def torchvision_factory(arch: str) -> Callable[[str, ModelOptions], nn.Module]:
@@ -170,12 +138,21 @@ def user_input_shape(module: nn.Module, spec: str, opts: ModelOptions) -> tuple[
     return tuple(int(s) for s in shape)  # type: ignore[return-value]
 
 
-def create_user_model(spec: str, opts: ModelOptions) -> nn.Module:
-    """A user's model as a ``BlockSequence`` (split by the registered function that recognises it)."""
+def create_user_model(spec: str, opts: ModelOptions) -> BlockSequence:
+    """A user's model as a ``BlockSequence``."""
     module = user_model(spec, opts)
-    return split_model(module, spec, user_input_shape(module, spec, opts))
+    shape = user_input_shape(module, spec, opts)
+    return split_model(module, spec, shape, opts.split, opts.max_blocks, opts.num_classes)
+
+
+def create_timm_model(spec: str, opts: ModelOptions) -> BlockSequence:
+    """A ``timm:NAME`` model as a ``BlockSequence`` that keeps timm's ``pretrained_cfg``."""
+    module, shape = create_timm(spec, opts.weights, opts.input_shape, opts.num_classes)
+    seq = split_model(module, spec, shape, opts.split, opts.max_blocks, opts.num_classes)
+    seq.pretrained_cfg = dict(module.pretrained_cfg)
+    return seq
 
 
 def is_user_spec(name: str) -> bool:
-    """True for ``file.py:Name`` / ``module:name`` specs (registered names never contain a colon)."""
-    return ":" in name
+    """True for ``file.py:Name`` / ``module:name`` specs: a colon, but not ``timm:`` (registered names have none)."""
+    return ":" in name and not is_timm_spec(name)

@@ -2,12 +2,12 @@
 
 Each family registers one split function with a predicate that recognises its models (``SPLITTERS``). Adding a family
 is one registration, not a new branch in an if/elif chain. :func:`split_model` tries the registered functions in
-priority order and names the model and the registered families when none applies.
+priority order, keeps the first whose blocks reproduce the model, and falls back to the generic traced split.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +16,9 @@ from torch import nn
 from restnet_compile._util.registry import Registry
 from restnet_compile.errors import BadInputError
 from restnet_compile.models.blocks import BlockSequence
+from restnet_compile.models.exact import TOLERANCE, largest_difference, probe_input
+from restnet_compile.models.fx_graph import logits_key, pick
+from restnet_compile.models.fx_split import DEFAULT_MAX_BLOCKS, UntraceableError, fx_split
 
 Parts = tuple[list[nn.Module], list[str], nn.Module]
 
@@ -48,24 +51,71 @@ def register_splitter(name: str, matches: Callable[[nn.Module], bool], priority:
     return deco
 
 
-def split_model(module: nn.Module, name: str, input_shape: tuple[int, int, int]) -> BlockSequence:
-    """Split ``module`` with the first registered split function that recognises it.
+def _reproduces(module: nn.Module, seq: BlockSequence, input_shape: tuple[int, int, int]) -> bool:
+    """True when ``seq`` computes ``module``'s logits, or when ``module`` cannot run on the input at all.
+
+    A model that fails on its input is left to :meth:`BlockSequence.feature_specs`, which names the failing block.
+    """
+    module.eval()
+    seq.eval()
+    try:
+        with torch.no_grad():
+            key = logits_key(module(probe_input(input_shape, 2)), 2, None)
+    except Exception:
+        return True
+    try:
+        return largest_difference(lambda x: pick(module(x), key), seq, input_shape) <= TOLERANCE
+    except Exception:
+        return False
+
+
+def split_model(
+    module: nn.Module,
+    name: str,
+    input_shape: tuple[int, int, int],
+    split: Sequence[str] | None = None,
+    max_blocks: int = DEFAULT_MAX_BLOCKS,
+    num_classes: int | None = None,
+) -> BlockSequence:
+    """Split ``module`` with the first registered split function whose blocks reproduce it, else by tracing.
+
+    Registered family splitters keep priority; a split that does not reproduce the model is passed over. The generic
+    split (:func:`restnet_compile.models.fx_split.fx_split`) is the fallback, and the only split when ``split``
+    names cut points.
+
+    Args:
+        module: The model.
+        name: Its name, for messages.
+        input_shape: ``(C, H, W)`` of one image.
+        split: Module or graph node names to cut after (generic split only).
+        max_blocks: Most blocks of the generic split.
+        num_classes: Classes the logits must have (generic split; None: any).
 
     Raises:
-        BadInputError: no registered function recognises the model's class.
+        BadInputError: the model cannot be split; the message names the registered functions and why tracing failed.
     """
     if isinstance(module, BlockSequence):
+        if split:
+            raise BadInputError(f"model {name}: is already split into blocks; `split:` applies to traced models")
         module.model_name = name
         return module
-    for family in sorted(SPLITTERS.names(), key=lambda n: (SPLITTERS.get(n).priority, n)):
-        splitter = SPLITTERS.get(family)
-        if splitter.matches(module):
-            blocks, names, head = splitter.split(module)
-            return BlockSequence(blocks, head, input_shape, name, names)
-    raise BadInputError(
-        f"model {name}: cannot split {type(module).__name__} into blocks; registered split functions: "
-        f"{', '.join(SPLITTERS.names())} (or give the model `blocks` and `head` attributes, or return a BlockSequence)"
-    )
+    if not split:
+        for family in sorted(SPLITTERS.names(), key=lambda n: (SPLITTERS.get(n).priority, n)):
+            splitter = SPLITTERS.get(family)
+            if splitter.matches(module):
+                blocks, names, head = splitter.split(module)
+                seq = BlockSequence(blocks, head, input_shape, name, names)
+                if _reproduces(module, seq, input_shape):
+                    return seq
+    try:
+        return fx_split(module, name, input_shape, split, max_blocks, num_classes)
+    except UntraceableError as exc:
+        raise BadInputError(
+            f"model {name}: cannot split {type(module).__name__} into blocks; registered split functions: "
+            f"{', '.join(SPLITTERS.names())} do not apply, and {exc.reason}; move that code into a submodule (it is "
+            "then kept whole) and name cut points with `split:`, give the model `blocks` and `head` attributes, or "
+            "return a BlockSequence"
+        ) from None
 
 
 def _is_tv(module: nn.Module, cls_path: str) -> bool:
