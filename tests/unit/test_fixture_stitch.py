@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from restnet_compile.config.build import PlanSettings, TuneSettings
 from restnet_compile.data import Dataset, make_splits
 from restnet_compile.models import create_model
 from restnet_compile.similarity import cka_matrix
-from restnet_compile.stitching import PlanRule, TuneConfig, build_stitched, plan_candidates
+from restnet_compile.stitching import build_stitched, plan_candidates
 from restnet_compile.stitching.build import prefix_cache
 from tests.unit.fixture_models import MNIST, SPECS
 
@@ -26,12 +27,12 @@ def test_two_fixture_models_stitch(
     splits = make_splits(Dataset("digits256", images, labels, 10), seed=0, calib=48, val=32, test=32)
     cka = cka_matrix(front, back, (splits.calib.images[k : k + 16] for k in range(0, 48, 16)))
     assert cka.shape == (len(front.blocks), len(back.blocks)) and np.isfinite(cka).all()
-    rule = PlanRule(max_candidates=1)
+    rule = PlanSettings(max_candidates=1)
     candidates = plan_candidates(cka, front.feature_specs(), back.feature_specs(), rule)
     assert len(candidates) == 1
     c = candidates[0]
     cache = prefix_cache(front, front, candidates, splits)
-    tune = TuneConfig(epochs=1, match_epochs=1, batch_size=32)
+    tune = TuneSettings(epochs=1, match_epochs=1, batch_size=32)
     variant = build_stitched(front, back, c, splits, tune, seed=0, cache=cache, teacher=front)
     net = variant.net
     assert list(net.prefix) == list(front.blocks[: c.point.front_block + 1])  # the fixture's own traced blocks
