@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
+from restnet_compile._util.hashing import sha256_file
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.data import Splits, load_dataset, make_splits, split_sizes
 from restnet_compile.errors import BadInputError
 from restnet_compile.models import BlockSequence, create_model
+from restnet_compile.models.checkpoints import weights_file
 from restnet_compile.models.registry import shipped_weights
 
 
 def weights_sha(name: str, weights: str | None) -> str:
-    """sha256 of the checkpoint a model was loaded from ("" when it has none)."""
+    """sha256 of the checkpoint a model was loaded from (a folder's weights file; "" when it has none)."""
     path = Path(weights) if weights else shipped_weights(name)
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+    if path.is_dir():
+        path = weights_file(path, name)
+    return sha256_file(path) if path.is_file() else ""
 
 
 def load_models(config: BuildConfig) -> tuple[BlockSequence, BlockSequence]:
