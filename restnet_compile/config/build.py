@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from restnet_compile.config.device import Strict, describe_validation_error
 from restnet_compile.errors import BadInputError
@@ -71,6 +71,38 @@ class TuneSettings(Strict):
     match_lr: float = Field(3e-3, gt=0, description="Adam learning rate of feature matching")
 
 
+class Preprocess(Strict):
+    """The input a donor model was trained on: what its weights expect, in pixel units of ``[0, 1]``.
+
+    ``mean`` / ``std`` are folded into every exported variant's graph (its first op), so every variant of a bundle
+    takes the same device input. ``resize`` / ``crop`` / ``interpolation`` apply to image files (folder datasets and
+    ``run --input``); the large model's policy is the bundle's, since all variants share one input.
+    """
+
+    mean: tuple[float, ...] | None = Field(None, description="per-channel mean subtracted from pixels in [0, 1]")
+    std: tuple[float, ...] | None = Field(None, description="per-channel standard deviation the pixels are divided by")
+    resize: int | None = Field(None, ge=1, description="image files: resize the shorter side to this many pixels")
+    crop: int | None = Field(None, ge=1, description="image files: then centre-crop a square of this many pixels")
+    interpolation: Literal["nearest", "bilinear", "bicubic"] | None = Field(
+        None, description="image files: resize filter (default bilinear)"
+    )
+
+    @field_validator("std")
+    @classmethod
+    def _positive(cls, std: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if std is not None and any(s <= 0 for s in std):
+            raise ValueError(f"every std must be > 0; got {', '.join(f'{s:g}' for s in std)}")
+        return std
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Preprocess:
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("give mean and std together")
+        if self.mean is not None and self.std is not None and len(self.mean) != len(self.std):
+            raise ValueError(f"mean has {len(self.mean)} values but std has {len(self.std)}")
+        return self
+
+
 class BuildConfig(Strict):
     """Everything that determines a bundle's bytes (with the package version)."""
 
@@ -91,6 +123,16 @@ class BuildConfig(Strict):
         None, description="(C, H, W) for torchvision / user models; demo models take (1, 28, 28)"
     )
     num_classes: int | None = Field(None, ge=2, description="classifier width of torchvision / user models")
+    large_preprocess: Preprocess | None = Field(
+        None,
+        description="the large model's input contract (default: its timm metadata, else pixels in [0, 1] as they are)",
+    )
+    small_preprocess: Preprocess | None = Field(None, description="the small model's input contract (as above)")
+    large_split: tuple[str, ...] | None = Field(
+        None, description="module or graph-node names to cut the large model after (default: the split rule)"
+    )
+    small_split: tuple[str, ...] | None = Field(None, description="the same for the small model")
+    max_blocks: int = Field(6, ge=2, description="most blocks the generic split rule makes of a traced model")
     dataset: str = Field("mnist5k", description="registered name, folder:DIR, npz:FILE, a directory or a .npz")
     seed: int = Field(0, ge=0, description="seed of the data splits, adapter initialisation and tuning")
     profile: str = Field("phone", description="device profile: built-in name or a YAML path")

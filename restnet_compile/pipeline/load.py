@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from restnet_compile._util.hashing import sha256_file
-from restnet_compile.config.build import BuildConfig
+from restnet_compile.config.build import BuildConfig, Preprocess
 from restnet_compile.data import Splits, load_dataset, make_splits, split_sizes
 from restnet_compile.errors import BadInputError
 from restnet_compile.models import BlockSequence, create_model
 from restnet_compile.models.checkpoints import weights_file
+from restnet_compile.models.normalize import Normalization, fit_channels, normalized
+from restnet_compile.models.preprocess_meta import preprocess_meta
 from restnet_compile.models.registry import shipped_weights
 
 
@@ -21,15 +23,56 @@ def weights_sha(name: str, weights: str | None) -> str:
     return sha256_file(path) if path.is_file() else ""
 
 
-def load_models(config: BuildConfig) -> tuple[BlockSequence, BlockSequence]:
-    """The large and small model of ``config``, frozen, checked to take the same input and give the same classes.
+def normalization(config: BuildConfig, role: str, model: BlockSequence) -> Normalization:
+    """The ``large`` or ``small`` model's input normalisation: the config's, else its library's metadata, else none.
+
+    timm records three values for RGB weights; a model created for one channel gets their average, as timm adapts
+    RGB filters to one channel by summing them.
 
     Raises:
-        BadInputError: unknown model, bad checkpoint, unsplittable model, or models that disagree on input or classes.
+        BadInputError: ``mean`` / ``std`` of another length than the model's channels.
     """
-    opts = {"input_shape": config.input_shape, "num_classes": config.num_classes}
-    large = create_model(config.large, Path(config.large_weights) if config.large_weights else None, **opts)
-    small = create_model(config.small, Path(config.small_weights) if config.small_weights else None, **opts)
+    given: Preprocess | None = getattr(config, f"{role}_preprocess")
+    channels = model.input_shape[0]
+    if given is not None and given.mean is not None and given.std is not None:
+        mean, std, source = given.mean, given.std, "build config"
+    elif (meta := preprocess_meta(model)) is not None:
+        mean, std, source = meta.mean, meta.std, meta.source
+        if channels == 1 and len(mean) == 3:
+            mean, std = (sum(mean) / 3,), (sum(std) / 3,)
+    else:
+        return Normalization((0.0,) * channels, (1.0,) * channels, "none: pixels in [0, 1] as they are")
+    where = f"build config: {role}_preprocess" if source == "build config" else f"{role} model {model.model_name}"
+    mean = fit_channels(mean, channels, f"{where}: mean", model.model_name)
+    std = fit_channels(std, channels, f"{where}: std", model.model_name)
+    return Normalization(mean, std, source)
+
+
+def load_models(config: BuildConfig) -> tuple[BlockSequence, BlockSequence]:
+    """The large and small model of ``config``, frozen, each normalising its input as it was trained on (see
+    :func:`normalization`; the result is on the model as ``normalization``), checked to take the same input and give
+    the same classes.
+
+    Raises:
+        BadInputError: unknown model, bad checkpoint, unsplittable model, a bad preprocessing contract, or models that
+            disagree on input or classes.
+    """
+    models = []
+    for role in ("large", "small"):
+        weights = getattr(config, f"{role}_weights")
+        raw = create_model(
+            getattr(config, role),
+            Path(weights) if weights else None,
+            input_shape=config.input_shape,
+            num_classes=config.num_classes,
+            split=getattr(config, f"{role}_split"),
+            max_blocks=config.max_blocks,
+        )
+        norm = normalization(config, role, raw)
+        model = normalized(raw, norm)
+        model.normalization = norm
+        models.append(model)
+    large, small = models
     if large.input_shape != small.input_shape:
         shapes = f"{'x'.join(map(str, large.input_shape))} vs {'x'.join(map(str, small.input_shape))}"
         raise BadInputError(f"models {large.model_name} and {small.model_name} take different inputs: {shapes}")
