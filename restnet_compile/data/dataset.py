@@ -18,6 +18,7 @@ from importlib import resources
 
 import numpy as np
 
+from restnet_compile._util.images import ImagePolicy
 from restnet_compile._util.registry import Registry
 from restnet_compile.errors import BadInputError
 
@@ -115,13 +116,14 @@ def _read_digits(file: str, sha256: str, name: str) -> tuple[np.ndarray, np.ndar
     return images, labels
 
 
-def load_dataset(name: str, shape: tuple[int, int, int] | None = None) -> Dataset:
+def load_dataset(name: str, shape: tuple[int, int, int] | None = None, policy: ImagePolicy | None = None) -> Dataset:
     """Load a registered dataset by name, or a file source (``folder:DIR``, ``npz:FILE``, a directory, a ``.npz``).
 
     Args:
         name: Registered name or data source (see :mod:`restnet_compile.data.sources`).
         shape: ``(C, H, W)`` the models take: folder images are converted and resized to it; other sources must
             already match it.
+        policy: Resize / crop of image files (folder sources) before the final resize to ``shape``.
 
     Raises:
         BadInputError: unknown name, unreadable source, or images of another shape.
@@ -133,7 +135,8 @@ def load_dataset(name: str, shape: tuple[int, int, int] | None = None) -> Datase
         ds = DATASETS.get(name)()
     else:
         scheme, path = source
-        images, labels, num_classes = DATA_SOURCES.get(scheme)(path, shape)
+        read = DATA_SOURCES.get(scheme)
+        images, labels, num_classes = read(path, shape, policy) if policy and scheme == "folder" else read(path, shape)
         images.setflags(write=False)
         labels.setflags(write=False)
         ds = Dataset(name, images, labels, num_classes)

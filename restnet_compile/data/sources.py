@@ -1,7 +1,8 @@
 """Data sources beyond the built-in datasets: a folder of images and an ``.npz`` of arrays.
 
 * ``folder:PATH`` (or an existing directory): one sub-folder per class, sorted by name; every PNG / JPEG / BMP / GIF
-  image inside is read with Pillow, converted to grey or RGB and resized to the model's input size.
+  image inside is read with Pillow, converted to grey or RGB, resized and centre-cropped by the large model's
+  preprocessing contract (``resize``, ``crop``, ``interpolation``), then resized to the model's input size.
 * ``npz:PATH`` (or a path ending in ``.npz``): arrays ``images`` (``N x C x H x W``, ``N x H x W x C`` or
   ``N x H x W``; uint8 in 0..255 or floats in [0, 1]) and ``labels`` (``N`` integers from 0); an optional
   ``num_classes`` scalar.
@@ -18,13 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
+from restnet_compile._util.images import DEFAULT_POLICY, ImagePolicy, image_to_array, read_image
 from restnet_compile._util.registry import Registry
 from restnet_compile.errors import BadInputError
 
 Shape = tuple[int, int, int]
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 
-DATA_SOURCES: Registry[Callable[[Path, Shape | None], tuple[np.ndarray, np.ndarray, int]]] = Registry("data source")
+DATA_SOURCES: Registry[Callable[..., tuple[np.ndarray, np.ndarray, int]]] = Registry("data source")
 
 
 def parse_source(spec: str) -> tuple[str, Path] | None:
@@ -41,8 +43,10 @@ def parse_source(spec: str) -> tuple[str, Path] | None:
 
 
 @DATA_SOURCES.register("folder")
-def read_folder(root: Path, shape: Shape | None) -> tuple[np.ndarray, np.ndarray, int]:
-    """Read an image-folder dataset (one sub-folder per class), resized to ``shape``.
+def read_folder(
+    root: Path, shape: Shape | None, policy: ImagePolicy = DEFAULT_POLICY
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Read an image-folder dataset (one sub-folder per class): ``policy``'s resize and crop, then ``shape``.
 
     Raises:
         BadInputError: no such folder, no class folders, no images, or an unreadable image.
@@ -54,19 +58,19 @@ def read_folder(root: Path, shape: Shape | None) -> tuple[np.ndarray, np.ndarray
     classes = sorted(p for p in root.iterdir() if p.is_dir())
     if len(classes) < 2:
         raise BadInputError(f"data folder {root}: needs one sub-folder per class (at least 2), found {len(classes)}")
-    c, h, w = shape or (3, 0, 0)
+    c = shape[0] if shape else 3
     images, labels = [], []
     for label, folder in enumerate(classes):
         for f in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
             try:
-                with Image.open(f) as img:
-                    img = img.convert("L" if c == 1 else "RGB")
-                    if shape is not None and img.size != (w, h):
-                        img = img.resize((w, h), Image.BILINEAR)
-                    arr = np.asarray(img, dtype=np.float32) / 255.0
+                if shape is not None:
+                    arr = read_image(f, shape, policy)
+                else:
+                    with Image.open(f) as img:
+                        arr = image_to_array(img, (c, *img.size[::-1]), policy)
             except OSError as exc:
                 raise BadInputError(f"data folder {root}: cannot read image {f}: {exc}") from None
-            images.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
+            images.append(arr)
             labels.append(label)
     if not images:
         raise BadInputError(f"data folder {root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in class folders")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from restnet_compile._util.hashing import sha256_file
+from restnet_compile._util.images import ImagePolicy
 from restnet_compile.config.build import BuildConfig, Preprocess
 from restnet_compile.data import Splits, load_dataset, make_splits, split_sizes
 from restnet_compile.errors import BadInputError
@@ -46,6 +47,14 @@ def normalization(config: BuildConfig, role: str, model: BlockSequence) -> Norma
     mean = fit_channels(mean, channels, f"{where}: mean", model.model_name)
     std = fit_channels(std, channels, f"{where}: std", model.model_name)
     return Normalization(mean, std, source)
+
+
+def image_policy(config: BuildConfig) -> ImagePolicy:
+    """How image files become the bundle's input: the large model's ``resize`` / ``crop`` / ``interpolation``."""
+    given = config.large_preprocess
+    if given is None:
+        return ImagePolicy()
+    return ImagePolicy(given.resize, given.crop, given.interpolation or "bilinear")
 
 
 def load_models(config: BuildConfig) -> tuple[BlockSequence, BlockSequence]:
@@ -90,7 +99,7 @@ def load_splits(config: BuildConfig, model: BlockSequence) -> Splits:
     Raises:
         BadInputError: unreadable data, other image shape, or labels the model has no class for.
     """
-    ds = load_dataset(config.dataset, model.input_shape)
+    ds = load_dataset(config.dataset, model.input_shape, image_policy(config))
     if len(ds) and int(ds.labels.max()) >= model.num_classes():
         raise BadInputError(
             f"dataset {config.dataset}: label {int(ds.labels.max())} but model {model.model_name} has "

@@ -126,3 +126,21 @@ def test_split_sizes_keep_the_demo_splits_and_scale_down() -> None:
     seen = np.concatenate([s.images[:, 0, 0, 0] for s in (a.train, a.calib, a.val, a.test)])
     assert sorted(seen.tolist()) == list(range(200))  # disjoint and complete
     assert np.array_equal(a.calib.images, b.calib.images)  # deterministic for a seed
+
+
+def test_folder_images_follow_the_resize_and_crop_policy(tmp_path: Path) -> None:
+    """Shorter side to ``resize``, centre ``crop``, then the model's size: a wide image keeps its centre."""
+    from PIL import Image
+
+    from restnet_compile._util.images import ImagePolicy
+
+    for label in ("a", "b"):
+        (tmp_path / label).mkdir()
+        arr = np.zeros((40, 80), dtype=np.uint8)
+        arr[:, 30:50] = 255  # a bright band in the middle third
+        Image.fromarray(arr).save(tmp_path / label / "x.png")
+    ds = load_dataset(f"folder:{tmp_path}", (1, 20, 20), ImagePolicy(resize=20, crop=10, interpolation="nearest"))
+    assert ds.images.shape == (2, 1, 20, 20)
+    assert ds.images[0].min() == 1.0  # the centre crop is inside the band, then enlarged to 20 x 20
+    plain = load_dataset(f"folder:{tmp_path}", (1, 20, 20))
+    assert plain.images[0].min() == 0.0  # squashed whole: the dark sides remain
