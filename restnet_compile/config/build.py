@@ -133,7 +133,7 @@ class BuildConfig(Strict):
     )
     small_split: tuple[str, ...] | None = Field(None, description="the same for the small model")
     max_blocks: int = Field(6, ge=2, description="most blocks the generic split rule makes of a traced model")
-    dataset: str = Field("mnist5k", description="registered name, folder:DIR, npz:FILE, a directory or a .npz")
+    dataset: str = Field("mnist10k", description="registered name, folder:DIR, npz:FILE, a directory or a .npz")
     seed: int = Field(0, ge=0, description="seed of the data splits, adapter initialisation and tuning")
     profile: str = Field("phone", description="device profile: built-in name or a YAML path")
     target: str | None = Field(None, description="export target: built-in name or a YAML path (default: the profile's)")

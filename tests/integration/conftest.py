@@ -6,7 +6,7 @@ import pytest
 
 # Few candidates and one tuning epoch keep the default run short; "feasible" ships every feasible variant, so
 # stitched variants are exported and checked even when the Pareto filter would drop them.
-FAST = {"plan": {"max_candidates": 2}, "tune": {"epochs": 1}, "selection": "feasible"}
+FAST = {"dataset": "mnist5k", "plan": {"max_candidates": 2}, "tune": {"epochs": 1}, "selection": "feasible"}
 
 
 @pytest.fixture(scope="session")
