@@ -6,7 +6,6 @@ Compiler verbs (``build``, ``analyze``, ``calibrate``) import the toolchain when
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from restnet_compile.bundle.manifest import Manifest, load_manifest
 from restnet_compile.bundle.result import BuildResult
 from restnet_compile.errors import BadInputError, InfeasibleError, ParityError
 from restnet_compile.runtime import Bundle, BundleError, VariantInfo
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BuildResult",
     "CalibrationResult",
+    "Manifest",
     "Prediction",
     "analyze",
     "bench",
@@ -126,12 +127,16 @@ def calibrate(
     from restnet_compile.cost import calibrate as cal
 
     prof = load_profile(profile)
-    manifest = cal.read_manifest(bundle_dir)
+    try:
+        manifest = load_manifest(bundle_dir)
+    except BundleError as exc:
+        raise BadInputError(str(exc)) from None
     if measurements is None:
         if prof.device_class != "host":
             raise BadInputError(f"profile {prof.name} is not this machine: pass --measurements from the device")
-        measurements = cal.measure_bundle(bundle_dir, out.with_suffix(".csv"), warmup, runs, prof.threads)
-    calibrated, fit, preds = cal.calibrate(profile, measurements, manifest, out)
+        csv = out.with_suffix(".csv")
+        measurements = cal.measure_bundle(bundle_dir, manifest.signatures_by_file(), csv, warmup, runs, prof.threads)
+    calibrated, fit, preds = cal.calibrate(profile, measurements, manifest.latency_terms(), out)
     return CalibrationResult(calibrated, fit, preds, cal.read_measurements(measurements), measurements)
 
 
@@ -173,10 +178,9 @@ def open_bundle(path: Path) -> Bundle:
         raise BadInputError(str(exc)) from None
 
 
-def inspect(path: Path) -> dict:
-    """The manifest of a bundle after its checksums pass."""
-    bundle = open_bundle(path)
-    return json.loads(json.dumps(bundle.manifest))
+def inspect(path: Path) -> Manifest:
+    """The manifest of a bundle after its seal and checksums pass (``to_json_dict()`` gives its JSON)."""
+    return open_bundle(path).manifest
 
 
 def verify(path: Path) -> list[VariantCheck]:
@@ -246,7 +250,7 @@ def predict(path: Path, image: Path, budget_ms: float | None = None, variant: st
         InfeasibleError: nothing meets the budget (the message names the closest variant).
     """
     bundle = open_bundle(path)
-    x = load_image(image, tuple(bundle.manifest["input"]["shape"]))
+    x = load_image(image, bundle.manifest.input.shape)
     try:
         chosen: VariantInfo = bundle.get(variant) if variant else bundle.select(latency_ms=budget_ms)
     except BundleError as exc:

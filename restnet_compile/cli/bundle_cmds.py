@@ -22,10 +22,10 @@ def inspect_cmd(bundle: Path, as_json: bool) -> None:
 
     manifest = inspect(bundle)
     if as_json:
-        click.echo(json.dumps(manifest, indent=2, sort_keys=True))
+        click.echo(json.dumps(manifest.to_json_dict(), indent=2, sort_keys=True))
         return
-    p, t = manifest["profile"], manifest["target"]
-    click.echo(f"profile {p['name']} ({p['soc']}), target {t['name']} ({t['format']}, {t['dtype']})")
+    p, t = manifest.profile, manifest.target
+    click.echo(f"profile {p.name} ({p.soc}), target {t.name} ({t.format}, {t.dtype})")
     click.echo(variant_table(manifest))
 
 

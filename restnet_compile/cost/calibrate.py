@@ -16,8 +16,8 @@ p50        no        median, us; fitted instead of ``avg`` when present
 p90..p99   no        percentiles (p90, p95, p99), us; the profile's percentile sets ``percentile_factor``
 =========  ========  ==============================================================================
 
-The per-op terms of each variant come from the bundle's ``manifest.json`` (``latency_terms``), so calibration needs
-no model, no torch and no device here.
+The per-op terms of each variant come from the bundle's ``manifest.json`` (``latency_terms``, read by the caller),
+so calibration needs no model, no torch and no device here.
 """
 
 from __future__ import annotations
@@ -26,13 +26,14 @@ import csv
 import math
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from restnet_compile.config.device import Profile, builtin_text, load_profile
-from restnet_compile.cost.latency import Fit, fit_latency_model, roofline_ms
+from restnet_compile.cost.latency import Fit, OpTerms, fit_latency_model, roofline_ms
 from restnet_compile.errors import BadInputError
 
 REQUIRED = ("variant", "avg")
@@ -99,13 +100,8 @@ def _number(text: str, col: str, line: int, path: Path) -> float:
     return value
 
 
-def manifest_terms(manifest: dict) -> dict[str, list[tuple[int, ...]]]:
-    """Per-variant (MACs, bytes[, outputs]) latency terms recorded in a bundle manifest."""
-    return {v["id"]: [tuple(t) for t in v.get("latency_terms") or []] for v in manifest["variants"]}  # type: ignore[misc]
-
-
 def calibrate_profile(
-    profile: Profile, measurements: dict[str, Measurement], terms: dict[str, list[tuple[int, ...]]], source: str
+    profile: Profile, measurements: dict[str, Measurement], terms: Mapping[str, OpTerms], source: str
 ) -> tuple[Profile, Fit]:
     """Fit ``profile``'s latency model to ``measurements``.
 
@@ -183,16 +179,21 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def calibrate(
-    profile_name: str, measurements_csv: Path, manifest: dict, out: Path
+    profile_name: str, measurements_csv: Path, terms: Mapping[str, OpTerms], out: Path
 ) -> tuple[Profile, Fit, dict[str, tuple[float, float]]]:
     """Read, fit and write the calibrated profile; nothing is written when any input is bad.
+
+    Args:
+        profile_name: Built-in profile to calibrate.
+        measurements_csv: Measured latencies (see the module docstring).
+        terms: Per variant of the bundle, its latency terms (the manifest's ``latency_terms``).
+        out: Where the calibrated profile YAML goes.
 
     Returns:
         The calibrated profile, the fit, and per variant (predicted ms before, after) at the median.
     """
     profile = load_profile(profile_name)
     measured = read_measurements(measurements_csv)
-    terms = manifest_terms(manifest)
     calibrated, fit = calibrate_profile(profile, measured, terms, source=measurements_csv.name)
     text = profile_yaml(builtin_text("profiles", profile_name), calibrated)
     write_atomic(out, text)
@@ -203,15 +204,28 @@ def calibrate(
     return calibrated, fit, preds
 
 
-def measure_bundle(bundle_dir: Path, csv_out: Path, warmup: int = 10, runs: int = 100, threads: int = 1) -> Path:
-    """Time every exported variant of a TFLite bundle on this machine with LiteRT and write the measurements CSV."""
+def measure_bundle(
+    bundle_dir: Path,
+    signatures: Mapping[str, Sequence[str]],
+    csv_out: Path,
+    warmup: int = 10,
+    runs: int = 100,
+    threads: int = 1,
+) -> Path:
+    """Time the variants of a bundle's ``.tflite`` files on this machine with LiteRT; write the measurements CSV.
+
+    Args:
+        bundle_dir: The bundle directory.
+        signatures: Model file (relative to the bundle) -> signatures of its variants; only ``.tflite`` files are
+            timed.
+        csv_out: Where the measurements CSV goes.
+        warmup: Untimed runs of each variant first.
+        runs: Timed runs of each variant.
+        threads: LiteRT threads.
+    """
     from restnet_compile.runtime.timing import time_signatures, write_csv
 
-    manifest = read_manifest(bundle_dir)
-    by_file: dict[str, list[str]] = {}
-    for v in manifest["variants"]:
-        if v.get("file") and str(v["file"]).endswith(".tflite"):
-            by_file.setdefault(v["file"], []).append(v["signature"])
+    by_file = {file: list(sigs) for file, sigs in signatures.items() if file.endswith(".tflite")}
     if not by_file:
         raise BadInputError(f"bundle {bundle_dir} has no .tflite variants to time on this machine")
     timings = []
@@ -219,17 +233,3 @@ def measure_bundle(bundle_dir: Path, csv_out: Path, warmup: int = 10, runs: int 
         timings += list(time_signatures(bundle_dir / file, sigs, warmup, runs, threads).values())
     write_csv(timings, csv_out)
     return csv_out
-
-
-def read_manifest(bundle_dir: Path) -> dict:
-    """The manifest of a bundle directory.
-
-    Raises:
-        BadInputError: no bundle there.
-    """
-    import json
-
-    path = bundle_dir / "manifest.json"
-    if not path.is_file():
-        raise BadInputError(f"{bundle_dir} is not a bundle: no manifest.json")
-    return json.loads(path.read_text())
