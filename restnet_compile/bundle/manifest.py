@@ -11,18 +11,16 @@ Every other field must be present (``null`` where its type allows ``None``).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import functools
 import hashlib
 import json
 import re
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from restnet_compile.bundle._codec import OPTIONAL, FieldError, decode, encode
 
 MANIFEST = "manifest.json"
 SEAL_FIELD = "manifest_sha256"  # the manifest's own sha256, computed with this field's value set to 64 zeros
@@ -34,10 +32,6 @@ _SEAL = re.compile(rb'"' + SEAL_FIELD.encode() + rb'": "([0-9a-f]{64})"')
 
 class BundleError(ValueError):
     """The bundle is missing, altered, or asked for something it cannot do."""
-
-
-#: Field metadata: a field that earlier manifests may lack; ``None`` here, absent from the JSON.
-_OPTIONAL = {"optional": True}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,7 +67,7 @@ class TargetInfo:
     format: str
     dtype: str
     io_dtype: str
-    float_ops: tuple[str, ...] | None = field(default=None, metadata=_OPTIONAL)
+    float_ops: tuple[str, ...] | None = field(default=None, metadata=OPTIONAL)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,12 +134,12 @@ class StitchInfo:
     """Where a variant is stitched; an anchor model has only its ``description``."""
 
     description: str
-    front_block: int | None = field(default=None, metadata=_OPTIONAL)
-    back_block: int | None = field(default=None, metadata=_OPTIONAL)
-    adapter: str | None = field(default=None, metadata=_OPTIONAL)
-    cka: float | None = field(default=None, metadata=_OPTIONAL)
-    ls_r2: float | None = field(default=None, metadata=_OPTIONAL)
-    front: str | None = field(default=None, metadata=_OPTIONAL)
+    front_block: int | None = field(default=None, metadata=OPTIONAL)
+    back_block: int | None = field(default=None, metadata=OPTIONAL)
+    adapter: str | None = field(default=None, metadata=OPTIONAL)
+    cka: float | None = field(default=None, metadata=OPTIONAL)
+    ls_r2: float | None = field(default=None, metadata=OPTIONAL)
+    front: str | None = field(default=None, metadata=OPTIONAL)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -214,7 +208,7 @@ class Manifest:
     seed: int
     tool_versions: dict[str, str]
     profile: ProfileInfo
-    selection: SelectionInfo | None = field(default=None, metadata=_OPTIONAL)
+    selection: SelectionInfo | None = field(default=None, metadata=OPTIONAL)
     target: TargetInfo
     input: InputSpec
     models: Models
@@ -222,8 +216,8 @@ class Manifest:
     stitching: StitchingInfo
     variants: tuple[VariantEntry, ...]
     files: dict[str, str]
-    bundle_model_bytes: int | None = field(default=None, metadata=_OPTIONAL)
-    manifest_sha256: str | None = field(default=None, metadata=_OPTIONAL)
+    bundle_model_bytes: int | None = field(default=None, metadata=OPTIONAL)
+    manifest_sha256: str | None = field(default=None, metadata=OPTIONAL)
 
     def shipped(self) -> list[VariantEntry]:
         """The selected variants, in manifest order."""
@@ -272,7 +266,7 @@ class Manifest:
 
     def to_json_dict(self) -> dict[str, Any]:
         """The manifest as plain JSON values (the seal included when the manifest was read from a file)."""
-        return _encode(self)
+        return encode(self)
 
     @classmethod
     def from_json_dict(cls, data: Mapping[str, Any], where: str = MANIFEST) -> Manifest:
@@ -288,94 +282,10 @@ class Manifest:
             raise BundleError(
                 f"{where}: manifest format_version {version!r} is not one this restnet-compile reads ({readable})"
             )
-        return _decode_object(cls, data, where, "")
-
-
-# --- JSON <-> dataclasses, checked against the annotations above ------------------------------------------------
-
-
-def _encode(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.metadata.get("json", f.name): _encode(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if not (f.metadata.get("optional") and getattr(value, f.name) is None)
-        }
-    if isinstance(value, list | tuple):
-        return [_encode(x) for x in value]
-    if isinstance(value, dict):
-        return {k: _encode(x) for k, x in value.items()}
-    return value
-
-
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _decode_object(cls: type, data: Any, where: str, path: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise BundleError(f"{where}: manifest field {path or '(top level)'!r} must be an object")
-    hints = _hints(cls)
-    fields = {f.metadata.get("json", f.name): f for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in fields:
-            name = f"{path}.{key}" if path else key
-            raise BundleError(
-                f"{where}: manifest field {name!r} is unknown; valid fields here: {', '.join(sorted(fields))}"
-            )
-    values = {}
-    for key, f in fields.items():
-        name = f"{path}.{key}" if path else key
-        if key not in data:
-            if f.metadata.get("optional"):
-                continue
-            raise BundleError(f"{where}: manifest field {name!r} is missing")
-        tp = hints[f.name]
-        if f.metadata.get("optional"):
-            tp = _without_none(tp)
-        values[f.name] = _decode(tp, data[key], where, name)
-    return cls(**values)
-
-
-def _without_none(tp: Any) -> Any:
-    """``X`` for ``X | None`` (the only unions in the manifest)."""
-    return next(a for a in typing.get_args(tp) if a is not type(None))
-
-
-def _decode(tp: Any, value: Any, where: str, name: str) -> Any:
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return copy.deepcopy(value)
-    if origin in (types.UnionType, typing.Union):
-        if value is None and type(None) in typing.get_args(tp):
-            return None
-        tp, origin = _without_none(tp), typing.get_origin(_without_none(tp))
-    if value is None:
-        raise BundleError(f"{where}: manifest field {name!r} is null")
-    if dataclasses.is_dataclass(tp):
-        return _decode_object(tp, value, where, name)
-    args = typing.get_args(tp)
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise BundleError(f"{where}: manifest field {name!r} must be a list, got {value!r:.40}")
-        if args[-1] is not Ellipsis and len(value) != len(args):
-            raise BundleError(f"{where}: manifest field {name!r} must have {len(args)} entries, got {len(value)}")
-        items = [args[0]] * len(value) if args[-1] is Ellipsis else list(args)
-        return tuple(_decode(t, x, where, f"{name}[{i}]") for i, (t, x) in enumerate(zip(items, value, strict=True)))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise BundleError(f"{where}: manifest field {name!r} must be an object, got {value!r:.40}")
-        return {k: _decode(args[1], x, where, f"{name}.{k}") for k, x in value.items()}
-    if not _is_instance(value, tp):
-        raise BundleError(f"{where}: manifest field {name!r} must be {tp.__name__}, got {value!r:.40}")
-    return value
-
-
-def _is_instance(value: Any, tp: type) -> bool:
-    if isinstance(value, bool):
-        return tp is bool
-    return isinstance(value, int | float) if tp is float else isinstance(value, tp)
+        try:
+            return decode(cls, data)
+        except FieldError as exc:
+            raise BundleError(f"{where}: manifest field {exc}") from None
 
 
 # --- the seal: the only writer and the only reader --------------------------------------------------------------
