@@ -6,7 +6,6 @@ Compiler verbs (``build``, ``analyze``, ``calibrate``) import the toolchain when
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ from restnet_compile.bundle.result import BuildResult
 from restnet_compile.errors import BadInputError, InfeasibleError, ParityError
 from restnet_compile.runtime import Bundle, BundleError, VariantInfo
 from restnet_compile.runtime.benchmark import VariantTiming, benchmark
+from restnet_compile.runtime.timing import time_calls
 from restnet_compile.runtime.verify import VariantCheck, verify_reference
 
 if TYPE_CHECKING:
@@ -235,30 +235,60 @@ def load_image(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Prediction:
-    """One prediction and the variant that made it."""
+    """One prediction, the variant that made it and how long it took on this machine.
+
+    Attributes:
+        variant: The variant that ran.
+        label: The predicted class.
+        scores: The logits.
+        latency_ms: Steady latency: the median of ``runs`` timed runs after the warm-up runs.
+        first_run_ms: The first run alone, which includes the interpreter's set-up.
+        runs: Timed runs behind ``latency_ms``.
+    """
 
     variant: str
     label: int
     scores: list[float]
     latency_ms: float
+    first_run_ms: float
+    runs: int
 
 
-def predict(path: Path, image: Path, budget_ms: float | None = None, variant: str | None = None) -> Prediction:
+def predict(
+    path: Path,
+    image: Path,
+    budget_ms: float | None = None,
+    variant: str | None = None,
+    warmup: int = 3,
+    runs: int = 20,
+) -> Prediction:
     """Classify ``image`` with ``variant``, or with the most accurate variant within ``budget_ms``.
 
+    The image runs once (timed as the first run), ``warmup`` more times untimed, then ``runs`` timed times.
+
     Raises:
+        BadInputError: unreadable image, unknown variant, or fewer than one timed run.
         InfeasibleError: nothing meets the budget (the message names the closest variant).
     """
+    if runs < 1 or warmup < 0:
+        raise BadInputError(f"predict needs runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
     bundle = open_bundle(path)
     x = load_image(image, bundle.manifest.input.shape)
     try:
         chosen: VariantInfo = bundle.get(variant) if variant else bundle.select(latency_ms=budget_ms)
     except BundleError as exc:
         raise (BadInputError if variant else InfeasibleError)(str(exc)) from None
-    start = time.perf_counter()
-    logits = bundle.run(x, chosen.id)[0]
-    elapsed = (time.perf_counter() - start) * 1e3
-    return Prediction(chosen.id, int(logits.argmax()), [round(float(s), 4) for s in logits], round(elapsed, 3))
+    outputs: list[np.ndarray] = []
+    timing = time_calls({chosen.id: lambda: outputs.append(bundle.run(x, chosen.id)[0])}, warmup, runs)[chosen.id]
+    logits = outputs[0]
+    return Prediction(
+        variant=chosen.id,
+        label=int(logits.argmax()),
+        scores=[round(float(s), 4) for s in logits],
+        latency_ms=round(timing.p50 / 1e3, 4),
+        first_run_ms=round(timing.first / 1e3, 4),
+        runs=timing.count,
+    )
 
 
 def bench(path: Path, warmup: int = 10, runs: int = 100) -> list[VariantTiming]:

@@ -79,6 +79,10 @@ def test_run_classifies_a_png_within_a_budget(phone_bundle: api.BuildResult, tmp
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["variant"] == fastest.id and out["label"] == label and len(out["scores"]) == 10
+    assert out["runs"] == 20 and out["latency_ms"] > 0 and out["first_run_ms"] > 0
+    line = _cli("run", str(phone_bundle.bundle_dir), "--input", str(png), "--variant", fastest.id).stdout
+    assert line.startswith(f"class {label} by variant {fastest.id} in ") and "(steady: median of 20 runs" in line
+    assert "first run" in line
 
 
 def test_run_refuses_wrong_image_size_and_impossible_budget(phone_bundle: api.BuildResult, tmp_path: Path) -> None:

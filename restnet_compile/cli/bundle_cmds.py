@@ -68,7 +68,10 @@ def run_cmd(bundle: Path, image: Path, budget: str | None, variant: str | None, 
     if as_json:
         click.echo(json.dumps(asdict(result)))
         return
-    click.echo(f"class {result.label} by variant {result.variant} in {result.latency_ms:.2f} ms")
+    click.echo(
+        f"class {result.label} by variant {result.variant} in {result.latency_ms:.3f} ms (steady: median of "
+        f"{result.runs} runs after warm-up; first run {result.first_run_ms:.3f} ms, with the interpreter's set-up)"
+    )
 
 
 @click.command("bench")
