@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from restnet_compile import api
+from restnet_compile._util.units import format_size
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.data import load_dataset, make_splits
 from restnet_compile.models import create_model
@@ -172,6 +173,10 @@ def test_reports_show_the_table_and_both_plots(tflite_build: api.BuildResult) ->
         assert f"<td>{v.id}</td>" in page
     md = (root / "report.md").read_text()
     assert "| variant | stitch |" in md and "](pareto.png)" in md
+    assert "| val acc ± SE | test acc |" in md and "<th>val acc ± SE</th>" in page
+    size = (root / "variants.tflite").stat().st_size
+    assert f"- model file(s): variants.tflite ({format_size(size)}); seed 0" in md
+    assert f"Model file(s): variants.tflite ({format_size(size)})." in page
     for png in ("pareto.png", "cka.png"):
         assert (root / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (root / png).stat().st_size > 10_000
 

@@ -33,14 +33,15 @@ def publish(analysis: Analysis, out_dir: Path, name: str, progress: Reporter, st
         work.mkdir()
         exported = export_stage(analysis, stage, work, store, progress)
         manifest = parity_stage(exported, stage, progress)
-        model_bytes = sum(f.stat().st_size for f in stage.iterdir() if f.suffix in MODEL_SUFFIXES)
+        model_files = {f.name: f.stat().st_size for f in sorted(stage.iterdir()) if f.suffix in MODEL_SUFFIXES}
+        model_bytes = sum(model_files.values())
         if model_bytes + profile.runtime_flash > profile.flash:
             raise InfeasibleError(
                 f"bundle for profile {profile.name} needs flash {format_size(model_bytes + profile.runtime_flash)} "
                 f"> {format_size(profile.flash)}"
             )
         manifest = manifest.with_model_bytes(model_bytes)
-        write_reports(stage, manifest)
+        write_reports(stage, manifest, model_files)
         manifest = manifest.with_files(checksums(stage))
         write_manifest(stage / MANIFEST, manifest)
         write_archive(stage, stage.parent / f"{name}.tar.gz")

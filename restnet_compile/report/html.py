@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 
 from restnet_compile.bundle.manifest import Manifest
-from restnet_compile.report.markdown import COLUMNS, variant_rows
+from restnet_compile.report.markdown import COLUMNS, accuracy_note, files_line, variant_rows
 
 
-def render_html(manifest: Manifest, images: list[str]) -> str:
-    """A standalone page: summary, variant table, and the given PNGs (names relative to the bundle)."""
+def render_html(manifest: Manifest, images: list[str], model_files: Mapping[str, int]) -> str:
+    """A standalone page: summary, variant table, and the given PNGs (names relative to the bundle).
+
+    ``model_files`` maps the bundle's model files to their sizes in bytes.
+    """
     p, t = manifest.profile, manifest.target
     head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
     rows = "\n".join(
@@ -24,10 +28,13 @@ td,th{{border:1px solid #ccc;padding:4px 8px;font-size:13px}} img{{max-width:100
 <body>
 <h1>Profile <code>{html.escape(p.name)}</code>, target <code>{html.escape(t.name)}</code></h1>
 <p>{html.escape(p.soc)} ({html.escape(p.runtime)}): latency p{p.latency_percentile} &le;
-{p.latency_budget_ms:g} ms. Accuracies on {manifest.data.test} test images; seed {manifest.seed}.</p>
+{p.latency_budget_ms:g} ms. Selection on {manifest.data.val} validation images, test accuracy on
+{manifest.data.test} test images; seed {manifest.seed}.</p>
+<p>Model file(s): {html.escape(files_line(model_files))}.</p>
 <table><tr>{head}</tr>
 {rows}
 </table>
+<p>{html.escape(accuracy_note(manifest))}</p>
 {figures}
 </body></html>
 """

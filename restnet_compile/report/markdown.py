@@ -1,6 +1,13 @@
-"""``report.md``: the variant table, the CKA matrix and the selection rule of one build."""
+"""``report.md``: the variant table, the CKA matrix and the selection rule of one build.
+
+The table shows the validation accuracy the selection decided on, with its noise (one binomial standard error),
+beside the test accuracy, which is reported only.
+"""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Mapping
 
 from restnet_compile._util.units import format_size
 from restnet_compile.bundle.manifest import Manifest
@@ -10,7 +17,8 @@ COLUMNS = (
     "stitch",
     "MFLOPs",
     "params",
-    "fp32 acc",
+    "val acc ± SE",
+    "test acc",
     "deployed acc",
     "est. latency",
     "est. RAM",
@@ -19,18 +27,26 @@ COLUMNS = (
 )
 
 
+def standard_error(accuracy: float, n: int) -> float:
+    """Binomial standard error of an accuracy measured on ``n`` images: ``sqrt(p (1 - p) / n)``."""
+    return math.sqrt(accuracy * (1.0 - accuracy) / n) if n > 0 else 0.0
+
+
 def variant_rows(manifest: Manifest) -> list[tuple[str, ...]]:
     """One row of text per variant, in manifest order."""
     rows = []
     deployed = manifest.target.dtype
+    n_val = manifest.data.val
     for v in manifest.variants:
         acc = v.accuracy_deployed
+        se = standard_error(v.val_accuracy_fp32, n_val)
         rows.append(
             (
                 v.id,
                 v.stitch.description,
                 f"{v.flops / 1e6:.2f}",
                 f"{v.params:,}",
+                f"{100 * v.val_accuracy_fp32:.1f} ± {100 * se:.1f}%",
                 f"{v.accuracy_fp32:.1%}",
                 f"{acc:.1%} ({deployed})" if acc is not None else "-",
                 f"{v.latency_ms:.2f} ms",
@@ -56,8 +72,22 @@ def _cka_table(manifest: Manifest) -> str:
     return "\n".join([head, "|" + "---|" * (len(cka[0]) + 1), *rows])
 
 
-def render_report(manifest: Manifest) -> str:
-    """The whole ``report.md`` text."""
+def accuracy_note(manifest: Manifest) -> str:
+    """What each accuracy column is, and which one the selection used."""
+    return (
+        "`ships` is decided on `val acc` (fp32, validation split; ± is one binomial standard error "
+        f"sqrt(p(1-p)/n), n = {manifest.data.val}). `test acc` (fp32) and `deployed acc` (the exported model) "
+        "come from the test split and play no part in the decision."
+    )
+
+
+def files_line(model_files: Mapping[str, int]) -> str:
+    """``variants.tflite (363.8 KiB)``: the bundle's model files and their sizes."""
+    return ", ".join(f"{name} ({format_size(size)})" for name, size in sorted(model_files.items())) or "none"
+
+
+def render_report(manifest: Manifest, model_files: Mapping[str, int]) -> str:
+    """The whole ``report.md`` text; ``model_files`` maps the bundle's model files to their sizes in bytes."""
     p, t, m = manifest.profile, manifest.target, manifest.models
     rule = manifest.stitching.rule
     return "\n".join(
@@ -69,15 +99,16 @@ def render_report(manifest: Manifest) -> str:
             f"flash <= {format_size(p.flash_bytes)}",
             f"- large model: `{m.large.name}` ({m.large.test_accuracy:.1%} test accuracy); "
             f"small model: `{m.small.name}` ({m.small.test_accuracy:.1%})",
-            f"- data: `{manifest.data.dataset}`, accuracies on the test split ({manifest.data.test} images)",
-            f"- bundle file(s): {', '.join(sorted(manifest.files))}; seed {manifest.seed}",
+            f"- data: `{manifest.data.dataset}`: selection on the validation split ({manifest.data.val} images), "
+            f"test accuracy on the test split ({manifest.data.test} images)",
+            f"- model file(s): {files_line(model_files)}; seed {manifest.seed}",
             "",
             "## Variants",
             "",
             variant_table(manifest),
             "",
             "Latency and RAM are the profile's model estimates; `est. size` is the variant's model alone "
-            "(the bundle stores shared blocks once). `ships` uses validation accuracy; the table shows test accuracy.",
+            f"(the bundle stores shared blocks once). {accuracy_note(manifest)}",
             "",
             *([f"Selection: {manifest.selection.rule}.", ""] if manifest.selection is not None else []),
             "## CKA between block outputs (calibration split)",

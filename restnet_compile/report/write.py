@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,11 @@ def _cka_cells(manifest: Manifest) -> list[tuple[int, int]]:
     return cells
 
 
-def write_reports(out_dir: Path, manifest: Manifest) -> list[Path]:
-    """Write the reports for ``manifest`` into ``out_dir``; returns the paths written."""
+def write_reports(out_dir: Path, manifest: Manifest, model_files: Mapping[str, int]) -> list[Path]:
+    """Write the reports for ``manifest`` into ``out_dir``; returns the paths written.
+
+    ``model_files`` maps the bundle's model files to their sizes in bytes (the reports list them).
+    """
     from restnet_compile.similarity.heatmap import write_cka_heatmap
 
     cka = np.array(manifest.stitching.cka)
@@ -41,7 +45,8 @@ def write_reports(out_dir: Path, manifest: Manifest) -> list[Path]:
             f"linear CKA: {m.large.name} (rows) vs {m.small.name} (columns)",
         ),
     ]
-    md = render_report(manifest) + "\n![accuracy vs latency and FLOPs](pareto.png)\n\n![CKA heatmap](cka.png)\n"
+    figures = "\n![validation accuracy vs latency and FLOPs](pareto.png)\n\n![CKA heatmap](cka.png)\n"
+    md = render_report(manifest, model_files) + figures
     (out_dir / "report.md").write_text(md)
-    (out_dir / "report.html").write_text(render_html(manifest, list(IMAGES)))
+    (out_dir / "report.html").write_text(render_html(manifest, list(IMAGES), model_files))
     return [*paths, out_dir / "report.md", out_dir / "report.html"]
