@@ -92,6 +92,11 @@ def test_a_bad_field_is_named(path: str, value: Any, needle: str) -> None:
         Manifest.from_json_dict(data)
 
 
+def test_a_manifest_is_a_json_object() -> None:
+    with pytest.raises(BundleError, match="expected a JSON object, got list"):
+        Manifest.from_json_dict([_data()])  # type: ignore[arg-type]
+
+
 def test_fields_earlier_format_1_manifests_lack_are_optional() -> None:
     data = _data()
     for path in ("selection", "target.float_ops", "bundle_model_bytes", SEAL_FIELD):

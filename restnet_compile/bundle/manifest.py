@@ -276,7 +276,9 @@ class Manifest:
             BundleError: a format version this code does not read, or a missing, unknown, null or mistyped field;
                 the message names the field.
         """
-        version = data.get("format_version") if isinstance(data, Mapping) else None
+        if not isinstance(data, Mapping):
+            raise BundleError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        version = data.get("format_version")
         if version not in READABLE_VERSIONS:
             readable = ", ".join(map(str, READABLE_VERSIONS))
             raise BundleError(
