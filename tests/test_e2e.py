@@ -115,16 +115,13 @@ def test_onnx_target_shares_weights_and_matches_torch(tmp_path: Path) -> None:
     # shared blocks are stored once: weights.bin holds about large + small + adapters, not the sum of variants
     large, small = create_model("demo-large-cnn"), create_model("demo-small-cnn")
     fl, fs = large.feature_specs(), small.feature_specs()
-    adapters = sum(
-        fl[v["stitch"]["front_block"]].channels * fs[v["stitch"]["back_block"]].channels
-        + fs[v["stitch"]["back_block"]].channels
-        for v in shipped
-        if v["kind"] == "stitched"
-    )
+    cuts = [(v.stitch.front_block, v.stitch.back_block) for v in shipped if v.kind == "stitched"]
+    assert all(i is not None and j is not None for i, j in cuts)
+    adapters = sum(fl[i].channels * fs[j].channels + fs[j].channels for i, j in cuts)
     unique = 4 * (sum(p.numel() for p in large.parameters()) + sum(p.numel() for p in small.parameters()) + adapters)
     size = (root / "weights.bin").stat().st_size
     assert size <= 1.05 * unique
-    assert size < 0.95 * 4 * sum(v["params"] for v in shipped)
+    assert size < 0.95 * 4 * sum(v.params for v in shipped)
 
 
 def test_cli_build_prints_table_and_bundle(tmp_path: Path) -> None:

@@ -43,10 +43,11 @@ def test_tflm_bundle_has_one_flatbuffer_per_variant_and_c_arrays(tflm_build: api
         "cka.png",
     } == files
     for v in shipped:
-        ops = tflite_ops((tflm_build.bundle_dir / v["file"]).read_bytes())
+        assert v.file is not None and v.parity is not None
+        ops = tflite_ops((tflm_build.bundle_dir / v.file).read_bytes())
         assert len(ops) == 1  # one subgraph: what TFLite Micro runs
         assert set(next(iter(ops.values()))) <= set(load_target("tflm-int8").ops_allow or [])
-        assert v["parity"]["top1_agreement"] >= 0.98
+        assert v.parity.top1_agreement >= 0.98
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs a C++ compiler")
