@@ -9,14 +9,14 @@ other (ratios), never quoted alone.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
 from pathlib import Path
 
-from lib.files import write_json
-
 from restnet_compile._util.torch_state import deterministic
+from restnet_compile.bundle.manifest import MANIFEST, write_manifest
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.config.device import load_profile, load_target
 from restnet_compile.export import EXPORTERS
@@ -25,7 +25,6 @@ from restnet_compile.pipeline.driver import analyze_and_stitch
 from restnet_compile.pipeline.manifest_build import build_manifest
 from restnet_compile.pipeline.state import Analysis
 from restnet_compile.runtime import Bundle
-from restnet_compile.runtime.bundle import MANIFEST
 
 MODEL_SUFFIXES = (".tflite", ".onnx", ".bin")
 ALL_TARGETS = ["tflite-int8", "tflite-fp32", "tflite-fp16", "tflm-int8", "onnx-fp32", "onnx-int8", "onnx-fp16"]
@@ -42,10 +41,12 @@ def _export(a: Analysis, target_name: str, variants: dict, root: Path) -> tuple[
     seconds = time.perf_counter() - start
     size = sum(f.stat().st_size for f in out.iterdir() if f.suffix in MODEL_SUFFIXES)
     manifest = build_manifest(a, exported, exporter.layout)
-    for v in manifest["variants"]:
-        v["selected"] = v["id"] in variants
-    manifest["target"]["format"] = target.exporter
-    write_json(out / MANIFEST, manifest)
+    manifest = dataclasses.replace(
+        manifest,
+        variants=tuple(dataclasses.replace(v, selected=v.id in variants) for v in manifest.variants),
+        target=dataclasses.replace(manifest.target, format=target.exporter),
+    )
+    write_manifest(out / MANIFEST, manifest)
     bundle = Bundle.open(out)
     test = a.splits.test
     accuracy = {

@@ -24,8 +24,9 @@ from pathlib import Path
 
 from lib.stats import spearman
 
+from restnet_compile.bundle.manifest import load_manifest
 from restnet_compile.config.device import load_profile
-from restnet_compile.cost.calibrate import Measurement, calibrate_profile, manifest_terms, read_manifest
+from restnet_compile.cost.calibrate import Measurement, calibrate_profile
 from restnet_compile.cost.latency import mdape, roofline_ms
 from restnet_compile.runtime.timing import time_signatures
 
@@ -47,10 +48,10 @@ def _stats(pred: dict[str, float], meas: dict[str, float]) -> dict[str, float]:
 def run(bundle: Path, warmup: int, runs: int) -> dict:
     """Measure, predict and compare; returns the JSON report."""
     profile = load_profile("host")
-    manifest = read_manifest(bundle)
-    terms = manifest_terms(manifest)
-    shipped = [v for v in manifest["variants"] if v["file"]]
-    timings = time_signatures(bundle / shipped[0]["file"], [v["signature"] for v in shipped], warmup, runs)
+    manifest = load_manifest(bundle)
+    terms = manifest.latency_terms()
+    shipped = [v for v in manifest.variants if v.file and v.signature]
+    timings = time_signatures(bundle / str(shipped[0].file), [str(v.signature) for v in shipped], warmup, runs)
     meas = {k: t.p50 / 1e3 for k, t in timings.items()}
     measurements = {k: Measurement(k, meas[k], {90: t.p90 / 1e3}) for k, t in timings.items()}
     before = {k: roofline_ms(terms[k], profile.latency_model) for k in meas}
@@ -69,7 +70,7 @@ def run(bundle: Path, warmup: int, runs: int) -> dict:
         "runs": runs,
         "variants": {
             k: {
-                "flops": next(v["flops"] for v in shipped if v["id"] == k),
+                "flops": next(v.flops for v in shipped if v.id == k),
                 "measured_p50_ms": round(meas[k], 4),
                 "measured_p90_ms": round(timings[k].p90 / 1e3, 4),
                 "predicted_before_ms": round(before[k], 4),

@@ -46,7 +46,7 @@ def main() -> None:
         multi = api.build(BuildConfig.model_validate(CONFIG), Path(tmp))
         separate = api.build(BuildConfig.model_validate({**CONFIG, "target": "tflm-int8"}), Path(tmp))
         interp = Interpreter(model_path=str(multi.bundle_dir / "variants.tflite"), num_threads=1)
-        ids = [v["id"] for v in multi.manifest["variants"] if v["selected"]]
+        ids = [v.id for v in multi.manifest.shipped()]
         runners = {vid: interp.get_signature_runner(vid) for vid in ids}
         feed = {
             vid: {"input": np.zeros(r.get_input_details()["input"]["shape"], np.int8)} for vid, r in runners.items()

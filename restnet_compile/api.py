@@ -6,19 +6,18 @@ Compiler verbs (``build``, ``analyze``, ``calibrate``) import the toolchain when
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from restnet_compile.bundle.manifest import Manifest, load_manifest
 from restnet_compile.bundle.result import BuildResult
-from restnet_compile.config.device import list_profiles, list_targets, show_profile, show_target
 from restnet_compile.errors import BadInputError, InfeasibleError, ParityError
 from restnet_compile.runtime import Bundle, BundleError, VariantInfo
 from restnet_compile.runtime.benchmark import VariantTiming, benchmark
+from restnet_compile.runtime.timing import time_calls
 from restnet_compile.runtime.verify import VariantCheck, verify_reference
 
 if TYPE_CHECKING:
@@ -26,7 +25,7 @@ if TYPE_CHECKING:
 
     from restnet_compile._util.progress import Reporter
     from restnet_compile.config.build import BuildConfig
-    from restnet_compile.config.device import Profile
+    from restnet_compile.config.device import Profile, Target
     from restnet_compile.cost.calibrate import Measurement
     from restnet_compile.cost.latency import Fit
     from restnet_compile.pipeline.analyze import AnalyzeResult
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BuildResult",
     "CalibrationResult",
+    "Manifest",
     "Prediction",
     "analyze",
     "bench",
@@ -128,13 +128,45 @@ def calibrate(
     from restnet_compile.runtime.timing import measure_bundle
 
     prof = load_profile(profile)
-    manifest = cal.read_manifest(bundle_dir)
+    try:
+        manifest = load_manifest(bundle_dir)
+    except BundleError as exc:
+        raise BadInputError(str(exc)) from None
     if measurements is None:
         if prof.device_class != "host":
             raise BadInputError(f"profile {prof.name} is not this machine: pass --measurements from the device")
-        measurements = measure_bundle(bundle_dir, manifest, out.with_suffix(".csv"), warmup, runs, prof.threads)
-    calibrated, fit, preds = cal.calibrate(profile, measurements, manifest, out)
+        csv = out.with_suffix(".csv")
+        measurements = measure_bundle(bundle_dir, manifest.signatures_by_file(), csv, warmup, runs, prof.threads)
+    calibrated, fit, preds = cal.calibrate(profile, measurements, manifest.latency_terms(), out)
     return CalibrationResult(calibrated, fit, preds, cal.read_measurements(measurements), measurements)
+
+
+def list_profiles() -> list[Profile]:
+    """Every built-in profile."""
+    from restnet_compile.config import device
+
+    return device.list_profiles()
+
+
+def list_targets() -> list[Target]:
+    """Every built-in target."""
+    from restnet_compile.config import device
+
+    return device.list_targets()
+
+
+def show_profile(name_or_path: str) -> str:
+    """The YAML text of one profile, after validating it."""
+    from restnet_compile.config import device
+
+    return device.show_profile(name_or_path)
+
+
+def show_target(name_or_path: str) -> str:
+    """The YAML text of one target, after validating it."""
+    from restnet_compile.config import device
+
+    return device.show_target(name_or_path)
 
 
 def open_bundle(path: Path) -> Bundle:
@@ -145,10 +177,9 @@ def open_bundle(path: Path) -> Bundle:
         raise BadInputError(str(exc)) from None
 
 
-def inspect(path: Path) -> dict:
-    """The manifest of a bundle after its checksums pass."""
-    bundle = open_bundle(path)
-    return json.loads(json.dumps(bundle.manifest))
+def inspect(path: Path) -> Manifest:
+    """The manifest of a bundle after its seal and checksums pass (``to_json_dict()`` gives its JSON)."""
+    return open_bundle(path).manifest
 
 
 def verify(path: Path) -> list[VariantCheck]:
@@ -203,30 +234,60 @@ def load_image(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Prediction:
-    """One prediction and the variant that made it."""
+    """One prediction, the variant that made it and how long it took on this machine.
+
+    Attributes:
+        variant: The variant that ran.
+        label: The predicted class.
+        scores: The logits.
+        latency_ms: Steady latency: the median of ``runs`` timed runs after the warm-up runs.
+        first_run_ms: The first run alone, which includes the interpreter's set-up.
+        runs: Timed runs behind ``latency_ms``.
+    """
 
     variant: str
     label: int
     scores: list[float]
     latency_ms: float
+    first_run_ms: float
+    runs: int
 
 
-def predict(path: Path, image: Path, budget_ms: float | None = None, variant: str | None = None) -> Prediction:
+def predict(
+    path: Path,
+    image: Path,
+    budget_ms: float | None = None,
+    variant: str | None = None,
+    warmup: int = 3,
+    runs: int = 20,
+) -> Prediction:
     """Classify ``image`` with ``variant``, or with the most accurate variant within ``budget_ms``.
 
+    The image runs once (timed as the first run), ``warmup`` more times untimed, then ``runs`` timed times.
+
     Raises:
+        BadInputError: unreadable image, unknown variant, or fewer than one timed run.
         InfeasibleError: nothing meets the budget (the message names the closest variant).
     """
+    if runs < 1 or warmup < 0:
+        raise BadInputError(f"predict needs runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
     bundle = open_bundle(path)
-    x = load_image(image, tuple(bundle.manifest["input"]["shape"]))
+    x = load_image(image, bundle.manifest.input.shape)
     try:
         chosen: VariantInfo = bundle.get(variant) if variant else bundle.select(latency_ms=budget_ms)
     except BundleError as exc:
         raise (BadInputError if variant else InfeasibleError)(str(exc)) from None
-    start = time.perf_counter()
-    logits = bundle.run(x, chosen.id)[0]
-    elapsed = (time.perf_counter() - start) * 1e3
-    return Prediction(chosen.id, int(logits.argmax()), [round(float(s), 4) for s in logits], round(elapsed, 3))
+    outputs: list[np.ndarray] = []
+    timing = time_calls({chosen.id: lambda: outputs.append(bundle.run(x, chosen.id)[0])}, warmup, runs)[chosen.id]
+    logits = outputs[0]
+    return Prediction(
+        variant=chosen.id,
+        label=int(logits.argmax()),
+        scores=[round(float(s), 4) for s in logits],
+        latency_ms=round(timing.p50 / 1e3, 4),
+        first_run_ms=round(timing.first / 1e3, 4),
+        runs=timing.count,
+    )
 
 
 def bench(path: Path, warmup: int = 10, runs: int = 100) -> list[VariantTiming]:

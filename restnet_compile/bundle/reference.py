@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from restnet_compile.runtime.verify import REFERENCE_FILE
+from restnet_compile.bundle.manifest import REFERENCE_FILE
 
 REFERENCE_SAMPLES = 32
 _EPOCH = (1980, 1, 1, 0, 0, 0)

@@ -1,4 +1,4 @@
-"""Bundle directory publishing: checksums, manifest, deterministic archive, atomic rename."""
+"""Bundle directory publishing: checksums, deterministic archive, atomic rename (the manifest: ``manifest.py``)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from restnet_compile._util.hashing import sha256_file
 from restnet_compile._util.tempdirs import make_owned_dir, remove_stale
+from restnet_compile.bundle.manifest import MANIFEST
 from restnet_compile.errors import BadInputError
-from restnet_compile.runtime.bundle import MANIFEST, seal_manifest
 
 #: Staging directories are ``.<name>.tmp-<host>.<pid>.<random>``: hidden, and removable once their build is dead.
 STAGING_PATTERN = r"\.[^/]+\.tmp-"
@@ -30,11 +30,6 @@ def checksums(root: Path, exclude: tuple[str, ...] = (MANIFEST,)) -> dict[str, s
         for p in sorted(root.rglob("*"))
         if p.is_file() and p.relative_to(root).as_posix() not in exclude
     }
-
-
-def write_manifest(path: Path, manifest: dict) -> None:
-    """Write the manifest sealed with its own sha256 (see :func:`restnet_compile.runtime.bundle.seal_manifest`)."""
-    path.write_bytes(seal_manifest(manifest))
 
 
 def write_archive(src: Path, dest: Path) -> None:

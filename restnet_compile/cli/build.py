@@ -4,27 +4,30 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from restnet_compile.cli.base import TOOLCHAIN, requires
 from restnet_compile.cli.options import config_overrides, model_options
 
+if TYPE_CHECKING:
+    from restnet_compile.bundle.result import BuildResult
 
-def summary(result) -> dict:  # type: ignore[no-untyped-def]
+
+def summary(result: BuildResult) -> dict:
     """What CI needs from a build: where the files are and what ships."""
     m = result.manifest
     keys = ("id", "kind", "flops", "params", "latency_ms", "ram_bytes", "accuracy_fp32", "accuracy_deployed")
     return {
         "bundle": str(result.bundle_dir),
         "archive": str(result.archive),
-        "profile": m["profile"]["name"],
-        "target": m["target"]["name"],
-        "config_hash": m["config_hash"],
-        "bundle_model_bytes": m["bundle_model_bytes"],
-        "shipped": [{k: v[k] for k in keys} for v in m["variants"] if v["selected"]],
-        "dropped": {v["id"]: v["reasons"] for v in m["variants"] if not v["selected"]},
+        "profile": m.profile.name,
+        "target": m.target.name,
+        "config_hash": m.config_hash,
+        "bundle_model_bytes": m.bundle_model_bytes,
+        "shipped": [{k: getattr(v, k) for k in keys} for v in m.shipped()],
+        "dropped": {v.id: list(v.reasons) for v in m.variants if not v.selected},
         "cache": result.cache,
     }
 
@@ -106,6 +109,6 @@ def build_cmd(
         click.echo(json.dumps(summary(result), indent=2, sort_keys=True))
         return
     click.echo(variant_table(result.manifest))
-    click.echo(f"\nbundle: {result.bundle_dir}  ({result.manifest['bundle_model_bytes']:,} bytes of models)")
+    click.echo(f"\nbundle: {result.bundle_dir}  ({result.manifest.bundle_model_bytes or 0:,} bytes of models)")
     click.echo(f"archive: {result.archive}")
     click.echo(cache_line(result.cache))

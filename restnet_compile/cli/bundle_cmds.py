@@ -22,10 +22,10 @@ def inspect_cmd(bundle: Path, as_json: bool) -> None:
 
     manifest = inspect(bundle)
     if as_json:
-        click.echo(json.dumps(manifest, indent=2, sort_keys=True))
+        click.echo(json.dumps(manifest.to_json_dict(), indent=2, sort_keys=True))
         return
-    p, t = manifest["profile"], manifest["target"]
-    click.echo(f"profile {p['name']} ({p['soc']}), target {t['name']} ({t['format']}, {t['dtype']})")
+    p, t = manifest.profile, manifest.target
+    click.echo(f"profile {p.name} ({p.soc}), target {t.name} ({t.format}, {t.dtype})")
     click.echo(variant_table(manifest))
 
 
@@ -68,7 +68,10 @@ def run_cmd(bundle: Path, image: Path, budget: str | None, variant: str | None, 
     if as_json:
         click.echo(json.dumps(asdict(result)))
         return
-    click.echo(f"class {result.label} by variant {result.variant} in {result.latency_ms:.2f} ms")
+    click.echo(
+        f"class {result.label} by variant {result.variant} in {result.latency_ms:.3f} ms (steady: median of "
+        f"{result.runs} runs after warm-up; first run {result.first_run_ms:.3f} ms, with the interpreter's set-up)"
+    )
 
 
 @click.command("bench")

@@ -16,8 +16,8 @@ p50        no        median, us; fitted instead of ``avg`` when present
 p90..p99   no        percentiles (p90, p95, p99), us; the profile's percentile sets ``percentile_factor``
 =========  ========  ==============================================================================
 
-The per-op terms of each variant come from the bundle's ``manifest.json`` (``latency_terms``), so calibration needs
-no model, no torch and no device here.
+The per-op terms of each variant come from the bundle's ``manifest.json`` (``latency_terms``, read by the caller),
+so calibration needs no model, no torch and no device here.
 """
 
 from __future__ import annotations
@@ -26,13 +26,14 @@ import csv
 import math
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from restnet_compile.config.device import Profile, builtin_text, load_profile
-from restnet_compile.cost.latency import Fit, fit_latency_model, roofline_ms
+from restnet_compile.cost.latency import Fit, OpTerms, fit_latency_model, roofline_ms
 from restnet_compile.errors import BadInputError
 
 REQUIRED = ("variant", "avg")
@@ -99,13 +100,8 @@ def _number(text: str, col: str, line: int, path: Path) -> float:
     return value
 
 
-def manifest_terms(manifest: dict) -> dict[str, list[tuple[int, ...]]]:
-    """Per-variant (MACs, bytes[, outputs]) latency terms recorded in a bundle manifest."""
-    return {v["id"]: [tuple(t) for t in v.get("latency_terms") or []] for v in manifest["variants"]}  # type: ignore[misc]
-
-
 def calibrate_profile(
-    profile: Profile, measurements: dict[str, Measurement], terms: dict[str, list[tuple[int, ...]]], source: str
+    profile: Profile, measurements: dict[str, Measurement], terms: Mapping[str, OpTerms], source: str
 ) -> tuple[Profile, Fit]:
     """Fit ``profile``'s latency model to ``measurements``.
 
@@ -183,16 +179,21 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def calibrate(
-    profile_name: str, measurements_csv: Path, manifest: dict, out: Path
+    profile_name: str, measurements_csv: Path, terms: Mapping[str, OpTerms], out: Path
 ) -> tuple[Profile, Fit, dict[str, tuple[float, float]]]:
     """Read, fit and write the calibrated profile; nothing is written when any input is bad.
+
+    Args:
+        profile_name: Built-in profile to calibrate.
+        measurements_csv: Measured latencies (see the module docstring).
+        terms: Per variant of the bundle, its latency terms (the manifest's ``latency_terms``).
+        out: Where the calibrated profile YAML goes.
 
     Returns:
         The calibrated profile, the fit, and per variant (predicted ms before, after) at the median.
     """
     profile = load_profile(profile_name)
     measured = read_measurements(measurements_csv)
-    terms = manifest_terms(manifest)
     calibrated, fit = calibrate_profile(profile, measured, terms, source=measurements_csv.name)
     text = profile_yaml(builtin_text("profiles", profile_name), calibrated)
     write_atomic(out, text)
@@ -201,17 +202,3 @@ def calibrate(
         for k in measured
     }
     return calibrated, fit, preds
-
-
-def read_manifest(bundle_dir: Path) -> dict:
-    """The manifest of a bundle directory.
-
-    Raises:
-        BadInputError: no bundle there.
-    """
-    import json
-
-    path = bundle_dir / "manifest.json"
-    if not path.is_file():
-        raise BadInputError(f"{bundle_dir} is not a bundle: no manifest.json")
-    return json.loads(path.read_text())

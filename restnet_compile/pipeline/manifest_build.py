@@ -5,13 +5,30 @@ from __future__ import annotations
 from importlib import metadata
 
 from restnet_compile import __version__
+from restnet_compile.bundle.manifest import (
+    FORMAT_VERSION,
+    CandidateRule,
+    DataInfo,
+    InputSpec,
+    Manifest,
+    ModelInfo,
+    Models,
+    Parity,
+    ProfileInfo,
+    SelectionInfo,
+    StitchInfo,
+    StitchingInfo,
+    TargetInfo,
+    TuneInfo,
+    VariantEntry,
+)
 from restnet_compile.export.base import ExportedVariant
 from restnet_compile.export.parity import ParityResult
+from restnet_compile.models import BlockSequence
 from restnet_compile.pipeline.load import weights_sha
 from restnet_compile.pipeline.state import Analysis, Variant
 from restnet_compile.selection.rule import describe_rule
 
-MANIFEST_FORMAT_VERSION = 1
 _TOOLS = ("torch", "numpy", "fvcore", "onnx", "onnxscript", "onnx2tf", "tensorflow", "onnxruntime", "ai-edge-litert")
 
 
@@ -26,112 +43,105 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
-def _variant_entry(v: Variant, exported: ExportedVariant | None) -> dict:
+def _variant_entry(v: Variant, exported: ExportedVariant | None) -> VariantEntry:
     assert v.decision is not None
-    entry = {
-        "id": v.id,
-        "kind": v.kind,
-        "stitch": v.stitch,
-        "tune": v.tune,
-        "flops": v.cost.flops,
-        "params": v.cost.params,
-        "uncounted_ops": v.cost.uncounted_ops,
-        "ram_bytes": v.cost.ram_bytes,
-        "model_bytes": v.cost.model_bytes,
-        "flash_bytes": v.cost.flash_bytes,
-        "latency_ms": v.cost.latency_ms,
-        "elementwise_ops": v.cost.elementwise,
-        "ram_source": v.cost.ram_source,
-        "arena_bytes": v.cost.arena_bytes,
-        "arena_bytes_measured": v.cost.arena_measured,
-        "graph_ops": list(v.cost.ops) if v.cost.ops is not None else None,
-        "latency_terms": [list(t) for t in v.cost.latency_terms],
-        "accuracy_fp32": v.test_accuracy,
-        "val_accuracy_fp32": v.val_accuracy,
-        "feasible": v.decision.feasible,
-        "selected": v.decision.selected,
-        "reasons": list(v.decision.reasons),
-        "file": exported.file if exported else None,
-        "signature": exported.signature if exported else None,
-        "accuracy_deployed": None,
-        "parity": None,
-    }
-    return entry
+    return VariantEntry(
+        id=v.id,
+        kind=v.kind,
+        stitch=StitchInfo(**v.stitch),
+        tune=TuneInfo(**v.tune) if v.tune is not None else None,
+        flops=v.cost.flops,
+        params=v.cost.params,
+        uncounted_ops=dict(v.cost.uncounted_ops),
+        ram_bytes=v.cost.ram_bytes,
+        model_bytes=v.cost.model_bytes,
+        flash_bytes=v.cost.flash_bytes,
+        latency_ms=v.cost.latency_ms,
+        elementwise_ops=v.cost.elementwise,
+        ram_source=v.cost.ram_source,
+        arena_bytes=v.cost.arena_bytes,
+        arena_bytes_measured=v.cost.arena_measured,
+        graph_ops=tuple(v.cost.ops) if v.cost.ops is not None else None,
+        latency_terms=tuple(tuple(t) for t in v.cost.latency_terms),
+        accuracy_fp32=v.test_accuracy,
+        val_accuracy_fp32=v.val_accuracy,
+        feasible=v.decision.feasible,
+        selected=v.decision.selected,
+        reasons=tuple(v.decision.reasons),
+        file=exported.file if exported else None,
+        signature=exported.signature if exported else None,
+        accuracy_deployed=None,
+        parity=None,
+    )
 
 
-def add_parity(manifest: dict, parity: dict[str, ParityResult]) -> None:
-    """Record each exported variant's deployed accuracy and parity with PyTorch."""
-    for entry in manifest["variants"]:
-        result = parity.get(entry["id"])
-        if result is None:
-            continue
-        entry["accuracy_deployed"] = result.accuracy
-        entry["parity"] = {
-            "max_abs_diff": result.max_abs_diff,
-            "top1_agreement": result.top1_agreement,
-            "accuracy_torch": result.accuracy_torch,
-        }
+def add_parity(manifest: Manifest, parity: dict[str, ParityResult]) -> Manifest:
+    """``manifest`` with each checked variant's deployed accuracy and parity with PyTorch."""
+    return manifest.with_parity(
+        {
+            vid: Parity(max_abs_diff=r.max_abs_diff, top1_agreement=r.top1_agreement, accuracy_torch=r.accuracy_torch)
+            for vid, r in parity.items()
+        },
+        {vid: r.accuracy for vid, r in parity.items()},
+    )
 
 
-def build_manifest(a: Analysis, exported: dict[str, ExportedVariant], layout: str) -> dict:
-    """The manifest without parity (see :func:`add_parity`) and ``files`` checksums (added last)."""
+def _model_info(a: Analysis, role: str, model: BlockSequence, weights: str | None) -> ModelInfo:
+    return ModelInfo(
+        name=model.model_name,
+        weights_sha256=weights_sha(model.model_name, weights),
+        test_accuracy=next(v.test_accuracy for v in a.variants if v.id == role),
+    )
+
+
+def build_manifest(a: Analysis, exported: dict[str, ExportedVariant], layout: str) -> Manifest:
+    """The manifest without parity (see :func:`add_parity`), model bytes and ``files`` checksums (added last)."""
     p, t, cfg = a.profile, a.target, a.config
-    model_info = {
-        role: {
-            "name": model.model_name,
-            "weights_sha256": weights_sha(model.model_name, w),
-            "test_accuracy": next(v.test_accuracy for v in a.variants if v.id == role),
-        }
-        for role, model, w in (("large", a.large, cfg.large_weights), ("small", a.small, cfg.small_weights))
-    }
     c, h, w = a.large.input_shape
-    return {
-        "format_version": MANIFEST_FORMAT_VERSION,
-        "config": cfg.model_dump(),
-        "config_hash": cfg.config_hash(),
-        "seed": cfg.seed,
-        "tool_versions": tool_versions(),
-        "profile": {
-            "name": p.name,
-            "class": p.device_class,
-            "soc": p.soc,
-            "runtime": p.runtime,
-            "latency_budget_ms": p.latency.budget,
-            "latency_percentile": p.latency.percentile,
-            "ram_bytes": p.ram,
-            "flash_bytes": p.flash,
-            "arena_bytes": p.arena,
-            "latency_model": p.latency_model.model_dump(exclude_none=True),
-        },
-        "selection": {
-            "mode": cfg.selection,
-            "min_latency_gain": p.selection.min_latency_gain if cfg.selection == "pareto" else None,
-            "rule": describe_rule(p, cfg.selection, cfg.selection_noise if cfg.selection == "pareto" else 0.0),
-        },
-        "target": {
-            "name": t.name,
-            "format": t.exporter,
-            "dtype": t.dtype,
-            "io_dtype": t.io_dtype,
-            "float_ops": list(t.float_ops),
-        },
-        "input": {"layout": layout, "shape": [c, h, w], "range": [0.0, 1.0], "dtype": "float32"},
-        "models": model_info,
-        "data": {
-            "dataset": cfg.dataset,
-            "split_seed": cfg.seed,
-            "train": len(a.splits.train),
-            "calib": len(a.splits.calib),
-            "val": len(a.splits.val),
-            "test": len(a.splits.test),
-        },
-        "stitching": {
-            "order": "large-prefix -> small-suffix"
-            if cfg.plan.order == "large-small"
-            else "small-prefix -> large-suffix",
-            "rule": a.rule.describe(),
-            "cka": [[round(float(x), 4) for x in row] for row in a.cka],
-        },
-        "variants": [_variant_entry(v, exported.get(v.id)) for v in a.variants],
-        "files": {},
-    }
+    return Manifest(
+        format_version=FORMAT_VERSION,
+        config=cfg.model_dump(),
+        config_hash=cfg.config_hash(),
+        seed=cfg.seed,
+        tool_versions=tool_versions(),
+        profile=ProfileInfo(
+            name=p.name,
+            device_class=p.device_class,
+            soc=p.soc,
+            runtime=p.runtime,
+            latency_budget_ms=p.latency.budget,
+            latency_percentile=p.latency.percentile,
+            ram_bytes=p.ram,
+            flash_bytes=p.flash,
+            arena_bytes=p.arena,
+            latency_model=p.latency_model.model_dump(exclude_none=True),
+        ),
+        selection=SelectionInfo(
+            mode=cfg.selection,
+            min_latency_gain=p.selection.min_latency_gain if cfg.selection == "pareto" else None,
+            rule=describe_rule(p, cfg.selection, cfg.selection_noise if cfg.selection == "pareto" else 0.0),
+        ),
+        target=TargetInfo(
+            name=t.name, format=t.exporter, dtype=t.dtype, io_dtype=t.io_dtype, float_ops=tuple(t.float_ops)
+        ),
+        input=InputSpec(layout=layout, shape=(c, h, w), range=(0.0, 1.0), dtype="float32"),
+        models=Models(
+            large=_model_info(a, "large", a.large, cfg.large_weights),
+            small=_model_info(a, "small", a.small, cfg.small_weights),
+        ),
+        data=DataInfo(
+            dataset=cfg.dataset,
+            split_seed=cfg.seed,
+            train=len(a.splits.train),
+            calib=len(a.splits.calib),
+            val=len(a.splits.val),
+            test=len(a.splits.test),
+        ),
+        stitching=StitchingInfo(
+            order="large-prefix -> small-suffix" if cfg.plan.order == "large-small" else "small-prefix -> large-suffix",
+            rule=CandidateRule(**a.rule.describe()),
+            cka=tuple(tuple(round(float(x), 4) for x in row) for row in a.cka),
+        ),
+        variants=tuple(_variant_entry(v, exported.get(v.id)) for v in a.variants),
+        files={},
+    )

@@ -9,17 +9,16 @@ from pathlib import Path
 
 from restnet_compile._util.progress import Reporter
 from restnet_compile._util.quiet import quiet_native_output
+from restnet_compile.bundle.manifest import MANIFEST, Manifest, write_manifest
 from restnet_compile.bundle.reference import REFERENCE_SAMPLES, write_reference
-from restnet_compile.bundle.writer import write_manifest
 from restnet_compile.errors import ParityError
 from restnet_compile.export.parity import ParityResult, check_parity, torch_logits
 from restnet_compile.pipeline.export import Exported
 from restnet_compile.pipeline.manifest_build import add_parity, build_manifest
 from restnet_compile.runtime import Bundle
-from restnet_compile.runtime.bundle import MANIFEST
 
 
-def parity_stage(ex: Exported, stage: Path, progress: Reporter) -> dict:
+def parity_stage(ex: Exported, stage: Path, progress: Reporter) -> Manifest:
     """The manifest with every shipped variant's deployed accuracy and parity; ``reference.npz`` written.
 
     Raises:
@@ -53,7 +52,7 @@ def parity_stage(ex: Exported, stage: Path, progress: Reporter) -> dict:
     if failed:
         vid, why = next(iter(failed.items()))
         raise ParityError(f"variant {vid} fails parity on target {a.target.name}: {'; '.join(why)}")
-    add_parity(manifest, parity)
+    manifest = add_parity(manifest, parity)
     n = REFERENCE_SAMPLES
     deployed = {vid: bundle.run(test.images[:n], vid) for vid in shipped}
     write_reference(stage, test.images[:n], {vid: r[:n] for vid, r in refs.items()}, deployed)

@@ -6,15 +6,15 @@ from pathlib import Path
 
 from restnet_compile._util.progress import Reporter
 from restnet_compile._util.units import format_size
+from restnet_compile.bundle.manifest import MANIFEST, write_manifest
 from restnet_compile.bundle.result import BuildResult
-from restnet_compile.bundle.writer import checksums, staging, write_archive, write_manifest
+from restnet_compile.bundle.writer import checksums, staging, write_archive
 from restnet_compile.errors import InfeasibleError
 from restnet_compile.pipeline.export import export_stage
 from restnet_compile.pipeline.parity import parity_stage
 from restnet_compile.pipeline.stage_store import StageCache
 from restnet_compile.pipeline.state import Analysis
 from restnet_compile.report.write import write_reports
-from restnet_compile.runtime.bundle import MANIFEST
 
 MODEL_SUFFIXES = (".tflite", ".onnx", ".bin")  # what is flashed; C arrays and reports are not
 
@@ -33,15 +33,16 @@ def publish(analysis: Analysis, out_dir: Path, name: str, progress: Reporter, st
         work.mkdir()
         exported = export_stage(analysis, stage, work, store, progress)
         manifest = parity_stage(exported, stage, progress)
-        model_bytes = sum(f.stat().st_size for f in stage.iterdir() if f.suffix in MODEL_SUFFIXES)
+        model_files = {f.name: f.stat().st_size for f in sorted(stage.iterdir()) if f.suffix in MODEL_SUFFIXES}
+        model_bytes = sum(model_files.values())
         if model_bytes + profile.runtime_flash > profile.flash:
             raise InfeasibleError(
                 f"bundle for profile {profile.name} needs flash {format_size(model_bytes + profile.runtime_flash)} "
                 f"> {format_size(profile.flash)}"
             )
-        manifest["bundle_model_bytes"] = model_bytes
-        write_reports(stage, manifest)
-        manifest["files"] = checksums(stage)
+        manifest = manifest.with_model_bytes(model_bytes)
+        write_reports(stage, manifest, model_files)
+        manifest = manifest.with_files(checksums(stage))
         write_manifest(stage / MANIFEST, manifest)
         write_archive(stage, stage.parent / f"{name}.tar.gz")
     return BuildResult(out_dir / name, out_dir / f"{name}.tar.gz", manifest, store.summary())

@@ -1,15 +1,24 @@
-"""``report.md``: the variant table, the CKA matrix and the selection rule of one build."""
+"""``report.md``: the variant table, the CKA matrix and the selection rule of one build.
+
+The table shows the validation accuracy the selection decided on, with its noise (one binomial standard error),
+beside the test accuracy, which is reported only.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+
 from restnet_compile._util.units import format_size
+from restnet_compile.bundle.manifest import Manifest
 
 COLUMNS = (
     "variant",
     "stitch",
     "MFLOPs",
     "params",
-    "fp32 acc",
+    "val acc ± SE",
+    "test acc",
     "deployed acc",
     "est. latency",
     "est. RAM",
@@ -18,74 +27,96 @@ COLUMNS = (
 )
 
 
-def variant_rows(manifest: dict) -> list[tuple[str, ...]]:
+def standard_error(accuracy: float, n: int) -> float:
+    """Binomial standard error of an accuracy measured on ``n`` images: ``sqrt(p (1 - p) / n)``."""
+    return math.sqrt(accuracy * (1.0 - accuracy) / n) if n > 0 else 0.0
+
+
+def variant_rows(manifest: Manifest) -> list[tuple[str, ...]]:
     """One row of text per variant, in manifest order."""
     rows = []
-    deployed = manifest["target"]["dtype"]
-    for v in manifest["variants"]:
-        acc = v.get("accuracy_deployed")
+    deployed = manifest.target.dtype
+    n_val = manifest.data.val
+    for v in manifest.variants:
+        acc = v.accuracy_deployed
+        se = standard_error(v.val_accuracy_fp32, n_val)
         rows.append(
             (
-                v["id"],
-                v["stitch"]["description"],
-                f"{v['flops'] / 1e6:.2f}",
-                f"{v['params']:,}",
-                f"{v['accuracy_fp32']:.1%}",
+                v.id,
+                v.stitch.description,
+                f"{v.flops / 1e6:.2f}",
+                f"{v.params:,}",
+                f"{100 * v.val_accuracy_fp32:.1f} ± {100 * se:.1f}%",
+                f"{v.accuracy_fp32:.1%}",
                 f"{acc:.1%} ({deployed})" if acc is not None else "-",
-                f"{v['latency_ms']:.2f} ms",
-                format_size(v["ram_bytes"]),
-                format_size(v["model_bytes"]),
-                "yes" if v["selected"] else "no: " + "; ".join(v["reasons"]),
+                f"{v.latency_ms:.2f} ms",
+                format_size(v.ram_bytes),
+                format_size(v.model_bytes),
+                "yes" if v.selected else "no: " + "; ".join(v.reasons),
             )
         )
     return rows
 
 
-def variant_table(manifest: dict) -> str:
+def variant_table(manifest: Manifest) -> str:
     """The variant table as Markdown."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(r) + " |" for r in variant_rows(manifest)]
     return "\n".join(lines)
 
 
-def _cka_table(manifest: dict) -> str:
-    cka = manifest["stitching"]["cka"]
+def _cka_table(manifest: Manifest) -> str:
+    cka = manifest.stitching.cka
     head = "| large \\ small | " + " | ".join(f"S{j}" for j in range(len(cka[0]))) + " |"
     rows = [f"| L{i} | " + " | ".join(f"{x:.3f}" for x in row) + " |" for i, row in enumerate(cka)]
     return "\n".join([head, "|" + "---|" * (len(cka[0]) + 1), *rows])
 
 
-def render_report(manifest: dict) -> str:
-    """The whole ``report.md`` text."""
-    p, t, m = manifest["profile"], manifest["target"], manifest["models"]
-    rule = manifest["stitching"]["rule"]
+def accuracy_note(manifest: Manifest) -> str:
+    """What each accuracy column is, and which one the selection used."""
+    return (
+        "`ships` is decided on `val acc` (fp32, validation split; ± is one binomial standard error "
+        f"sqrt(p(1-p)/n), n = {manifest.data.val}). `test acc` (fp32) and `deployed acc` (the exported model) "
+        "come from the test split and play no part in the decision."
+    )
+
+
+def files_line(model_files: Mapping[str, int]) -> str:
+    """``variants.tflite (363.8 KiB)``: the bundle's model files and their sizes."""
+    return ", ".join(f"{name} ({format_size(size)})" for name, size in sorted(model_files.items())) or "none"
+
+
+def render_report(manifest: Manifest, model_files: Mapping[str, int]) -> str:
+    """The whole ``report.md`` text; ``model_files`` maps the bundle's model files to their sizes in bytes."""
+    p, t, m = manifest.profile, manifest.target, manifest.models
+    rule = manifest.stitching.rule
     return "\n".join(
         [
-            f"# restnet-compile bundle: profile `{p['name']}`, target `{t['name']}`",
+            f"# restnet-compile bundle: profile `{p.name}`, target `{t.name}`",
             "",
-            f"- device: {p['soc']} ({p['runtime']}); limits: latency p{p['latency_percentile']} <= "
-            f"{p['latency_budget_ms']:g} ms, RAM <= {format_size(p['ram_bytes'])}, "
-            f"flash <= {format_size(p['flash_bytes'])}",
-            f"- large model: `{m['large']['name']}` ({m['large']['test_accuracy']:.1%} test accuracy); "
-            f"small model: `{m['small']['name']}` ({m['small']['test_accuracy']:.1%})",
-            f"- data: `{manifest['data']['dataset']}`, accuracies on the test split "
-            f"({manifest['data']['test']} images)",
-            f"- bundle file(s): {', '.join(sorted(manifest['files']))}; seed {manifest['seed']}",
+            f"- device: {p.soc} ({p.runtime}); limits: latency p{p.latency_percentile} <= "
+            f"{p.latency_budget_ms:g} ms, RAM <= {format_size(p.ram_bytes)}, "
+            f"flash <= {format_size(p.flash_bytes)}",
+            f"- large model: `{m.large.name}` ({m.large.test_accuracy:.1%} test accuracy); "
+            f"small model: `{m.small.name}` ({m.small.test_accuracy:.1%})",
+            f"- data: `{manifest.data.dataset}`: selection on the validation split ({manifest.data.val} images), "
+            f"test accuracy on the test split ({manifest.data.test} images)",
+            f"- model file(s): {files_line(model_files)}; seed {manifest.seed}",
             "",
             "## Variants",
             "",
             variant_table(manifest),
             "",
             "Latency and RAM are the profile's model estimates; `est. size` is the variant's model alone "
-            "(the bundle stores shared blocks once). `ships` uses validation accuracy; the table shows test accuracy.",
+            f"(the bundle stores shared blocks once). {accuracy_note(manifest)}",
             "",
-            *([f"Selection: {manifest['selection']['rule']}.", ""] if "selection" in manifest else []),
+            *([f"Selection: {manifest.selection.rule}.", ""] if manifest.selection is not None else []),
             "## CKA between block outputs (calibration split)",
             "",
             _cka_table(manifest),
             "",
-            f"Candidate rule `{rule['rule']}`: depth band {rule['depth_band']}, at least {rule['min_suffix_blocks']} "
-            f"suffix block(s), at most {rule['max_candidates']} candidates.",
+            f"Candidate rule `{rule.rule}`: depth band {rule.depth_band}, at least {rule.min_suffix_blocks} "
+            f"suffix block(s), at most {rule.max_candidates} candidates.",
             "",
         ]
     )

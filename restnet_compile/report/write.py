@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
+from restnet_compile.bundle.manifest import Manifest
 from restnet_compile.report.html import render_html
 from restnet_compile.report.markdown import render_report
 from restnet_compile.report.plots import write_pareto_plot
@@ -13,22 +15,25 @@ from restnet_compile.report.plots import write_pareto_plot
 IMAGES = ("pareto.png", "cka.png")
 
 
-def _cka_cells(manifest: dict) -> list[tuple[int, int]]:
-    swap = manifest["config"]["plan"].get("order", "large-small") == "small-large"
+def _cka_cells(manifest: Manifest) -> list[tuple[int, int]]:
+    swap = manifest.stitching.rule.order == "small-large"
     cells = []
-    for v in manifest["variants"]:
-        s = v["stitch"]
-        if v["kind"] == "stitched":
-            cells.append((s["back_block"], s["front_block"]) if swap else (s["front_block"], s["back_block"]))
+    for v in manifest.variants:
+        s = v.stitch
+        if v.kind == "stitched" and s.front_block is not None and s.back_block is not None:
+            cells.append((s.back_block, s.front_block) if swap else (s.front_block, s.back_block))
     return cells
 
 
-def write_reports(out_dir: Path, manifest: dict) -> list[Path]:
-    """Write the reports for ``manifest`` into ``out_dir``; returns the paths written."""
+def write_reports(out_dir: Path, manifest: Manifest, model_files: Mapping[str, int]) -> list[Path]:
+    """Write the reports for ``manifest`` into ``out_dir``; returns the paths written.
+
+    ``model_files`` maps the bundle's model files to their sizes in bytes (the reports list them).
+    """
     from restnet_compile.similarity.heatmap import write_cka_heatmap
 
-    cka = np.array(manifest["stitching"]["cka"])
-    m = manifest["models"]
+    cka = np.array(manifest.stitching.cka)
+    m = manifest.models
     paths = [
         write_pareto_plot(manifest, out_dir / "pareto.png"),
         write_cka_heatmap(
@@ -37,10 +42,11 @@ def write_reports(out_dir: Path, manifest: dict) -> list[Path]:
             [f"L{i}" for i in range(cka.shape[0])],
             [f"S{j}" for j in range(cka.shape[1])],
             _cka_cells(manifest),
-            f"linear CKA: {m['large']['name']} (rows) vs {m['small']['name']} (columns)",
+            f"linear CKA: {m.large.name} (rows) vs {m.small.name} (columns)",
         ),
     ]
-    md = render_report(manifest) + "\n![accuracy vs latency and FLOPs](pareto.png)\n\n![CKA heatmap](cka.png)\n"
+    figures = "\n![validation accuracy vs latency and FLOPs](pareto.png)\n\n![CKA heatmap](cka.png)\n"
+    md = render_report(manifest, model_files) + figures
     (out_dir / "report.md").write_text(md)
-    (out_dir / "report.html").write_text(render_html(manifest, list(IMAGES)))
+    (out_dir / "report.html").write_text(render_html(manifest, list(IMAGES), model_files))
     return [*paths, out_dir / "report.md", out_dir / "report.html"]

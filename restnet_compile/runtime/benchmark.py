@@ -36,7 +36,7 @@ def benchmark(
 ) -> list[VariantTiming]:
     """Time each variant on one zero image: ``warmup`` untimed runs, then ``runs`` interleaved timed runs."""
     ids = variants or [v.id for v in bundle.variants]
-    image = np.zeros((1, *bundle.manifest["input"]["shape"]), dtype=np.float32)
+    image = np.zeros((1, *bundle.manifest.input.shape), dtype=np.float32)
     timings = time_calls({vid: lambda vid=vid: bundle.run(image, vid) for vid in ids}, warmup, runs)
     return [
         VariantTiming(vid, t.count, *(round(x / 1e3, 4) for x in (t.avg, t.min, t.p50, t.p90, t.max)))

@@ -11,7 +11,7 @@ import csv
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,17 +118,28 @@ def write_csv(timings: Iterable[Timing], path: Path) -> None:
 
 
 def measure_bundle(
-    bundle_dir: Path, manifest: dict, csv_out: Path, warmup: int = 10, runs: int = 100, threads: int = 1
+    bundle_dir: Path,
+    signatures: Mapping[str, Sequence[str]],
+    csv_out: Path,
+    warmup: int = 10,
+    runs: int = 100,
+    threads: int = 1,
 ) -> Path:
-    """Time every exported variant of a TFLite bundle on this machine with LiteRT and write the measurements CSV.
+    """Time the variants of a bundle's ``.tflite`` files on this machine with LiteRT; write the measurements CSV.
+
+    Args:
+        bundle_dir: The bundle directory.
+        signatures: Model file (relative to the bundle) -> signatures of its variants (``Manifest.signatures_by_file``);
+            only ``.tflite`` files are timed.
+        csv_out: Where the measurements CSV goes.
+        warmup: Untimed runs of each variant first.
+        runs: Timed runs of each variant.
+        threads: LiteRT threads.
 
     Raises:
         BadInputError: the bundle has no ``.tflite`` variant.
     """
-    by_file: dict[str, list[str]] = {}
-    for v in manifest["variants"]:
-        if v.get("file") and str(v["file"]).endswith(".tflite"):
-            by_file.setdefault(v["file"], []).append(v["signature"])
+    by_file = {file: list(sigs) for file, sigs in signatures.items() if file.endswith(".tflite")}
     if not by_file:
         raise BadInputError(f"bundle {bundle_dir} has no .tflite variants to time on this machine")
     timings = []

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from restnet_compile.bundle.manifest import REFERENCE_FILE
 from restnet_compile.runtime.bundle import Bundle, BundleError
-
-REFERENCE_FILE = "reference.npz"
 
 
 @dataclass(frozen=True)

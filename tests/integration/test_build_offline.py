@@ -42,8 +42,8 @@ def test_build_never_touches_the_network(tmp_path: Path, monkeypatch: pytest.Mon
     assert attempts == []
     assert result.bundle_dir.is_dir()
     assert result.archive.is_file()
-    assert any(v["selected"] for v in result.manifest["variants"])
-    assert sorted(result.manifest["files"]) == sorted(
+    assert any(v.selected for v in result.manifest.variants)
+    assert sorted(result.manifest.files) == sorted(
         p.relative_to(result.bundle_dir).as_posix()
         for p in result.bundle_dir.rglob("*")
         if p.is_file() and p.name != "manifest.json"

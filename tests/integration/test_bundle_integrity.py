@@ -2,7 +2,7 @@
 
 Every bundle kind the default run builds is checked (tflite-int8 for the phone, tflm-int8 for the MCU with its C
 arrays, onnx-int8 with its shared weights file). The manifest is sealed with its own sha256 (see
-``runtime.bundle.seal_manifest``), so it is checked at every byte position; the other files at their first, middle
+``bundle.manifest.seal``), so it is checked at every byte position; the other files at their first, middle
 and last byte plus seeded random positions, each with a random bit flipped.
 """
 
@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from restnet_compile import api
-from restnet_compile.runtime.bundle import MANIFEST, Bundle, BundleError, read_manifest, seal_manifest
+from restnet_compile.bundle.manifest import MANIFEST, Manifest, read_manifest, seal
+from restnet_compile.runtime.bundle import Bundle, BundleError
 
 KINDS = ("phone_bundle", "tflm_bundle", "onnx_int8_bundle")
 RANDOM_POSITIONS = 12
@@ -37,7 +38,7 @@ def _reseal(root: Path, edit: dict) -> None:
     """Rewrite the manifest with ``edit`` applied and a recomputed seal (a consistent but malicious manifest)."""
     manifest = json.loads((root / MANIFEST).read_text())
     manifest.update(edit)
-    (root / MANIFEST).write_bytes(seal_manifest(manifest))
+    (root / MANIFEST).write_bytes(seal(Manifest.from_json_dict(manifest)))
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -69,7 +70,7 @@ def test_a_flipped_byte_in_any_bundle_file_is_refused_on_open(
 
 def test_every_byte_of_the_manifest_is_sealed(phone_bundle: api.BuildResult) -> None:
     raw = (phone_bundle.bundle_dir / MANIFEST).read_bytes()
-    assert read_manifest(raw)["files"] == phone_bundle.manifest["files"]
+    assert read_manifest(raw).files == phone_bundle.manifest.files
     rng = random.Random("manifest")
     for pos in range(len(raw)):
         for bit in (0, rng.randrange(1, 8)):
@@ -83,7 +84,8 @@ def test_every_byte_of_the_manifest_is_sealed(phone_bundle: api.BuildResult) -> 
 def test_seal_is_byte_stable_and_matches_the_written_manifest(phone_bundle: api.BuildResult) -> None:
     raw = (phone_bundle.bundle_dir / MANIFEST).read_bytes()
     manifest = read_manifest(raw)
-    assert seal_manifest(manifest) == raw == seal_manifest(json.loads(raw))
+    assert seal(manifest) == raw == seal(Manifest.from_json_dict(json.loads(raw))) == seal(phone_bundle.manifest)
+    assert manifest.to_json_dict() == json.loads(raw)
 
 
 @pytest.mark.parametrize(
@@ -117,7 +119,7 @@ def test_cli_refuses_an_absolute_path_and_a_flip_with_one_line(phone_bundle: api
     proc = subprocess.run([*cmd, "verify", str(root)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "outside the bundle" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
-    raw = bytearray(seal_manifest(json.loads((phone_bundle.bundle_dir / MANIFEST).read_text())))
+    raw = bytearray(seal(read_manifest((phone_bundle.bundle_dir / MANIFEST).read_bytes())))
     raw[raw.index(b'"accuracy_fp32"') + 20] ^= 0x01  # a digit of a number: still valid JSON, caught by the seal
     (root / MANIFEST).write_bytes(bytes(raw))
     proc = subprocess.run([*cmd, "inspect", str(root)], capture_output=True, text=True, timeout=300)

@@ -40,14 +40,15 @@ def test_inspect_prints_the_variant_table(phone_bundle: api.BuildResult) -> None
     assert proc.returncode == 0, proc.stderr
     assert "| variant | stitch |" in proc.stdout and "L0-S0" in proc.stdout
     data = json.loads(_cli("inspect", str(phone_bundle.bundle_dir), "--json").stdout)
-    assert data["files"] == phone_bundle.manifest["files"]
+    assert data["files"] == phone_bundle.manifest.files
+    assert data == json.loads((phone_bundle.bundle_dir / "manifest.json").read_text()), "--json is the file's JSON"
 
 
 def test_verify_passes_on_a_good_bundle(phone_bundle: api.BuildResult) -> None:
     proc = _cli("verify", str(phone_bundle.bundle_dir), "--json")
     assert proc.returncode == 0, proc.stderr
     checks = json.loads(proc.stdout)
-    shipped = {v["id"] for v in phone_bundle.manifest["variants"] if v["selected"]}
+    shipped = {v.id for v in phone_bundle.manifest.shipped()}
     assert {c["variant"] for c in checks} == shipped
     assert all(c["ok"] and c["top1_same_as_deployed"] == 1.0 for c in checks)
 
@@ -71,13 +72,17 @@ def test_verify_detects_a_missing_file(bundle_copy: Path) -> None:
 
 def test_run_classifies_a_png_within_a_budget(phone_bundle: api.BuildResult, tmp_path: Path) -> None:
     png, label = _digit_png(tmp_path / "digit.png")
-    fastest = min((v for v in phone_bundle.manifest["variants"] if v["selected"]), key=lambda v: v["latency_ms"])
+    fastest = min(phone_bundle.manifest.shipped(), key=lambda v: v.latency_ms)
     proc = _cli(
-        "run", str(phone_bundle.bundle_dir), "--input", str(png), "--budget", f"{fastest['latency_ms']}ms", "--json"
+        "run", str(phone_bundle.bundle_dir), "--input", str(png), "--budget", f"{fastest.latency_ms}ms", "--json"
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["variant"] == fastest["id"] and out["label"] == label and len(out["scores"]) == 10
+    assert out["variant"] == fastest.id and out["label"] == label and len(out["scores"]) == 10
+    assert out["runs"] == 20 and out["latency_ms"] > 0 and out["first_run_ms"] > 0
+    line = _cli("run", str(phone_bundle.bundle_dir), "--input", str(png), "--variant", fastest.id).stdout
+    assert line.startswith(f"class {label} by variant {fastest.id} in ") and "(steady: median of 20 runs" in line
+    assert "first run" in line
 
 
 def test_run_refuses_wrong_image_size_and_impossible_budget(phone_bundle: api.BuildResult, tmp_path: Path) -> None:
@@ -97,7 +102,7 @@ def test_bench_reports_every_variant(phone_bundle: api.BuildResult) -> None:
     proc = _cli("bench", str(phone_bundle.bundle_dir), "--warmup", "2", "--runs", "5", "--json")
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
-    shipped = {v["id"] for v in phone_bundle.manifest["variants"] if v["selected"]}
+    shipped = {v.id for v in phone_bundle.manifest.shipped()}
     assert {r["variant"] for r in rows} == shipped
     assert all(0 < r["min_ms"] <= r["p50_ms"] <= r["p90_ms"] <= r["max_ms"] for r in rows)
 
@@ -130,7 +135,7 @@ def test_calibrate_host_times_every_variant_here(phone_bundle: api.BuildResult, 
     args = ["--profile", "host", "--bundle", str(phone_bundle.bundle_dir), "--out", str(out)]
     proc = _cli("calibrate", *args, "--warmup", "1", "--runs", "3")
     assert proc.returncode == 0, proc.stderr
-    shipped = {v["id"] for v in phone_bundle.manifest["variants"] if v["selected"]}
+    shipped = {v.id for v in phone_bundle.manifest.variants if v.selected}
     table = [line for line in proc.stdout.splitlines() if line.startswith("| ") and " ms |" in line]
     rows = {line.split("|")[1].strip() for line in table}
     assert rows == shipped

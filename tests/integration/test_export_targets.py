@@ -31,9 +31,9 @@ def tflm_build(tflm_bundle: api.BuildResult) -> api.BuildResult:
 
 
 def test_tflm_bundle_has_one_flatbuffer_per_variant_and_c_arrays(tflm_build: api.BuildResult) -> None:
-    shipped = [v for v in tflm_build.manifest["variants"] if v["selected"]]
-    files = set(tflm_build.manifest["files"])
-    assert {f"{v['id']}.tflite" for v in shipped} | {
+    shipped = tflm_build.manifest.shipped()
+    files = set(tflm_build.manifest.files)
+    assert {f"{v.id}.tflite" for v in shipped} | {
         "model_data.cc",
         "model_data.h",
         "report.md",
@@ -43,10 +43,11 @@ def test_tflm_bundle_has_one_flatbuffer_per_variant_and_c_arrays(tflm_build: api
         "cka.png",
     } == files
     for v in shipped:
-        ops = tflite_ops((tflm_build.bundle_dir / v["file"]).read_bytes())
+        assert v.file is not None and v.parity is not None
+        ops = tflite_ops((tflm_build.bundle_dir / v.file).read_bytes())
         assert len(ops) == 1  # one subgraph: what TFLite Micro runs
         assert set(next(iter(ops.values()))) <= set(load_target("tflm-int8").ops_allow or [])
-        assert v["parity"]["top1_agreement"] >= 0.98
+        assert v.parity.top1_agreement >= 0.98
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs a C++ compiler")
@@ -87,12 +88,13 @@ def test_onnx_int8_is_static_qdq_and_meets_parity(onnx_int8_bundle: api.BuildRes
     import onnx
 
     result = onnx_int8_bundle
-    for v in (v for v in result.manifest["variants"] if v["selected"]):
-        model = onnx.load(str(result.bundle_dir / v["file"]), load_external_data=False)
+    for v in result.manifest.shipped():
+        assert v.file is not None and v.parity is not None and v.accuracy_deployed is not None
+        model = onnx.load(str(result.bundle_dir / v.file), load_external_data=False)
         ops = {n.op_type for n in model.graph.node}
         assert {"QuantizeLinear", "DequantizeLinear"} <= ops
-        assert v["parity"]["top1_agreement"] >= 0.98
-        assert v["accuracy_fp32"] - v["accuracy_deployed"] <= 0.01
+        assert v.parity.top1_agreement >= 0.98
+        assert v.accuracy_fp32 - v.accuracy_deployed <= 0.01
 
 
 def test_check_ops_names_variant_and_op() -> None:

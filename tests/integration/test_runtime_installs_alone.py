@@ -76,9 +76,9 @@ def test_installed_cli_verifies_and_runs_a_bundle(light: dict, phone_bundle: api
     root = phone_bundle.bundle_dir
     proc = _in(light, "restnet-compile", "verify", str(root))
     assert proc.returncode == 0, proc.stderr
-    shipped = [v["id"] for v in phone_bundle.manifest["variants"] if v["selected"]]
+    shipped = [v.id for v in phone_bundle.manifest.variants if v.selected]
     assert f"verified {len(shipped)} variants" in proc.stdout
-    _, h, w = phone_bundle.manifest["input"]["shape"]
+    _, h, w = phone_bundle.manifest.input.shape
     pixels = np.random.default_rng(0).integers(0, 256, (h, w), dtype=np.uint8)
     png = tmp_path / "in.png"
     Image.fromarray(pixels, mode="L").save(png)
@@ -94,7 +94,7 @@ def test_python_api_opens_selects_and_runs_without_the_toolchain(light: dict, ph
         "from restnet_compile.runtime import Bundle\n"
         f"b = Bundle.open({str(phone_bundle.bundle_dir)!r})\n"
         "v = b.select(latency_ms=1e9)\n"
-        "y = b.run(np.full((2, *b.manifest['input']['shape']), 0.5, np.float32), v.id)\n"
+        "y = b.run(np.full((2, *b.manifest.input.shape), 0.5, np.float32), v.id)\n"
         f"print(v.id, y.shape[0], sorted(set({sorted(TOOLCHAIN)!r}) & {{m.split('.')[0] for m in sys.modules}}))\n"
     )
     proc = _in(light, str(light["venv"] / "bin" / "python"), "-c", script)

@@ -68,9 +68,9 @@ def test_heterogeneous_pair_exports_to_tflite_with_parity(
         }
     )
     result = api.build(cfg, tmp_path)
-    stitched = [v for v in result.manifest["variants"] if v["kind"] == "stitched" and v["selected"]]
-    assert stitched and all(v["stitch"]["adapter"] == adapter for v in stitched)
-    for v in (v for v in result.manifest["variants"] if v["selected"]):
-        assert v["parity"]["top1_agreement"] >= 0.98 and v["file"] == "variants.tflite"
+    stitched = [v for v in result.manifest.shipped() if v.kind == "stitched"]
+    assert stitched and all(v.stitch.adapter == adapter for v in stitched)
+    for v in result.manifest.shipped():
+        assert v.parity is not None and v.parity.top1_agreement >= 0.98 and v.file == "variants.tflite"
     if target == "tflite-int8":
-        assert result.manifest["target"]["float_ops"] == ["BATCH_MATMUL", "SOFTMAX"]
+        assert result.manifest.target.float_ops == ("BATCH_MATMUL", "SOFTMAX")

@@ -42,14 +42,14 @@ def test_jetson_bundle_for_a_224px_torchvision_pair(tmp_path: Path) -> None:
     # random weights: near-tied classes, so top-1 agreement is rounding (recorded, not enforced)
     result = _build_224("jetson", "33ms", "onnx-fp16", tmp_path)
     m = result.manifest
-    assert m["input"]["shape"] == [3, 224, 224] and m["target"]["name"] == "onnx-fp16-random-weights"
-    assert m["selection"]["mode"] == "feasible" and m["selection"]["min_latency_gain"] is None
-    shipped = [v for v in m["variants"] if v["selected"]]
-    assert {"large", "small"} <= {v["id"] for v in shipped}
+    assert m.input.shape == (3, 224, 224) and m.target.name == "onnx-fp16-random-weights"
+    assert m.selection is not None and m.selection.mode == "feasible" and m.selection.min_latency_gain is None
+    shipped = m.shipped()
+    assert {"large", "small"} <= {v.id for v in shipped}
     for v in shipped:
-        assert v["latency_ms"] <= m["profile"]["latency_budget_ms"]
-        assert v["parity"] is not None and v["parity"]["max_abs_diff"] <= 0.05
-        assert (result.bundle_dir / f"{v['id']}.onnx").is_file()
+        assert v.latency_ms <= m.profile.latency_budget_ms
+        assert v.parity is not None and v.parity.max_abs_diff <= 0.05
+        assert (result.bundle_dir / f"{v.id}.onnx").is_file()
     assert (result.bundle_dir / "trtexec.sh").is_file() and (result.bundle_dir / "weights.bin").is_file()
 
 
@@ -60,14 +60,14 @@ def test_phone_int8_bundle_for_a_224px_torchvision_pair_runs_on_xnnpack(tmp_path
     # 70 ms: the 2 stitches the planner proposes take 50 and 68 ms
     result = _build_224("phone", "70ms", "tflite-int8", tmp_path)
     m = result.manifest
-    shipped = {v["id"]: v for v in m["variants"] if v["selected"]}
-    assert "small" in shipped and sum(v["kind"] == "stitched" for v in shipped.values()) == 2
+    shipped = {v.id: v for v in m.shipped()}
+    assert "small" in shipped and sum(v.kind == "stitched" for v in shipped.values()) == 2
     blob = (result.bundle_dir / "variants.tflite").read_bytes()
     assert 0 < largest_scale(blob) < 1e3
     it = Interpreter(model_content=blob)  # default delegates: XNNPACK, which refused the stitch before
     for vid, v in shipped.items():
-        assert v["latency_ms"] <= m["profile"]["latency_budget_ms"]
-        assert v["parity"] is not None and 0 <= v["parity"]["top1_agreement"] <= 1
+        assert v.latency_ms <= m.profile.latency_budget_ms
+        assert v.parity is not None and 0 <= v.parity.top1_agreement <= 1
         runner = it.get_signature_runner(vid)
         (out,) = runner(input=np.zeros((1, 224, 224, 3), np.int8)).values()
         assert out.shape == (1, 10)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from restnet_compile.config.device import load_profile
 from restnet_compile.cost.calibrate import calibrate_profile, read_measurements
 from restnet_compile.cost.latency import fit_latency_model, mdape, roofline_ms
 from restnet_compile.errors import EXIT_BAD_INPUT, BadInputError
+from tests.manifests import bundle_with_terms
 
 HOST = load_profile("host")
 # Made-up variants: (MACs, bytes) per op, from 3 to 40 ops, 0.1 to 30 MMACs.
@@ -85,13 +85,7 @@ def test_bad_measurements_name_the_field_or_row(tmp_path: Path, text: str, needl
 
 
 def _bundle(tmp_path: Path) -> Path:
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    variants = [
-        {"id": k, "latency_terms": [list(x) for x in t], "file": None, "signature": None} for k, t in TERMS.items()
-    ]
-    (bundle / "manifest.json").write_text(json.dumps({"variants": variants}))
-    return bundle
+    return bundle_with_terms(tmp_path / "bundle", TERMS)
 
 
 def _run(args: list[str]) -> int:
