@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from restnet_compile.bundle.manifest import Manifest, load_manifest
+from restnet_compile._util.images import ImagePolicy, image_to_array
+from restnet_compile.bundle.manifest import InputSpec, Manifest, load_manifest
 from restnet_compile.bundle.result import BuildResult
 from restnet_compile.errors import BadInputError, InfeasibleError, ParityError
 from restnet_compile.runtime import Bundle, BundleError, VariantInfo
@@ -204,9 +205,16 @@ def verify(path: Path) -> list[VariantCheck]:
     return checks
 
 
-def load_image(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
-    """Read a PNG/JPEG (or ``.npy``) as ``C x H x W`` float32 in [0, 1], refusing a size or channel mismatch."""
-    c, h, w = shape
+def load_image(path: Path, spec: InputSpec) -> np.ndarray:
+    """Read a PNG/JPEG (or ``.npy``) as the bundle's input: ``C x H x W`` float32 in [0, 1].
+
+    A bundle whose image policy resizes or crops (``input.image``) gets any image size through that policy; otherwise
+    the image must already have the input's size.
+
+    Raises:
+        BadInputError: no such file, not an image, an unsupported mode, or another size where nothing resizes.
+    """
+    c, h, w = spec.shape
     if not path.is_file():
         raise BadInputError(f"input {path} does not exist")
     if path.suffix == ".npy":
@@ -220,9 +228,12 @@ def load_image(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
             img.load()
         except (UnidentifiedImageError, OSError):
             raise BadInputError(f"input {path} is not an image PIL can read") from None
-        channels = {"L": 1, "RGB": 3}.get(img.mode)
-        if channels is None:
+        if img.mode not in ("L", "RGB"):
             raise BadInputError(f"input {path}: image mode {img.mode} unsupported; valid modes: L (grey), RGB")
+        info = spec.image
+        if info is not None and (info.resize or info.crop):
+            policy = ImagePolicy(info.resize, info.crop, info.interpolation)
+            return np.clip(image_to_array(img, (c, h, w), policy), 0.0, 1.0)
         arr = np.asarray(img, dtype=np.float32) / 255.0
         arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
     if arr.shape != (c, h, w):
@@ -272,7 +283,7 @@ def predict(
     if runs < 1 or warmup < 0:
         raise BadInputError(f"predict needs runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
     bundle = open_bundle(path)
-    x = load_image(image, bundle.manifest.input.shape)
+    x = load_image(image, bundle.manifest.input)
     try:
         chosen: VariantInfo = bundle.get(variant) if variant else bundle.select(latency_ms=budget_ms)
     except BundleError as exc:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from restnet_compile.bundle.manifest import MANIFEST, Manifest, read_manifest, write_manifest
 
-#: ``manifest.json`` of ``restnet-compile build --profile phone`` (demo pair, mnist5k, seed 0), as written.
+#: ``manifest.json`` of ``restnet-compile build --profile phone`` (demo pair, mnist5k, seed 0) in format 1, as
+#: written: newer code must keep reading it.
 SAMPLE = Path(__file__).parent / "data" / "phone-tflite-int8.manifest.json"
 
 

@@ -25,8 +25,9 @@ from restnet_compile.bundle._codec import OPTIONAL, FieldError, decode, encode
 MANIFEST = "manifest.json"
 REFERENCE_FILE = "reference.npz"  # stored inputs and the outputs recorded at build time (``verify``)
 SEAL_FIELD = "manifest_sha256"  # the manifest's own sha256, computed with this field's value set to 64 zeros
-FORMAT_VERSION = 1  # the version this code writes
-READABLE_VERSIONS = (1,)  # the versions this code reads
+# the version this code writes; 2 added the preprocessing contract (ModelInfo.preprocess, InputSpec.image)
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # the versions this code reads
 _ZEROS = "0" * 64
 _SEAL = re.compile(rb'"' + SEAL_FIELD.encode() + rb'": "([0-9a-f]{64})"')
 
@@ -72,22 +73,47 @@ class TargetInfo:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ImageInfo:
+    """How an image file becomes the input: shorter side to ``resize``, centre ``crop``, then the input size."""
+
+    resize: int | None
+    crop: int | None
+    interpolation: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class InputSpec:
-    """What every variant takes: ``shape`` is C x H x W whatever the ``layout`` the model files use."""
+    """What every variant takes: ``shape`` is C x H x W whatever the ``layout`` the model files use.
+
+    Every variant normalises its input itself (its prefix donor's ``mean`` / ``std`` are its graph's first op), so the
+    device feeds pixels in ``range`` as they are. ``image`` is *optional* (format 1 lacks it).
+    """
 
     layout: str
     shape: tuple[int, int, int]
     range: tuple[float, float]
     dtype: str
+    image: ImageInfo | None = field(default=None, metadata=OPTIONAL)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreprocessInfo:
+    """A donor's input normalisation inside its graph: ``(x - mean) / std`` per channel, and where it came from."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    source: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class ModelInfo:
-    """One donor model: registered name, sha256 of its weights file ("" when it has none), test accuracy."""
+    """One donor model: registered name, sha256 of its weights file ("" when it has none), test accuracy, and its
+    input normalisation (*optional*: format 1 lacks it)."""
 
     name: str
     weights_sha256: str
     test_accuracy: float
+    preprocess: PreprocessInfo | None = field(default=None, metadata=OPTIONAL)
 
 
 @dataclass(frozen=True, kw_only=True)

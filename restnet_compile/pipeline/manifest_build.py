@@ -9,11 +9,13 @@ from restnet_compile.bundle.manifest import (
     FORMAT_VERSION,
     CandidateRule,
     DataInfo,
+    ImageInfo,
     InputSpec,
     Manifest,
     ModelInfo,
     Models,
     Parity,
+    PreprocessInfo,
     ProfileInfo,
     SelectionInfo,
     StitchInfo,
@@ -25,7 +27,7 @@ from restnet_compile.bundle.manifest import (
 from restnet_compile.export.base import ExportedVariant
 from restnet_compile.export.parity import ParityResult
 from restnet_compile.models import BlockSequence
-from restnet_compile.pipeline.load import weights_sha
+from restnet_compile.pipeline.load import image_policy, weights_sha
 from restnet_compile.pipeline.state import Analysis, Variant
 from restnet_compile.selection.rule import describe_rule
 
@@ -87,10 +89,12 @@ def add_parity(manifest: Manifest, parity: dict[str, ParityResult]) -> Manifest:
 
 
 def _model_info(a: Analysis, role: str, model: BlockSequence, weights: str | None) -> ModelInfo:
+    norm = model.normalization
     return ModelInfo(
         name=model.model_name,
         weights_sha256=weights_sha(model.model_name, weights),
         test_accuracy=next(v.test_accuracy for v in a.variants if v.id == role),
+        preprocess=PreprocessInfo(mean=tuple(norm.mean), std=tuple(norm.std), source=norm.source),
     )
 
 
@@ -98,6 +102,7 @@ def build_manifest(a: Analysis, exported: dict[str, ExportedVariant], layout: st
     """The manifest without parity (see :func:`add_parity`), model bytes and ``files`` checksums (added last)."""
     p, t, cfg = a.profile, a.target, a.config
     c, h, w = a.large.input_shape
+    policy = image_policy(cfg)
     return Manifest(
         format_version=FORMAT_VERSION,
         config=cfg.model_dump(),
@@ -124,7 +129,13 @@ def build_manifest(a: Analysis, exported: dict[str, ExportedVariant], layout: st
         target=TargetInfo(
             name=t.name, format=t.exporter, dtype=t.dtype, io_dtype=t.io_dtype, float_ops=tuple(t.float_ops)
         ),
-        input=InputSpec(layout=layout, shape=(c, h, w), range=(0.0, 1.0), dtype="float32"),
+        input=InputSpec(
+            layout=layout,
+            shape=(c, h, w),
+            range=(0.0, 1.0),
+            dtype="float32",
+            image=ImageInfo(resize=policy.resize, crop=policy.crop, interpolation=policy.interpolation),
+        ),
         models=Models(
             large=_model_info(a, "large", a.large, cfg.large_weights),
             small=_model_info(a, "small", a.small, cfg.small_weights),
