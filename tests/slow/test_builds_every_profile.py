@@ -74,3 +74,23 @@ def test_heterogeneous_pair_exports_to_tflite_with_parity(
         assert v.parity is not None and v.parity.top1_agreement >= 0.98 and v.file == "variants.tflite"
     if target == "tflite-int8":
         assert result.manifest.target.float_ops == ("BATCH_MATMUL", "SOFTMAX")
+
+
+def _line(small: object, large: object, flops: int) -> float:
+    """Test accuracy of the straight line between the two anchors at ``flops``."""
+    lo, hi = small.flops, large.flops  # type: ignore[attr-defined]
+    a, b = small.accuracy_fp32, large.accuracy_fp32  # type: ignore[attr-defined]
+    return a + (b - a) * (flops - lo) / (hi - lo)
+
+
+def test_demo_phone_bundle_ships_three_stitched_variants_above_the_anchors_line(tmp_path: Path) -> None:
+    """What `make demo` builds: at least 3 stitched variants strictly above the line, none dominated (FLOPs, test)."""
+    m = api.build(BuildConfig(), tmp_path).manifest
+    small, large = m.variant("small"), m.variant("large")
+    shipped = m.shipped()
+    above = [v.id for v in shipped if v.kind == "stitched" and v.accuracy_fp32 > _line(small, large, v.flops)]
+    assert len(above) >= 3, above
+    for v in shipped:
+        for o in [o for o in [*shipped, small, large] if o.id != v.id]:
+            no_worse = o.flops <= v.flops and o.accuracy_fp32 >= v.accuracy_fp32
+            assert not (no_worse and (o.flops < v.flops or o.accuracy_fp32 > v.accuracy_fp32)), (v.id, o.id)
