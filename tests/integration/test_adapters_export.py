@@ -12,7 +12,7 @@ from torch import nn
 from restnet_compile.models.blocks import FeatureSpec
 from restnet_compile.stitching import ADAPTERS
 
-RICH = ["conv-bn-relu", "lowrank-dw", "residual"]
+RICH = ["conv-bn-relu"]
 
 
 def _tiny_stitched(name: str) -> nn.Module:
