@@ -1,0 +1,111 @@
+"""Models as their owners have them, built end to end: auto-split, stitched, exported to tflite-int8, parity-checked.
+
+The fixture models (tests/fixtures/user_models and a timm architecture) are trained for a few seconds on digits
+normalised with mean 0.1307 / std 0.3081, and saved as .pth / .safetensors / a timm folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from restnet_compile import api
+from restnet_compile.config.build import BuildConfig
+from tests.unit.fixture_models import DIGIT_STATS, SPECS, raw_model
+
+MEAN, STD = DIGIT_STATS["mean"][0], DIGIT_STATS["std"][0]
+FAST = {"dataset": "mnist5k", "plan": {"max_candidates": 1}, "tune": {"epochs": 1}, "selection": "feasible"}
+
+
+def _train(model: torch.nn.Module, steps: int = 300, seed: int = 0) -> torch.nn.Module:
+    """A few seconds of Adam on normalised mnist5k training digits (the first 3,000)."""
+    from restnet_compile.data import load_dataset
+
+    ds = load_dataset("mnist5k")
+    x = (torch.from_numpy(ds.images[:3000].copy()) - MEAN) / STD
+    y = torch.from_numpy(ds.labels[:3000].copy())
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    model.train()
+    for _ in range(steps):
+        idx = torch.randint(0, len(x), (64,), generator=gen)
+        out = model(x[idx])
+        logits = out["logits"] if isinstance(out, dict) else out[0] if isinstance(out, tuple) else out
+        loss = torch.nn.functional.cross_entropy(logits, y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A checkpoint per fixture model, trained on normalised digits, in the format its owner would save."""
+    root = tmp_path_factory.mktemp("trained")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    paths: dict[str, Path] = {}
+    for seed, key in enumerate(SPECS):
+        torch.manual_seed(seed)
+        state = {k: v.contiguous() for k, v in _train(raw_model(key), seed=seed).state_dict().items()}
+        if key == "timm":
+            folder = root / "resnet10t"
+            folder.mkdir()
+            save_file(state, str(folder / "model.safetensors"))
+            config = {"architecture": "resnet10t", "num_classes": 10, "pretrained_cfg": DIGIT_STATS}
+            (folder / "config.json").write_text(json.dumps(config))
+            paths[key] = folder
+        elif key == "residual":
+            paths[key] = root / "residual.safetensors"
+            save_file(state, str(paths[key]))
+        else:
+            paths[key] = root / f"{key}.pth"
+            torch.save(state, paths[key])
+    torch.set_num_threads(threads)
+    return paths
+
+
+def _build(tmp_path: Path, large: str, small: str, paths: dict[str, Path], **extra: object) -> api.BuildResult:
+    config = BuildConfig.model_validate(
+        {
+            "large": SPECS[large],
+            "small": SPECS[small],
+            "large_weights": str(paths[large]),
+            "small_weights": str(paths[small]),
+            "input_shape": [1, 28, 28],
+            "num_classes": 10,
+            **FAST,
+            **extra,
+        }
+    )
+    return api.build(config, tmp_path, cache=False)
+
+
+def test_normalised_models_keep_their_accuracy_only_with_their_contract(tmp_path: Path, trained: dict) -> None:
+    contract = {"large_preprocess": DIGIT_STATS, "small_preprocess": DIGIT_STATS}
+    good = _build(tmp_path / "with", "digit_cnn", "sequential", trained, **contract).manifest
+    bad = _build(tmp_path / "without", "digit_cnn", "sequential", trained).manifest
+    for role in ("large", "small"):
+        with_it, without = good.variant(role), bad.variant(role)
+        assert with_it.accuracy_fp32 > 0.85, (role, with_it.accuracy_fp32)
+        assert with_it.accuracy_deployed is not None and with_it.accuracy_deployed >= with_it.accuracy_fp32 - 0.01
+        assert without.accuracy_fp32 < with_it.accuracy_fp32 - 0.05, (role, without.accuracy_fp32)
+    assert good.models.large.preprocess is not None and good.models.large.preprocess.mean == (MEAN,)
+    assert bad.models.large.preprocess is not None and bad.models.large.preprocess.source.startswith("none")
+    stitched = [v for v in good.shipped() if v.kind == "stitched"]
+    assert stitched and all(v.parity is not None for v in stitched)
+
+
+@pytest.mark.parametrize(("large", "small"), [("residual", "dict_output"), ("timm", "tuple_output")])
+def test_fixture_pairs_build_to_tflite_int8(tmp_path: Path, trained: dict, large: str, small: str) -> None:
+    """Residual CNN, dict and tuple outputs and a timm folder: split exactly, stitched, int8, parity passed."""
+    contract = {"large_preprocess": DIGIT_STATS, "small_preprocess": DIGIT_STATS}
+    m = _build(tmp_path, large, small, trained, **contract).manifest
+    assert m.target.name == "tflite-int8"
+    kinds = {v.kind for v in m.shipped()}
+    assert kinds == {"anchor-large", "anchor-small", "stitched"}
+    assert all(v.parity is not None and v.parity.top1_agreement >= 0.98 for v in m.shipped())
