@@ -81,7 +81,8 @@ def _options(help_text: str) -> set[str]:
 def _commands(page: Path) -> list[str]:
     """restnet-compile command lines shown in ``sh`` blocks (and, in the README, in inline code)."""
     text = page.read_text(encoding="utf-8")
-    lines = [line for lang, body in FENCE.findall(text) if lang == "sh" for line in body.splitlines()]
+    bodies = [body.replace("\\\n", " ") for lang, body in FENCE.findall(text) if lang == "sh"]  # continued lines
+    lines = [line for body in bodies for line in body.splitlines()]
     if page.name == "README.md":
         lines += [c for c in INLINE_CODE.findall(FENCE.sub("", text)) if c.startswith("restnet-compile ")]
     out = []
