@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from restnet_compile.config.device import LatencyModel, Profile
-from restnet_compile.cost import latency
+from restnet_compile.config.device import Profile
 from restnet_compile.cost.flops import count_flops
+from restnet_compile.cost.latency import roofline_ms
 from restnet_compile.cost.trace import FUSED_KINDS, OpRecord, trace_ops
 
 DTYPE_BYTES = {"int8": 1, "fp16": 2, "fp32": 4}
@@ -87,11 +87,6 @@ def latency_terms(ops: list[OpRecord], macs: dict[str, int], total_macs: int, dt
     return terms
 
 
-def roofline_ms(ops: list[OpRecord], macs: dict[str, int], model: LatencyModel, dtype: str) -> float:
-    """Sum over dispatched ops of ``max(compute, memory) + op_overhead``, plus the per-inference overhead."""
-    return latency.roofline_ms(latency_terms(ops, macs, sum(macs.get(o.name, 0) for o in ops), dtype), model)
-
-
 def estimate_cost(net: nn.Module, input_shape: tuple[int, ...], profile: Profile, dtype: str) -> CostReport:
     """Estimate what ``net`` costs on ``profile`` when exported in ``dtype``."""
     flops = count_flops(net, input_shape)
@@ -99,7 +94,7 @@ def estimate_cost(net: nn.Module, input_shape: tuple[int, ...], profile: Profile
     weights = _weight_bytes(ops, dtype)
     ram = traced_peak_bytes(ops, dtype) + profile.runtime_ram + (weights if profile.weights_in_ram else 0)
     terms = latency_terms(ops, flops.by_module, flops.total, dtype)
-    median_ms = latency.roofline_ms(terms, profile.latency_model)
+    median_ms = roofline_ms(terms, profile.latency_model)
     return CostReport(
         flops=flops.total,
         params=sum(p.numel() for p in net.parameters()),
