@@ -21,13 +21,14 @@ MEAN, STD = DIGIT_STATS["mean"][0], DIGIT_STATS["std"][0]
 FAST = {"dataset": "mnist5k", "plan": {"max_candidates": 1}, "tune": {"epochs": 1}, "selection": "feasible"}
 
 
-def _train(model: torch.nn.Module, steps: int = 300, seed: int = 0) -> torch.nn.Module:
-    """A few seconds of Adam on normalised mnist5k training digits (the first 3,000)."""
-    from restnet_compile.data import load_dataset
+def _train(model: torch.nn.Module, steps: int = 200, seed: int = 0) -> torch.nn.Module:
+    """A few seconds of Adam on normalised digits of the build's own training split (mnist5k, seed 0)."""
+    from restnet_compile.data import load_dataset, make_splits, split_sizes
 
     ds = load_dataset("mnist5k")
-    x = (torch.from_numpy(ds.images[:3000].copy()) - MEAN) / STD
-    y = torch.from_numpy(ds.labels[:3000].copy())
+    train = make_splits(ds, 0, *split_sizes(len(ds))).train
+    x = (torch.from_numpy(train.images.copy()) - MEAN) / STD
+    y = torch.from_numpy(train.labels.copy())
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     model.train()
@@ -42,34 +43,42 @@ def _train(model: torch.nn.Module, steps: int = 300, seed: int = 0) -> torch.nn.
     return model.eval()
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A checkpoint per fixture model, trained on normalised digits, in the format its owner would save."""
-    root = tmp_path_factory.mktemp("trained")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    paths: dict[str, Path] = {}
-    for seed, key in enumerate(SPECS):
-        torch.manual_seed(seed)
-        state = {k: v.contiguous() for k, v in _train(raw_model(key), seed=seed).state_dict().items()}
+class Trained(dict):
+    """Checkpoints of fixture models trained on normalised digits, made on first use, in their owners' formats."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+
+    def __missing__(self, key: str) -> Path:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        torch.manual_seed(list(SPECS).index(key))
+        state = {k: v.contiguous() for k, v in _train(raw_model(key)).state_dict().items()}
+        torch.set_num_threads(threads)
         if key == "timm":
-            folder = root / "resnet10t"
-            folder.mkdir()
-            save_file(state, str(folder / "model.safetensors"))
+            path = self.root / "resnet10t"
+            path.mkdir()
+            save_file(state, str(path / "model.safetensors"))
             config = {"architecture": "resnet10t", "num_classes": 10, "pretrained_cfg": DIGIT_STATS}
-            (folder / "config.json").write_text(json.dumps(config))
-            paths[key] = folder
+            (path / "config.json").write_text(json.dumps(config))
         elif key == "residual":
-            paths[key] = root / "residual.safetensors"
-            save_file(state, str(paths[key]))
+            path = self.root / "residual.safetensors"
+            save_file(state, str(path))
         else:
-            paths[key] = root / f"{key}.pth"
-            torch.save(state, paths[key])
-    torch.set_num_threads(threads)
-    return paths
+            path = self.root / f"{key}.pth"
+            torch.save(state, path)
+        self[key] = path
+        return path
 
 
-def _build(tmp_path: Path, large: str, small: str, paths: dict[str, Path], **extra: object) -> api.BuildResult:
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """A checkpoint per fixture model, trained (a few seconds) on normalised digits when a test first asks for it."""
+    return Trained(tmp_path_factory.mktemp("trained"))
+
+
+def _build(tmp_path: Path, large: str, small: str, paths: Trained, **extra: object) -> api.BuildResult:
     config = BuildConfig.model_validate(
         {
             "large": SPECS[large],
@@ -85,24 +94,31 @@ def _build(tmp_path: Path, large: str, small: str, paths: dict[str, Path], **ext
     return api.build(config, tmp_path, cache=False)
 
 
-def test_normalised_models_keep_their_accuracy_only_with_their_contract(tmp_path: Path, trained: dict) -> None:
+def test_normalised_models_keep_their_accuracy_only_with_their_contract(tmp_path: Path, trained: Trained) -> None:
+    """Both donors were trained on normalised digits: with their contract the bundle keeps their accuracy (fp32 and
+    int8); without it every model loses accuracy, the nn.Sequential one most (it has no normalisation to lean on)."""
     contract = {"large_preprocess": DIGIT_STATS, "small_preprocess": DIGIT_STATS}
-    good = _build(tmp_path / "with", "digit_cnn", "sequential", trained, **contract).manifest
-    bad = _build(tmp_path / "without", "digit_cnn", "sequential", trained).manifest
+    good = _build(tmp_path / "with", "sequential", "digit_cnn", trained, **contract).manifest
+    bad = _build(tmp_path / "without", "sequential", "digit_cnn", trained).manifest
+    losses = []
     for role in ("large", "small"):
         with_it, without = good.variant(role), bad.variant(role)
-        assert with_it.accuracy_fp32 > 0.85, (role, with_it.accuracy_fp32)
+        assert with_it.accuracy_fp32 > 0.9, (role, with_it.accuracy_fp32)
         assert with_it.accuracy_deployed is not None and with_it.accuracy_deployed >= with_it.accuracy_fp32 - 0.01
-        assert without.accuracy_fp32 < with_it.accuracy_fp32 - 0.05, (role, without.accuracy_fp32)
+        assert without.accuracy_fp32 < with_it.accuracy_fp32, (role, without.accuracy_fp32)
+        losses.append(with_it.accuracy_fp32 - without.accuracy_fp32)
+    assert max(losses) > 0.2, losses
     assert good.models.large.preprocess is not None and good.models.large.preprocess.mean == (MEAN,)
     assert bad.models.large.preprocess is not None and bad.models.large.preprocess.source.startswith("none")
     stitched = [v for v in good.shipped() if v.kind == "stitched"]
     assert stitched and all(v.parity is not None for v in stitched)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("large", "small"), [("residual", "dict_output"), ("timm", "tuple_output")])
-def test_fixture_pairs_build_to_tflite_int8(tmp_path: Path, trained: dict, large: str, small: str) -> None:
-    """Residual CNN, dict and tuple outputs and a timm folder: split exactly, stitched, int8, parity passed."""
+def test_fixture_pairs_build_to_tflite_int8(tmp_path: Path, trained: Trained, large: str, small: str) -> None:
+    """Residual CNN, dict and tuple outputs and a timm folder: split exactly, stitched, int8, parity passed (slow tier:
+    two more trainings and builds; the unit tier splits and stitches every fixture on tiny data)."""
     contract = {"large_preprocess": DIGIT_STATS, "small_preprocess": DIGIT_STATS}
     m = _build(tmp_path, large, small, trained, **contract).manifest
     assert m.target.name == "tflite-int8"
