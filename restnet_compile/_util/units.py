@@ -31,7 +31,7 @@ def _split(text: str, what: str, units: dict[str, float | int]) -> tuple[float, 
     scale = units[by_upper[unit.upper()]]
     if not math.isfinite(value * scale) or value * scale > 1e30:
         raise ValueError(f"{what} {text!r} is too large")
-    if value <= 0:
+    if value <= 0 or value * scale <= 0:  # a tiny positive value can underflow to zero once scaled
         raise ValueError(f"{what} {text!r} must be greater than zero")
     return value, scale
 
