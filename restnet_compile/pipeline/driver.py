@@ -34,7 +34,7 @@ from restnet_compile.pipeline.choices import check_choices, resolve_device
 from restnet_compile.pipeline.cka import cka_stage
 from restnet_compile.pipeline.costs import anchor_variant, on_profile, stitched_variant
 from restnet_compile.pipeline.decide import decide
-from restnet_compile.pipeline.executor import Executor, Job, open_executor
+from restnet_compile.pipeline.executor import Executor, Job, LocalExecutor, open_executor
 from restnet_compile.pipeline.load import load_models, load_splits
 from restnet_compile.pipeline.publish import publish
 from restnet_compile.pipeline.screen import screen
@@ -161,7 +161,7 @@ def analyze_and_stitch(
     reporter = as_reporter(progress)
     request = Request(config.model_copy(update={"device": resolve_device(config.device)}), profile, target)
     store = store or StageCache(None, reporter)
-    return analyze_fleet([request], reporter, store, Executor(), None)[request.name]
+    return analyze_fleet([request], reporter, store, LocalExecutor(), None)[request.name]
 
 
 def _publish(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import socket
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -63,18 +64,36 @@ class Done(Generic[T]):
         return self.value  # type: ignore[return-value]
 
 
-class Executor:
-    """Runs jobs in this process, one after the other (the ``local`` executor)."""
+class Executor(ABC):
+    """Runs a build's jobs: :class:`LocalExecutor` or :class:`RayExecutor`.
+
+    Attributes:
+        name: ``local`` or ``ray``.
+        remote: Whether jobs run in other processes (their inputs and results are then copied).
+    """
+
+    name: str
+    remote: bool
+
+    @abstractmethod
+    def share(self, obj: T) -> T:
+        """``obj`` as jobs take it: itself in process, a reference to one stored copy on Ray."""
+
+    @abstractmethod
+    def run(self, jobs: list[Job], progress: Reporter, done: Callable[[int, Done], None] | None = None) -> list[Done]:
+        """Every job's outcome, in ``jobs``' order; ``done(index, outcome)`` is called as each one finishes."""
+
+
+class LocalExecutor(Executor):
+    """Runs jobs in this process, one after the other (the default, and the tested path)."""
 
     name = "local"
     remote = False
 
     def share(self, obj: T) -> T:
-        """``obj`` as jobs take it (in process: itself)."""
         return obj
 
     def run(self, jobs: list[Job], progress: Reporter, done: Callable[[int, Done], None] | None = None) -> list[Done]:
-        """Every job's outcome, in ``jobs``' order; ``done(index, outcome)`` is called as each one finishes."""
         out = []
         for k, job in enumerate(jobs):
             try:
@@ -114,8 +133,7 @@ class RayExecutor(Executor):
         self._task = ray.remote(_on_worker)
 
     def share(self, obj: T) -> T:
-        """A reference to ``obj`` in the object store (Ray hands tasks the object itself)."""
-        return self.ray.put(obj)
+        return self.ray.put(obj)  # a task given the reference receives the object itself
 
     def run(self, jobs: list[Job], progress: Reporter, done: Callable[[int, Done], None] | None = None) -> list[Done]:
         rng = torch.get_rng_state()
@@ -192,7 +210,7 @@ def open_executor(kind: str, seed: int, threads: int, num_gpus: float = 0.0) -> 
             for one job (exit code 2, before anything is written).
     """
     if kind == "local":
-        yield Executor()
+        yield LocalExecutor()
         return
     if kind != "ray":
         raise BadInputError(f"executor {kind!r} unknown; valid choices: {', '.join(EXECUTORS)}")

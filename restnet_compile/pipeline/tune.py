@@ -19,7 +19,7 @@ from restnet_compile.data import Splits
 from restnet_compile.models import BlockSequence
 from restnet_compile.pipeline.cache_store import Entry
 from restnet_compile.pipeline.candidates import Plan
-from restnet_compile.pipeline.executor import Done, Executor, Job
+from restnet_compile.pipeline.executor import Done, Executor, Job, LocalExecutor
 from restnet_compile.pipeline.fingerprint import module_digest
 from restnet_compile.pipeline.stage_store import StageCache, StageKey, read_state, state_files
 from restnet_compile.stitching import (
@@ -142,7 +142,7 @@ def tune_stage(
 
     ``config.device`` (``cpu`` or ``cuda``, resolved) is where the prefix features and the tuning are computed.
     """
-    executor = executor or Executor()
+    executor = executor or LocalExecutor()
     progress.stage("tuning adapters", len(plan.candidates))
     found = {}
     for c in plan.candidates:

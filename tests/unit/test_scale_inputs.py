@@ -7,6 +7,7 @@ import socket
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -16,7 +17,7 @@ from restnet_compile.cli.build import fleet_summary
 from restnet_compile.config.build import BuildConfig, load_build_config
 from restnet_compile.config.device import builtin_text
 from restnet_compile.errors import BadInputError, InfeasibleError, ParityError
-from restnet_compile.pipeline.executor import Executor, Job, open_executor, probe_address
+from restnet_compile.pipeline.executor import Job, LocalExecutor, RayExecutor, open_executor, probe_address
 from restnet_compile.pipeline.stage_store import StageKey
 from tests.unit.conftest import CliCall
 
@@ -134,7 +135,7 @@ def _add(a: int, b: int, *, progress: object) -> int:
 def test_the_local_executor_runs_jobs_in_order_and_keeps_their_errors() -> None:
     seen: list[int] = []
     jobs = [Job(_add, (1, 2), "a"), Job(_add, (-1, 0), "b"), Job(_add, (3, 4), "c")]
-    done = Executor().run(jobs, lambda _m: None, lambda k, _d: seen.append(k))  # type: ignore[arg-type]
+    done = LocalExecutor().run(jobs, lambda _m: None, lambda k, _d: seen.append(k))  # type: ignore[arg-type]
     assert seen == [0, 1, 2]
     assert done[0].get() == 3 and done[2].get() == 7
     with pytest.raises(InfeasibleError, match="negative"):
@@ -163,3 +164,13 @@ def test_a_fleets_exit_code_is_the_worst_and_its_json_lists_every_profile() -> N
     listed = fleet_summary(worst)
     assert [e["profile"] for e in listed] == ["phone", "mcu", "host"]
     assert listed[1] == {"profile": "mcu", "error": "no", "exit_code": 3}
+
+
+def test_a_ray_cluster_too_small_for_one_job_is_refused() -> None:
+    fake = SimpleNamespace(remote=lambda fn: fn, cluster_resources=lambda: {"CPU": 1.0})
+    executor = RayExecutor(fake, seed=0, threads=2)
+    with pytest.raises(BadInputError, match="the cluster has 1 CPUs but each job needs threads = 2"):
+        executor.check_resources(2, 0.0)
+    with pytest.raises(BadInputError, match="device cuda, but the Ray cluster has no GPU"):
+        executor.check_resources(1, 1.0)
+    executor.check_resources(1, 0.0)
