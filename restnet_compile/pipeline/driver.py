@@ -112,19 +112,19 @@ def analyze_fleet(
     """
     base = requests[0].config  # CKA and tuning do not depend on the profile: any request's config keys them
     large, small = load_models(base)
-    progress(f"screening costs before CKA and tuning, for {', '.join(r.profile.name for r in requests)}")
     screened = screen(base, [(r.profile, r.target) for r in requests], large, small)
-    live = []
-    for r in requests:
-        if r.profile.name not in screened.failures:
-            live.append(r)
-        elif failed is None:
-            raise screened.failures[r.profile.name]
-        else:
+    out = [r for r in requests if r.profile.name in screened.failures]
+    if out and failed is None:
+        raise screened.failures[out[0].profile.name]
+    live = [r for r in requests if r not in out]
+    splits = load_splits(base, large) if live else None  # bad data is refused before anything is reported
+    if failed is not None:
+        for r in out:
             failed(r, screened.failures[r.profile.name])
-    if not live:
+    if splits is None:
         return {}
-    splits = load_splits(base, large)
+    fits = ", ".join(f"{r.profile.name} runs {len(screened.runnable[r.profile.name])}" for r in live)
+    progress(f"costs screened before CKA: of {len(screened.stitches)} possible stitches, {fits}")
     cka = cka_stage(base, large, small, splits, store, progress)
     plans = {r.name: plan(r.config, cka, large, small, screened.runnable[r.profile.name]) for r in live}
     union = sorted(

@@ -34,11 +34,13 @@ class Screen:
     """Costs of every variant that could be built, per profile, and what each profile can run.
 
     Attributes:
+        stitches: Ids of every stitch the plan could pick (``L1-S0``...).
         costs: Profile name -> variant id (``large``, ``small``, ``L1-S0``...) -> estimated cost on that profile.
         runnable: Profile name -> the (front cut, back block) pairs whose stitch fits that profile.
         failures: Profile name -> why nothing fits it (the profiles that fit something are absent).
     """
 
+    stitches: tuple[str, ...]
     costs: dict[str, dict[str, CostReport]]
     runnable: dict[str, frozenset[tuple[int, int]]]
     failures: dict[str, InfeasibleError]
@@ -81,4 +83,4 @@ def screen(
             require_feasible(options, profile)
         except InfeasibleError as exc:
             failures[profile.name] = exc
-    return Screen(costs, runnable, failures)
+    return Screen(tuple(points), costs, runnable, failures)

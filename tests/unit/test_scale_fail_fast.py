@@ -41,7 +41,7 @@ def _forbid(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
         monkeypatch.setattr(driver, name, refuse)
 
 
-def test_a_profile_nothing_fits_exits_3_before_data_cka_or_tuning(
+def test_a_profile_nothing_fits_exits_3_before_the_data_cka_or_tuning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli_in_process: CliCall
 ) -> None:
     _forbid(monkeypatch, "load_splits", "cka_stage", "tune_stage")

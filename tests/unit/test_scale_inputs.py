@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -174,3 +175,16 @@ def test_a_ray_cluster_too_small_for_one_job_is_refused() -> None:
     with pytest.raises(BadInputError, match="device cuda, but the Ray cluster has no GPU"):
         executor.check_resources(1, 1.0)
     executor.check_resources(1, 0.0)
+
+
+def test_the_cli_exits_with_the_fleets_worst_code(
+    tmp_path: Path, cli_in_process: CliCall, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failed = FleetResult([], [ProfileFailure("mcu", 3, "no variant fits profile mcu"), ProfileFailure("host", 4, "x")])
+    monkeypatch.setattr(api, "build_fleet", lambda *_a, **_k: failed)
+    proc = cli_in_process("build", "-p", "mcu", "-p", "host", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 4
+    assert proc.stderr.splitlines() == ["error: profile mcu: no variant fits profile mcu", "error: profile host: x"]
+    proc = cli_in_process("build", "-p", "mcu", "-p", "host", "--quiet", "--json", cwd=tmp_path)
+    assert proc.returncode == 4
+    assert [e["exit_code"] for e in json.loads(proc.stdout)] == [3, 4]
