@@ -10,7 +10,7 @@ PROFILE ?= phone
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[compile,dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[compile,dev,ray]'
 	# torchvision 0.28.0 matches torch 2.13 but is a CUDA build: --no-deps keeps pip from replacing the CPU torch
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps torchvision==0.28.0
 	touch $(STAMP)
@@ -32,7 +32,7 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 # Benchmarks print and write JSON ratios measured side by side in one run (bench/results/), then bench/README.md
-# is regenerated from them; about 20 minutes.
+# is regenerated from them; about 40 minutes.
 bench: $(STAMP)
 	$(BIN)/python bench/bench_cka.py
 	$(BIN)/python bench/bench_stitch_tuning.py
@@ -40,6 +40,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_switch.py
 	$(BIN)/python bench/bench_latency.py --out bench/results/latency.json
 	$(BIN)/python bench/bench_profiles.py
+	$(BIN)/python bench/bench_fail_fast.py
+	$(BIN)/python bench/bench_fleet.py
+	$(BIN)/python bench/bench_ray.py
 	$(BIN)/python scripts/gen_bench_readme.py
 
 # Generated pages: bench/README.md from bench/results/ (a test checks that it is up to date).

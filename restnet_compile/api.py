@@ -14,7 +14,7 @@ import numpy as np
 
 from restnet_compile._util.images import ImagePolicy, image_to_array
 from restnet_compile.bundle.manifest import InputSpec, Manifest, load_manifest
-from restnet_compile.bundle.result import BuildResult
+from restnet_compile.bundle.result import BuildResult, FleetResult, ProfileFailure
 from restnet_compile.errors import BadInputError, InfeasibleError, ParityError
 from restnet_compile.runtime import Bundle, BundleError, VariantInfo
 from restnet_compile.runtime.benchmark import VariantTiming, benchmark
@@ -34,11 +34,14 @@ if TYPE_CHECKING:
 __all__ = [
     "BuildResult",
     "CalibrationResult",
+    "FleetResult",
     "Manifest",
     "Prediction",
+    "ProfileFailure",
     "analyze",
     "bench",
     "build",
+    "build_fleet",
     "calibrate",
     "inspect",
     "list_profiles",
@@ -57,7 +60,11 @@ def build(
     progress: Callable[[str], None] | Reporter | None = None,
     cache: Path | bool = True,
 ) -> BuildResult:
-    """Run the whole pipeline and publish ``out_dir/<profile>-<target>/`` and its ``.tar.gz`` atomically.
+    """Build for one profile: publish ``out_dir/<profile>-<target>/`` and its ``.tar.gz`` atomically.
+
+    ``config.executor`` runs the jobs in this process (``local``) or as Ray tasks (``ray``; the same bytes), and
+    ``config.device`` is where CKA and tuning run. Costs are screened before CKA and tuning, so a profile that
+    nothing fits fails within seconds. For several profiles, see :func:`build_fleet`.
 
     ``cache`` is where the CKA matrix, tuned adapters and exports are kept between builds: a directory, True for
     ``$RESTNET_COMPILE_CACHE`` (else ``$XDG_CACHE_HOME/restnet-compile``, else ``~/.cache/restnet-compile``), or
@@ -65,7 +72,8 @@ def build(
     Torch's thread count, determinism flags and global random state are restored when the call returns.
 
     Raises:
-        BadInputError: invalid names, files or output location (exit code 2).
+        BadInputError: invalid names, files or output location, an executor or device this machine cannot use, or
+            a config that names several profiles (exit code 2).
         InfeasibleError: no variant fits the profile (3).
         ParityError: an exported variant disagrees with PyTorch (4).
     """
@@ -74,6 +82,30 @@ def build(
 
     with deterministic(config.seed, config.threads):
         return run_build(config, out_dir, progress or (lambda _msg: None), cache)
+
+
+def build_fleet(
+    config: BuildConfig,
+    out_dir: Path,
+    progress: Callable[[str], None] | Reporter | None = None,
+    cache: Path | bool = True,
+) -> FleetResult:
+    """Build one bundle per profile of ``config.profiles`` (or its one ``profile``) from one CKA and one tuning.
+
+    Each bundle is ``out_dir/<profile>-<target>/`` and its ``.tar.gz``, published atomically and byte-identical to
+    what :func:`build` writes for that profile alone. A profile that fails (nothing fits it, parity...) publishes
+    nothing and is listed in ``failures``; the others are still published. ``cache`` and the torch state are as
+    in :func:`build`.
+
+    Raises:
+        BadInputError: invalid names, files or output location, or the same profile twice (exit code 2), before
+            anything is written.
+    """
+    from restnet_compile._util.torch_state import deterministic
+    from restnet_compile.pipeline.driver import run_fleet
+
+    with deterministic(config.seed, config.threads):
+        return run_fleet(config, out_dir, progress or (lambda _msg: None), cache)
 
 
 def analyze(config: BuildConfig, out_dir: Path | None = None, samples: int | None = None) -> AnalyzeResult:

@@ -359,3 +359,79 @@ def profiles(d: dict) -> Lines:
     out += _study(d["tv224"], False)
     ships = "; ".join(f"`{p}` ships {', '.join(v['shipped']) or 'nothing'}" for p, v in d["demo"]["profiles"].items())
     return [*out, f"**Result.** Demo pair: {ships}."]
+
+
+def _settings(d: dict) -> str:
+    s = d["settings"]
+    threads = f", {s['threads']} torch thread" if "threads" in s else ""
+    tuning = f"{s['tune']['epochs']} tuning epochs, at most {s['plan']['max_candidates']} candidates"
+    return f"{d['pair']}, {tuning}{threads}"
+
+
+def fail_fast(d: dict) -> Lines:
+    """Time to exit 3 for a profile nothing fits, against the same build for a profile that fits."""
+    rows = [
+        [d[k]["profile"], str(d[k]["exit_code"]), f"{d[f'{k}_cpu_s']:.1f}", f"{d[f'{k}_s']:.1f}"]
+        for k in ("infeasible", "feasible")
+    ]
+    return [
+        f"{_settings(d)}; each build one process, `--no-cache`.",
+        "",
+        *table(["profile", "exit code", "CPU seconds", "wall seconds"], rows),
+        "",
+        f"The infeasible build's one line: `{d['error']}`",
+        "",
+        f"**Result.** Time to exit 3 / time of the feasible build = {d['exit3_over_build']} in CPU time "
+        f"({d['exit3_over_build_wall']} in wall time; goal <= {d['goal']}: {goal_word(d['meets_goal'])}): the costs "
+        "are screened before the data, CKA and tuning.",
+    ]
+
+
+def fleet(d: dict) -> Lines:
+    """A fleet build against one build per profile: time and bytes."""
+    rows = [
+        [
+            p,
+            f"{d['separate_cpu_s'][p]:.1f}",
+            f"{d['separate_s'][p]:.1f}",
+            str(d["files_per_bundle"][p]),
+            "yes" if d["bytes_identical"][p] else "NO",
+            ", ".join(d["shipped"][p]),
+        ]
+        for p in d["profiles"]
+    ]
+    same = all(d["bytes_identical"].values())
+    return [
+        f"{_settings(d)}; each build one process, `--no-cache`.",
+        "",
+        *table(["profile", "separate build: CPU s", "wall s", "files", "fleet bundle = separate", "ships"], rows),
+        "",
+        f"Fleet build of {' + '.join(d['profiles'])}: {d['fleet_cpu_s']:.1f} CPU s ({d['fleet_s']:.1f} wall s); "
+        f"the separate builds together: {d['separate_total_cpu_s']:.1f} CPU s ({d['separate_total_s']:.1f} wall s).",
+        "",
+        f"**Result.** Fleet / separate builds = {d['fleet_over_separate']} in CPU time "
+        f"({d['fleet_over_separate_wall']} in wall time; goal <= {d['goal']}), bytes "
+        f"{'identical' if same else 'DIFFERENT'} for every profile: {goal_word(d['meets_goal'])}.",
+    ]
+
+
+def ray(d: dict) -> Lines:
+    """The Ray executor on a local instance against the local executor."""
+    rows = [
+        [
+            str(r["threads"]),
+            f"{r['local_s']:.1f}",
+            f"{r['ray_s']:.1f}",
+            f"{r['ray_over_local']:.3f}",
+            "yes" if r["bytes_identical"] else "NO",
+        ]
+        for r in d["runs"]
+    ]
+    ratios = ", ".join(f"{r['ray_over_local']:.2f} at {r['threads']} thread(s)" for r in d["runs"])
+    return [
+        f"{_settings(d)}, profile {d['profile']}; a local Ray instance on {d['cpus']} CPUs started by the build.",
+        "",
+        *table(["torch threads", "local (s)", "ray (s)", "ray / local", "same bytes"], rows),
+        "",
+        f"**Result.** Ray / local = {ratios}; bytes {'identical' if d['bytes_identical'] else 'DIFFERENT'} (required).",
+    ]

@@ -148,6 +148,29 @@ SECTIONS: dict[str, Section] = {
         "each device's decision follows from its limits and latency model.",
         bt.profiles,
     ),
+    "fail_fast.json": Section(
+        "Fail fast",
+        "How soon does a build for a profile that nothing fits stop, against the same build that fits?",
+        "python bench/bench_fail_fast.py",
+        "time to exit 3 / time of the feasible build <= 0.05.",
+        bt.fail_fast,
+    ),
+    "fleet.json": Section(
+        "One build for a fleet",
+        "What does one build for mcu + phone + jetson cost against three separate builds, and are the bundles the "
+        "same?",
+        "python bench/bench_fleet.py",
+        "fleet time / separate builds' time <= 0.5, every bundle byte-identical to its separate build's.",
+        bt.fleet,
+    ),
+    "ray.json": Section(
+        "Ray executor",
+        "What does running the build's jobs as Ray tasks on a local 2-CPU instance cost against the local executor, "
+        "and are the bytes the same?",
+        "python bench/bench_ray.py",
+        "bytes identical; the time ratio is reported.",
+        bt.ray,
+    ),
 }
 
 HEADER = [

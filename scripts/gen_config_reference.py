@@ -34,6 +34,7 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
     "small": MODELS.names,
     "dataset": DATASETS.names,
     "profile": lambda: builtin_names("profiles"),
+    "profiles": lambda: builtin_names("profiles"),
     "target": lambda: builtin_names("targets"),
     "tune.adapter": lambda: registered_choices()["adapter"],
     "tune.recipe": lambda: registered_choices()["recipe"],

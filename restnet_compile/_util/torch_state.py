@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
 import torch
+from torch import nn
 
 
 @contextmanager
@@ -33,3 +34,19 @@ def deterministic(seed: int, threads: int) -> Iterator[None]:
         torch.set_flush_denormal(False)
         torch.set_num_threads(old_threads)
         torch.set_rng_state(rng)
+
+
+@contextmanager
+def on_device(modules: Iterable[nn.Module], device: str | torch.device) -> Iterator[None]:
+    """Move ``modules`` (kept on the CPU) to ``device`` for the block and back after; on the CPU, touch nothing."""
+    if torch.device(device).type == "cpu":
+        yield
+        return
+    moved = list(modules)
+    for m in moved:
+        m.to(device)
+    try:
+        yield
+    finally:
+        for m in moved:
+            m.to("cpu")

@@ -1,4 +1,4 @@
-"""What a build hands back: where its bundle went and what the bundle holds."""
+"""What a build hands back: where its bundle went and what the bundle holds (one per profile of a fleet)."""
 
 from __future__ import annotations
 
@@ -23,3 +23,36 @@ class BuildResult:
     archive: Path
     manifest: Manifest
     cache: dict = field(default_factory=lambda: {"dir": None, "stages": []})
+
+
+@dataclass(frozen=True)
+class ProfileFailure:
+    """A profile of a fleet build that published nothing.
+
+    Attributes:
+        profile: The profile's name.
+        exit_code: The exit code a build of that profile alone would have ended with (3 infeasible, 4 parity...).
+        message: The one-line reason.
+    """
+
+    profile: str
+    exit_code: int
+    message: str
+
+
+@dataclass(frozen=True)
+class FleetResult:
+    """A build for several profiles: every bundle that was published and every profile that failed.
+
+    Attributes:
+        bundles: One result per published profile, in the order the profiles were given.
+        failures: The profiles that published nothing; the others were published all the same.
+    """
+
+    bundles: list[BuildResult]
+    failures: list[ProfileFailure]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every profile was published, else the highest exit code among the failures."""
+        return max((f.exit_code for f in self.failures), default=0)

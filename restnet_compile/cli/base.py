@@ -49,7 +49,7 @@ def requires(*modules: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
 def run_guarded(cli: click.Group) -> int:
     """Run the click group; map errors to one line on stderr and the documented exit code."""
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)  # a command that raised click's Exit returns its code here
     except RestnetError as exc:
         click.echo(f"error: {exc}", err=True)
         return exc.exit_code
@@ -70,4 +70,4 @@ def run_guarded(cli: click.Group) -> int:
     except Exception:  # a bug: show it whole
         traceback.print_exc()
         return EXIT_INTERNAL
-    return 0
+    return code if isinstance(code, int) else 0

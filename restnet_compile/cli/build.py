@@ -43,8 +43,21 @@ def cache_line(cache: dict) -> str:
     return f"cache: reused {', '.join(reused)} ({len(reused)} of {n} stages)"
 
 
+def fleet_summary(fleet) -> list[dict]:  # type: ignore[no-untyped-def]
+    """``--json`` of a build for several profiles: one :func:`summary` per bundle, then one entry per failed profile."""
+    failed = [{"profile": f.profile, "error": f.message, "exit_code": f.exit_code} for f in fleet.failures]
+    return [summary(r) for r in fleet.bundles] + failed
+
+
 @click.command("build")
-@click.option("--profile", "-p", help="Device profile: built-in name (see `profiles`) or a YAML path.")
+@click.option(
+    "--profile",
+    "-p",
+    "profiles",
+    multiple=True,
+    help="Device profile: built-in name (see `profiles`) or a YAML path. Repeat it for one bundle per profile from "
+    "one CKA and one tuning (a fleet).",
+)
 @click.option("--target", "-t", help="Export target (default: the profile's). See `targets`.")
 @model_options
 @click.option("--seed", type=int, help="Seed for splits, adapter init and tuning.")
@@ -62,6 +75,13 @@ def cache_line(cache: dict) -> str:
     "crash. Default: $RESTNET_COMPILE_CACHE, else $XDG_CACHE_HOME/restnet-compile, else ~/.cache/restnet-compile.",
 )
 @click.option("--no-cache", is_flag=True, help="Compute every stage; read and write no cache.")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    help="Run tuning and export jobs in this process (local, the default) or as Ray tasks: on $RAY_ADDRESS's "
+    "cluster, else a local instance. Same bytes either way.",
+)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where CKA and tuning run (default: cpu).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress messages on stderr.")
 @click.option(
     "--events",
@@ -71,22 +91,26 @@ def cache_line(cache: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary instead of the table.")
 @requires(*TOOLCHAIN)
 def build_cmd(
-    profile: str | None,
+    profiles: tuple[str, ...],
     target: str | None,
     config_path: Path | None,
     seed: int | None,
     out: Path,
     cache_dir: Path | None,
     no_cache: bool,
+    executor: str | None,
+    device: str | None,
     quiet: bool,
     events: bool,
     as_json: bool,
     **models: Any,
 ) -> None:
-    """Build the bundle for one device profile and print its variant table.
+    """Build the bundle for one device profile (or one per profile, given several) and print its variant table.
 
     Finished stages are cached (see --cache-dir), so a build that was killed resumes where it stopped; the bundle
-    is byte-identical whether stages came from the cache or not.
+    is byte-identical whether stages came from the cache or not. With several profiles, a profile that fails
+    publishes nothing while the others are published; the exit code is the highest of the failures', and --json
+    prints a list (see docs/scale.md).
     """
     from restnet_compile import api
     from restnet_compile._util.progress import JsonLinesReporter
@@ -94,17 +118,23 @@ def build_cmd(
     from restnet_compile.report import variant_table
 
     overrides = config_overrides(models)
-    config = load_build_config(config_path, profile=profile, target=target, seed=seed, **overrides)
+    run = {"executor": executor, "device": device, "profiles": list(profiles) or None}
+    config = load_build_config(config_path, target=target, seed=seed, **run, **overrides)
     cache = False if no_cache else (cache_dir or True)
+    fleet = len(config.profile_names()) > 1
+    build = api.build_fleet if fleet else api.build
     if events:
-        result = api.build(config, out, progress=JsonLinesReporter(), cache=cache)
+        result = build(config, out, progress=JsonLinesReporter(), cache=cache)
     elif quiet:
-        result = api.build(config, out, cache=cache)
+        result = build(config, out, cache=cache)
     else:
         from restnet_compile.cli.progress_ui import RichReporter
 
         with RichReporter() as reporter:
-            result = api.build(config, out, progress=reporter, cache=cache)
+            result = build(config, out, progress=reporter, cache=cache)
+    if fleet:
+        show_fleet(result, as_json)
+        return
     if as_json:
         click.echo(json.dumps(summary(result), indent=2, sort_keys=True))
         return
@@ -112,3 +142,22 @@ def build_cmd(
     click.echo(f"\nbundle: {result.bundle_dir}  ({result.manifest.bundle_model_bytes or 0:,} bytes of models)")
     click.echo(f"archive: {result.archive}")
     click.echo(cache_line(result.cache))
+
+
+def show_fleet(fleet, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Print every bundle of a fleet (or its JSON list) and each failed profile; exit with the fleet's code."""
+    from restnet_compile.report import variant_table
+
+    if as_json:
+        click.echo(json.dumps(fleet_summary(fleet), indent=2, sort_keys=True))
+    else:
+        for result in fleet.bundles:
+            click.echo(f"== {result.bundle_dir.name}\n{variant_table(result.manifest)}")
+            click.echo(f"\nbundle: {result.bundle_dir}  ({result.manifest['bundle_model_bytes']:,} bytes of models)")
+            click.echo(f"archive: {result.archive}\n")
+        if fleet.bundles:
+            click.echo(cache_line(fleet.bundles[-1].cache))
+    for f in fleet.failures:
+        click.echo(f"error: profile {f.profile}: {f.message}", err=True)
+    if fleet.exit_code:
+        raise click.exceptions.Exit(fleet.exit_code)

@@ -136,10 +136,27 @@ class BuildConfig(Strict):
     dataset: str = Field("mnist10k", description="registered name, folder:DIR, npz:FILE, a directory or a .npz")
     seed: int = Field(0, ge=0, description="seed of the data splits, adapter initialisation and tuning")
     profile: str = Field("phone", description="device profile: built-in name or a YAML path")
+    profiles: list[str] | None = Field(
+        None,
+        exclude=True,
+        description="several device profiles, one bundle each from one CKA and one tuning (a fleet; instead of "
+        "`profile`); each bundle records the single-profile config that builds it alone",
+    )
     target: str | None = Field(None, description="export target: built-in name or a YAML path (default: the profile's)")
     cka_batch_size: int = Field(100, ge=4, description="minibatch of the streaming CKA over the calibration split")
     threads: int = Field(
         2, ge=1, description="torch CPU threads for CKA and tuning (results depend on it: float sums change order)"
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "cpu",
+        description="where CKA and adapter tuning run: cpu (the tested path), cuda (a GPU torch sees), auto (cuda "
+        "where torch sees one); results on a GPU may differ from the CPU's in the last bits",
+    )
+    executor: Literal["local", "ray"] = Field(
+        "local",
+        exclude=True,
+        description="how the build's jobs run: in this process, or as Ray tasks (tuning per candidate, export and "
+        "parity per profile) on $RAY_ADDRESS's cluster or a local instance; the bundles are the same bytes",
     )
     selection: Literal["pareto", "feasible"] = Field(
         "pareto", description="ship the Pareto front of accuracy vs latency, or every feasible variant"
@@ -152,6 +169,29 @@ class BuildConfig(Strict):
     )
     plan: PlanSettings = Field(PlanSettings(), description="how stitch candidates are chosen from the CKA matrix")
     tune: TuneSettings = Field(TuneSettings(), description="how each candidate's adapter is initialised and tuned")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_way_to_name_profiles(cls, data: object) -> object:
+        """``profile`` or ``profiles``, not both; ``profiles`` of one name is that ``profile``."""
+        if not isinstance(data, dict) or data.get("profiles") is None:
+            return data
+        names = data["profiles"]
+        if "profile" in data:
+            raise ValueError("give `profile` (one) or `profiles` (a list), not both")
+        if isinstance(names, list) and not names:
+            raise ValueError("profiles: give at least one profile")
+        if isinstance(names, list) and len(names) == 1:
+            return {**{k: v for k, v in data.items() if k != "profiles"}, "profile": names[0]}
+        return data
+
+    def profile_names(self) -> list[str]:
+        """The requested profiles, in the order given (one for a single-profile build)."""
+        return list(self.profiles) if self.profiles else [self.profile]
+
+    def for_profile(self, name: str) -> BuildConfig:
+        """The single-profile config of ``name``: what a build of that profile alone is given."""
+        return self.model_copy(update={"profile": name, "profiles": None})
 
     def config_hash(self) -> str:
         """sha256 of the canonical JSON of this config."""
@@ -176,7 +216,11 @@ def load_build_config(path: Path | None, **overrides: object) -> BuildConfig:
             raise BadInputError(f"build config {path} is not valid YAML") from None
         if not isinstance(data, dict):
             raise BadInputError(f"build config {path}: expected a mapping of fields")
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "profile" in given or "profiles" in given:  # the command line's profiles replace the file's
+        data.pop("profile", None)
+        data.pop("profiles", None)
+    data.update(given)
     try:
         return BuildConfig.model_validate(data)
     except ValidationError as exc:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from restnet_compile.config.device import Profile
-from restnet_compile.cost.flops import count_flops
+from restnet_compile.cost.flops import FlopReport, count_flops
 from restnet_compile.cost.latency import roofline_ms
 from restnet_compile.cost.trace import FUSED_KINDS, OpRecord, trace_ops
 
@@ -87,23 +87,46 @@ def latency_terms(ops: list[OpRecord], macs: dict[str, int], total_macs: int, dt
     return terms
 
 
-def estimate_cost(net: nn.Module, input_shape: tuple[int, ...], profile: Profile, dtype: str) -> CostReport:
-    """Estimate what ``net`` costs on ``profile`` when exported in ``dtype``."""
-    flops = count_flops(net, input_shape)
-    ops = trace_ops(net, input_shape)
+@dataclass(frozen=True)
+class Footprint:
+    """What a network's costs are computed from, on any profile: its multiply-adds, its executed ops and its params.
+
+    It depends on the architecture and the input shape only, never on the weights' values, so an untuned adapter
+    has the footprint of the tuned one.
+    """
+
+    flops: FlopReport
+    ops: tuple[OpRecord, ...]
+    params: int
+
+
+def footprint(net: nn.Module, input_shape: tuple[int, ...]) -> Footprint:
+    """Count ``net``'s multiply-adds and trace its ops on one input of ``input_shape``."""
+    flops = count_flops(net, input_shape)  # first: it puts ``net`` in eval mode, so the trace changes no statistics
+    return Footprint(flops, tuple(trace_ops(net, input_shape)), sum(p.numel() for p in net.parameters()))
+
+
+def cost_on(fp: Footprint, profile: Profile, dtype: str) -> CostReport:
+    """What a network of footprint ``fp`` costs on ``profile`` when exported in ``dtype``."""
+    ops = list(fp.ops)
     weights = _weight_bytes(ops, dtype)
     ram = traced_peak_bytes(ops, dtype) + profile.runtime_ram + (weights if profile.weights_in_ram else 0)
-    terms = latency_terms(ops, flops.by_module, flops.total, dtype)
+    terms = latency_terms(ops, fp.flops.by_module, fp.flops.total, dtype)
     median_ms = roofline_ms(terms, profile.latency_model)
     return CostReport(
-        flops=flops.total,
-        params=sum(p.numel() for p in net.parameters()),
+        flops=fp.flops.total,
+        params=fp.params,
         ram_bytes=int(ram),
         model_bytes=int(weights),
         flash_bytes=int(weights + profile.runtime_flash),
         latency_ms=round(median_ms * profile.latency_model.percentile_factor, 4),
-        uncounted_ops=flops.uncounted,
-        elementwise=flops.elementwise,
+        uncounted_ops=fp.flops.uncounted,
+        elementwise=fp.flops.elementwise,
         latency_terms=tuple(terms),
         dtype=dtype,
     )
+
+
+def estimate_cost(net: nn.Module, input_shape: tuple[int, ...], profile: Profile, dtype: str) -> CostReport:
+    """Estimate what ``net`` costs on ``profile`` when exported in ``dtype``."""
+    return cost_on(footprint(net, input_shape), profile, dtype)

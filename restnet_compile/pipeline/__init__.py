@@ -2,16 +2,19 @@
 
 =============  ===========================================================================================
 ``load``       the two models split into blocks and frozen; the data split deterministically
+``screen``     costs of both anchors and every possible stitch per profile, before CKA: what each can run
 ``cka``        the large x small CKA matrix on the calibration split (cached)
 ``candidates`` the stitch candidates the rule picks from the matrix
 ``tune``       each candidate's adapter initialised by least squares and tuned alone (cached per candidate)
-``costs``      accuracy and estimated costs of both anchors and every stitched variant
+``costs``      accuracy of both anchors and every stitched variant, with the costs ``screen`` estimated
 ``decide``     feasibility on the profile and the noise-aware, epsilon-thinned Pareto front
 ``export``     the shipped variants exported (cached); costs re-read from the exported graphs, decided again
 ``parity``     every exported variant run by the device runtime and checked against PyTorch
 ``publish``    reports, checksums, sealed manifest, archive, atomic rename
 =============  ===========================================================================================
 
+``driver`` runs them for one profile or a fleet (shared load, CKA and tuning; the rest per profile); ``executor``
+runs the jobs (each candidate's tuning, each profile's ``bundle_job``: export + parity) in process or as Ray tasks.
 ``analyze`` is the ``analyze`` verb: load, cka and candidates without tuning. ``stage_store`` keys, keeps and restores
 stage results; ``cache_store`` is the content-addressed directory under it; ``fingerprint`` digests models and data.
 """

@@ -11,7 +11,7 @@ from restnet_compile.config.build import BuildConfig
 from restnet_compile.cost.flops import count_flops
 from restnet_compile.models.blocks import BlockSequence
 from restnet_compile.pipeline.candidates import plan
-from restnet_compile.pipeline.choices import check_choices
+from restnet_compile.pipeline.choices import check_choices, resolve_device
 from restnet_compile.pipeline.cka import compute_cka
 from restnet_compile.pipeline.load import load_models, load_splits
 from restnet_compile.stitching import ADAPTERS, StitchedNet
@@ -82,7 +82,7 @@ def survey(config: BuildConfig, out_dir: Path | None = None, samples: int | None
     check_choices(config)
     large, small = load_models(config)
     images = load_splits(config, large).calib.images[:samples]
-    cka = compute_cka(large, small, images, config.cka_batch_size)
+    cka = compute_cka(large, small, images, config.cka_batch_size, None, resolve_device(config.device))
     p = plan(config, cka, large, small)
     rule, front, back = p.rule, p.front, p.back
     rows = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,8 +22,17 @@ class Plan:
     back: BlockSequence
 
 
-def plan(config: BuildConfig, cka: np.ndarray, large: BlockSequence, small: BlockSequence) -> Plan:
-    """The rule, the candidates and the (front, back) models in the configured stitch order."""
+def plan(
+    config: BuildConfig,
+    cka: np.ndarray,
+    large: BlockSequence,
+    small: BlockSequence,
+    allowed: Collection[tuple[int, int]] | None = None,
+) -> Plan:
+    """The rule, the candidates and the (front, back) models in the configured stitch order.
+
+    ``allowed``: the (front cut, back block) pairs the device can run (see :mod:`.screen`); None allows all.
+    """
     rule = config.plan
     front, back, matrix = (small, large, cka.T) if rule.order == "small-large" else (large, small, cka)
-    return Plan(rule, plan_candidates(matrix, front.feature_specs(), back.feature_specs(), rule), front, back)
+    return Plan(rule, plan_candidates(matrix, front.feature_specs(), back.feature_specs(), rule, allowed), front, back)

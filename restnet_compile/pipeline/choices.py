@@ -6,6 +6,8 @@ first thing in every build and ``analyze``, before anything is computed or writt
 
 from __future__ import annotations
 
+import torch
+
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.errors import BadInputError
 from restnet_compile.stitching.adapters import ADAPTERS
@@ -29,3 +31,19 @@ def check_choices(config: BuildConfig) -> None:
             raise BadInputError(
                 f"build config: tune.{field}: unknown {field} {name!r}; valid choices: {', '.join(valid)}"
             )
+
+
+def resolve_device(requested: str) -> str:
+    """``cpu`` or ``cuda``: ``auto`` is ``cuda`` where torch sees a GPU, else ``cpu``.
+
+    Raises:
+        BadInputError: ``cuda`` where torch sees no GPU.
+    """
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise BadInputError(
+            "build config: device: cuda, but torch sees no CUDA GPU here; valid choices: auto, cpu, cuda (auto or "
+            "cpu run on this machine)"
+        )
+    return requested

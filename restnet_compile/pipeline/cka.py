@@ -24,8 +24,9 @@ def compute_cka(
     images: np.ndarray,
     batch_size: int,
     progress: Reporter | None = None,
+    device: str = "cpu",
 ) -> np.ndarray:
-    """The large x small CKA matrix over ``images`` in one streaming pass of minibatches."""
+    """The large x small CKA matrix over ``images`` in one streaming pass of minibatches (on ``device``)."""
     starts = range(0, len(images), batch_size)
     if progress is not None:
         progress.stage("CKA", len(starts))
@@ -36,7 +37,7 @@ def compute_cka(
             if progress is not None:
                 progress.advance("CKA")
 
-    return cka_matrix(large, small, batches())
+    return cka_matrix(large, small, batches(), device)
 
 
 def cka_inputs(
@@ -67,7 +68,7 @@ def cka_stage(
     """The CKA matrix of the build, from the store when its inputs were seen before."""
     progress(f"CKA: {len(large.blocks)} x {len(small.blocks)} blocks on {len(splits.calib)} calibration images")
     inputs = cka_inputs(config, large, small, splits, store)
-    compute = partial(compute_cka, large, small, splits.calib.images, config.cka_batch_size, progress)
+    compute = partial(compute_cka, large, small, splits.calib.images, config.cka_batch_size, progress, config.device)
     cka, reused = store.run("cka", KEY, inputs, compute, save_cka, load_cka)
     if reused:
         progress("  CKA: reused (cache)")

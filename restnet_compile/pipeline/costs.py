@@ -1,13 +1,18 @@
-"""Stage 5: every variant (both anchors and each tuned stitch) measured: accuracy and estimated costs."""
+"""Stage 5: every variant (both anchors and each tuned stitch) measured: accuracy, with the costs screened before.
+
+Accuracy is the same on every profile and measured once; the estimated costs come from :mod:`.screen`, which
+measured the same architectures (costs depend on shapes only) before any tuning.
+"""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import torch
 from torch import nn
 
-from restnet_compile.config.device import Profile, Target
-from restnet_compile.cost import estimate_cost
+from restnet_compile.cost import CostReport
 from restnet_compile.data import Splits
 from restnet_compile.models import BlockSequence
 from restnet_compile.pipeline.state import Variant
@@ -25,8 +30,8 @@ def accuracy(module: nn.Module, images: np.ndarray, labels: np.ndarray, batch: i
     return round(hits / len(labels), 4)
 
 
-def anchor_variant(kind: str, model: BlockSequence, splits: Splits, profile: Profile, target: Target) -> Variant:
-    """The whole ``large`` or ``small`` model as a variant."""
+def anchor_variant(kind: str, model: BlockSequence, splits: Splits, cost: CostReport) -> Variant:
+    """The whole ``large`` or ``small`` model as a variant, of estimated ``cost`` (see :mod:`.screen`)."""
     return Variant(
         id=kind,
         kind=f"anchor-{kind}",
@@ -34,14 +39,12 @@ def anchor_variant(kind: str, model: BlockSequence, splits: Splits, profile: Pro
         stitch={"description": f"{kind} model, all {len(model.blocks)} blocks"},
         val_accuracy=accuracy(model, splits.val.images, splits.val.labels),
         test_accuracy=accuracy(model, splits.test.images, splits.test.labels),
-        cost=estimate_cost(model, model.input_shape, profile, target.dtype),
+        cost=cost,
     )
 
 
-def stitched_variant(
-    sv: StitchedVariant, splits: Splits, profile: Profile, target: Target, shape: tuple[int, int, int]
-) -> Variant:
-    """A tuned stitched network as a variant (its validation accuracy is the tuning's)."""
+def stitched_variant(sv: StitchedVariant, splits: Splits, cost: CostReport) -> Variant:
+    """A tuned stitched network as a variant of estimated ``cost`` (its validation accuracy is the tuning's)."""
     c = sv.candidate
     front, back = ("small", "large") if c.point.front_tag == "S" else ("large", "small")
     return Variant(
@@ -59,6 +62,11 @@ def stitched_variant(
         },
         val_accuracy=sv.tune.val_accuracy,
         test_accuracy=accuracy(sv.net, splits.test.images, splits.test.labels),
-        cost=estimate_cost(sv.net, shape, profile, target.dtype),
+        cost=cost,
         tune=dict(sv.tune.__dict__),
     )
+
+
+def on_profile(variants: list[Variant], costs: dict[str, CostReport]) -> list[Variant]:
+    """``variants`` with their costs on another profile (``costs``: variant id -> cost); accuracies stay."""
+    return [dataclasses.replace(v, cost=costs[v.id], decision=None) for v in variants]

@@ -1,31 +1,63 @@
-"""The driver: runs the build's stages in data-flow order, each a typed function with its own cache key.
+"""The driver: runs the build's stages in data-flow order, for one device profile or a fleet of them.
 
-load -> cka -> candidates -> tune -> costs -> decide -> export (graph costs, decide again) -> parity -> publish
+load -> screen -> cka -> candidates -> tune -> costs -> decide -> export (graph costs, decide again) -> parity ->
+publish
+
+A fleet (``profiles: [mcu, phone, jetson]``) shares everything that does not depend on the device: the models and
+data are loaded, CKA is computed and each candidate is tuned once (the union of the profiles' candidates); then each
+profile gets its own costs, selection, export, parity, manifest and archive, published atomically, exactly the bundle
+a build of that profile alone writes. A profile that fails (nothing fits it, a parity failure...) publishes nothing,
+and the others are still published; the fleet's exit code is the highest of the failures'. A single-profile build
+raises the failure instead. Every check of the input (names, files, the same profile twice, the executor, the
+device) comes first, before anything is computed or written.
+
+The jobs (one tuning per candidate, one export + parity per profile) run through an executor (:mod:`.executor`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from restnet_compile._util.progress import Reporter, as_reporter
+from restnet_compile.bundle.result import BuildResult, FleetResult, ProfileFailure
 from restnet_compile.bundle.writer import check_output_dir
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.config.device import Profile, Target, load_profile, load_target
 from restnet_compile.errors import BadInputError, RestnetError
 from restnet_compile.export import EXPORTERS
+from restnet_compile.pipeline.bundle_job import Staged, bundle_job
 from restnet_compile.pipeline.candidates import plan
-from restnet_compile.pipeline.choices import check_choices
+from restnet_compile.pipeline.choices import check_choices, resolve_device
 from restnet_compile.pipeline.cka import cka_stage
-from restnet_compile.pipeline.costs import anchor_variant, stitched_variant
+from restnet_compile.pipeline.costs import anchor_variant, on_profile, stitched_variant
 from restnet_compile.pipeline.decide import decide
+from restnet_compile.pipeline.executor import Executor, Job, LocalExecutor, open_executor
 from restnet_compile.pipeline.load import load_models, load_splits
-from restnet_compile.pipeline.publish import BuildResult, publish
+from restnet_compile.pipeline.publish import publish
+from restnet_compile.pipeline.screen import screen
 from restnet_compile.pipeline.stage_store import StageCache
 from restnet_compile.pipeline.state import Analysis
 from restnet_compile.pipeline.tune import tune_stage
 
 Progress = Callable[[str], None] | Reporter
+Failed = Callable[["Request", RestnetError], None]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One profile of a build: the config a build of that profile alone gets, its profile and its target."""
+
+    config: BuildConfig
+    profile: Profile
+    target: Target
+
+    @property
+    def name(self) -> str:
+        """The bundle's name: ``<profile>-<target>``."""
+        return f"{self.profile.name}-{self.target.name}"
 
 
 def resolve(config: BuildConfig) -> tuple[Profile, Target]:
@@ -49,36 +81,166 @@ def resolve(config: BuildConfig) -> tuple[Profile, Target]:
     return profile, target
 
 
+def resolve_all(config: BuildConfig) -> list[Request]:
+    """One request per profile of ``config``, in the order given, on the device ``config.device`` resolves to.
+
+    Raises:
+        BadInputError: anything :func:`resolve` refuses, the same profile given twice, or ``device: cuda`` where
+            torch sees no GPU.
+    """
+    check_choices(config)
+    device = resolve_device(config.device)
+    requests: list[Request] = []
+    given: dict[str, str] = {}
+    for ref in config.profile_names():
+        single = config.for_profile(ref).model_copy(update={"device": device})
+        profile, target = resolve(single)
+        if profile.name in given:
+            how = "" if given[profile.name] == ref else f" (as {given[profile.name]!r} and {ref!r})"
+            raise BadInputError(f"profile {profile.name} is given twice{how}; give each profile once")
+        given[profile.name] = ref
+        requests.append(Request(single, profile, target))
+    return requests
+
+
+def analyze_fleet(
+    requests: list[Request], progress: Reporter, store: StageCache, executor: Executor, failed: Failed | None
+) -> dict[str, Analysis]:
+    """Load, screen, CKA and tuning once; costs and decisions per request. Request name -> its analysis.
+
+    A request that nothing fits is passed to ``failed`` and left out (raised when ``failed`` is None).
+    """
+    base = requests[0].config  # CKA and tuning do not depend on the profile: any request's config keys them
+    large, small = load_models(base)
+    screened = screen(base, [(r.profile, r.target) for r in requests], large, small)
+    out = [r for r in requests if r.profile.name in screened.failures]
+    if out and failed is None:
+        raise screened.failures[out[0].profile.name]
+    live = [r for r in requests if r not in out]
+    splits = load_splits(base, large) if live else None  # bad data is refused before anything is reported
+    if failed is not None:
+        for r in out:
+            failed(r, screened.failures[r.profile.name])
+    if splits is None:
+        return {}
+    fits = ", ".join(f"{r.profile.name} runs {len(screened.runnable[r.profile.name])}" for r in live)
+    progress(f"costs screened before CKA: of {len(screened.stitches)} possible stitches, {fits}")
+    cka = cka_stage(base, large, small, splits, store, progress)
+    plans = {r.name: plan(r.config, cka, large, small, screened.runnable[r.profile.name]) for r in live}
+    union = sorted(
+        {c for p in plans.values() for c in p.candidates}, key=lambda c: (c.point.front_block, c.point.back_block)
+    )
+    shared = dataclasses.replace(plans[live[0].name], candidates=union)
+    progress(f"stitching {len(union)} candidates: {', '.join(c.point.variant_id for c in union)}")
+    costs = screened.costs[live[0].profile.name]
+    anchors = [anchor_variant(k, m, splits, costs[k]) for k, m in (("large", large), ("small", small))]
+    tuned = tune_stage(base, shared, large, small, splits, store, progress, executor)
+    stitched = {
+        sv.candidate.point.variant_id: stitched_variant(sv, splits, costs[sv.candidate.point.variant_id])
+        for sv in tuned
+    }
+    out = {}
+    for r in live:
+        mine = anchors + [stitched[c.point.variant_id] for c in plans[r.name].candidates]
+        variants = decide(on_profile(mine, screened.costs[r.profile.name]), r.profile, r.config, len(splits.val))
+        out[r.name] = Analysis(r.config, r.profile, r.target, large, small, splits, cka, shared.rule, variants)
+    return out
+
+
 def analyze_and_stitch(
     config: BuildConfig, profile: Profile, target: Target, progress: Progress, store: StageCache | None = None
 ) -> Analysis:
-    """Load models and data, compute CKA, plan, build and tune candidates, cost them and decide what ships.
+    """Load models and data, screen costs, compute CKA, plan, build and tune candidates, cost them and decide.
 
     ``store`` serves the CKA matrix and tuned adapters from the build cache where it can (default: no cache).
     The caller sets the process state (see :func:`restnet_compile._util.torch_state.deterministic`).
+
+    Raises:
+        InfeasibleError: nothing fits ``profile`` (found before CKA and tuning).
     """
-    progress = as_reporter(progress)
-    store = store or StageCache(None, progress)
-    large, small = load_models(config)
-    splits = load_splits(config, large)
-    cka = cka_stage(config, large, small, splits, store, progress)
-    p = plan(config, cka, large, small)
-    progress(f"stitching {len(p.candidates)} candidates: {', '.join(c.point.variant_id for c in p.candidates)}")
-    anchors = [anchor_variant(k, m, splits, profile, target) for k, m in (("large", large), ("small", small))]
-    tuned = tune_stage(config, p, large, small, splits, store, progress)
-    stitched = [stitched_variant(sv, splits, profile, target, large.input_shape) for sv in tuned]
-    variants = decide(anchors + stitched, profile, config, len(splits.val))
-    return Analysis(config, profile, target, large, small, splits, cka, p.rule, variants)
+    reporter = as_reporter(progress)
+    request = Request(config.model_copy(update={"device": resolve_device(config.device)}), profile, target)
+    store = store or StageCache(None, reporter)
+    return analyze_fleet([request], reporter, store, LocalExecutor(), None)[request.name]
+
+
+def _publish(
+    a: Analysis, out_dir: Path, name: str, progress: Reporter, store: StageCache, staged: Staged | None
+) -> BuildResult:
+    try:
+        return publish(a, out_dir, name, progress, store, staged)
+    except OSError as exc:  # a full disk or a vanished directory while writing: nothing is published
+        raise RestnetError(f"output {out_dir}: cannot write the bundle: {exc.strerror or exc}") from None
+
+
+def _stage_remotely(
+    analyses: dict[str, Analysis], store: StageCache, executor: Executor, progress: Reporter
+) -> dict[str, Staged | RestnetError]:
+    """Export and parity of every profile at once, as jobs on the executor's workers."""
+    names = list(analyses)
+    root = str(store.root) if store.root else None
+    threads = next(iter(analyses.values())).config.threads
+    jobs = [Job(bundle_job, (executor.share(analyses[n]), n, root), f"export {n}", threads) for n in names]
+    progress.stage("export + parity", len(jobs))
+    done = executor.run(jobs, progress, lambda _k, _d: progress.advance("export + parity"))
+    out: dict[str, Staged | RestnetError] = {}
+    for n, d in zip(names, done, strict=True):
+        out[n] = d.error if d.error is not None else d.value
+        if d.value is not None:
+            store.record(d.value.events)
+    return out
+
+
+def run_fleet(config: BuildConfig, out_dir: Path, progress: Progress, cache: Path | bool = True) -> FleetResult:
+    """Every profile of ``config`` built from one CKA and one tuning; each bundle published on its own.
+
+    Raises:
+        BadInputError: any invalid input, before anything is written (the failures of single profiles are in the
+            result instead).
+    """
+    return _run(config, out_dir, as_reporter(progress), cache, keep_going=True)
 
 
 def run_build(config: BuildConfig, out_dir: Path, progress: Progress, cache: Path | bool = True) -> BuildResult:
-    """Every stage of one build; publishes ``out_dir/<profile>-<target>/`` and its ``.tar.gz`` atomically."""
-    reporter = as_reporter(progress)
-    profile, target = resolve(config)
+    """Every stage of one build; publishes ``out_dir/<profile>-<target>/`` and its ``.tar.gz`` atomically.
+
+    Raises:
+        BadInputError: invalid input, or a config that names several profiles (see :func:`run_fleet`).
+    """
+    names = config.profile_names()
+    if len(names) > 1:
+        raise BadInputError(
+            f"build config names {len(names)} profiles ({', '.join(names)}); build them as a fleet (api.build_fleet)"
+        )
+    return _run(config, out_dir, as_reporter(progress), cache, keep_going=False).bundles[0]
+
+
+def _run(config: BuildConfig, out_dir: Path, progress: Reporter, cache: Path | bool, keep_going: bool) -> FleetResult:
+    requests = resolve_all(config)
     check_output_dir(out_dir)
-    store = StageCache.open(cache, reporter)
-    analysis = analyze_and_stitch(config, profile, target, reporter, store)
-    try:
-        return publish(analysis, out_dir, f"{profile.name}-{target.name}", reporter, store)
-    except OSError as exc:  # a full disk or a vanished directory while writing: nothing is published
-        raise RestnetError(f"output {out_dir}: cannot write the bundle: {exc.strerror or exc}") from None
+    failures: dict[str, ProfileFailure] = {}
+
+    def failed(r: Request, exc: RestnetError) -> None:
+        progress(f"profile {r.profile.name}: {exc}")
+        failures[r.name] = ProfileFailure(r.profile.name, exc.exit_code, str(exc))
+
+    gpus = 1.0 if requests[0].config.device == "cuda" else 0.0
+    with open_executor(config.executor, config.seed, config.threads, gpus) as executor:
+        store = StageCache.open(cache, progress)
+        analyses = analyze_fleet(requests, progress, store, executor, failed if keep_going else None)
+        staged = _stage_remotely(analyses, store, executor, progress) if executor.remote and analyses else {}
+        bundles = []
+        for r in requests:
+            if r.name not in analyses:
+                continue
+            try:
+                ready = staged.get(r.name)
+                if isinstance(ready, RestnetError):
+                    raise ready
+                bundles.append(_publish(analyses[r.name], out_dir, r.name, progress, store, ready))
+            except RestnetError as exc:
+                if not keep_going:
+                    raise
+                failed(r, exc)
+    order = [r.name for r in requests]
+    return FleetResult(bundles, [failures[n] for n in order if n in failures])

@@ -10,8 +10,7 @@ from restnet_compile.bundle.manifest import MANIFEST, write_manifest
 from restnet_compile.bundle.result import BuildResult
 from restnet_compile.bundle.writer import checksums, staging, write_archive
 from restnet_compile.errors import InfeasibleError
-from restnet_compile.pipeline.export import export_stage
-from restnet_compile.pipeline.parity import parity_stage
+from restnet_compile.pipeline.bundle_job import Staged, export_and_check
 from restnet_compile.pipeline.stage_store import StageCache
 from restnet_compile.pipeline.state import Analysis
 from restnet_compile.report.write import write_reports
@@ -19,20 +18,19 @@ from restnet_compile.report.write import write_reports
 MODEL_SUFFIXES = (".tflite", ".onnx", ".bin")  # what is flashed; C arrays and reports are not
 
 
-def publish(analysis: Analysis, out_dir: Path, name: str, progress: Reporter, store: StageCache) -> BuildResult:
+def publish(
+    analysis: Analysis, out_dir: Path, name: str, progress: Reporter, store: StageCache, staged: Staged | None = None
+) -> BuildResult:
     """Export, check parity and write ``out_dir/name/`` and ``out_dir/name.tar.gz``, all or nothing.
+
+    ``staged``: the exported files and manifest a worker already made (see :mod:`.bundle_job`), else made here.
 
     Raises:
         InfeasibleError: the exported models and the runtime need more flash than the profile has (exit code 3).
     """
     profile = analysis.profile
     with staging(out_dir, name) as stage:
-        # inside the staging directory, so a killed build's leftovers are in one place; absolute, because exporters
-        # change directory (onnx2tf runs in its work dir) and ``out_dir`` may be relative
-        work = (stage.parent / "work").resolve()
-        work.mkdir()
-        exported = export_stage(analysis, stage, work, store, progress)
-        manifest = parity_stage(exported, stage, progress)
+        manifest = staged.unpack(stage) if staged else export_and_check(analysis, stage, store, progress)
         model_files = {f.name: f.stat().st_size for f in sorted(stage.iterdir()) if f.suffix in MODEL_SUFFIXES}
         model_bytes = sum(model_files.values())
         if model_bytes + profile.runtime_flash > profile.flash:

@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import torch
 from torch import nn
@@ -42,12 +42,17 @@ class StageKey:
         kind: The stage's name in the store.
         schema: Bump it when what the stage stores, or how it is computed, changes without a config change.
         not_inputs: Config fields that cannot change the stage's output (everything else is part of its key, so
-            fields added later are keyed automatically).
+            fields added later are keyed automatically). The fields the config leaves out of its own dump (how a
+            build runs, such as ``executor`` and ``profiles``, never what it makes) are added to them.
     """
 
     kind: str
     schema: int
     not_inputs: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        run_only = [name for name, f in BuildConfig.model_fields.items() if f.exclude]
+        object.__setattr__(self, "not_inputs", tuple(dict.fromkeys([*self.not_inputs, *run_only])))
 
     def config_part(self, config: BuildConfig) -> dict:
         """The part of ``config`` that is an input of this stage."""
@@ -71,6 +76,20 @@ def read_state(entry: Entry, names: list[str]) -> dict[str, torch.Tensor]:
     """The state dict :func:`state_files` stored under ``names``."""
     files = [torch.from_numpy(npy_load(entry.read(f"state/{k:04d}.npy"))) for k in range(len(names))]
     return dict(zip(names, files, strict=True))
+
+
+@dataclass(frozen=True)
+class Lookup(Generic[T]):
+    """A stage's stored result (``value`` None: a miss), its key and the random state its computation left."""
+
+    digest: str | None
+    value: T | None
+    rng: torch.Tensor | None
+
+    @property
+    def hit(self) -> bool:
+        """Whether the result came from the store."""
+        return self.rng is not None
 
 
 class StageCache:
@@ -130,6 +149,47 @@ class StageCache:
         """Fingerprint of the data splits, computed once per object."""
         return self._digest("d", splits, lambda: splits_digest(splits))
 
+    def lookup(self, stage: str, key: StageKey, inputs: dict, load: Callable[[Entry], T]) -> Lookup[T]:
+        """The stored result of ``stage`` for ``inputs``, if any, with the random state it left (torch's is unchanged).
+
+        An entry that does not load (older layout, unknown adapter...) is a miss and is discarded.
+        """
+        if self.store is None:
+            return Lookup(None, None, None)
+        if self._env is None:
+            self._env = environment()
+        digest = cache_key(key.kind, key.schema, {**inputs, "environment": self._env})
+        entry = self.store.get(digest)
+        if entry is not None:
+            try:
+                value = load(entry)
+                rng = torch.from_numpy(npy_load(entry.read(_RNG)))
+            except Exception:
+                self.store.discard(digest)
+            else:
+                self._event(stage, True)
+                return Lookup(digest, value, rng)
+        return Lookup(digest, None, None)
+
+    def keep(
+        self,
+        stage: str,
+        miss: Lookup,
+        value: T,
+        save: Callable[[T], tuple[dict, dict[str, bytes | Path]]],
+        rng: torch.Tensor,
+    ) -> None:
+        """Store ``value``, computed after ``miss``, with the random state ``rng`` its computation left."""
+        if miss.digest is None or self.store is None:
+            return
+        meta, files = save(value)
+        files = {**files, _RNG: npy_bytes(rng.numpy())}
+        try:
+            self.store.put(miss.digest, meta, files)
+        except OSError as exc:
+            self.progress(f"cache: cannot store {stage}: {exc.strerror or exc}")
+        self._event(stage, False)
+
     def run(
         self,
         stage: str,
@@ -139,30 +199,19 @@ class StageCache:
         save: Callable[[T], tuple[dict, dict[str, bytes | Path]]],
         load: Callable[[Entry], T],
     ) -> tuple[T, bool]:
-        if self.store is None:
-            return compute(), False
-        if self._env is None:
-            self._env = environment()
-        digest = cache_key(key.kind, key.schema, {**inputs, "environment": self._env})
-        entry = self.store.get(digest)
-        if entry is not None:
-            try:
-                value = load(entry)
-                torch.set_rng_state(torch.from_numpy(npy_load(entry.read(_RNG))))
-            except Exception:  # an entry that does not load (older layout, unknown adapter...) is a miss
-                self.store.discard(digest)
-            else:
-                self._event(stage, True)
-                return value, True
+        """``stage``'s result from the store (torch's random state restored as it was left), else computed and kept."""
+        found = self.lookup(stage, key, inputs, load)
+        if found.hit:
+            torch.set_rng_state(found.rng)
+            return found.value, True  # type: ignore[return-value]
         value = compute()
-        meta, files = save(value)
-        files = {**files, _RNG: npy_bytes(torch.get_rng_state().numpy())}
-        try:
-            self.store.put(digest, meta, files)
-        except OSError as exc:
-            self.progress(f"cache: cannot store {stage}: {exc.strerror or exc}")
-        self._event(stage, False)
+        self.keep(stage, found, value, save, torch.get_rng_state())
         return value, False
+
+    def record(self, events: list[CacheEvent]) -> None:
+        """Add the events of a stage that ran elsewhere (on a worker, with its own view of the store)."""
+        for e in events:
+            self._event(e.stage, e.reused)
 
     def _event(self, stage: str, reused: bool) -> None:
         self.events.append(CacheEvent(stage, reused))

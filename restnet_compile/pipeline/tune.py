@@ -1,9 +1,17 @@
-"""Stage 4: every candidate built, least-squares initialised and its adapter tuned alone (cached per candidate)."""
+"""Stage 4: every candidate built, least-squares initialised and its adapter tuned alone (cached per candidate).
+
+Each candidate not in the cache is one job of the build's executor (:mod:`.executor`): in this process, or a Ray task
+that receives the models, the data and its cut's prefix features through the object store and returns only the
+adapter. Each candidate seeds its own tuning, and torch's random state after the stage is the one the last
+candidate left, wherever it was computed, so every executor gives the same bytes.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
+from dataclasses import dataclass
+
+import torch
 
 from restnet_compile._util.progress import Reporter
 from restnet_compile.config.build import BuildConfig
@@ -11,10 +19,12 @@ from restnet_compile.data import Splits
 from restnet_compile.models import BlockSequence
 from restnet_compile.pipeline.cache_store import Entry
 from restnet_compile.pipeline.candidates import Plan
+from restnet_compile.pipeline.executor import Done, Executor, Job, LocalExecutor
 from restnet_compile.pipeline.fingerprint import module_digest
 from restnet_compile.pipeline.stage_store import StageCache, StageKey, read_state, state_files
 from restnet_compile.stitching import (
     ADAPTERS,
+    Adapter,
     Candidate,
     StitchedNet,
     StitchedVariant,
@@ -22,7 +32,7 @@ from restnet_compile.stitching import (
     build_stitched,
 )
 from restnet_compile.stitching.build import prefix_cache
-from restnet_compile.stitching.tuning.loop import TuneResult
+from restnet_compile.stitching.tuning.loop import CachedSplit, TuneResult
 
 KEY = StageKey("tune", 1, ("selection", "selection_noise", "profile", "target"))
 
@@ -54,6 +64,70 @@ def _load(front: BlockSequence, back: BlockSequence, e: Entry) -> StitchedVarian
     return StitchedVariant(net, c, m["ls_r2"], TuneResult(**m["tune"]), m["tune_seconds"])
 
 
+@dataclass(frozen=True)
+class Tuned:
+    """What tuning one candidate gives, without the donor models (what a worker sends back)."""
+
+    adapter: Adapter
+    candidate: Candidate
+    ls_r2: float
+    tune: TuneResult
+    tune_seconds: float
+
+    def attach(self, front: BlockSequence, back: BlockSequence) -> StitchedVariant:
+        """The stitched variant: this adapter between the caller's own ``front`` and ``back`` models."""
+        net = StitchedNet(front, back, self.candidate.point, self.adapter).eval()
+        return StitchedVariant(net, self.candidate, self.ls_r2, self.tune, self.tune_seconds)
+
+
+def tune_job(
+    front: BlockSequence,
+    back: BlockSequence,
+    candidate: Candidate,
+    splits: Splits,
+    config: BuildConfig,
+    features: dict[int, tuple[CachedSplit, CachedSplit]],
+    teacher: BlockSequence,
+    device: str,
+    *,
+    progress: Reporter,
+) -> Tuned:
+    """Build and tune one candidate (a job of the executor)."""
+    sv = build_stitched(
+        front, back, candidate, splits, config.tune, config.seed, features, teacher=teacher, device=device
+    )
+    return Tuned(sv.net.adapter, sv.candidate, sv.ls_r2, sv.tune, sv.tune_seconds)
+
+
+def _report(progress: Reporter, sv: StitchedVariant, reused: bool) -> None:
+    progress(
+        f"  {sv.candidate.point.variant_id}: LS R^2 {sv.ls_r2:.3f}, val {sv.tune.val_accuracy_init:.3f} -> "
+        f"{sv.tune.val_accuracy:.3f} " + ("reused (cache)" if reused else f"in {sv.tune_seconds:.1f}s")
+    )
+    progress.advance("tuning adapters")
+
+
+def _jobs(
+    config: BuildConfig, plan: Plan, large: BlockSequence, splits: Splits, todo: list[Candidate], executor: Executor
+) -> list[Job]:
+    """One job per candidate of ``todo``; models, data and each cut's prefix features shared once."""
+    features = prefix_cache(plan.front, large, todo, splits, config.device)
+    front, back, data, settings = (executor.share(x) for x in (plan.front, plan.back, splits, config))
+    teacher = front if large is plan.front else executor.share(large)
+    cuts = {i: executor.share({i: f}) for i, f in features.items()}
+    gpus = 1.0 if config.device == "cuda" and executor.remote else 0.0
+    return [
+        Job(
+            tune_job,
+            (front, back, c, data, settings, cuts[c.point.front_block], teacher, config.device),
+            f"tune {c.point.variant_id}",
+            num_cpus=config.threads,
+            num_gpus=gpus,
+        )
+        for c in todo
+    ]
+
+
 def tune_stage(
     config: BuildConfig,
     plan: Plan,
@@ -62,11 +136,15 @@ def tune_stage(
     splits: Splits,
     store: StageCache,
     progress: Reporter,
+    executor: Executor | None = None,
 ) -> list[StitchedVariant]:
-    """Every candidate of ``plan`` built and tuned (the large model is the distillation teacher), in plan order."""
-    features = prefix_cache(plan.front, large, plan.candidates, splits)
+    """Every candidate of ``plan`` built and tuned (the large model is the distillation teacher), in plan order.
+
+    ``config.device`` (``cpu`` or ``cuda``, resolved) is where the prefix features and the tuning are computed.
+    """
+    executor = executor or LocalExecutor()
     progress.stage("tuning adapters", len(plan.candidates))
-    out = []
+    found = {}
     for c in plan.candidates:
         inputs = {
             "config": KEY.config_part(config),
@@ -74,15 +152,22 @@ def tune_stage(
             "models": store.models(large, small, config),
             "data": store.data(splits),
         }
-        run = partial(
-            build_stitched, plan.front, plan.back, c, splits, config.tune, config.seed, features, teacher=large
-        )
-        load = partial(_load, plan.front, plan.back)
-        sv, reused = store.run(f"tune {c.point.variant_id}", KEY, inputs, run, _save, load)
-        out.append(sv)
-        progress(
-            f"  {c.point.variant_id}: LS R^2 {sv.ls_r2:.3f}, val {sv.tune.val_accuracy_init:.3f} -> "
-            f"{sv.tune.val_accuracy:.3f} " + ("reused (cache)" if reused else f"in {sv.tune_seconds:.1f}s")
-        )
-        progress.advance("tuning adapters")
+        found[c] = store.lookup(f"tune {c.point.variant_id}", KEY, inputs, lambda e: _load(plan.front, plan.back, e))
+        if found[c].hit:
+            _report(progress, found[c].value, True)
+    todo = [c for c in plan.candidates if not found[c].hit]
+    jobs = _jobs(config, plan, large, splits, todo, executor) if todo else []
+    computed: dict[Candidate, tuple[StitchedVariant, torch.Tensor]] = {}
+
+    def finished(k: int, done: Done) -> None:
+        sv = done.get().attach(plan.front, plan.back)
+        computed[todo[k]] = sv, done.rng
+        store.keep(f"tune {todo[k].point.variant_id}", found[todo[k]], sv, _save, done.rng)
+        _report(progress, sv, False)
+
+    executor.run(jobs, progress, finished)
+    out = [found[c].value if found[c].hit else computed[c][0] for c in plan.candidates]
+    if plan.candidates:  # the random state the last candidate left, as if all had run here in plan order
+        last = plan.candidates[-1]
+        torch.set_rng_state(found[last].rng if found[last].hit else computed[last][1])
     return out

@@ -178,6 +178,22 @@ def describe_rule(profile: Profile, mode: str, noise_z: float = 0.0) -> str:
     return f"variants with {limits}, on the Pareto front of validation accuracy vs latency{noise}{thin}"
 
 
+def require_feasible(candidates: list[Option], profile: Profile) -> None:
+    """Raise unless at least one of ``candidates`` fits ``profile``.
+
+    Raises:
+        InfeasibleError: none fits; the message names the closest one and how far it misses.
+    """
+    if not candidates:
+        raise InfeasibleError(f"no variants to select from for profile {profile.name}")
+    if any(not limit_violations(c, profile) for c in candidates):
+        return
+    closest = min(candidates, key=lambda c: _miss_ratio(c, profile))
+    raise InfeasibleError(
+        f"no variant fits profile {profile.name}; closest is {closest.variant_id}: " + describe_misses(closest, profile)
+    )
+
+
 def select(candidates: list[Option], profile: Profile, pareto: bool = True, noise_z: float = 0.0) -> list[Decision]:
     """Decide for every candidate; raise when nothing fits.
 
@@ -190,16 +206,9 @@ def select(candidates: list[Option], profile: Profile, pareto: bool = True, nois
     Raises:
         InfeasibleError: no candidate fits; the message names the closest one and how far it misses.
     """
-    if not candidates:
-        raise InfeasibleError(f"no variants to select from for profile {profile.name}")
+    require_feasible(candidates, profile)
     violations = {c.variant_id: limit_violations(c, profile) for c in candidates}
     feasible = [c for c in candidates if not violations[c.variant_id]]
-    if not feasible:
-        closest = min(candidates, key=lambda c: _miss_ratio(c, profile))
-        raise InfeasibleError(
-            f"no variant fits profile {profile.name}; closest is {closest.variant_id}: "
-            + describe_misses(closest, profile)
-        )
     dominators = {c.variant_id: _dominator(c, feasible, noise_z) if pareto else None for c in feasible}
     front = [c for c in feasible if dominators[c.variant_id] is None]
     thinned = thin_front(front, profile.selection.min_latency_gain) if pareto else {}

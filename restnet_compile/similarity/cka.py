@@ -17,6 +17,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
+from restnet_compile._util.torch_state import on_device
 from restnet_compile.models.blocks import BlockSequence
 
 
@@ -78,22 +79,26 @@ class StreamingCKA:
         if self.cross is None or self.self_a is None or self.self_b is None:
             raise ValueError("CKA needs at least one minibatch of 4 or more samples")
         denom = torch.sqrt(torch.clamp(torch.outer(self.self_a, self.self_b), min=1e-300))
-        return (self.cross / denom).numpy()
+        return (self.cross / denom).cpu().numpy()
 
 
 @torch.no_grad()
-def cka_matrix(large: BlockSequence, small: BlockSequence, batches: Iterable[np.ndarray]) -> np.ndarray:
+def cka_matrix(
+    large: BlockSequence, small: BlockSequence, batches: Iterable[np.ndarray], device: str | torch.device = "cpu"
+) -> np.ndarray:
     """CKA between every block output of ``large`` (rows) and of ``small`` (columns), in one streaming pass.
 
     Args:
         large: The model whose prefix is kept.
         small: The model whose suffix is appended.
         batches: Minibatches of images ``B x C x H x W`` (use at least 4 per batch; 64-256 is typical).
+        device: Where the forward passes and the sums run (the models are moved there and back).
     """
     large.eval()
     small.eval()
     acc = StreamingCKA()
-    for images in batches:
-        x = torch.from_numpy(np.ascontiguousarray(images))
-        acc.update(large.block_outputs(x), small.block_outputs(x))
+    with on_device((large, small), device):
+        for images in batches:
+            x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+            acc.update(large.block_outputs(x), small.block_outputs(x))
     return acc.result()

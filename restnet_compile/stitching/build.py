@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, replace
 
 import torch
 
+from restnet_compile._util.torch_state import on_device
 from restnet_compile.config.build import TuneSettings
 from restnet_compile.data import Splits
 from restnet_compile.models.blocks import BlockSequence
@@ -29,12 +31,25 @@ class StitchedVariant:
 
 
 def prefix_cache(
-    front: BlockSequence, teacher: BlockSequence, candidates: list[Candidate], splits: Splits
+    front: BlockSequence,
+    teacher: BlockSequence,
+    candidates: list[Candidate],
+    splits: Splits,
+    device: str | torch.device = "cpu",
 ) -> dict[int, tuple[CachedSplit, CachedSplit]]:
-    """Train / val prefix features of every candidate's cut and the teacher's logits, one pass per split."""
+    """Train / val prefix features of every candidate's cut and the teacher's logits, one pass per split.
+
+    The passes run on ``device``; the features are kept on the CPU (a tuning job moves its own cut's to its device).
+    """
     cuts = {c.point.front_block for c in candidates}
-    train, val = cache_cuts(front, teacher, cuts, splits.train), cache_cuts(front, teacher, cuts, splits.val)
+    with on_device((front, teacher), device):
+        train = cache_cuts(front, teacher, cuts, splits.train, device=device)
+        val = cache_cuts(front, teacher, cuts, splits.val, device=device)
     return {i: (train[i], val[i]) for i in cuts}
+
+
+def _split_to(split: CachedSplit, device: str | torch.device) -> CachedSplit:
+    return CachedSplit(split.feats.to(device), split.teacher.to(device), split.labels.to(device))
 
 
 def _seed_for(seed: int, candidate: Candidate) -> int:
@@ -50,6 +65,7 @@ def build_stitched(
     seed: int,
     cache: dict[int, tuple[CachedSplit, CachedSplit]] | None = None,
     teacher: BlockSequence | None = None,
+    device: str | torch.device = "cpu",
 ) -> StitchedVariant:
     """Build and tune the variant for ``candidate``.
 
@@ -62,7 +78,25 @@ def build_stitched(
         seed: Base seed; each candidate derives its own from it.
         cache: Prefix features per front cut, shared between candidates that cut at the same block.
         teacher: Distillation teacher (default ``front``; the large model when stitching small -> large).
+        device: Where the least-squares fit and the tuning run; the variant comes back on the CPU.
     """
+    teacher = front if teacher is None else teacher
+    with on_device((front, back, teacher), device):
+        sv = _build(front, back, candidate, splits, tune, seed, {} if cache is None else cache, teacher, device)
+    return dataclasses.replace(sv, net=sv.net.to("cpu")) if torch.device(device).type != "cpu" else sv
+
+
+def _build(
+    front: BlockSequence,
+    back: BlockSequence,
+    candidate: Candidate,
+    splits: Splits,
+    tune: TuneSettings,
+    seed: int,
+    cache: dict[int, tuple[CachedSplit, CachedSplit]],
+    teacher: BlockSequence,
+    device: str | torch.device,
+) -> StitchedVariant:
     start = time.perf_counter()
     torch.manual_seed(_seed_for(seed, candidate))
     specs_f, specs_b = front.feature_specs(), back.feature_specs()
@@ -71,19 +105,18 @@ def build_stitched(
     name = choose_adapter(tune.adapter, candidate.adapter, specs_f[i], specs_b[j])
     candidate = replace(candidate, adapter=name)
     adapter = ADAPTERS.get(name)(specs_f[i], specs_b[j])
-    net = StitchedNet(front, back, candidate.point, adapter).eval()
+    net = StitchedNet(front, back, candidate.point, adapter).eval()  # the adapter on the CPU for its LS fit
     with torch.no_grad():
-        x = torch.from_numpy(splits.calib.images)
-        r2 = adapter.least_squares_init(net.prefix(x), back.run_blocks(x, 0, j + 1))
-    cache = {} if cache is None else cache
+        x = torch.from_numpy(splits.calib.images).to(device)
+        r2 = adapter.least_squares_init(net.prefix(x).cpu(), back.run_blocks(x, 0, j + 1).cpu())
+    net.to(device)
     if i not in cache:
-        teacher = front if teacher is None else teacher
         cache[i] = (cache_split(net, teacher, splits.train), cache_split(net, teacher, splits.val))
-    train, val = cache[i]
+    train, val = (_split_to(s, device) for s in cache[i])
     targets = None
     if recipe.needs_targets:
         with torch.no_grad():
-            x = torch.from_numpy(splits.train.images)
+            x = torch.from_numpy(splits.train.images).to(device)
             targets = torch.cat([back.run_blocks(x[k : k + 250], 0, j + 1) for k in range(0, len(x), 250)])
     result = recipe.run(net, RecipeData(train, val, targets), tune, _seed_for(seed, candidate))
     return StitchedVariant(net.eval(), candidate, round(r2, 4), result, round(time.perf_counter() - start, 2))

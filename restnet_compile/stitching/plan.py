@@ -7,6 +7,12 @@ that a registered adapter can produce from block ``i``'s output (same feature ki
 take the ``j`` with the highest CKA. Each cut yields at most one candidate, so candidates are distinct; if there are
 more than ``max_candidates``, keep those with the highest CKA, then order by cut.
 
+A build first costs every pair that (a)-(c) allow (:func:`stitch_pairs`) on its device profile, before any CKA or
+tuning (``pipeline.screen``), and passes the pairs that profile can run as ``allowed``: (d) the plan picks among
+those pairs only. A cut whose best pair the device cannot run then yields its best runnable pair instead of a
+candidate that would be tuned only to be dropped, and when every pair is runnable the plan is the same as without
+(d). A build for several profiles plans once per profile and tunes the union of their candidates.
+
 The front model is the large one by default (ReStNet: large prefix -> small suffix); with ``order="small-large"``
 (SN-Net) the small model's prefix feeds the large model's suffix and the rule runs on the transposed matrix. The
 adapter for each pair is the planned one (``adapters.adapter_for``: the registered adapter of lowest planning
@@ -16,6 +22,7 @@ and transformer blocks are planned the same way.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,8 +42,26 @@ class Candidate:
     cka: float
 
 
+def stitch_pairs(front: list[FeatureSpec], back: list[FeatureSpec], rule: PlanSettings) -> list[tuple[int, int, str]]:
+    """Every (front cut ``i``, back block ``j``, planned adapter) that conditions (a)-(c) of the rule allow."""
+    n_f, n_b = len(front), len(back)
+    pairs = []
+    for i in range(n_f - 1):
+        for j in range(n_b - rule.min_suffix_blocks):
+            if abs((i + 1) / n_f - (j + 1) / n_b) > rule.depth_band:
+                continue
+            adapter = adapter_for(front[i], back[j])
+            if adapter is not None:
+                pairs.append((i, j, adapter))
+    return pairs
+
+
 def plan_candidates(
-    cka: np.ndarray, front: list[FeatureSpec], back: list[FeatureSpec], rule: PlanSettings
+    cka: np.ndarray,
+    front: list[FeatureSpec],
+    back: list[FeatureSpec],
+    rule: PlanSettings,
+    allowed: Collection[tuple[int, int]] | None = None,
 ) -> list[Candidate]:
     """Apply ``rule`` to the CKA matrix (rows: front blocks, columns: back blocks).
 
@@ -45,21 +70,14 @@ def plan_candidates(
         front: Output specs of the front model's blocks.
         back: Output specs of the back model's blocks.
         rule: The rule's parameters (``BuildConfig.plan``).
+        allowed: The (front cut, back block) pairs the device can run (condition (d)); None allows every pair.
     """
-    n_f, n_b = len(front), len(back)
     tags = ("S", "L") if rule.order == "small-large" else ("L", "S")
-    found: list[Candidate] = []
-    for i in range(n_f - 1):
-        best: Candidate | None = None
-        for j in range(n_b - rule.min_suffix_blocks):
-            if abs((i + 1) / n_f - (j + 1) / n_b) > rule.depth_band:
-                continue
-            adapter = adapter_for(front[i], back[j])
-            if adapter is None:
-                continue
-            if best is None or cka[i, j] > best.cka:
-                best = Candidate(StitchPoint(i, j, *tags), adapter, float(cka[i, j]))
-        if best is not None:
-            found.append(best)
-    kept = sorted(found, key=lambda c: -c.cka)[: rule.max_candidates]
+    best: dict[int, Candidate] = {}
+    for i, j, adapter in stitch_pairs(front, back, rule):
+        if allowed is not None and (i, j) not in allowed:
+            continue
+        if i not in best or cka[i, j] > best[i].cka:
+            best[i] = Candidate(StitchPoint(i, j, *tags), adapter, float(cka[i, j]))
+    kept = sorted(best.values(), key=lambda c: -c.cka)[: rule.max_candidates]
     return sorted(kept, key=lambda c: (c.point.front_block, c.point.back_block))

@@ -44,32 +44,39 @@ class TuneResult:
 
 @torch.no_grad()
 def cache_split(net: StitchedNet, teacher: torch.nn.Module, ds: Dataset, batch: int = 250) -> CachedSplit:
-    """Run the frozen prefix (and the teacher) once over ``ds``."""
+    """Run the frozen prefix (and the teacher) once over ``ds``, on the device ``net`` is on."""
+    device = next(net.prefix.parameters(), torch.empty(0)).device
     feats, logits = [], []
     for i in range(0, len(ds), batch):
-        x = torch.from_numpy(ds.images[i : i + batch])
+        x = torch.from_numpy(ds.images[i : i + batch]).to(device)
         feats.append(net.prefix(x))
         logits.append(teacher(x))
-    return CachedSplit(torch.cat(feats), torch.cat(logits), torch.from_numpy(ds.labels))
+    return CachedSplit(torch.cat(feats), torch.cat(logits), torch.from_numpy(ds.labels).to(device))
 
 
 @torch.no_grad()
 def cache_cuts(
-    front: BlockSequence, teacher: torch.nn.Module, cuts: set[int], ds: Dataset, batch: int = 250
+    front: BlockSequence,
+    teacher: torch.nn.Module,
+    cuts: set[int],
+    ds: Dataset,
+    batch: int = 250,
+    device: str | torch.device = "cpu",
 ) -> dict[int, CachedSplit]:
     """Prefix features at every cut in ``cuts`` and the teacher's logits, from ONE pass over ``ds``.
 
     When the teacher is the front model (large prefix -> small suffix) its logits come from the same pass, so the
-    caching cost of all candidates together is one forward of the large model.
+    caching cost of all candidates together is one forward of the large model. The pass runs on ``device`` (where
+    both models must be); the features are kept on the CPU.
     """
     feats: dict[int, list[torch.Tensor]] = {i: [] for i in cuts}
     logits = []
     for k in range(0, len(ds), batch):
-        x = torch.from_numpy(ds.images[k : k + batch])
+        x = torch.from_numpy(ds.images[k : k + batch]).to(device)
         outs = front.block_outputs(x)
         for i in cuts:
-            feats[i].append(outs[i])
-        logits.append(front.head(outs[-1]) if teacher is front else teacher(x))
+            feats[i].append(outs[i].cpu())
+        logits.append((front.head(outs[-1]) if teacher is front else teacher(x)).cpu())
     labels, teach = torch.from_numpy(ds.labels), torch.cat(logits)
     return {i: CachedSplit(torch.cat(f), teach, labels) for i, f in feats.items()}
 
@@ -126,6 +133,7 @@ def frozen_tail(net: StitchedNet) -> Callable[[torch.Tensor], torch.Tensor]:
 def _loss(
     run: Callable[[torch.Tensor], torch.Tensor], split: CachedSplit, idx: torch.Tensor, cfg: TuneSettings
 ) -> torch.Tensor:
+    idx = idx.to(split.feats.device)
     logits = run(split.feats[idx])
     loss = F.cross_entropy(logits, split.labels[idx])
     if cfg.distill_weight > 0:

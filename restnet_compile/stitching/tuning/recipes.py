@@ -74,7 +74,7 @@ def feature_match(net: StitchedNet, feats: torch.Tensor, targets: torch.Tensor, 
     for _ in range(cfg.match_epochs):
         order = torch.randperm(len(feats), generator=gen)
         for i in range(0, len(order), cfg.batch_size):
-            idx = order[i : i + cfg.batch_size]
+            idx = order[i : i + cfg.batch_size].to(feats.device)
             loss = (((adapter.trainable(feats[idx]) - targets[idx]) ** 2) / scale).mean()
             opt.zero_grad()
             loss.backward()
