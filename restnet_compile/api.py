@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from restnet_compile.config.device import Profile, Target
     from restnet_compile.cost.calibrate import Measurement
     from restnet_compile.cost.latency import Fit
+    from restnet_compile.models.block_table import BlockInfo
     from restnet_compile.pipeline.analyze import AnalyzeResult
 
 __all__ = [
@@ -36,10 +37,12 @@ __all__ = [
     "CalibrationResult",
     "FleetResult",
     "Manifest",
+    "ModelBlocks",
     "Prediction",
     "ProfileFailure",
     "analyze",
     "bench",
+    "blocks",
     "build",
     "build_fleet",
     "calibrate",
@@ -124,6 +127,42 @@ def analyze(config: BuildConfig, out_dir: Path | None = None, samples: int | Non
 
     with deterministic(config.seed, config.threads):
         return survey(config, out_dir, samples)
+
+
+@dataclass(frozen=True)
+class ModelBlocks:
+    """The blocks a build cuts one model into: what a user reads to choose ``large_split`` / ``small_split``.
+
+    Attributes:
+        role: ``large`` or ``small``.
+        model: The model's name as given.
+        input_shape: ``(C, H, W)`` it takes.
+        rows: Every block, then the head: where it ends in the original model, its output and its multiply-adds.
+    """
+
+    role: str
+    model: str
+    input_shape: tuple[int, int, int]
+    rows: list[BlockInfo]
+
+
+def blocks(config: BuildConfig, roles: tuple[str, ...] = ("large", "small")) -> list[ModelBlocks]:
+    """The blocks of ``config``'s models named by ``roles``, as the build splits them (with ``*_split`` and
+    ``max_blocks``); no data is read.
+
+    Raises:
+        BadInputError: invalid models, checkpoints, splits or preprocessing contracts.
+    """
+    from restnet_compile._util.torch_state import deterministic
+    from restnet_compile.models.block_table import block_table
+    from restnet_compile.pipeline.load import load_model
+
+    with deterministic(config.seed, config.threads):
+        out = []
+        for role in roles:
+            model = load_model(config, role)
+            out.append(ModelBlocks(role, model.model_name, model.input_shape, block_table(model)))
+        return out
 
 
 @dataclass(frozen=True)

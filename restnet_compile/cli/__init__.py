@@ -12,6 +12,7 @@ import click
 from restnet_compile import __version__
 from restnet_compile.cli.analyze import analyze_cmd
 from restnet_compile.cli.base import run_guarded
+from restnet_compile.cli.blocks import blocks_cmd
 from restnet_compile.cli.build import build_cmd
 from restnet_compile.cli.bundle_cmds import bench_cmd, inspect_cmd, run_cmd, verify_cmd
 from restnet_compile.cli.calibrate import calibrate_cmd
@@ -32,6 +33,7 @@ def cli() -> None:
 cli.add_command(build_cmd)
 cli.add_command(calibrate_cmd)
 cli.add_command(analyze_cmd)
+cli.add_command(blocks_cmd)
 cli.add_command(inspect_cmd)
 cli.add_command(verify_cmd)
 cli.add_command(run_cmd)

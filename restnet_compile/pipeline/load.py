@@ -57,6 +57,28 @@ def image_policy(config: BuildConfig) -> ImagePolicy:
     return ImagePolicy(given.resize, given.crop, given.interpolation or "bilinear")
 
 
+def load_model(config: BuildConfig, role: str) -> BlockSequence:
+    """``config``'s ``role`` model (``large`` or ``small``), frozen, split, normalising its input (see
+    :func:`load_models`).
+
+    Raises:
+        BadInputError: unknown model, bad checkpoint, unsplittable model or a bad preprocessing contract.
+    """
+    weights = getattr(config, f"{role}_weights")
+    raw = create_model(
+        getattr(config, role),
+        Path(weights) if weights else None,
+        input_shape=config.input_shape,
+        num_classes=config.num_classes,
+        split=getattr(config, f"{role}_split"),
+        max_blocks=config.max_blocks,
+    )
+    norm = normalization(config, role, raw)
+    model = normalized(raw, norm)
+    model.normalization = norm
+    return model
+
+
 def load_models(config: BuildConfig) -> tuple[BlockSequence, BlockSequence]:
     """The large and small model of ``config``, frozen, each normalising its input as it was trained on (see
     :func:`normalization`; the result is on the model as ``normalization``), checked to take the same input and give
@@ -66,21 +88,7 @@ def load_models(config: BuildConfig) -> tuple[BlockSequence, BlockSequence]:
         BadInputError: unknown model, bad checkpoint, unsplittable model, a bad preprocessing contract, or models that
             disagree on input or classes.
     """
-    models = []
-    for role in ("large", "small"):
-        weights = getattr(config, f"{role}_weights")
-        raw = create_model(
-            getattr(config, role),
-            Path(weights) if weights else None,
-            input_shape=config.input_shape,
-            num_classes=config.num_classes,
-            split=getattr(config, f"{role}_split"),
-            max_blocks=config.max_blocks,
-        )
-        norm = normalization(config, role, raw)
-        model = normalized(raw, norm)
-        model.normalization = norm
-        models.append(model)
+    models = [load_model(config, role) for role in ("large", "small")]
     large, small = models
     if large.input_shape != small.input_shape:
         shapes = f"{'x'.join(map(str, large.input_shape))} vs {'x'.join(map(str, small.input_shape))}"
