@@ -121,6 +121,12 @@ class Parity(Strict):
     """How close an exported model must stay to PyTorch."""
 
     max_abs_diff: float | None = Field(None, gt=0, description="fp targets: largest |logit difference|")
+    max_rel_diff: float | None = Field(
+        None,
+        ge=0,
+        description="fp targets: added to max_abs_diff per unit of the largest |PyTorch logit| (float rounding grows "
+        "with the logits' scale)",
+    )
     min_top1_agreement: float | None = Field(None, gt=0, le=1, description="quantized targets")
     max_accuracy_drop: float | None = Field(None, ge=0, le=1, description="quantized targets, absolute")
 

@@ -59,8 +59,12 @@ def check_parity(
     acc_torch = float((reference.argmax(1) == labels).mean())
     tol = target.parity
     failures = []
-    if tol.max_abs_diff is not None and diff > tol.max_abs_diff:
-        failures.append(f"max |diff| {diff:.2e} > {tol.max_abs_diff:.0e}")
+    if tol.max_abs_diff is not None:
+        scale = float(np.abs(reference).max()) if len(reference) else 0.0
+        allowed = tol.max_abs_diff + (tol.max_rel_diff or 0.0) * scale
+        if diff > allowed:
+            rel = f" + {tol.max_rel_diff:.0e} x max |logit| {scale:.3g}" if tol.max_rel_diff else ""
+            failures.append(f"max |diff| {diff:.2e} > {tol.max_abs_diff:.0e}{rel}")
     if tol.min_top1_agreement is not None and agree < tol.min_top1_agreement:
         failures.append(f"top-1 agreement {agree:.1%} < {tol.min_top1_agreement:.0%}")
     if tol.max_accuracy_drop is not None and acc_torch - acc > tol.max_accuracy_drop:
