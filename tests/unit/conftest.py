@@ -77,10 +77,11 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory, digits: tuple[torch.Te
         estimate_batchnorm(model, digits[0])
         state = {k: v.contiguous() for k, v in model.state_dict().items()}
         if key == "timm":
-            folder = root / "resnet10t-digits"
+            arch = SPECS[key].removeprefix("timm:")
+            folder = root / f"{arch}-digits"
             folder.mkdir()
             save_file(state, str(folder / "model.safetensors"))
-            config = {"architecture": "resnet10t", "num_classes": 10, "pretrained_cfg": {**DIGIT_STATS}}
+            config = {"architecture": arch, "num_classes": 10, "pretrained_cfg": {**DIGIT_STATS}}
             (folder / "config.json").write_text(json.dumps(config))
             paths[key] = folder
         elif key == "residual":

@@ -15,9 +15,17 @@ SPECS = {
     "residual": f"{FIXTURES}/residual_cnn.py:ResNetMini",
     "dict_output": f"{FIXTURES}/multi_output.py:EmbeddingNet",
     "tuple_output": f"{FIXTURES}/multi_output.py:AuxNet",
-    "timm": "timm:resnet10t",
+    "timm": "timm:test_resnet",
 }
 DIGIT_STATS = {"mean": [0.1307], "std": [0.3081]}
+#: Checkpoints of the fixture models trained on normalised digits (``scripts/train_fixture_models.py``), shipped.
+TRAINED = FIXTURES / "trained"
+_TRAINED_FILES = {"residual": "residual.safetensors", "timm": "test_resnet"}
+
+
+def trained_path(key: str) -> Path:
+    """Where fixture ``key``'s trained checkpoint is: a ``.pth`` file, a ``.safetensors`` file or a timm folder."""
+    return TRAINED / _TRAINED_FILES.get(key, f"{key}.pth")
 
 
 def estimate_batchnorm(model: nn.Module, images: torch.Tensor) -> None:

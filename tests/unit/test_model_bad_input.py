@@ -94,7 +94,9 @@ def test_timm_weights_folder_of_another_architecture(tmp_path: Path, checkpoints
     folder = tmp_path / "weights"
     shutil.copytree(checkpoints["timm"], folder)
     (folder / "config.json").write_text(json.dumps({"architecture": "resnet18", "num_classes": 10}))
-    _refused(r"config\.json describes architecture 'resnet18', not 'resnet10t'", name="timm:resnet10t", weights=folder)
+    _refused(
+        r"config\.json describes architecture 'resnet18', not 'test_resnet'", name="timm:test_resnet", weights=folder
+    )
     (folder / "config.json").unlink()
     (folder / "model.safetensors").unlink()
     _refused(

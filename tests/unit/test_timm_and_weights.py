@@ -35,7 +35,7 @@ def test_timm_model_from_a_local_folder_without_network(
 ) -> None:
     attempts = _block_sockets(monkeypatch)
     before = os.environ.get("HF_HUB_OFFLINE")
-    model = create_model("timm:resnet10t", weights=checkpoints["timm"], input_shape=MNIST)  # classes: config.json
+    model = create_model(SPECS["timm"], weights=checkpoints["timm"], input_shape=MNIST)  # classes: config.json
     assert attempts == [] and os.environ.get("HF_HUB_OFFLINE") == before
     assert model.num_classes() == 10
     saved = read_state_dict(checkpoints["timm"], "timm")
@@ -88,5 +88,5 @@ def test_training_checkpoints_are_unwrapped(tmp_path: Path) -> None:
 def test_timm_folder_with_pytorch_model_bin(tmp_path: Path, checkpoints: dict[str, Path]) -> None:
     state = read_state_dict(checkpoints["timm"], "timm")
     torch.save(state, tmp_path / "pytorch_model.bin")
-    model = create_model("timm:resnet10t", weights=tmp_path, input_shape=MNIST, num_classes=10)
+    model = create_model(SPECS["timm"], weights=tmp_path, input_shape=MNIST, num_classes=10)
     assert torch.equal(model.head.graph_module.get_submodule("fc").weight, state["fc.weight"])
