@@ -448,7 +448,8 @@ def stream_memory(d: dict) -> Lines:
         if r.get("timed_out"):
             return [label, n, "stopped after", f"{r['seconds']:.0f} s", "-", "-", "-"]
         if r.get("code"):
-            return [label, n, f"exit {r['code']}", "-", "-", "-", "-"]
+            how = f"stopped (signal {-r['code']})" if r["code"] < 0 else f"exit {r['code']}"
+            return [label, n, how, "-", "-", f"{r['seconds'] / int(n):.3f}", "-"]
         return [
             label,
             n,
@@ -462,6 +463,8 @@ def stream_memory(d: dict) -> Lines:
     rows = [row("streaming", n, r) for n, r in sorted(d["runs"].items(), key=lambda kv: int(kv[0]))]
     rows += [row("before streaming", n, r) for n, r in sorted(d["before"].items(), key=lambda kv: int(kv[0]))]
     lo, hi = d["rss_ratio_sizes"]
+    largest = max(d["runs"], key=int)
+    unfinished = [] if int(largest) == hi else [f"The {int(largest):,}-image build did not finish on this machine."]
     return [
         f"{d['pair']}; {d['data']}; {d['settings']['tune']['epochs']} tuning epoch, at most "
         f"{d['settings']['plan']['max_candidates']} candidates, profile {d['profile']}, target {d['target']}, "
@@ -470,8 +473,9 @@ def stream_memory(d: dict) -> Lines:
         "",
         *table(["code", "images", "peak RSS MiB", "feature store", "CPU s / image", "wall s / image", "CPU s"], rows),
         "",
-        f"**Result.** Peak RSS at {hi:,} images / at {lo:,} images = {d['rss_ratio']} (goal <= {d['goal']}: "
-        f"{goal_word(d['meets_goal'])}).",
+        *unfinished,
+        f"**Result.** Peak RSS at {hi:,} images / at {lo:,} images = {d['rss_ratio']} (goal <= {d['goal']} at "
+        f"{int(largest):,} images: {goal_word(d['meets_goal']) if not unfinished else 'not measured'}).",
     ]
 
 

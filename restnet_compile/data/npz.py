@@ -142,9 +142,11 @@ def read_npz_lazy(path: Path) -> tuple[NpzImages, np.ndarray, int]:
             raw, temp = _map_images(path, z)
     except _READ_ERRORS as exc:
         raise BadInputError(f"data file {path} is not a readable .npz of arrays: {exc}") from None
-    images = NpzImages(raw, sha256_file(path), temp)
     if raw.ndim not in (3, 4):
+        if temp is not None:
+            _remove(temp)
         raise BadInputError(f"data file {path}: images must be N x C x H x W, N x H x W x C or N x H x W")
+    images = NpzImages(raw, sha256_file(path), temp)
     _check_range(raw, path)
     if labels.ndim != 1 or len(labels) != len(raw) or not np.issubdtype(labels.dtype, np.integer):
         raise BadInputError(f"data file {path}: labels must be {len(raw)} integers, one per image")

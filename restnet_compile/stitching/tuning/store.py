@@ -20,6 +20,7 @@ indices), so the tuning loop reads a store as it would read a tensor. Four kinds
 from __future__ import annotations
 
 import os
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -173,8 +174,6 @@ class RowsWriter:
         if self.kind == "ram":
             self.tensor = torch.empty(self.shape, dtype=dtype)
             return
-        import tempfile
-
         fd, name = tempfile.mkstemp(prefix="features.", suffix=".bin", dir=self.folder)
         os.close(fd)
         self.file = Path(name)
