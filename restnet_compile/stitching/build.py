@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -77,6 +78,19 @@ def match_targets(back: BlockSequence, stop: int, images: object, store: Feature
     return writer.finish().to(device)
 
 
+@torch.no_grad()
+def in_batches(
+    fn: Callable[[torch.Tensor], torch.Tensor], images: object, device: str | torch.device, batch: int = 250
+) -> torch.Tensor:
+    """``fn`` of all ``images``, run on ``device`` in batches of ``batch`` rows (read as needed), on the CPU."""
+    n = len(images)  # type: ignore[arg-type]
+    parts = [
+        fn(torch.from_numpy(np.ascontiguousarray(images[k : k + batch])).to(device)).cpu()  # type: ignore[index]
+        for k in range(0, n, batch)
+    ]
+    return torch.cat(parts)
+
+
 def _split_to(split: CachedSplit, device: str | torch.device) -> CachedSplit:
     return CachedSplit(split.feats.to(device), split.teacher.to(device), split.labels.to(device))
 
@@ -139,9 +153,10 @@ def _build(
     candidate = replace(candidate, adapter=name)
     adapter = ADAPTERS.get(name)(specs_f[i], specs_b[j])
     net = StitchedNet(front, back, candidate.point, adapter).eval()  # the adapter on the CPU for its LS fit
-    with torch.no_grad():
-        x = torch.from_numpy(np.ascontiguousarray(splits.calib.images)).to(device)
-        r2 = adapter.least_squares_init(net.prefix(x).cpu(), back.run_blocks(x, 0, j + 1).cpu())
+    calib = splits.calib.images
+    r2 = adapter.least_squares_init(
+        in_batches(net.prefix, calib, device), in_batches(lambda x: back.run_blocks(x, 0, j + 1), calib, device)
+    )
     net.to(device)
     if i not in cache:
         cache.update(prefix_cache(front, teacher, [candidate], splits, device, store))
