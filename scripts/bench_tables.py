@@ -447,9 +447,10 @@ def stream_memory(d: dict) -> Lines:
     def row(label: str, n: str, r: dict) -> list[str]:
         if r.get("timed_out"):
             return [label, n, "stopped after", f"{r['seconds']:.0f} s", "-", "-", "-"]
+        if r.get("code") and r["code"] < 0:
+            return [label, n, f"{_mib(r['peak_rss_bytes'])} until stopped", "-", "-", "-", f"{r['cpu_seconds']:.0f}"]
         if r.get("code"):
-            how = f"stopped (signal {-r['code']})" if r["code"] < 0 else f"exit {r['code']}"
-            return [label, n, how, "-", "-", f"{r['seconds'] / int(n):.3f}", "-"]
+            return [label, n, f"exit {r['code']}", "-", "-", "-", "-"]
         return [
             label,
             n,
@@ -464,7 +465,15 @@ def stream_memory(d: dict) -> Lines:
     rows += [row("before streaming", n, r) for n, r in sorted(d["before"].items(), key=lambda kv: int(kv[0]))]
     lo, hi = d["rss_ratio_sizes"]
     largest = max(d["runs"], key=int)
-    unfinished = [] if int(largest) == hi else [f"The {int(largest):,}-image build did not finish on this machine."]
+    big = d["runs"][largest]
+    unfinished = []
+    if int(largest) != hi:
+        unfinished = [
+            f"The {int(largest):,}-image build was stopped after {big['seconds'] / 60:.0f} minutes, "
+            f"{big['cpu_seconds']:.0f} CPU s, at its progress line `{big['error']}`: on this shared machine it would "
+            "not have finished in the time there was. Its peak until then is in the table.",
+            "",
+        ]
     return [
         f"{d['pair']}; {d['data']}; {d['settings']['tune']['epochs']} tuning epoch, at most "
         f"{d['settings']['plan']['max_candidates']} candidates, profile {d['profile']}, target {d['target']}, "
@@ -481,6 +490,7 @@ def stream_memory(d: dict) -> Lines:
 
 def feature_store(d: dict) -> Lines:
     """Tuning from each feature store: epoch time against ram, accuracy, and the adapter against ram's."""
+    order = ["ram", "mmap", "mmap-fp16", "recompute"]
     rows = [
         [
             kind,
@@ -491,7 +501,7 @@ def feature_store(d: dict) -> Lines:
             pct(r["test_accuracy"], 2),
             "identical" if r["adapter_identical_to_ram"] else f"max diff {r['adapter_max_abs_diff']:.1e}",
         ]
-        for kind, r in d["stores"].items()
+        for kind, r in sorted(d["stores"].items(), key=lambda kv: order.index(kv[0]))
     ]
     same = [k for k, r in d["stores"].items() if r["adapter_identical_to_ram"] and k != "ram"]
     return [
