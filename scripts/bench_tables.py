@@ -435,3 +435,81 @@ def ray(d: dict) -> Lines:
         "",
         f"**Result.** Ray / local = {ratios}; bytes {'identical' if d['bytes_identical'] else 'DIFFERENT'} (required).",
     ]
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:,.0f}"
+
+
+def stream_memory(d: dict) -> Lines:
+    """Peak resident memory and time per image of one 224 px build per dataset size."""
+
+    def row(label: str, n: str, r: dict) -> list[str]:
+        if r.get("timed_out"):
+            return [label, n, "stopped after", f"{r['seconds']:.0f} s", "-", "-", "-"]
+        if r.get("code") and r["code"] < 0:
+            return [label, n, f"{_mib(r['peak_rss_bytes'])} until stopped", "-", "-", "-", f"{r['cpu_seconds']:.0f}"]
+        if r.get("code"):
+            return [label, n, f"exit {r['code']}", "-", "-", "-", "-"]
+        return [
+            label,
+            n,
+            _mib(r["peak_rss_bytes"]),
+            r.get("feature_store") or "in memory (no store)",
+            f"{r['cpu_seconds_per_image']:.3f}",
+            f"{r['seconds_per_image']:.3f}",
+            f"{r['cpu_seconds']:.0f}",
+        ]
+
+    rows = [row("streaming", n, r) for n, r in sorted(d["runs"].items(), key=lambda kv: int(kv[0]))]
+    rows += [row("before streaming", n, r) for n, r in sorted(d["before"].items(), key=lambda kv: int(kv[0]))]
+    lo, hi = d["rss_ratio_sizes"]
+    largest = max(d["runs"], key=int)
+    big = d["runs"][largest]
+    unfinished = []
+    if int(largest) != hi:
+        unfinished = [
+            f"The {int(largest):,}-image build was stopped after {big['seconds'] / 60:.0f} minutes, "
+            f"{big['cpu_seconds']:.0f} CPU s, at its progress line `{big['error']}`: on this shared machine it would "
+            "not have finished in the time there was. Its peak until then is in the table.",
+            "",
+        ]
+    return [
+        f"{d['pair']}; {d['data']}; {d['settings']['tune']['epochs']} tuning epoch, at most "
+        f"{d['settings']['plan']['max_candidates']} candidates, profile {d['profile']}, target {d['target']}, "
+        f"`--max-memory {d['max_memory']}`, {d['settings']['threads']} torch thread; each build one process, "
+        f"`--no-cache`, all side by side on {d['cpus']} CPUs (load average {d['load_average'][0]:.1f} at the end).",
+        "",
+        *table(["code", "images", "peak RSS MiB", "feature store", "CPU s / image", "wall s / image", "CPU s"], rows),
+        "",
+        *unfinished,
+        f"**Result.** Peak RSS at {hi:,} images / at {lo:,} images = {d['rss_ratio']} (goal <= {d['goal']} at "
+        f"{int(largest):,} images: {goal_word(d['meets_goal']) if not unfinished else 'not measured'}).",
+    ]
+
+
+def feature_store(d: dict) -> Lines:
+    """Tuning from each feature store: epoch time against ram, accuracy, and the adapter against ram's."""
+    order = ["ram", "mmap", "mmap-fp16", "recompute"]
+    rows = [
+        [
+            kind,
+            f"{r['epoch_over_ram']:.2f}",
+            f"{r['epoch_seconds']:.2f}",
+            f"{r['fill_seconds']:.2f}",
+            pct(r["val_accuracy"], 2),
+            pct(r["test_accuracy"], 2),
+            "identical" if r["adapter_identical_to_ram"] else f"max diff {r['adapter_max_abs_diff']:.1e}",
+        ]
+        for kind, r in sorted(d["stores"].items(), key=lambda kv: order.index(kv[0]))
+    ]
+    same = [k for k, r in d["stores"].items() if r["adapter_identical_to_ram"] and k != "ram"]
+    return [
+        f"{d['pair']} on {d['dataset']} ({d['train_images']:,} training images), candidate {d['candidate']}, 1 torch "
+        f"thread; epoch time: fastest of {d['rounds']} rounds, the stores taking turns; accuracy after the default "
+        f"recipe over {d['epochs']} epochs.",
+        "",
+        *table(["store", "epoch time / ram", "epoch s", "fill s", "val acc %", "test acc %", "adapter vs ram"], rows),
+        "",
+        f"**Result.** Adapters identical to the ram store's, byte for byte: {', '.join(same) or 'none'}.",
+    ]

@@ -171,6 +171,23 @@ SECTIONS: dict[str, Section] = {
         "bytes identical; the time ratio is reported.",
         bt.ray,
     ),
+    "stream_memory.json": Section(
+        "Memory as the dataset grows",
+        "How does the peak memory of a 224 px build grow from 400 to 6,400 images, now that data are read per batch "
+        "and tuning features are kept under a memory budget?",
+        "python bench/bench_stream_memory.py --before SRC",
+        "peak RSS(6,400 images) / peak RSS(400 images) <= 1.3.",
+        bt.stream_memory,
+    ),
+    "feature_store.json": Section(
+        "Feature stores",
+        "What does keeping tuning's prefix features in a file (fp32 or fp16), or recomputing them, cost per epoch "
+        "against memory, and what does it change in the tuned adapter?",
+        "python bench/bench_feature_store.py",
+        "mmap (fp32) gives the ram store's adapter byte for byte; the time ratios and the fp16 / recompute accuracy "
+        "are reported.",
+        bt.feature_store,
+    ),
 }
 
 HEADER = [

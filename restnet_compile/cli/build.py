@@ -82,6 +82,12 @@ def fleet_summary(fleet) -> list[dict]:  # type: ignore[no-untyped-def]
     "cluster, else a local instance. Same bytes either way.",
 )
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where CKA and tuning run (default: cpu).")
+@click.option(
+    "--max-memory",
+    metavar="SIZE",
+    help="Memory the build may hold in data, e.g. 4GiB: tuning's prefix features stay in RAM while they fit, else "
+    "go to a file on disk (default: a quarter of this machine's RAM).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress messages on stderr.")
 @click.option(
     "--events",
@@ -100,6 +106,7 @@ def build_cmd(
     no_cache: bool,
     executor: str | None,
     device: str | None,
+    max_memory: str | None,
     quiet: bool,
     events: bool,
     as_json: bool,
@@ -118,7 +125,7 @@ def build_cmd(
     from restnet_compile.report import variant_table
 
     overrides = config_overrides(models)
-    run = {"executor": executor, "device": device, "profiles": list(profiles) or None}
+    run = {"executor": executor, "device": device, "max_memory": max_memory, "profiles": list(profiles) or None}
     config = load_build_config(config_path, target=target, seed=seed, **run, **overrides)
     cache = False if no_cache else (cache_dir or True)
     fleet = len(config.profile_names()) > 1

@@ -10,6 +10,7 @@ from typing import Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from restnet_compile._util.units import parse_size
 from restnet_compile.config.device import Strict, describe_validation_error
 from restnet_compile.errors import BadInputError
 
@@ -134,6 +135,11 @@ class BuildConfig(Strict):
     small_split: tuple[str, ...] | None = Field(None, description="the same for the small model")
     max_blocks: int = Field(6, ge=2, description="most blocks the generic split rule makes of a traced model")
     dataset: str = Field("mnist10k", description="registered name, folder:DIR, npz:FILE, a directory or a .npz")
+    bad_images: Literal["fail", "skip"] = Field(
+        "fail",
+        description="an image file of a folder dataset that cannot be decoded stops the build, naming it (fail), or "
+        "is left out of every split (skip: each file is decoded once more while loading to find them)",
+    )
     seed: int = Field(0, ge=0, description="seed of the data splits, adapter initialisation and tuning")
     profile: str = Field("phone", description="device profile: built-in name or a YAML path")
     profiles: list[str] | None = Field(
@@ -151,6 +157,18 @@ class BuildConfig(Strict):
         "cpu",
         description="where CKA and adapter tuning run: cpu (the tested path), cuda (a GPU torch sees), auto (cuda "
         "where torch sees one); results on a GPU may differ from the CPU's in the last bits",
+    )
+    max_memory: str | None = Field(
+        None,
+        exclude=True,
+        description="memory the build may hold in data: prefix features for tuning stay in RAM while they fit it "
+        "(e.g. 4GiB; default: a quarter of this machine's RAM); below what one batch needs is refused",
+    )
+    feature_store: Literal["auto", "ram", "mmap", "mmap-fp16", "recompute"] = Field(
+        "auto",
+        description="where prefix features for tuning live: auto (ram while they fit max_memory, else mmap, else "
+        "recompute), ram, mmap (a float32 file: the same bytes as ram), mmap-fp16 (half the disk; features rounded "
+        "to float16) or recompute (nothing stored: the prefix runs again at every step)",
     )
     executor: Literal["local", "ray"] = Field(
         "local",
@@ -184,6 +202,13 @@ class BuildConfig(Strict):
         if isinstance(names, list) and len(names) == 1:
             return {**{k: v for k, v in data.items() if k != "profiles"}, "profile": names[0]}
         return data
+
+    @field_validator("max_memory")
+    @classmethod
+    def _memory_size(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_size(value, "max_memory")
+        return value
 
     def profile_names(self) -> list[str]:
         """The requested profiles, in the order given (one for a single-profile build)."""

@@ -1,4 +1,4 @@
-"""Datasets as in-memory arrays with fixed, seeded splits."""
+"""Datasets (built-in arrays, or file sources read per batch) with fixed, seeded splits."""
 
 from restnet_compile.data.dataset import DATASETS, Dataset, Splits, load_dataset, make_splits, split_sizes
 

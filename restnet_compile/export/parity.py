@@ -51,8 +51,8 @@ def torch_logits(module: nn.Module, images: np.ndarray, batch: int = 250) -> np.
 def check_parity(
     bundle: VariantRunner, variant: str, reference: np.ndarray, images: np.ndarray, labels: np.ndarray, target: Target
 ) -> ParityResult:
-    """Run ``variant`` of ``bundle`` on ``images`` and compare with the ``reference`` logits."""
-    out = bundle.run(images, variant)
+    """Run ``variant`` of ``bundle`` on ``images`` (in batches of 250) and compare with the ``reference`` logits."""
+    out = np.concatenate([bundle.run(images[i : i + 250], variant) for i in range(0, len(images), 250)])
     diff = float(np.abs(out - reference).max())
     agree = float((out.argmax(1) == reference.argmax(1)).mean())
     acc = float((out.argmax(1) == labels).mean())

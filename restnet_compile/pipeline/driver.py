@@ -36,6 +36,7 @@ from restnet_compile.pipeline.costs import anchor_variant, on_profile, stitched_
 from restnet_compile.pipeline.decide import decide
 from restnet_compile.pipeline.executor import Executor, Job, LocalExecutor, open_executor
 from restnet_compile.pipeline.load import load_models, load_splits
+from restnet_compile.pipeline.memory import check_batch_fits
 from restnet_compile.pipeline.publish import publish
 from restnet_compile.pipeline.screen import screen
 from restnet_compile.pipeline.stage_store import StageCache
@@ -112,6 +113,7 @@ def analyze_fleet(
     """
     base = requests[0].config  # CKA and tuning do not depend on the profile: any request's config keys them
     large, small = load_models(base)
+    check_batch_fits(base, large, small)
     screened = screen(base, [(r.profile, r.target) for r in requests], large, small)
     out = [r for r in requests if r.profile.name in screened.failures]
     if out and failed is None:
@@ -123,6 +125,9 @@ def analyze_fleet(
             failed(r, screened.failures[r.profile.name])
     if splits is None:
         return {}
+    if splits.skipped:
+        shown = ", ".join(splits.skipped[:3]) + (", ..." if len(splits.skipped) > 3 else "")
+        progress(f"data: left out {len(splits.skipped)} images that cannot be decoded (bad_images: skip): {shown}")
     fits = ", ".join(f"{r.profile.name} runs {len(screened.runnable[r.profile.name])}" for r in live)
     progress(f"costs screened before CKA: of {len(screened.stitches)} possible stitches, {fits}")
     cka = cka_stage(base, large, small, splits, store, progress)

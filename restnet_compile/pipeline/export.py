@@ -13,6 +13,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from restnet_compile._util.progress import Reporter
 from restnet_compile.config.device import Profile, Target
 from restnet_compile.export import EXPORTERS, ExportedVariant
@@ -73,7 +75,7 @@ def with_graph_costs(
 
 def _export_once(a: Analysis, stage: Path, work: Path, store: StageCache) -> tuple[dict[str, ExportedVariant], bool]:
     exporter = EXPORTERS.get(a.target.exporter)()
-    shipped, calib = a.shipped(), a.splits.calib.images
+    shipped, calib = a.shipped(), np.asarray(a.splits.calib.images[: a.target.calibration_samples])
     inputs = {
         "config": KEY.config_part(a.config),
         "target": a.target.model_dump(mode="json"),

@@ -107,7 +107,7 @@ def load_splits(config: BuildConfig, model: BlockSequence) -> Splits:
     Raises:
         BadInputError: unreadable data, other image shape, or labels the model has no class for.
     """
-    ds = load_dataset(config.dataset, model.input_shape, image_policy(config))
+    ds = load_dataset(config.dataset, model.input_shape, image_policy(config), config.bad_images)
     if len(ds) and int(ds.labels.max()) >= model.num_classes():
         raise BadInputError(
             f"dataset {config.dataset}: label {int(ds.labels.max())} but model {model.model_name} has "

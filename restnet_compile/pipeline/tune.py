@@ -21,6 +21,7 @@ from restnet_compile.pipeline.cache_store import Entry
 from restnet_compile.pipeline.candidates import Plan
 from restnet_compile.pipeline.executor import Done, Executor, Job, LocalExecutor
 from restnet_compile.pipeline.fingerprint import module_digest
+from restnet_compile.pipeline.memory import batch_bytes, choose_store, feature_bytes, spill_folder, spill_parent
 from restnet_compile.pipeline.stage_store import StageCache, StageKey, read_state, state_files
 from restnet_compile.stitching import (
     ADAPTERS,
@@ -31,7 +32,7 @@ from restnet_compile.stitching import (
     StitchPoint,
     build_stitched,
 )
-from restnet_compile.stitching.build import prefix_cache
+from restnet_compile.stitching.build import FeatureStore, prefix_cache
 from restnet_compile.stitching.tuning.loop import CachedSplit, TuneResult
 
 KEY = StageKey("tune", 1, ("selection", "selection_noise", "profile", "target"))
@@ -89,12 +90,13 @@ def tune_job(
     features: dict[int, tuple[CachedSplit, CachedSplit]],
     teacher: BlockSequence,
     device: str,
+    store: FeatureStore,
     *,
     progress: Reporter,
 ) -> Tuned:
     """Build and tune one candidate (a job of the executor)."""
     sv = build_stitched(
-        front, back, candidate, splits, config.tune, config.seed, features, teacher=teacher, device=device
+        front, back, candidate, splits, config.tune, config.seed, features, teacher=teacher, device=device, store=store
     )
     return Tuned(sv.net.adapter, sv.candidate, sv.ls_r2, sv.tune, sv.tune_seconds)
 
@@ -108,10 +110,16 @@ def _report(progress: Reporter, sv: StitchedVariant, reused: bool) -> None:
 
 
 def _jobs(
-    config: BuildConfig, plan: Plan, large: BlockSequence, splits: Splits, todo: list[Candidate], executor: Executor
+    config: BuildConfig,
+    plan: Plan,
+    large: BlockSequence,
+    splits: Splits,
+    todo: list[Candidate],
+    executor: Executor,
+    store: FeatureStore,
 ) -> list[Job]:
     """One job per candidate of ``todo``; models, data and each cut's prefix features shared once."""
-    features = prefix_cache(plan.front, large, todo, splits, config.device)
+    features = prefix_cache(plan.front, large, todo, splits, config.device, store)
     front, back, data, settings = (executor.share(x) for x in (plan.front, plan.back, splits, config))
     teacher = front if large is plan.front else executor.share(large)
     cuts = {i: executor.share({i: f}) for i, f in features.items()}
@@ -119,7 +127,7 @@ def _jobs(
     return [
         Job(
             tune_job,
-            (front, back, c, data, settings, cuts[c.point.front_block], teacher, config.device),
+            (front, back, c, data, settings, cuts[c.point.front_block], teacher, config.device, store),
             f"tune {c.point.variant_id}",
             num_cpus=config.threads,
             num_gpus=gpus,
@@ -143,6 +151,8 @@ def tune_stage(
     ``config.device`` (``cpu`` or ``cuda``, resolved) is where the prefix features and the tuning are computed.
     """
     executor = executor or LocalExecutor()
+    need = feature_bytes(plan.front, plan.back, plan.candidates, splits, config.tune.recipe)
+    choice = choose_store(config, need, batch_bytes(plan.front), spill_parent(store.root))
     progress.stage("tuning adapters", len(plan.candidates))
     found = {}
     for c in plan.candidates:
@@ -151,12 +161,12 @@ def tune_stage(
             "candidate": dataclasses.asdict(c),
             "models": store.models(large, small, config),
             "data": store.data(splits),
+            "features": "exact" if choice.kind in ("ram", "mmap") else choice.kind,  # ram and mmap: same values
         }
         found[c] = store.lookup(f"tune {c.point.variant_id}", KEY, inputs, lambda e: _load(plan.front, plan.back, e))
         if found[c].hit:
             _report(progress, found[c].value, True)
     todo = [c for c in plan.candidates if not found[c].hit]
-    jobs = _jobs(config, plan, large, splits, todo, executor) if todo else []
     computed: dict[Candidate, tuple[StitchedVariant, torch.Tensor]] = {}
 
     def finished(k: int, done: Done) -> None:
@@ -165,7 +175,11 @@ def tune_stage(
         store.keep(f"tune {todo[k].point.variant_id}", found[todo[k]], sv, _save, done.rng)
         _report(progress, sv, False)
 
-    executor.run(jobs, progress, finished)
+    if todo:
+        progress(choice.reason)
+        with spill_folder(store.root) as folder:
+            jobs = _jobs(config, plan, large, splits, todo, executor, FeatureStore(choice.kind, folder))
+            executor.run(jobs, progress, finished)
     out = [found[c].value if found[c].hit else computed[c][0] for c in plan.candidates]
     if plan.candidates:  # the random state the last candidate left, as if all had run here in plan order
         last = plan.candidates[-1]

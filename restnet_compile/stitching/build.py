@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from restnet_compile._util.torch_state import on_device
@@ -15,8 +18,9 @@ from restnet_compile.models.blocks import BlockSequence
 from restnet_compile.stitching.adapters import ADAPTERS, choose_adapter
 from restnet_compile.stitching.net import StitchedNet
 from restnet_compile.stitching.plan import Candidate
-from restnet_compile.stitching.tuning.loop import CachedSplit, TuneResult, cache_cuts, cache_split
+from restnet_compile.stitching.tuning.loop import CachedSplit, PrefixRows, TuneResult, cache_cuts
 from restnet_compile.stitching.tuning.recipes import RECIPES, RecipeData
+from restnet_compile.stitching.tuning.store import ComputedRows, Rows, RowsWriter, StoreKind
 
 
 @dataclass
@@ -30,22 +34,61 @@ class StitchedVariant:
     tune_seconds: float
 
 
+@dataclass(frozen=True)
+class FeatureStore:
+    """Where tuning keeps prefix features and feature-matching targets: a store kind and, for files, a folder."""
+
+    kind: StoreKind = "ram"
+    folder: Path | None = None
+
+
 def prefix_cache(
     front: BlockSequence,
     teacher: BlockSequence,
     candidates: list[Candidate],
     splits: Splits,
     device: str | torch.device = "cpu",
+    store: FeatureStore = FeatureStore(),
 ) -> dict[int, tuple[CachedSplit, CachedSplit]]:
     """Train / val prefix features of every candidate's cut and the teacher's logits, one pass per split.
 
-    The passes run on ``device``; the features are kept on the CPU (a tuning job moves its own cut's to its device).
+    The passes run on ``device``; the features go to ``store`` on the CPU (a tuning job moves its own cut's to its
+    device).
     """
     cuts = {c.point.front_block for c in candidates}
+    kind, folder = store.kind, store.folder
     with on_device((front, teacher), device):
-        train = cache_cuts(front, teacher, cuts, splits.train, device=device)
-        val = cache_cuts(front, teacher, cuts, splits.val, device=device)
+        train = cache_cuts(front, teacher, cuts, splits.train, device=device, store=kind, folder=folder)
+        val = cache_cuts(front, teacher, cuts, splits.val, device=device, store=kind, folder=folder)
     return {i: (train[i], val[i]) for i in cuts}
+
+
+@torch.no_grad()
+def match_targets(back: BlockSequence, stop: int, images: object, store: FeatureStore, batch: int = 250) -> Rows:
+    """The back model's activations after block ``stop - 1`` on ``images`` (the feature-matching targets)."""
+    n = len(images)  # type: ignore[arg-type]
+    device = next(back.parameters(), torch.empty(0)).device
+    if store.kind == "recompute":
+        shape = (n, *back.feature_specs()[stop - 1].shape)
+        return ComputedRows(PrefixRows(back, stop, images), shape, device)
+    writer = RowsWriter(store.kind, n, store.folder)
+    for k in range(0, n, batch):
+        x = torch.from_numpy(np.ascontiguousarray(images[k : k + batch])).to(device)  # type: ignore[index]
+        writer.append(back.run_blocks(x, 0, stop))
+    return writer.finish().to(device)
+
+
+@torch.no_grad()
+def in_batches(
+    fn: Callable[[torch.Tensor], torch.Tensor], images: object, device: str | torch.device, batch: int = 250
+) -> torch.Tensor:
+    """``fn`` of all ``images``, run on ``device`` in batches of ``batch`` rows (read as needed), on the CPU."""
+    n = len(images)  # type: ignore[arg-type]
+    parts = [
+        fn(torch.from_numpy(np.ascontiguousarray(images[k : k + batch])).to(device)).cpu()  # type: ignore[index]
+        for k in range(0, n, batch)
+    ]
+    return torch.cat(parts)
 
 
 def _split_to(split: CachedSplit, device: str | torch.device) -> CachedSplit:
@@ -66,6 +109,7 @@ def build_stitched(
     cache: dict[int, tuple[CachedSplit, CachedSplit]] | None = None,
     teacher: BlockSequence | None = None,
     device: str | torch.device = "cpu",
+    store: FeatureStore = FeatureStore(),
 ) -> StitchedVariant:
     """Build and tune the variant for ``candidate``.
 
@@ -79,10 +123,12 @@ def build_stitched(
         cache: Prefix features per front cut, shared between candidates that cut at the same block.
         teacher: Distillation teacher (default ``front``; the large model when stitching small -> large).
         device: Where the least-squares fit and the tuning run; the variant comes back on the CPU.
+        store: Where the feature-matching targets are kept (and features not in ``cache``).
     """
     teacher = front if teacher is None else teacher
+    cache = {} if cache is None else cache
     with on_device((front, back, teacher), device):
-        sv = _build(front, back, candidate, splits, tune, seed, {} if cache is None else cache, teacher, device)
+        sv = _build(front, back, candidate, splits, tune, seed, cache, teacher, device, store)
     return dataclasses.replace(sv, net=sv.net.to("cpu")) if torch.device(device).type != "cpu" else sv
 
 
@@ -96,6 +142,7 @@ def _build(
     cache: dict[int, tuple[CachedSplit, CachedSplit]],
     teacher: BlockSequence,
     device: str | torch.device,
+    store: FeatureStore,
 ) -> StitchedVariant:
     start = time.perf_counter()
     torch.manual_seed(_seed_for(seed, candidate))
@@ -106,17 +153,14 @@ def _build(
     candidate = replace(candidate, adapter=name)
     adapter = ADAPTERS.get(name)(specs_f[i], specs_b[j])
     net = StitchedNet(front, back, candidate.point, adapter).eval()  # the adapter on the CPU for its LS fit
-    with torch.no_grad():
-        x = torch.from_numpy(splits.calib.images).to(device)
-        r2 = adapter.least_squares_init(net.prefix(x).cpu(), back.run_blocks(x, 0, j + 1).cpu())
+    calib = splits.calib.images
+    r2 = adapter.least_squares_init(
+        in_batches(net.prefix, calib, device), in_batches(lambda x: back.run_blocks(x, 0, j + 1), calib, device)
+    )
     net.to(device)
     if i not in cache:
-        cache[i] = (cache_split(net, teacher, splits.train), cache_split(net, teacher, splits.val))
+        cache.update(prefix_cache(front, teacher, [candidate], splits, device, store))
     train, val = (_split_to(s, device) for s in cache[i])
-    targets = None
-    if recipe.needs_targets:
-        with torch.no_grad():
-            x = torch.from_numpy(splits.train.images).to(device)
-            targets = torch.cat([back.run_blocks(x[k : k + 250], 0, j + 1) for k in range(0, len(x), 250)])
+    targets = match_targets(back, j + 1, splits.train.images, store) if recipe.needs_targets else None
     result = recipe.run(net, RecipeData(train, val, targets), tune, _seed_for(seed, candidate))
     return StitchedVariant(net.eval(), candidate, round(r2, 4), result, round(time.perf_counter() - start, 2))

@@ -64,8 +64,8 @@ def test_profile_and_profiles_together_or_an_empty_list_are_refused(tmp_path: Pa
 
 def test_how_a_build_runs_is_never_a_stage_input() -> None:
     key = StageKey("x", 1, ("plan",))
-    assert key.not_inputs == ("plan", "profiles", "executor")
-    assert key.config_part(BuildConfig(executor="ray")) == key.config_part(BuildConfig())
+    assert key.not_inputs == ("plan", "profiles", "max_memory", "executor")
+    assert key.config_part(BuildConfig(executor="ray", max_memory="1GiB")) == key.config_part(BuildConfig())
 
 
 def test_the_same_profile_twice_is_one_line_exit_2(tmp_path: Path, cli_in_process: CliCall) -> None:

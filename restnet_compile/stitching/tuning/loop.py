@@ -1,7 +1,8 @@
 """Adapter-only fine-tuning with cached prefix features.
 
 Both models are frozen in eval mode (BatchNorm statistics frozen). The front model's prefix features and its logits
-(for distillation) are computed once per split and cached, so each epoch runs only adapter + back suffix. The best
+(for distillation) are computed once per split and cached (features in a store of :mod:`.store`: memory, a file, or
+recomputed), so each epoch runs only adapter + back suffix. The best
 state on the validation split is kept, the least-squares initialisation (epoch 0) included, so tuning never returns a
 worse adapter than it started from.
 """
@@ -11,7 +12,9 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,15 +24,32 @@ from restnet_compile.config.build import TuneSettings
 from restnet_compile.data import Dataset
 from restnet_compile.models.blocks import BlockSequence
 from restnet_compile.stitching.net import StitchedNet
+from restnet_compile.stitching.tuning.store import ComputedRows, Rows, RowsWriter, StoreKind, rows_of
 
 
 @dataclass(frozen=True)
 class CachedSplit:
-    """Prefix features, teacher logits and labels of one split."""
+    """Prefix features (a store, or a tensor kept in memory), teacher logits and labels of one split."""
 
-    feats: torch.Tensor
+    feats: Rows
     teacher: torch.Tensor
     labels: torch.Tensor
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "feats", rows_of(self.feats))
+
+
+class PrefixRows:
+    """The ``model``'s output after block ``stop - 1`` for rows of ``images``, computed on the model's device."""
+
+    def __init__(self, model: BlockSequence, stop: int, images: object) -> None:
+        self.model, self.stop, self.images = model, stop, images
+
+    @torch.no_grad()
+    def __call__(self, idx: np.ndarray) -> torch.Tensor:
+        device = next(self.model.parameters(), torch.empty(0)).device
+        x = torch.from_numpy(np.ascontiguousarray(self.images[idx])).to(device)  # type: ignore[index]
+        return self.model.run_blocks(x, 0, self.stop)
 
 
 @dataclass(frozen=True)
@@ -44,7 +64,7 @@ class TuneResult:
 
 @torch.no_grad()
 def cache_split(net: StitchedNet, teacher: torch.nn.Module, ds: Dataset, batch: int = 250) -> CachedSplit:
-    """Run the frozen prefix (and the teacher) once over ``ds``, on the device ``net`` is on."""
+    """Run the frozen prefix (and the teacher) once over ``ds``, on the device ``net`` is on (kept in memory)."""
     device = next(net.prefix.parameters(), torch.empty(0)).device
     feats, logits = [], []
     for i in range(0, len(ds), batch):
@@ -62,23 +82,37 @@ def cache_cuts(
     ds: Dataset,
     batch: int = 250,
     device: str | torch.device = "cpu",
+    store: StoreKind = "ram",
+    folder: Path | None = None,
 ) -> dict[int, CachedSplit]:
     """Prefix features at every cut in ``cuts`` and the teacher's logits, from ONE pass over ``ds``.
 
     When the teacher is the front model (large prefix -> small suffix) its logits come from the same pass, so the
     caching cost of all candidates together is one forward of the large model. The pass runs on ``device`` (where
-    both models must be); the features are kept on the CPU.
+    both models must be); the features go to a ``store`` on the CPU (files in ``folder``), the logits to memory.
+    A ``recompute`` store keeps no features: the pass computes only the logits.
     """
-    feats: dict[int, list[torch.Tensor]] = {i: [] for i in cuts}
+    writers = {i: RowsWriter(store, len(ds), folder) for i in cuts} if store != "recompute" else {}
     logits = []
     for k in range(0, len(ds), batch):
-        x = torch.from_numpy(ds.images[k : k + batch]).to(device)
-        outs = front.block_outputs(x)
-        for i in cuts:
-            feats[i].append(outs[i].cpu())
-        logits.append((front.head(outs[-1]) if teacher is front else teacher(x)).cpu())
-    labels, teach = torch.from_numpy(ds.labels), torch.cat(logits)
-    return {i: CachedSplit(torch.cat(f), teach, labels) for i, f in feats.items()}
+        x = torch.from_numpy(np.ascontiguousarray(ds.images[k : k + batch])).to(device)
+        if writers or teacher is front:
+            outs = front.block_outputs(x)
+            for i, w in writers.items():
+                w.append(outs[i])
+            logits.append((front.head(outs[-1]) if teacher is front else teacher(x)).cpu())
+        else:
+            logits.append(teacher(x).cpu())
+    labels = torch.from_numpy(np.asarray(ds.labels))
+    teach = torch.cat(logits) if logits else torch.empty((0, 0))
+    specs = front.feature_specs()
+    feats: dict[int, Rows] = {
+        i: writers[i].finish()
+        if writers
+        else ComputedRows(PrefixRows(front, i + 1, ds.images), (len(ds), *specs[i].shape))
+        for i in cuts
+    }
+    return {i: CachedSplit(feats[i], teach, labels) for i in cuts}
 
 
 @torch.no_grad()
@@ -99,8 +133,7 @@ def cached_accuracy(net: StitchedNet, split: CachedSplit) -> float:
 @torch.no_grad()
 def fixed_split(net: StitchedNet, split: CachedSplit, batch: int = 500) -> CachedSplit:
     """``split`` with the adapter's parameter-free stage (the resize) applied once, not at every step."""
-    feats = torch.cat([net.adapter.fixed(split.feats[i : i + batch]) for i in range(0, len(split.feats), batch)])
-    return CachedSplit(feats, split.teacher, split.labels)
+    return CachedSplit(split.feats.map(net.adapter.fixed, batch), split.teacher, split.labels)
 
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:

@@ -24,6 +24,7 @@ from restnet_compile._util.registry import Registry
 from restnet_compile.config.build import TuneSettings
 from restnet_compile.stitching.net import StitchedNet
 from restnet_compile.stitching.tuning.loop import CachedSplit, TuneResult, cached_accuracy, tune_adapter
+from restnet_compile.stitching.tuning.store import Rows, channel_variance, rows_of
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class RecipeData:
 
     train: CachedSplit
     val: CachedSplit
-    targets: torch.Tensor | None = None
+    targets: Rows | None = None
 
 
 @dataclass(frozen=True)
@@ -56,21 +57,22 @@ def _distill(net: StitchedNet, data: RecipeData, cfg: TuneSettings, seed: int) -
     return tune_adapter(net, data.train, data.val, cfg, seed)
 
 
-def feature_match(net: StitchedNet, feats: torch.Tensor, targets: torch.Tensor, cfg: TuneSettings, seed: int) -> int:
+def feature_match(
+    net: StitchedNet, feats: Rows | torch.Tensor, targets: Rows | torch.Tensor, cfg: TuneSettings, seed: int
+) -> int:
     """``cfg.match_epochs`` passes of MSE between ``net.adapter(feats)`` and ``targets``; returns the passes run.
 
     The loss is normalised by the targets' variance per channel, so every channel of the stitch point counts alike.
     """
-    adapter = net.adapter
-    dims = (0, 2, 3) if targets.dim() == 4 else tuple(range(targets.dim() - 1))  # maps: B,C,H,W; tokens: B,N,D
-    scale = targets.var(dims, keepdim=True).clamp_min(1e-6)
+    adapter, feats, targets = net.adapter, rows_of(feats), rows_of(targets)
+    scale = channel_variance(targets).clamp_min(1e-6)
     adapter.requires_grad_(True)
     opt = torch.optim.Adam(adapter.parameters(), lr=cfg.match_lr, foreach=True)
     gen = torch.Generator().manual_seed(seed + 7)
     net.eval()
     if cfg.match_epochs:
         with torch.no_grad():  # the parameter-free resize once, not at every step
-            feats = torch.cat([adapter.fixed(feats[i : i + 500]) for i in range(0, len(feats), 500)])
+            feats = feats.map(adapter.fixed, 500)
     for _ in range(cfg.match_epochs):
         order = torch.randperm(len(feats), generator=gen)
         for i in range(0, len(order), cfg.batch_size):
