@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -46,9 +45,8 @@ def test_a_profile_nothing_fits_exits_3_before_the_data_cka_or_tuning(
 ) -> None:
     _forbid(monkeypatch, "load_splits", "cka_stage", "tune_stage")
     watch = str(_profile(tmp_path, "watch", "0.01ms"))
-    start = time.perf_counter()
+    # the stages that take time are forbidden above; how fast the exit is, is bench/bench_fail_fast.py's to measure
     proc = cli_in_process("build", "--profile", watch, "--out", "dist", "--quiet", cwd=tmp_path)
-    assert time.perf_counter() - start < 10
     assert proc.returncode == 3, proc.stderr
     assert proc.stderr.strip() == (
         "error: no variant fits profile watch; closest is small: latency p90 0.16 ms > 0.01 ms (+1458%)"
