@@ -137,6 +137,10 @@ class Target(Strict):
     calibration_samples: int = Field(200, ge=1)
     ops_allow: list[str] | None = Field(None, description="operators the target runtime supports (None: any)")
     tensorrt: bool = Field(False, description="also write trtexec.sh, the engine build command for the device")
+    segments: bool = Field(
+        False,
+        description="tflite exporter: one file per block range, each variant a chain of them (tflm always does)",
+    )
     float_ops: list[str] = Field(
         [], description="int8 TFLite only: operators kept in float (mixed precision), e.g. BATCH_MATMUL, SOFTMAX"
     )
