@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from restnet_compile.bundle.manifest import Boundary, BundleError, Manifest, Segment, read_manifest, seal
-from restnet_compile.runtime.chain import check_chains, check_segment_file, dequantize, requantize, run_chain
+from restnet_compile.runtime.chain import (
+    check_chains,
+    check_segment_file,
+    dequantize,
+    quantize,
+    requantize,
+    run_chain,
+)
 from tests.manifests import sample_manifest
 
 
@@ -42,6 +49,9 @@ def test_requantize_maps_values_between_scales() -> None:
     np.testing.assert_array_equal(requantize(q, src, dst), [[2, 22]])
     assert requantize(q, src, src) is q  # same scale and zero point: passed as it is
     np.testing.assert_array_equal(dequantize(requantize(q, src, dst), dst), dequantize(q, src))
+    every = np.arange(-128, 128).astype(np.int8)[None]
+    for a, b in ((src, dst), (_b((2,), 0.0123, -7), _b((2,), 0.031, 40))):  # the table is the direct formula
+        np.testing.assert_array_equal(requantize(every, a, b), quantize(dequantize(every, a), b))
 
 
 def test_a_chain_naming_a_missing_segment_is_refused() -> None:
