@@ -141,6 +141,11 @@ class Target(Strict):
         False,
         description="tflite exporter: one file per block range, each variant a chain of them (tflm always does)",
     )
+    segment_cuts: Literal["shared", "every-block"] = Field(
+        "shared",
+        description="segment targets: cut donors only where a variant enters or leaves them (shared), or between "
+        "every two blocks (every-block: longer chains, small patches for variants added later)",
+    )
     float_ops: list[str] = Field(
         [], description="int8 TFLite only: operators kept in float (mixed precision), e.g. BATCH_MATMUL, SOFTMAX"
     )

@@ -101,8 +101,14 @@ def segment_id(tag: str, start: int, stop: int, n_blocks: int | None) -> str:
     return f"{tag}{start}" if stop == start + 1 else f"{tag}{start}-{stop - 1}"
 
 
-def plan_segments(variants: dict[str, nn.Module]) -> tuple[dict[str, SegmentPlan], dict[str, tuple[str, ...]]]:
+def plan_segments(
+    variants: dict[str, nn.Module], every_block: bool = False
+) -> tuple[dict[str, SegmentPlan], dict[str, tuple[str, ...]]]:
     """The segments ``variants`` need and each variant's chain of segment ids, both in a stable order.
+
+    ``every_block``: cut each donor between every two blocks the variants run (the last block and the head stay
+    together), not only where a variant enters or leaves it: longer chains, but a variant added later finds the
+    blocks it needs already cut, so a patch that adds it carries little more than its adapter.
 
     A variant that is neither an anchor (``large`` / ``small``) nor a stitched network is one segment of its own
     (``model`` ``variant``, its id the variant's).
@@ -113,7 +119,8 @@ def plan_segments(variants: dict[str, nn.Module]) -> tuple[dict[str, SegmentPlan
     for ranges in walks.values():
         for r in ranges:
             if r.tag not in ("A", "V"):
-                cuts[r.tag].update((r.start, r.stop))
+                inner = [c for c in range(r.start, r.stop) if c != heads.get(r.tag)] if every_block else []
+                cuts[r.tag].update((r.start, r.stop, *inner))
     segments: dict[str, SegmentPlan] = {}
     chains: dict[str, tuple[str, ...]] = {}
     for vid, ranges in walks.items():

@@ -35,7 +35,7 @@ def _saved_model(seg: SegmentPlan, sample: np.ndarray, work_dir: Path) -> tuple[
     onnx2tf_out = to_saved_model(seg.module, tuple(sample.shape[1:]), f"seg_{seg.id}", work_dir)
     loaded = tf.saved_model.load(str(onnx2tf_out))
     fn = loaded.signatures["serving_default"]
-    ((spec,),) = (tuple(fn.structured_input_signature[1].values()),)
+    (spec,) = fn.structured_input_signature[1].values()
     shape = (1, *(int(d) for d in spec.shape[1:]))
     root = tf.Module()
     root.model = loaded
@@ -45,11 +45,13 @@ def _saved_model(seg: SegmentPlan, sample: np.ndarray, work_dir: Path) -> tuple[
 
 
 def _file_layout(x: np.ndarray, shape: tuple[int, ...], seg: SegmentPlan) -> np.ndarray:
-    if tuple(x.shape[1:]) == shape[1:]:
-        return np.ascontiguousarray(x)
+    """``x`` (PyTorch layout) in the layout of the converted input ``shape``: channels-last first, as onnx2tf
+    converts feature maps (a map whose sides all equal its channels would otherwise be ambiguous)."""
     moved = _channels_last(x)
     if tuple(moved.shape[1:]) == shape[1:]:
         return moved
+    if tuple(x.shape[1:]) == shape[1:]:
+        return np.ascontiguousarray(x)
     raise RestnetError(f"segment {seg.id}: onnx2tf made input {shape[1:]} from {tuple(x.shape[1:])}")
 
 
@@ -98,7 +100,7 @@ def export_segments(
     Raises:
         BadInputError: a segment uses an operator the target's runtime lacks (nothing is written then).
     """
-    plans, chains = plan_segments(variants)  # type: ignore[arg-type]
+    plans, chains = plan_segments(variants, target.segment_cuts == "every-block")  # type: ignore[arg-type]
     inputs = segment_inputs(plans, chains, calib[: target.calibration_samples])
     models: dict[str, bytes] = {}
     exported: dict[str, ExportedSegment] = {}

@@ -68,3 +68,16 @@ def test_each_segment_is_calibrated_on_every_input_it_sees(variants: dict[str, t
     with torch.no_grad():
         first = variants["small"].blocks[0](torch.from_numpy(images)).numpy()
     np.testing.assert_array_equal(inputs["S1-2"][:6], first)
+
+
+def test_every_block_cuts_each_donor_between_all_its_blocks(variants: dict[str, torch.nn.Module]) -> None:
+    segments, chains = plan_segments(variants, every_block=True)
+    assert chains["large"] == ("L0", "L1", "L2", "L3", "L4", "L5-H")  # the head stays with the last block
+    assert chains["L3-S2"] == ("L0", "L1", "L2", "L3", "A-L3-S2", "S3-H")
+    # a variant added later (L4-S2) needs no new cut: only its adapter is new
+    more = {**variants, "L4-S2": StitchedNet(
+        variants["large"], variants["small"], StitchPoint(4, 2),
+        ADAPTERS.get("conv1x1")(variants["large"].feature_specs()[4], variants["small"].feature_specs()[2]),
+    ).eval()}  # fmt: skip
+    added, _ = plan_segments(more, every_block=True)
+    assert set(added) - set(segments) == {"A-L4-S2"}
