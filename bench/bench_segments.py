@@ -2,8 +2,9 @@
 
 Usage: ``python bench/bench_segments.py [--out bench/results/segments.json] [--runs 300]``.
 Builds the demo pair's variants once (every candidate on the phone profile, ``mnist5k``), then exports the same
-variants, 3 of them (``small``, ``L3-S2``, ``L4-S2``) and all 7, four ways: ``tflite-int8`` (one multi-signature
-file), ``tflite-int8-segments`` and ``tflm-int8`` (one file per segment), and each variant alone in its own file.
+variants, 3 of them (``small``, ``L3-S2``, ``L4-S2``) and all 7, five ways: ``tflite-int8`` (one multi-signature
+file), ``tflite-int8-segments`` and ``tflm-int8`` (one file per segment), ``tflm-int8`` with ``segment_cuts:
+every-block``, and each variant alone in its own file.
 Every export is checked against PyTorch through the device runtime on the test split. Latency: each stitched
 variant run as its chain against the same variant as one graph, in LiteRT and in the TFLite Micro host interpreter,
 measured side by side in one run (medians of interleaved runs). Patches: the patch that adds ``L4-S2`` to a bundle
@@ -29,7 +30,7 @@ from restnet_compile._util.torch_state import deterministic
 from restnet_compile.bundle.manifest import MANIFEST, Manifest, write_manifest
 from restnet_compile.bundle.writer import checksums
 from restnet_compile.config.build import BuildConfig
-from restnet_compile.config.device import load_profile, load_target
+from restnet_compile.config.device import Target, load_profile, load_target
 from restnet_compile.export import EXPORTERS
 from restnet_compile.export.base import VariantBudget, boundary_bytes
 from restnet_compile.export.graph_cost import graph_cost
@@ -45,13 +46,21 @@ from restnet_compile.runtime.chain import quantize, requantize
 from restnet_compile.runtime.patch import read_patch
 
 MODEL_SUFFIXES = (".tflite", ".onnx", ".bin")
-TARGETS = ["tflite-int8", "tflite-int8-segments", "tflm-int8"]
+TARGETS = ["tflite-int8", "tflite-int8-segments", "tflm-int8", "tflm-int8 every-block"]
+PATCHED = ["tflite-int8-segments", "tflm-int8", "tflm-int8 every-block"]
 THREE = ["small", "L3-S2", "L4-S2"]
 ADDED = "L4-S2"
 
 
+def _target(name: str) -> Target:
+    """A built-in target; ``NAME every-block`` is it with ``segment_cuts: every-block``."""
+    base, _, cuts = name.partition(" ")
+    target = load_target(base)
+    return target.model_copy(update={"segment_cuts": cuts}) if cuts else target
+
+
 def _export(a: Analysis, target_name: str, variants: dict, out: Path, work: Path) -> tuple[Manifest, int, dict]:
-    target = load_target(target_name)
+    target = _target(target_name)
     out.mkdir(parents=True)
     work.mkdir(parents=True)
     exporter = EXPORTERS.get(target.exporter)()
@@ -181,7 +190,7 @@ def _patches(a: Analysis, names: list[str], root: Path, tag: str) -> dict:
     variants = {v.id: v.module for v in a.variants if v.id in names}
     before = {k: m for k, m in variants.items() if k != ADDED}
     out = {}
-    for name in ("tflite-int8-segments", "tflm-int8"):
+    for name in PATCHED:
         old, new = root / f"{tag}-{name}-before", root / f"{tag}-{name}"
         _export(a, name, before, old, root / f"{tag}-{name}-before-work")
         patch = make_patch(old, new)
@@ -236,6 +245,9 @@ def main() -> None:
         print("litert", result["latency_litert"], flush=True)
         result["latency_tflm_host"] = _tflm_latency(
             root / "seven-tflm-int8", root / "seven-tflite-int8" / "variants.tflite", stitched, x, args.runs
+        )
+        result["latency_tflm_host_every_block"] = _tflm_latency(
+            root / "seven-tflm-int8 every-block", root / "seven-tflite-int8" / "variants.tflite", stitched, x, args.runs
         )
         print("tflm", result["latency_tflm_host"], flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
