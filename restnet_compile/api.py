@@ -1,7 +1,7 @@
 """The typed Python API: one function per verb, each returning a typed result. The CLI is a thin layer over it.
 
-Compiler verbs (``build``, ``analyze``, ``calibrate``) import the toolchain when called; the bundle verbs
-(``inspect``, ``verify``, ``predict``, ``bench``) need only the device runtime.
+Compiler verbs (``build``, ``analyze``, ``calibrate``, ``make_patch``) import the toolchain when called; the bundle
+verbs (``inspect``, ``verify``, ``predict``, ``bench``, ``apply_patch``) need only the device runtime.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ __all__ = [
     "FleetResult",
     "Manifest",
     "ModelBlocks",
+    "PatchResult",
     "Prediction",
     "ProfileFailure",
     "analyze",
@@ -375,3 +376,56 @@ def predict(
 def bench(path: Path, warmup: int = 10, runs: int = 100) -> list[VariantTiming]:
     """Latency of every shipped variant on this machine."""
     return benchmark(open_bundle(path), warmup, runs)
+
+
+@dataclass(frozen=True)
+class PatchResult:
+    """A written patch: where, its bytes, and the bundle it makes (built in full to diff against)."""
+
+    path: Path
+    patch_bytes: int
+    bundle_bytes: int
+    variants_added: list[str]
+
+
+def make_patch(
+    old_bundle: Path,
+    config: BuildConfig,
+    out: Path,
+    cache: Path | bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> PatchResult:
+    """Build ``config`` and write to ``out`` the patch that turns ``old_bundle`` into that build's bundle.
+
+    Raises:
+        BadInputError: ``old_bundle`` is not a bundle (exit code 2); and whatever :func:`build` raises.
+    """
+    import tempfile
+
+    from restnet_compile._util.atomic import write_atomic
+    from restnet_compile.pipeline.patch import make_patch as diff
+
+    old = open_bundle(old_bundle).manifest
+    with tempfile.TemporaryDirectory(prefix="restnet-patch-") as tmp:
+        built = build(config, Path(tmp), progress, cache)
+        data = diff(old_bundle, built.bundle_dir)
+        size = sum(p.stat().st_size for p in built.bundle_dir.rglob("*") if p.is_file())
+    write_atomic(out, data)
+    before = {v.id for v in old.shipped()}
+    added = [v.id for v in built.manifest.shipped() if v.id not in before]
+    return PatchResult(out, len(data), size, added)
+
+
+def apply_patch(bundle_dir: Path, patch: Path) -> Manifest:
+    """Apply ``patch`` to the bundle ``bundle_dir`` all or nothing (see ``runtime.patch``); the new manifest.
+
+    Raises:
+        BadInputError: the patch is unreadable, truncated, altered or made for another bundle (exit code 2); the
+            bundle on disk is untouched then.
+    """
+    from restnet_compile.runtime.patch import apply_patch as apply
+
+    try:
+        return apply(bundle_dir, patch)
+    except BundleError as exc:
+        raise BadInputError(str(exc)) from None

@@ -513,3 +513,114 @@ def feature_store(d: dict) -> Lines:
         "",
         f"**Result.** Adapters identical to the ram store's, byte for byte: {', '.join(same) or 'none'}.",
     ]
+
+
+def _segment_size_rows(d: dict) -> Lines:
+    rows = []
+    for tag in ("three", "seven"):
+        s = d[tag]
+        for name, t in s["targets"].items():
+            rows.append(
+                [
+                    str(len(s["variants"])),
+                    f"`{name}`",
+                    str(t["segments"]) if t["segments"] else "-",
+                    f"{t['bundle_bytes']:,}",
+                    f"{s['separate_files_bytes']:,}",
+                    f"{s['large_plus_small_plus_adapters_bytes']:,}",
+                    f"{t['over_large_small_adapters']:.3f}",
+                    pct(t["min_top1_agreement"]),
+                    points(-t["max_accuracy_drop"]),
+                ]
+            )
+    return table(
+        [
+            "variants",
+            "target",
+            "segments",
+            "bundle bytes",
+            "K separate files",
+            "large + small + adapters",
+            "bundle / that",
+            "worst top-1 agreement, %",
+            "worst accuracy change, points",
+        ],
+        rows,
+    )
+
+
+def _latency_rows(d: dict) -> Lines:
+    lit, micro, every = d["latency_litert"], d["latency_tflm_host"], d["latency_tflm_host_every_block"]
+    rows = [
+        [f"`{v}`", f"{lit[v]['ratio']:.3f}", f"{micro[v]['ratio']:.3f}", f"{every[v]['ratio']:.3f}"]
+        for v in sorted(lit)
+    ]
+    header = ["variant", "LiteRT: chain / one graph", "TFLite Micro host: chain / one graph", "same, every-block cuts"]
+    return table(header, rows)
+
+
+def _patch_rows(d: dict) -> Lines:
+    rows = []
+    for tag in ("three", "seven"):
+        for name, p in d[tag]["patch_add_L4-S2"].items():
+            rows.append(
+                [
+                    str(len(d[tag]["variants"])),
+                    f"`{name}`",
+                    f"{p['segments_from_old_bundle']} of {p['segments']}",
+                    f"{p['patch_bytes']:,}",
+                    f"{p['bundle_bytes']:,}",
+                    f"{p['patch_over_bundle']:.3f}",
+                ]
+            )
+    header = ["variants after", "target", "segments kept from the old bundle", "patch bytes", "full bundle bytes"]
+    return table([*header, "patch / bundle"], rows)
+
+
+def segments(d: dict) -> Lines:
+    """Bytes of segment bundles against one multi-signature file and separate files; chain latency; patch size."""
+    seven = d["seven"]["targets"]
+    seg, multi, every7 = seven["tflite-int8-segments"], seven["tflite-int8"], seven["tflm-int8 every-block"]
+    lit = [v["ratio"] for v in d["latency_litert"].values()]
+    micro = [v["ratio"] for v in d["latency_tflm_host"].values()]
+    every_micro = [v["ratio"] for v in d["latency_tflm_host_every_block"].values()]
+    shared = [
+        p["patch_over_bundle"]
+        for tag in ("three", "seven")
+        for name, p in d[tag]["patch_add_L4-S2"].items()
+        if "every-block" not in name
+    ]
+    every = [d[tag]["patch_add_L4-S2"]["tflm-int8 every-block"]["patch_over_bundle"] for tag in ("three", "seven")]
+    same = every7["bundle_bytes"] == seven["tflm-int8"]["bundle_bytes"]
+    return [
+        f"Seed {d['seed']}, dataset `{d['dataset']}`, {d['tune_epochs']} tuning epoch(s); medians of {d['runs']} "
+        "interleaved runs of one image. `every-block`: `tflm-int8` with `segment_cuts: every-block`.",
+        "",
+        *_segment_size_rows(d),
+        "",
+        *_latency_rows(d),
+        "",
+        "Patch adding `L4-S2` to the bundle of the other variants (model files, C arrays and manifest):",
+        "",
+        *_patch_rows(d),
+        "",
+        f"**Result.** With all seven variants, segments take {seg['over_large_small_adapters']:.3f}x large + small + "
+        f"adapters against {multi['over_large_small_adapters']:.3f}x for one multi-signature file (goal <= 1.05: "
+        f"{goal_word(seg['goal_le_1.05'])}), at the same parity; three variants do not hold all of the large model, "
+        f"so every three-variant bundle is below 1. Chain / one graph: TFLite Micro host {min(micro):.2f}-"
+        f"{max(micro):.2f}x ({sum(r <= 1.05 for r in micro)} of {len(micro)} within 1.05), LiteRT {min(lit):.2f}-"
+        f"{max(lit):.2f}x (goal: {goal_word(max(lit + micro) <= 1.05)}; each segment is one more interpreter call "
+        "from Python on a model that runs in a fraction of a millisecond)"
+        + (
+            f"; with seven variants every-block cuts give the same segments, so its column ({min(every_micro):.2f}-"
+            f"{max(every_micro):.2f}x) shows how much these timings vary on this machine"
+            if same
+            else ""
+        )
+        + f". Patch / bundle with shared cuts {min(shared):.2f}-{max(shared):.2f} (goal <= 0.15: "
+        f"{goal_word(max(shared) <= 0.15)}): `L4-S2` needs large block 4, which three-variant bundles lack, and "
+        "with seven it leaves the large model inside an old segment, which is cut anew and travels again; "
+        "`tflm-int8` carries each new segment twice, as a file and as C text. With every-block cuts the "
+        f"seven-variant patch is {every[1]:.3f} of the bundle ({goal_word(every[1] <= 0.15)}), the three-variant "
+        f"one {every[0]:.2f} (block 4 itself must travel).",
+    ]

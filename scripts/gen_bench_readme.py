@@ -127,6 +127,14 @@ SECTIONS: dict[str, Section] = {
         "one multi-signature bundle <= 1.10x the large + small + adapter bytes; accuracy within each target's parity.",
         bt.export,
     ),
+    "segments.json": Section(
+        "Segments",
+        "Do segments store every shared block once, on LiteRT and TFLite Micro, what does running a chain cost "
+        "against one graph, and how small is the patch that adds a variant?",
+        "python bench/bench_segments.py",
+        "bundle / (large + small + adapters) <= 1.05; chain / one graph latency <= 1.05; patch / bundle <= 0.15.",
+        bt.segments,
+    ),
     "switch.json": Section(
         "Variant switching",
         "What does switching to another variant of an open bundle cost, against loading that variant's own file?",

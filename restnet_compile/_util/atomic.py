@@ -1,7 +1,9 @@
-"""All-or-nothing file writes: a temporary file in the same directory, renamed into place."""
+"""All-or-nothing writes: a temporary file or directory beside the target, renamed (or swapped) into place."""
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -26,3 +28,32 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     """Write ``data`` (text as UTF-8) to ``path`` all or nothing."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where that is unavailable."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd = -100
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EXDEV):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def replace_dir(new: Path, final: Path, trash: Path) -> None:
+    """Put ``new`` at ``final``; at no moment is ``final`` a half-written or missing bundle where swaps exist."""
+    if not final.exists():
+        new.rename(final)
+    elif _exchange(new, final):
+        return  # the previous bundle is now at ``new`` and goes with the staging directory
+    else:  # two renames: ``final`` is briefly absent, but never partial
+        final.rename(trash)
+        new.rename(final)

@@ -25,9 +25,10 @@ from restnet_compile.bundle._codec import OPTIONAL, FieldError, decode, encode
 MANIFEST = "manifest.json"
 REFERENCE_FILE = "reference.npz"  # stored inputs and the outputs recorded at build time (``verify``)
 SEAL_FIELD = "manifest_sha256"  # the manifest's own sha256, computed with this field's value set to 64 zeros
-# the version this code writes; 2 added the preprocessing contract (ModelInfo.preprocess, InputSpec.image)
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # the versions this code reads
+# the version this code writes; 2 added the preprocessing contract (ModelInfo.preprocess, InputSpec.image); 3 added
+# segments: model files holding block ranges, and variants that run as a chain of them (Segment, VariantEntry.chain)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)  # the versions this code reads
 _ZEROS = "0" * 64
 _SEAL = re.compile(rb'"' + SEAL_FIELD.encode() + rb'": "([0-9a-f]{64})"')
 
@@ -189,6 +190,40 @@ class Parity:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Boundary:
+    """A segment's input or output tensor as stored in its model file: shape without the batch dimension (in the
+    file's layout, NHWC for feature maps), dtype, and the int8 quantization (``scale`` 0 for float tensors)."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    scale: float
+    zero_point: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Segment:
+    """One model file holding a block range of one donor (``large`` / ``small``, ``start`` to ``stop`` exclusive,
+    then the donor's head when ``head``) or one variant's adapter (``model`` ``adapter``, no blocks).
+
+    A segment is stored and quantized once, whichever variants run it; ``model_bytes`` is its file's size and the arena
+    figures are TFLite Micro's (null elsewhere).
+    """
+
+    id: str
+    model: str
+    start: int
+    stop: int
+    head: bool
+    file: str
+    signature: str
+    model_bytes: int
+    input: Boundary
+    output: Boundary
+    arena_bytes: int | None
+    arena_bytes_measured: int | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class VariantEntry:
     """One variant: its stitch, costs, accuracies, the decision and, when shipped, its file and parity."""
 
@@ -218,6 +253,7 @@ class VariantEntry:
     signature: str | None
     accuracy_deployed: float | None
     parity: Parity | None
+    chain: tuple[str, ...] | None = field(default=None, metadata=OPTIONAL)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -242,6 +278,7 @@ class Manifest:
     data: DataInfo
     stitching: StitchingInfo
     variants: tuple[VariantEntry, ...]
+    segments: tuple[Segment, ...] | None = field(default=None, metadata=OPTIONAL)
     files: dict[str, str]
     bundle_model_bytes: int | None = field(default=None, metadata=OPTIONAL)
     manifest_sha256: str | None = field(default=None, metadata=OPTIONAL)
@@ -260,6 +297,30 @@ class Manifest:
             if v.id == variant_id:
                 return v
         raise BundleError(f"unknown variant {variant_id!r}; valid choices: {', '.join(v.id for v in self.variants)}")
+
+    def segment(self, segment_id: str) -> Segment:
+        """The segment called ``segment_id``.
+
+        Raises:
+            BundleError: the manifest has no such segment; the message lists the valid ones.
+        """
+        for s in self.segments or ():
+            if s.id == segment_id:
+                return s
+        valid = ", ".join(s.id for s in self.segments or ()) or "none"
+        raise BundleError(f"unknown segment {segment_id!r}; valid choices: {valid}")
+
+    def chain(self, variant_id: str) -> list[Segment]:
+        """The segments variant ``variant_id`` runs, in order (empty for a variant stored as one graph).
+
+        Raises:
+            BundleError: the chain names a segment the manifest lacks.
+        """
+        v = self.variant(variant_id)
+        try:
+            return [self.segment(s) for s in v.chain or ()]
+        except BundleError as exc:
+            raise BundleError(f"variant {variant_id}: {exc}") from None
 
     def latency_terms(self) -> dict[str, tuple[tuple[int, ...], ...]]:
         """Per variant, the (MACs, bytes moved[, output elements]) of each dispatched op: what calibration fits."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import gzip
 import io
 import os
@@ -13,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from restnet_compile._util.atomic import replace_dir
 from restnet_compile._util.hashing import sha256_file
 from restnet_compile._util.tempdirs import make_owned_dir, remove_stale
 from restnet_compile.bundle.manifest import MANIFEST
@@ -20,7 +19,6 @@ from restnet_compile.errors import BadInputError
 
 #: Staging directories are ``.<name>.tmp-<host>.<pid>.<random>``: hidden, and removable once their build is dead.
 STAGING_PATTERN = r"\.[^/]+\.tmp-"
-_RENAME_EXCHANGE = 2
 
 
 def checksums(root: Path, exclude: tuple[str, ...] = (MANIFEST,)) -> dict[str, str]:
@@ -60,32 +58,6 @@ def check_output_dir(out: Path) -> None:
         raise BadInputError(f"output {out}: directory {parent} is not writable")
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where that is unavailable."""
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (AttributeError, OSError):
-        return False
-    at_fdcwd = -100
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EXDEV):
-        return False
-    raise OSError(err, os.strerror(err), str(b))
-
-
-def _replace_dir(new: Path, final: Path, trash: Path) -> None:
-    """Put ``new`` at ``final``; at no moment is ``final`` a half-written or missing bundle where swaps exist."""
-    if not final.exists():
-        new.rename(final)
-    elif _exchange(new, final):
-        return  # the previous bundle is now at ``new`` and goes with the staging directory
-    else:  # two renames: ``final`` is briefly absent, but never partial
-        final.rename(trash)
-        new.rename(final)
-
-
 @contextmanager
 def staging(out_root: Path, name: str) -> Iterator[Path]:
     """Yield a temporary directory beside ``out_root/name``; on success it replaces that bundle atomically.
@@ -103,7 +75,7 @@ def staging(out_root: Path, name: str) -> Iterator[Path]:
     stage.mkdir()
     try:
         yield stage
-        _replace_dir(stage, out_root / name, tmp / "previous")
+        replace_dir(stage, out_root / name, tmp / "previous")
         archive = tmp / f"{name}.tar.gz"
         if archive.exists():
             os.replace(archive, out_root / archive.name)

@@ -143,6 +143,15 @@ class Target(Strict):
     calibration_samples: int = Field(200, ge=1)
     ops_allow: list[str] | None = Field(None, description="operators the target runtime supports (None: any)")
     tensorrt: bool = Field(False, description="also write trtexec.sh, the engine build command for the device")
+    segments: bool = Field(
+        False,
+        description="tflite exporter: one file per block range, each variant a chain of them (tflm always does)",
+    )
+    segment_cuts: Literal["shared", "every-block"] = Field(
+        "shared",
+        description="segment targets: cut donors only where a variant enters or leaves them (shared), or between "
+        "every two blocks (every-block: longer chains, small patches for variants added later)",
+    )
     float_ops: list[str] = Field(
         [], description="int8 TFLite only: operators kept in float (mixed precision), e.g. BATCH_MATMUL, SOFTMAX"
     )

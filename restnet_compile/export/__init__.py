@@ -4,7 +4,7 @@ Backends (onnx2tf, tensorflow, onnxruntime) are imported lazily inside the expor
 this package stays cheap; importing it registers every exporter.
 """
 
-from restnet_compile.export import onnx_shared, tflite
+from restnet_compile.export import onnx_shared, tflite, tflm
 from restnet_compile.export.base import EXPORTERS, ExportedVariant, Exporter
 
-__all__ = ["EXPORTERS", "ExportedVariant", "Exporter", "onnx_shared", "tflite"]
+__all__ = ["EXPORTERS", "ExportedVariant", "Exporter", "onnx_shared", "tflite", "tflm"]

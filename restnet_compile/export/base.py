@@ -14,16 +14,70 @@ from restnet_compile.config.device import Target
 
 
 @dataclass(frozen=True)
+class BoundaryInfo:
+    """A segment's input or output as its model file stores it (see ``bundle.manifest.Boundary``)."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    scale: float
+    zero_point: int
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of one tensor (batch 1)."""
+        size = {"int8": 1, "uint8": 1, "int16": 2, "float16": 2}.get(self.dtype, 4)
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n * size
+
+
+@dataclass(frozen=True)
+class ExportedSegment:
+    """One segment's model file: which donor blocks it holds (see ``export.segments``) and its boundaries."""
+
+    id: str
+    model: str
+    start: int
+    stop: int
+    head: bool
+    file: str
+    signature: str
+    input: BoundaryInfo
+    output: BoundaryInfo
+
+
+@dataclass(frozen=True)
 class ExportedVariant:
     """Where one variant lives inside the bundle.
 
     Attributes:
-        file: File name relative to the bundle directory.
-        signature: Signature (TFLite) or graph name (ONNX) that runs this variant.
+        file: File name relative to the bundle directory ("" for a variant that runs as a chain of segments).
+        signature: Signature (TFLite) or graph name (ONNX) that runs this variant ("" for a chain).
+        chain: The segments the variant runs, in order (empty: the variant is one graph).
     """
 
     file: str
     signature: str
+    chain: tuple[ExportedSegment, ...] = ()
+
+
+def boundary_bytes(chain: tuple[ExportedSegment, ...], alignment: int = 16) -> int:
+    """The buffer that carries a chain's tensors between segments: its largest inner boundary, aligned (0 for a
+    chain of one segment)."""
+    largest = max((s.output.nbytes for s in chain[:-1]), default=0)
+    return -(-largest // alignment) * alignment
+
+
+@dataclass(frozen=True)
+class VariantBudget:
+    """What a device needs to pick a shipped variant: its chain, arena, estimated latency and accuracy."""
+
+    id: str
+    chain: tuple[ExportedSegment, ...]
+    arena_bytes: int
+    latency_ms: float
+    accuracy: float
 
 
 class Exporter(ABC):
@@ -51,6 +105,17 @@ class Exporter(ABC):
             target: The export target.
             out_dir: Bundle directory to write model files into.
             work_dir: Scratch directory for intermediate files.
+        """
+
+    def finish(  # noqa: B027 - a hook most exporters do not need
+        self, out_dir: Path, exported: dict[str, ExportedVariant], budgets: list[VariantBudget]
+    ) -> None:
+        """Write the files that need the exported graphs' costs (by default none).
+
+        Args:
+            out_dir: The bundle directory ``export`` wrote into.
+            exported: What ``export`` returned.
+            budgets: The shipped variants' costs, read from their exported graphs, in manifest order.
         """
 
 

@@ -51,6 +51,23 @@ class GraphCost:
         return tensors + (self.constant_bytes if profile.weights_in_ram else 0) + profile.runtime_ram
 
 
+def chain_cost(segments: list[GraphCost], boundary_bytes: int) -> GraphCost:
+    """Cost of a variant that runs ``segments`` one after another in one arena, carrying each boundary tensor over
+    in a buffer of ``boundary_bytes``: the segments' bytes together, the largest segment's tensors + that buffer."""
+
+    def peak(values: list[int | None]) -> int | None:
+        return None if any(v is None for v in values) else max(values) + boundary_bytes  # type: ignore[type-var]
+
+    return GraphCost(
+        model_bytes=sum(c.model_bytes for c in segments),
+        activation_bytes=max(c.activation_bytes for c in segments) + boundary_bytes,
+        constant_bytes=sum(c.constant_bytes for c in segments),
+        ops=tuple(sorted({op for c in segments for op in c.ops})),
+        arena_estimate=peak([c.arena_estimate for c in segments]),
+        arena_measured=peak([c.arena_measured for c in segments]),
+    )
+
+
 def is_tflm(profile: Profile) -> bool:
     """Whether the profile's runtime is TensorFlow Lite Micro."""
     return profile.runtime.lower() in TFLM_RUNTIMES

@@ -31,7 +31,6 @@ from restnet_compile._util.quiet import quiet_native_output
 from restnet_compile.config.device import Target
 from restnet_compile.errors import BadInputError, RestnetError
 from restnet_compile.export.base import EXPORTERS, ExportedVariant, Exporter
-from restnet_compile.export.c_array import render_c_arrays
 from restnet_compile.export.onnx_maxpool import explicit_maxpool_padding
 from restnet_compile.export.ops import check_ops, tflite_ops
 from restnet_compile.export.torch_onnx import INPUT_NAME, OUTPUT_NAME, export_onnx
@@ -80,7 +79,7 @@ def onnx2tf_environment(work_dir: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _tensorflow_quiet() -> Iterator[None]:
+def tensorflow_quiet() -> Iterator[None]:
     """TensorFlow's Python logger at ERROR and its C++ log level at 3 while converting; both restored after."""
     logger = logging.getLogger("tensorflow")
     old_level, old_env = logger.level, os.environ.get("TF_CPP_MIN_LOG_LEVEL")
@@ -94,7 +93,7 @@ def _tensorflow_quiet() -> Iterator[None]:
             os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
 
 
-def _to_saved_model(module: nn.Module, input_shape: tuple[int, int, int], name: str, work_dir: Path) -> Path:
+def to_saved_model(module: nn.Module, input_shape: tuple[int, ...], name: str, work_dir: Path) -> Path:
     import onnx2tf
     import tf_keras
 
@@ -129,12 +128,13 @@ def _combine(saved: dict[str, Path], input_shape: tuple[int, int, int], out: Pat
     for name, path in saved.items():
         loaded = tf.saved_model.load(str(path))
         setattr(root, f"model_{len(signatures)}", loaded)
-        signatures[name] = _signature(loaded.signatures["serving_default"], (1, h, w, c)).get_concrete_function()
+        fn = signature_function(loaded.signatures["serving_default"], (1, h, w, c))
+        signatures[name] = fn.get_concrete_function()
     tf.saved_model.save(root, str(out), signatures=signatures)
     return list(signatures)
 
 
-def _signature(fn, shape: tuple[int, ...]):  # type: ignore[no-untyped-def]
+def signature_function(fn, shape: tuple[int, ...]):  # type: ignore[no-untyped-def]
     import tensorflow as tf
 
     @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name=INPUT_NAME)])
@@ -145,14 +145,21 @@ def _signature(fn, shape: tuple[int, ...]):  # type: ignore[no-untyped-def]
 
 
 def _convert(saved_model: Path, keys: list[str], calib: np.ndarray, target: Target) -> bytes:
+    nhwc = np.ascontiguousarray(calib[: target.calibration_samples].transpose(0, 2, 3, 1))
+    return convert_calibrated(saved_model, {key: nhwc for key in keys}, target)
+
+
+def convert_calibrated(saved_model: Path, samples: dict[str, np.ndarray], target: Target) -> bytes:
+    """Convert the signatures ``samples`` names to the target's dtype, each calibrated on its own samples (N x the
+    signature's input shape, in the file's layout)."""
     import tensorflow as tf
 
-    nhwc = np.ascontiguousarray(calib[: target.calibration_samples].transpose(0, 2, 3, 1))
+    keys = list(samples)
 
     def representative() -> Iterator[tuple[str, dict[str, np.ndarray]]]:
         for key in keys:
-            for image in nhwc:
-                yield key, {INPUT_NAME: image[None]}
+            for x in samples[key]:
+                yield key, {INPUT_NAME: x[None]}
 
     conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=keys)
     io_types = {"int8": tf.int8, "fp16": tf.float32, "fp32": tf.float32}
@@ -212,7 +219,8 @@ def _mixed_int8(conv, float_ops: list[str], io_type) -> bytes:  # type: ignore[n
 
 @EXPORTERS.register("tflite")
 class TFLiteExporter(Exporter):
-    """One ``variants.tflite`` holding every variant as a signature."""
+    """One ``variants.tflite`` holding every variant as a signature, or with ``segments`` in the target one
+    ``seg-<id>.tflite`` per block range, every variant a chain of them (``export.tflite_segments``)."""
 
     layout = "NHWC"
 
@@ -225,6 +233,10 @@ class TFLiteExporter(Exporter):
         out_dir: Path,
         work_dir: Path,
     ) -> dict[str, ExportedVariant]:
+        if target.segments:
+            from restnet_compile.export.tflite_segments import export_segments
+
+            return export_segments(dict(variants), calib, target, out_dir, work_dir)[0]
         with quiet_native_output():
             combined, keys = saved_model_with_signatures(variants, input_shape, work_dir)
             model = _convert(combined, keys, calib, target)
@@ -238,39 +250,6 @@ def saved_model_with_signatures(
 ) -> tuple[Path, list[str]]:
     """Convert each variant with onnx2tf and join them in one SavedModel with one signature per variant."""
     combined = work_dir / "combined_saved_model"
-    with _tensorflow_quiet():
-        saved = {name: _to_saved_model(m, input_shape, name, work_dir) for name, m in variants.items()}
+    with tensorflow_quiet():
+        saved = {name: to_saved_model(m, input_shape, name, work_dir) for name, m in variants.items()}
         return combined, _combine(saved, input_shape, combined)
-
-
-@EXPORTERS.register("tflm")
-class TFLMExporter(Exporter):
-    """One full-int8 ``<variant>.tflite`` per variant plus ``model_data.cc/.h`` for TensorFlow Lite Micro.
-
-    TFLM's interpreter runs subgraph 0 only, so each variant is its own flatbuffer: blocks shared by several variants
-    are stored once per variant here (the multi-signature ``tflite-int8`` target shares them, for LiteRT).
-    """
-
-    layout = "NHWC"
-
-    def export(
-        self,
-        variants: dict[str, nn.Module],
-        input_shape: tuple[int, int, int],
-        calib: np.ndarray,
-        target: Target,
-        out_dir: Path,
-        work_dir: Path,
-    ) -> dict[str, ExportedVariant]:
-        if target.dtype != "int8":
-            raise BadInputError(f"target {target.name}: exporter tflm writes full-int8 models; valid dtypes: int8")
-        with quiet_native_output():
-            combined, keys = saved_model_with_signatures(variants, input_shape, work_dir)
-            models = {key: _convert(combined, [key], calib, target) for key in keys}
-        check_ops({k: next(iter(tflite_ops(m).values())) for k, m in models.items()}, target)
-        for key, model in models.items():
-            (out_dir / f"{key}.tflite").write_bytes(model)
-        header, source = render_c_arrays(models)
-        (out_dir / "model_data.h").write_text(header)
-        (out_dir / "model_data.cc").write_text(source)
-        return {key: ExportedVariant(f"{key}.tflite", key) for key in keys}

@@ -15,8 +15,9 @@ OUTPUT_NAME = "logits"
 OPSET = 18
 
 
-def export_onnx(module: nn.Module, input_shape: tuple[int, int, int], path: Path) -> Path:
-    """Export ``module`` for a batch of one image to a self-contained ONNX file at ``path``."""
+def export_onnx(module: nn.Module, input_shape: tuple[int, ...], path: Path) -> Path:
+    """Export ``module`` for a batch of one input of ``input_shape`` (an image or a feature) to a self-contained ONNX
+    file at ``path``."""
     module.eval()
     example = (torch.zeros(1, *input_shape),)
     sink = io.StringIO()

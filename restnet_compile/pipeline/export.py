@@ -18,23 +18,38 @@ import numpy as np
 from restnet_compile._util.progress import Reporter
 from restnet_compile.config.device import Profile, Target
 from restnet_compile.export import EXPORTERS, ExportedVariant
-from restnet_compile.export.graph_cost import graph_cost, is_tflm, variant_model
+from restnet_compile.export.base import BoundaryInfo, ExportedSegment, VariantBudget, boundary_bytes
+from restnet_compile.export.graph_cost import GraphCost, chain_cost, graph_cost, is_tflm, variant_model
 from restnet_compile.pipeline.cache_store import Entry
 from restnet_compile.pipeline.decide import decide
 from restnet_compile.pipeline.fingerprint import array_digest
 from restnet_compile.pipeline.stage_store import StageCache, StageKey, empty_dir
 from restnet_compile.pipeline.state import Analysis, Variant
 
-KEY = StageKey("export", 1, ("plan", "tune", "selection", "selection_noise", "profile"))
+KEY = StageKey("export", 2, ("plan", "tune", "selection", "selection_noise", "profile"))
 
 
 @dataclass(frozen=True)
 class Exported:
-    """The analysis with graph-measured costs and its final decisions, and where each shipped variant lives."""
+    """The analysis with graph-measured costs and its final decisions, where each shipped variant lives, and the
+    cost of each segment (for targets that store variants as chains of segments)."""
 
     analysis: Analysis
     variants: dict[str, ExportedVariant]
     layout: str
+    segment_costs: dict[str, GraphCost] = dataclasses.field(default_factory=dict)
+
+
+def _cost_of(
+    ex: ExportedVariant, bundle_dir: Path, profile: Profile, measure: bool, segments: dict[str, GraphCost]
+) -> GraphCost:
+    """The exported variant's graph cost; for a chain, its segments' (each measured once, kept in ``segments``)."""
+    if not ex.chain:
+        return graph_cost(variant_model(bundle_dir / ex.file, ex.signature), ex.signature, profile, measure)
+    for seg in ex.chain:
+        if seg.id not in segments:
+            segments[seg.id] = graph_cost((bundle_dir / seg.file).read_bytes(), seg.signature, profile, measure)
+    return chain_cost([segments[s.id] for s in ex.chain], boundary_bytes(ex.chain))
 
 
 def with_graph_costs(
@@ -44,16 +59,21 @@ def with_graph_costs(
     profile: Profile,
     target: Target,
     progress: Reporter,
+    segments: dict[str, GraphCost] | None = None,
 ) -> list[Variant]:
-    """``variants`` with the costs of each exported TFLite variant read from its graph (others unchanged)."""
+    """``variants`` with the costs of each exported TFLite variant read from its graph (others unchanged).
+
+    ``segments`` collects the cost of every segment a chained variant runs.
+    """
     out = []
+    segments = {} if segments is None else segments
+    measure = is_tflm(profile) and target.dtype == "int8"
     for v in variants:
         ex = exported.get(v.id)
-        if ex is None or not ex.file.endswith(".tflite"):
+        if ex is None or not (ex.chain or ex.file.endswith(".tflite")):
             out.append(v)
             continue
-        model = variant_model(bundle_dir / ex.file, ex.signature)
-        gc = graph_cost(model, ex.signature, profile, measure_tflm=is_tflm(profile) and target.dtype == "int8")
+        gc = _cost_of(ex, bundle_dir, profile, measure, segments)
         cost = dataclasses.replace(
             v.cost,
             ram_bytes=gc.ram_bytes(profile),
@@ -87,7 +107,8 @@ def _export_once(a: Analysis, stage: Path, work: Path, store: StageCache) -> tup
         files: dict[str, bytes | Path] = {
             f"tree/{p.relative_to(stage).as_posix()}": p for p in sorted(stage.rglob("*")) if p.is_file()
         }
-        return {"exported": [[vid, ev.file, ev.signature] for vid, ev in exported.items()]}, files
+        rows = [[vid, ev.file, ev.signature, [dataclasses.asdict(s) for s in ev.chain]] for vid, ev in exported.items()]
+        return {"exported": rows}, files
 
     def load(e: Entry) -> dict[str, ExportedVariant]:
         try:
@@ -96,7 +117,7 @@ def _export_once(a: Analysis, stage: Path, work: Path, store: StageCache) -> tup
                     dest = stage / name.removeprefix("tree/")
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(e.file(name), dest)
-            return {vid: ExportedVariant(f, s) for vid, f, s in e.meta["exported"]}
+            return {vid: ExportedVariant(f, s, _chain(c)) for vid, f, s, c in e.meta["exported"]}
         except Exception:
             empty_dir(stage)  # the export that runs instead starts from an empty directory
             raise
@@ -107,9 +128,27 @@ def _export_once(a: Analysis, stage: Path, work: Path, store: StageCache) -> tup
     return store.run("export", KEY, inputs, compute, save, load)
 
 
+def _chain(rows: list[dict]) -> tuple[ExportedSegment, ...]:
+    def boundary(d: dict) -> BoundaryInfo:
+        return BoundaryInfo(tuple(d["shape"]), d["dtype"], d["scale"], d["zero_point"])
+
+    return tuple(ExportedSegment(**{**r, "input": boundary(r["input"]), "output": boundary(r["output"])}) for r in rows)
+
+
+def _budgets(a: Analysis, exported: dict[str, ExportedVariant]) -> list[VariantBudget]:
+    return [
+        VariantBudget(
+            v.id, exported[v.id].chain, v.cost.arena_bytes or v.cost.ram_bytes, v.cost.latency_ms, v.test_accuracy
+        )
+        for v in a.variants
+        if v.decision and v.decision.selected and v.id in exported
+    ]
+
+
 def export_stage(a: Analysis, stage: Path, work: Path, store: StageCache, progress: Reporter) -> Exported:
     """Export the selected variants into ``stage`` until the graph-measured selection is the exported one."""
     exported: dict[str, ExportedVariant] = {}
+    segments: dict[str, GraphCost] = {}
     for _attempt in range(len(a.variants) + 1):  # each repeat drops a variant its exported graph showed not to fit
         empty_dir(stage)
         before = set(a.shipped())
@@ -119,10 +158,13 @@ def export_stage(a: Analysis, stage: Path, work: Path, store: StageCache, progre
         if reused:
             progress("  export: reused (cache)")
         progress.advance("export")
-        variants = with_graph_costs(a.variants, stage, exported, a.profile, a.target, progress)
+        segments = {}
+        variants = with_graph_costs(a.variants, stage, exported, a.profile, a.target, progress, segments)
         a = dataclasses.replace(a, variants=decide(variants, a.profile, a.config, len(a.splits.val)))
         after = set(a.shipped())
         if after == before:
             break
         progress(f"  exported graphs changed the selection: {', '.join(sorted(before ^ after))}; exporting again")
-    return Exported(a, exported, EXPORTERS.get(a.target.exporter).layout)
+    exporter = EXPORTERS.get(a.target.exporter)
+    exporter().finish(stage, exported, _budgets(a, exported))
+    return Exported(a, exported, exporter.layout, segments)

@@ -7,6 +7,7 @@ from importlib import metadata
 from restnet_compile import __version__
 from restnet_compile.bundle.manifest import (
     FORMAT_VERSION,
+    Boundary,
     CandidateRule,
     DataInfo,
     ImageInfo,
@@ -17,6 +18,7 @@ from restnet_compile.bundle.manifest import (
     Parity,
     PreprocessInfo,
     ProfileInfo,
+    Segment,
     SelectionInfo,
     StitchInfo,
     StitchingInfo,
@@ -24,7 +26,8 @@ from restnet_compile.bundle.manifest import (
     TuneInfo,
     VariantEntry,
 )
-from restnet_compile.export.base import ExportedVariant
+from restnet_compile.export.base import BoundaryInfo, ExportedVariant
+from restnet_compile.export.graph_cost import GraphCost
 from restnet_compile.export.parity import ParityResult
 from restnet_compile.models import BlockSequence
 from restnet_compile.pipeline.load import image_policy, weights_sha
@@ -70,10 +73,39 @@ def _variant_entry(v: Variant, exported: ExportedVariant | None) -> VariantEntry
         feasible=v.decision.feasible,
         selected=v.decision.selected,
         reasons=tuple(v.decision.reasons),
-        file=exported.file if exported else None,
-        signature=exported.signature if exported else None,
+        file=exported.file if exported and not exported.chain else None,
+        signature=exported.signature if exported and not exported.chain else None,
         accuracy_deployed=None,
         parity=None,
+        chain=tuple(s.id for s in exported.chain) if exported and exported.chain else None,
+    )
+
+
+def _boundary(b: BoundaryInfo) -> Boundary:
+    return Boundary(shape=b.shape, dtype=b.dtype, scale=b.scale, zero_point=b.zero_point)
+
+
+def _segments(exported: dict[str, ExportedVariant], costs: dict[str, GraphCost]) -> tuple[Segment, ...] | None:
+    """Every segment the exported chains run, once, in the order of the chains' first use."""
+    found = {s.id: s for ev in exported.values() for s in ev.chain}
+    if not found:
+        return None
+    return tuple(
+        Segment(
+            id=s.id,
+            model=s.model,
+            start=s.start,
+            stop=s.stop,
+            head=s.head,
+            file=s.file,
+            signature=s.signature,
+            model_bytes=costs[s.id].model_bytes,
+            input=_boundary(s.input),
+            output=_boundary(s.output),
+            arena_bytes=costs[s.id].arena_estimate,
+            arena_bytes_measured=costs[s.id].arena_measured,
+        )
+        for s in found.values()
     )
 
 
@@ -98,7 +130,9 @@ def _model_info(a: Analysis, role: str, model: BlockSequence, weights: str | Non
     )
 
 
-def build_manifest(a: Analysis, exported: dict[str, ExportedVariant], layout: str) -> Manifest:
+def build_manifest(
+    a: Analysis, exported: dict[str, ExportedVariant], layout: str, segment_costs: dict[str, GraphCost] | None = None
+) -> Manifest:
     """The manifest without parity (see :func:`add_parity`), model bytes and ``files`` checksums (added last)."""
     p, t, cfg = a.profile, a.target, a.config
     c, h, w = a.large.input_shape
@@ -154,5 +188,6 @@ def build_manifest(a: Analysis, exported: dict[str, ExportedVariant], layout: st
             cka=tuple(tuple(round(float(x), 4) for x in row) for row in a.cka),
         ),
         variants=tuple(_variant_entry(v, exported.get(v.id)) for v in a.variants),
+        segments=_segments(exported, segment_costs or {}),
         files={},
     )

@@ -27,7 +27,7 @@ def parity_stage(ex: Exported, stage: Path, progress: Reporter) -> Manifest:
     """
     a = ex.analysis
     shipped = a.shipped()
-    manifest = build_manifest(a, ex.variants, ex.layout)
+    manifest = build_manifest(a, ex.variants, ex.layout, ex.segment_costs)
     write_manifest(stage / MANIFEST, manifest)
     test = a.splits.test
     with quiet_native_output():  # interpreters announce their delegates on first use

@@ -55,6 +55,16 @@ class LiteRTBackend:
             self._runners[key] = (runner, in_detail, out_detail, in_name, out_name)
         return self._runners[key]
 
+    def io_details(self, file: str, signature: str) -> tuple[dict, dict]:
+        """The signature's input and output details (shape, dtype, quantization)."""
+        _, in_detail, out_detail, _, _ = self._runner(file, signature)
+        return in_detail, out_detail
+
+    def run_raw(self, file: str, signature: str, x: np.ndarray) -> np.ndarray:
+        """The signature's raw output for an input already in its dtype (batch 1)."""
+        runner, _, _, in_name, out_name = self._runner(file, signature)
+        return runner(**{in_name: x})[out_name]  # type: ignore[operator]
+
     def run(self, file: str, signature: str, x: np.ndarray) -> np.ndarray:
         runner, in_detail, out_detail, in_name, out_name = self._runner(file, signature)
         q = _quantize(x, in_detail)

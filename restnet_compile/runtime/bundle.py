@@ -10,11 +10,15 @@ import numpy as np
 from restnet_compile._util.hashing import sha256_file
 from restnet_compile.bundle.manifest import MANIFEST, BundleError, Manifest, read_manifest
 from restnet_compile.runtime.backends import Backend, LiteRTBackend, OnnxRuntimeBackend
+from restnet_compile.runtime.chain import RawBackend, check_chains, check_segment_file, run_chain
 
 
 @dataclass(frozen=True)
 class VariantInfo:
-    """What the runtime knows about one shipped variant (from the manifest)."""
+    """What the runtime knows about one shipped variant (from the manifest).
+
+    ``file`` and ``signature`` are empty for a variant that runs as a chain of segments; ``chain`` names them.
+    """
 
     id: str
     signature: str
@@ -22,6 +26,7 @@ class VariantInfo:
     latency_ms: float
     ram_bytes: int
     accuracy: float | None
+    chain: tuple[str, ...] = ()
 
 
 def _inside(root: Path, name: str) -> Path:
@@ -39,10 +44,13 @@ class Bundle:
         self.manifest = manifest
         self._backend = backend
         self.layout: str = manifest.input.layout
+        self._checked: set[str] = set()  # segments whose files were checked against the manifest
         self.variants = [
-            VariantInfo(v.id, v.signature, v.file, v.latency_ms, v.ram_bytes, v.accuracy_deployed)
+            VariantInfo(
+                v.id, v.signature or "", v.file or "", v.latency_ms, v.ram_bytes, v.accuracy_deployed, v.chain or ()
+            )
             for v in manifest.shipped()
-            if v.signature is not None and v.file is not None
+            if (v.signature is not None and v.file is not None) or v.chain
         ]
 
     @classmethod
@@ -67,7 +75,12 @@ class Bundle:
         shipped = manifest.shipped()
         if not shipped:
             raise BundleError(f"{root}: the manifest lists no shipped variant")
+        check_chains(manifest, str(root))
         for v in shipped:
+            if v.chain:
+                for seg in manifest.chain(v.id):
+                    _inside(root, seg.file)
+                continue
             if v.file is None or v.signature is None:
                 raise BundleError(f"{root}: shipped variant {v.id} names no model file or signature")
             _inside(root, v.file)
@@ -123,4 +136,19 @@ class Bundle:
             )
         if self.layout == "NHWC":
             x = x.transpose(0, 2, 3, 1)
+        if info.chain:
+            return self._run_chain(info, x)
         return np.concatenate([self._backend.run(info.file, info.signature, xi[None]) for xi in x])
+
+    def _run_chain(self, info: VariantInfo, x: np.ndarray) -> np.ndarray:
+        backend = self._backend
+        if not (hasattr(backend, "run_raw") and hasattr(backend, "io_details")):
+            fmt = self.manifest.target.format
+            raise BundleError(f"variant {info.id} runs as segments, which the {fmt} runtime cannot")
+        raw: RawBackend = backend  # type: ignore[assignment]
+        chain = self.manifest.chain(info.id)
+        for seg in chain:
+            if seg.id not in self._checked:
+                check_segment_file(raw, seg)
+                self._checked.add(seg.id)
+        return np.concatenate([run_chain(raw, chain, xi[None]) for xi in x])

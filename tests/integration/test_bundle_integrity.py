@@ -125,3 +125,46 @@ def test_cli_refuses_an_absolute_path_and_a_flip_with_one_line(phone_bundle: api
     proc = subprocess.run([*cmd, "inspect", str(root)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "altered" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def _cli_verify(root: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "restnet_compile", "verify", str(root)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
+def _chained(root: Path) -> tuple[list, list]:
+    data = json.loads((root / MANIFEST).read_text())
+    return data["variants"], data["segments"]
+
+
+def test_a_chain_naming_a_missing_segment_is_one_line_and_exit_2(tflm_bundle: api.BuildResult, tmp_path: Path) -> None:
+    root = Path(shutil.copytree(tflm_bundle.bundle_dir, tmp_path / "b"))
+    variants, _ = _chained(root)
+    shipped = next(v for v in variants if v["selected"])
+    shipped["chain"] = [*shipped["chain"][:-1], "S9-H"]
+    _reseal(root, {"variants": variants})
+    before = {p.name: p.read_bytes() for p in root.iterdir()}
+    proc = _cli_verify(root)
+    assert proc.returncode == 2 and "unknown segment 'S9-H'" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in root.iterdir()} == before
+
+
+@pytest.mark.parametrize("edit", ["shape", "scale"])
+def test_segments_whose_boundaries_disagree_are_one_line_and_exit_2(
+    tflm_bundle: api.BuildResult, tmp_path: Path, edit: str
+) -> None:
+    root = Path(shutil.copytree(tflm_bundle.bundle_dir, tmp_path / "b"))
+    variants, segments = _chained(root)
+    chain = next(v["chain"] for v in variants if v["selected"] and len(v["chain"]) > 1)
+    second = next(s for s in segments if s["id"] == chain[1])
+    if edit == "shape":  # the manifest's chain no longer fits together
+        second["input"]["shape"] = [*second["input"]["shape"][:-1], second["input"]["shape"][-1] + 1]
+        expected = f"segment {chain[0]} gives"
+    else:  # the manifest no longer describes the segment's file
+        second["input"]["scale"] = second["input"]["scale"] * 2
+        expected = f"segment {chain[1]}: its file's input"
+    _reseal(root, {"segments": segments})
+    proc = _cli_verify(root)
+    assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

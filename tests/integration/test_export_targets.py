@@ -18,7 +18,6 @@ from restnet_compile.config.build import BuildConfig
 from restnet_compile.config.device import load_target
 from restnet_compile.errors import BadInputError
 from restnet_compile.export import EXPORTERS
-from restnet_compile.export.c_array import c_identifier, render_c_arrays
 from restnet_compile.export.ops import check_ops, tflite_ops
 from restnet_compile.export.tflite import ONNX2TF_SAMPLE, onnx2tf_environment
 
@@ -30,10 +29,11 @@ def tflm_build(tflm_bundle: api.BuildResult) -> api.BuildResult:
     return tflm_bundle
 
 
-def test_tflm_bundle_has_one_flatbuffer_per_variant_and_c_arrays(tflm_build: api.BuildResult) -> None:
-    shipped = tflm_build.manifest.shipped()
-    files = set(tflm_build.manifest.files)
-    assert {f"{v.id}.tflite" for v in shipped} | {
+def test_tflm_bundle_stores_each_segment_once_and_chains_every_variant(tflm_build: api.BuildResult) -> None:
+    m = tflm_build.manifest
+    segments = {s.id: s for s in m.segments or ()}
+    files = set(m.files)
+    assert {s.file for s in segments.values()} | {
         "model_data.cc",
         "model_data.h",
         "report.md",
@@ -42,12 +42,62 @@ def test_tflm_bundle_has_one_flatbuffer_per_variant_and_c_arrays(tflm_build: api
         "pareto.png",
         "cka.png",
     } == files
-    for v in shipped:
-        assert v.file is not None and v.parity is not None
-        ops = tflite_ops((tflm_build.bundle_dir / v.file).read_bytes())
+    used = set()
+    for v in m.shipped():
+        assert v.file is None and v.chain and v.parity is not None
+        used |= set(v.chain)
+        assert v.model_bytes == sum(segments[s].model_bytes for s in v.chain)
+        assert v.parity.top1_agreement >= 0.98
+        assert v.accuracy_deployed is not None and v.parity.accuracy_torch - v.accuracy_deployed <= 0.01
+    assert used == set(segments)  # nothing stored that no variant runs
+    assert m.bundle_model_bytes == sum(s.model_bytes for s in segments.values())
+    for s in segments.values():
+        ops = tflite_ops((tflm_build.bundle_dir / s.file).read_bytes())
         assert len(ops) == 1  # one subgraph: what TFLite Micro runs
         assert set(next(iter(ops.values()))) <= set(load_target("tflm-int8").ops_allow or [])
-        assert v.parity.top1_agreement >= 0.98
+
+
+def test_tflm_arena_estimates_cover_the_measured_arena_within_ten_percent(tflm_build: api.BuildResult) -> None:
+    m = tflm_build.manifest
+    for s in m.segments or ():
+        assert s.arena_bytes is not None and s.arena_bytes_measured is not None
+    for v in m.shipped():
+        assert v.arena_bytes is not None and v.arena_bytes_measured is not None
+        assert v.arena_bytes_measured <= v.arena_bytes <= 1.10 * v.arena_bytes_measured, v.id
+
+
+def _tflm_chain(root: Path, chain: list, arenas: list[int], x: np.ndarray) -> np.ndarray:
+    """One image through ``chain`` in the TFLite Micro interpreter, each segment in its measured arena."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    from restnet_compile.runtime.chain import dequantize, quantize, requantize
+
+    q = quantize(x, chain[0].input)
+    for k, (seg, arena) in enumerate(zip(chain, arenas, strict=True)):
+        if k:
+            q = requantize(q, chain[k - 1].output, seg.input)
+        interp = runtime.Interpreter.from_bytes((root / seg.file).read_bytes(), arena_size=arena)
+        interp.set_input(q, 0)
+        interp.invoke()
+        q = interp.get_output(0)
+    return dequantize(q, chain[-1].output)
+
+
+def test_every_chain_runs_in_tflite_micro_and_agrees_with_the_runtime(tflm_build: api.BuildResult) -> None:
+    from restnet_compile.runtime import Bundle
+
+    bundle = Bundle.open(tflm_build.bundle_dir)
+    m = bundle.manifest
+    with np.load(tflm_build.bundle_dir / "reference.npz") as ref:
+        images = ref["inputs"][:16]
+    for v in m.shipped():
+        chain = m.chain(v.id)
+        arenas = [int(s.arena_bytes_measured or 0) for s in chain]
+        micro = np.concatenate([_tflm_chain(bundle.root, chain, arenas, x.transpose(1, 2, 0)[None]) for x in images])
+        litert = bundle.run(images, v.id)
+        assert (micro.argmax(1) == litert.argmax(1)).mean() >= 0.9, v.id
+        step = chain[-1].output.scale
+        assert np.abs(micro - litert).max() <= 8 * step, v.id  # a few int8 steps apart at most
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs a C++ compiler")
@@ -56,10 +106,10 @@ def test_c_arrays_compile_are_aligned_and_hold_the_exact_bytes(tflm_build: api.B
     main = tmp_path / "main.cc"
     main.write_text(
         '#include <cstdio>\n#include <cstdint>\n#include "model_data.h"\n'
-        "int main() {\n  for (unsigned i = 0; i < g_restnet_variants_len; ++i) {\n"
-        "    const RestnetVariant& v = g_restnet_variants[i];\n"
-        '    std::printf("%s %u %d\\n", v.id, v.model_len, (int)(reinterpret_cast<uintptr_t>(v.model) % 16));\n'
-        '    FILE* f = std::fopen(v.id, "wb"); std::fwrite(v.model, 1, v.model_len, f); std::fclose(f);\n'
+        "int main() {\n  for (unsigned i = 0; i < g_restnet_segments_len; ++i) {\n"
+        "    const RestnetSegment& s = g_restnet_segments[i];\n"
+        '    std::printf("%s %u %d\\n", s.id, s.model_len, (int)(reinterpret_cast<uintptr_t>(s.model) % 16));\n'
+        '    FILE* f = std::fopen(s.id, "wb"); std::fwrite(s.model, 1, s.model_len, f); std::fclose(f);\n'
         "  }\n}\n"
     )
     exe = tmp_path / "dump"
@@ -70,18 +120,22 @@ def test_c_arrays_compile_are_aligned_and_hold_the_exact_bytes(tflm_build: api.B
     )
     out = subprocess.run([str(exe)], cwd=tmp_path, check=True, capture_output=True, text=True).stdout.split("\n")
     rows = [line.split() for line in out if line]
-    assert rows and all(int(align) == 0 for _, _, align in rows)
-    for vid, length, _ in rows:
-        assert (tmp_path / vid).read_bytes() == (root / f"{vid}.tflite").read_bytes()
-        assert int(length) == (root / f"{vid}.tflite").stat().st_size
+    segments = {s.id: s for s in tflm_build.manifest.segments or ()}
+    assert rows and all(int(align) == 0 for _, _, align in rows) and {r[0] for r in rows} == set(segments)
+    for sid, length, _ in rows:
+        assert (tmp_path / sid).read_bytes() == (root / segments[sid].file).read_bytes()
+        assert int(length) == (root / segments[sid].file).stat().st_size
 
 
-def test_c_identifier_and_render_are_stable() -> None:
-    assert c_identifier("L4-S2") == "g_model_L4_S2"
-    header, source = render_c_arrays({"a-b": b"\x01\x02"})
-    assert "extern const unsigned char g_model_a_b[];" in header
-    assert "alignas(16) const unsigned char g_model_a_b[] = {\n  0x01, 0x02,\n};" in source
-    assert "const unsigned int g_model_a_b_len = 2;" in source
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs a C++ compiler")
+def test_the_tflm_example_compiles_against_the_bundle(tflm_build: api.BuildResult, tmp_path: Path) -> None:
+    from tests.unit.test_example_tflm_chain import compile_example
+
+    exe = compile_example(tflm_build.bundle_dir, tmp_path)
+    run = subprocess.run([str(exe)], capture_output=True, text=True, check=True)
+    fits = [v for v in tflm_build.manifest.shipped() if v.latency_ms <= 90.0]  # the example's budget
+    best = max(fits, key=lambda v: (v.accuracy_fp32, -v.latency_ms))
+    assert f"variant {best.id}: {len(best.chain or ())} segments" in run.stdout
 
 
 def test_onnx_int8_is_static_qdq_and_meets_parity(onnx_int8_bundle: api.BuildResult) -> None:

@@ -32,7 +32,7 @@ def _data() -> dict[str, Any]:
 def test_a_real_manifest_round_trips_byte_for_byte() -> None:
     raw = SAMPLE.read_bytes()
     manifest = read_manifest(raw)
-    assert manifest.format_version == 1 and FORMAT_VERSION == 2  # a format-1 manifest still reads, unchanged
+    assert manifest.format_version == 1 and FORMAT_VERSION == 3  # a format-1 manifest still reads, unchanged
     assert manifest.to_json_dict() == json.loads(raw)
     assert seal(manifest) == raw
     assert seal(Manifest.from_json_dict(json.loads(raw))) == raw
@@ -81,7 +81,7 @@ _DELETE = object()
         ("seed", None, "manifest field 'seed' is null"),
         ("input.shape", [1, 28], "manifest field 'input.shape' must have 3 entries, got 2"),
         ("models", [], "manifest field 'models' must be an object"),
-        ("format_version", 3, "format_version 3 is not one this restnet-compile reads (1, 2)"),
+        ("format_version", 4, "format_version 4 is not one this restnet-compile reads (1, 2, 3)"),
         ("format_version", _DELETE, "format_version None is not one"),
     ],
 )

@@ -60,6 +60,7 @@ def test_targets_lists_builtins() -> None:
         "tflite-fp16",
         "tflite-fp32",
         "tflite-int8",
+        "tflite-int8-segments",
         "tflm-int8",
     ]
 

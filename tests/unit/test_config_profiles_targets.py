@@ -22,7 +22,16 @@ TARGETS = builtin_names("targets")
 
 def test_builtin_names_are_the_shipped_files() -> None:
     assert PROFILES == ["host", "jetson", "mcu", "phone"]
-    assert TARGETS == ["onnx-fp16", "onnx-fp32", "onnx-int8", "tflite-fp16", "tflite-fp32", "tflite-int8", "tflm-int8"]
+    assert TARGETS == [
+        "onnx-fp16",
+        "onnx-fp32",
+        "onnx-int8",
+        "tflite-fp16",
+        "tflite-fp32",
+        "tflite-int8",
+        "tflite-int8-segments",
+        "tflm-int8",
+    ]
 
 
 @pytest.mark.parametrize("name", PROFILES)

@@ -1,0 +1,121 @@
+"""Segments to TFLite: one single-signature ``.tflite`` per segment, each quantized once on the inputs it sees.
+
+Each segment goes PyTorch -> ONNX -> onnx2tf SavedModel like a whole variant (``export.tflite``); onnx2tf stores
+feature maps channels-last, so a segment's boundaries are NHWC in its file, as are the images. The boundaries
+(shape, dtype, int8 scale and zero point) are read back from the converted file, and every chain is checked to
+pass a tensor of one shape and dtype from each segment to the next; scales may differ (the runtime requantizes).
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+
+from restnet_compile._util.quiet import quiet_native_output
+from restnet_compile.config.device import Target
+from restnet_compile.errors import RestnetError
+from restnet_compile.export.base import BoundaryInfo, ExportedSegment, ExportedVariant
+from restnet_compile.export.ops import check_ops, tflite_ops
+from restnet_compile.export.segments import SegmentPlan, plan_segments, segment_inputs
+from restnet_compile.export.tflite import convert_calibrated, signature_function, tensorflow_quiet, to_saved_model
+
+SEGMENT_FILE = "seg-{id}.tflite"
+
+
+def _channels_last(x: np.ndarray) -> np.ndarray:
+    return x if x.ndim < 3 else np.ascontiguousarray(np.moveaxis(x, 1, -1))
+
+
+def _saved_model(seg: SegmentPlan, sample: np.ndarray, work_dir: Path) -> tuple[Path, tuple[int, ...]]:
+    """One SavedModel with the segment's signature; the shape its input has there (batch 1)."""
+    import tensorflow as tf
+
+    onnx2tf_out = to_saved_model(seg.module, tuple(sample.shape[1:]), f"seg_{seg.id}", work_dir)
+    loaded = tf.saved_model.load(str(onnx2tf_out))
+    fn = loaded.signatures["serving_default"]
+    (spec,) = fn.structured_input_signature[1].values()
+    shape = (1, *(int(d) for d in spec.shape[1:]))
+    root = tf.Module()
+    root.model = loaded
+    out = work_dir / f"seg_{seg.id}_signature"
+    tf.saved_model.save(root, str(out), signatures={seg.id: signature_function(fn, shape).get_concrete_function()})
+    return out, shape
+
+
+def _file_layout(x: np.ndarray, shape: tuple[int, ...], seg: SegmentPlan) -> np.ndarray:
+    """``x`` (PyTorch layout) in the layout of the converted input ``shape``: channels-last first, as onnx2tf
+    converts feature maps (a map whose sides all equal its channels would otherwise be ambiguous)."""
+    moved = _channels_last(x)
+    if tuple(moved.shape[1:]) == shape[1:]:
+        return moved
+    if tuple(x.shape[1:]) == shape[1:]:
+        return np.ascontiguousarray(x)
+    raise RestnetError(f"segment {seg.id}: onnx2tf made input {shape[1:]} from {tuple(x.shape[1:])}")
+
+
+def _boundary(detail: dict) -> BoundaryInfo:
+    scale, zero = detail["quantization"]
+    return BoundaryInfo(
+        tuple(int(d) for d in detail["shape"][1:]), np.dtype(detail["dtype"]).name, float(scale), int(zero)
+    )
+
+
+def _boundaries(model: bytes, key: str) -> tuple[BoundaryInfo, BoundaryInfo]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_content=model).get_signature_runner(key)
+    ((_, din),) = runner.get_input_details().items()
+    ((_, dout),) = runner.get_output_details().items()
+    return _boundary(din), _boundary(dout)
+
+
+def convert_segment(seg: SegmentPlan, inputs: np.ndarray, target: Target, work_dir: Path) -> bytes:
+    """The segment as one single-signature ``.tflite`` calibrated on ``inputs`` (N x the PyTorch input shape)."""
+    saved, shape = _saved_model(seg, inputs, work_dir)
+    return convert_calibrated(saved, {seg.id: _file_layout(inputs, shape, seg)}, target)
+
+
+def check_chain(vid: str, chain: tuple[ExportedSegment, ...]) -> None:
+    """Every segment of ``chain`` takes the shape and dtype its predecessor gives.
+
+    Raises:
+        RestnetError: two neighbours disagree (the message names both).
+    """
+    for a, b in itertools.pairwise(chain):
+        if (a.output.shape, a.output.dtype) != (b.input.shape, b.input.dtype):
+            raise RestnetError(
+                f"variant {vid}: segment {a.id} gives {a.output.shape} {a.output.dtype} but segment {b.id} "
+                f"takes {b.input.shape} {b.input.dtype}"
+            )
+
+
+def export_segments(
+    variants: dict[str, object], calib: np.ndarray, target: Target, out_dir: Path, work_dir: Path
+) -> tuple[dict[str, ExportedVariant], dict[str, bytes]]:
+    """Write one ``seg-<id>.tflite`` per segment into ``out_dir``, once every segment converted and passed the
+    target's operator check; each variant as its chain, and the files' bytes.
+
+    Raises:
+        BadInputError: a segment uses an operator the target's runtime lacks (nothing is written then).
+    """
+    plans, chains = plan_segments(variants, target.segment_cuts == "every-block")  # type: ignore[arg-type]
+    inputs = segment_inputs(plans, chains, calib[: target.calibration_samples])
+    models: dict[str, bytes] = {}
+    exported: dict[str, ExportedSegment] = {}
+    with quiet_native_output(), tensorflow_quiet():
+        for sid, seg in plans.items():
+            models[sid] = convert_segment(seg, inputs[sid], target, work_dir)
+            din, dout = _boundaries(models[sid], sid)
+            file = SEGMENT_FILE.format(id=sid)
+            exported[sid] = ExportedSegment(sid, seg.model, seg.start, seg.stop, seg.head, file, sid, din, dout)
+    check_ops({sid: next(iter(tflite_ops(m).values())) for sid, m in models.items()}, target)
+    for sid, model in models.items():
+        (out_dir / exported[sid].file).write_bytes(model)
+    result = {}
+    for vid, chain in chains.items():
+        segs = tuple(exported[s] for s in chain)
+        check_chain(vid, segs)
+        result[vid] = ExportedVariant("", "", segs)
+    return result, models

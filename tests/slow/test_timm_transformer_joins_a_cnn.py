@@ -1,0 +1,97 @@
+"""Slow (`make test-slow`): a timm CNN's prefix joins a timm transformer's suffix (deit_tiny_patch16_224).
+
+The CNN is the shipped trained fixture ``timm:test_resnet`` (digits normalised with mean 0.1307 / std 0.3081, its
+folder's ``config.json``); the transformer is ``deit_tiny_patch16_224`` created for 1 x 32 x 32 inputs (4 patches and
+a class token), trained here for a few hundred steps on digits normalised with timm's ImageNet statistics, and saved
+as a timm folder. The digits are mnist5k padded to 32 px. Each model keeps its own preprocessing contract.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from restnet_compile import api
+from restnet_compile.config.build import BuildConfig
+from restnet_compile.data import load_dataset, make_splits, split_sizes
+from restnet_compile.models.preprocess_meta import preprocess_meta
+from restnet_compile.models.timm_source import create_timm
+from tests.unit.fixture_models import SPECS, trained_path
+
+pytestmark = pytest.mark.slow
+
+SHAPE = (1, 32, 32)
+VIT = "deit_tiny_patch16_224"
+
+
+def _digits_32(out: Path) -> Path:
+    """mnist5k padded from 28 to 32 px, as a uint8 ``.npz`` in the dataset's own order."""
+    ds = load_dataset("mnist5k")
+    images = np.pad(np.round(ds.images * 255).astype(np.uint8), ((0, 0), (0, 0), (2, 2), (2, 2)))
+    path = out / "digits32.npz"
+    np.savez(path, images=images, labels=ds.labels.astype(np.int64))
+    return path
+
+
+def _trained_vit(out: Path, data: Path, steps: int = 300) -> Path:
+    """deit_tiny for 32 px digits, trained with Adam on the build's own training split, as a timm folder."""
+    torch.manual_seed(0)
+    model = create_timm(f"timm:{VIT}", None, SHAPE, 10)[0]
+    meta = preprocess_meta(model)
+    assert meta is not None
+    mean, std = sum(meta.mean) / len(meta.mean), sum(meta.std) / len(meta.std)
+    ds = load_dataset(str(data))
+    train = make_splits(ds, 0, *split_sizes(len(ds))).train
+    x = (torch.from_numpy(np.asarray(train.images, np.float32)) - mean) / std
+    y = torch.from_numpy(np.asarray(train.labels))
+    gen = torch.Generator().manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model.train()
+    for _ in range(steps):
+        idx = torch.randint(0, len(x), (64,), generator=gen)
+        loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    folder = out / VIT
+    folder.mkdir()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({"architecture": VIT, "num_classes": 10}))
+    return folder
+
+
+def test_a_timm_transformer_joins_a_cnn(tmp_path: Path) -> None:
+    data = _digits_32(tmp_path)
+    vit = _trained_vit(tmp_path, data)
+    config = BuildConfig.model_validate(
+        {
+            "large": SPECS["timm"],
+            "small": f"timm:{VIT}",
+            "large_weights": str(trained_path("timm")),
+            "small_weights": str(vit),
+            "input_shape": list(SHAPE),
+            "num_classes": 10,
+            "dataset": str(data),
+            "profile": "phone",
+            "target": "tflite-fp32",
+            "plan": {"max_candidates": 2},
+            "tune": {"epochs": 1},
+            "selection": "feasible",
+        }
+    )
+    m = api.build(config, tmp_path / "out", cache=False).manifest
+    # each donor's own contract: the CNN's folder says digits statistics, the transformer's timm metadata ImageNet's
+    assert m.models.large.preprocess is not None and m.models.large.preprocess.mean == (0.1307,)
+    assert m.models.small.preprocess is not None and m.models.small.preprocess.source == "timm pretrained_cfg"
+    assert m.variant("large").accuracy_fp32 > 0.9 and m.variant("small").accuracy_fp32 > 0.8
+    stitched = [v for v in m.variants if v.kind == "stitched"]
+    assert stitched and all(v.stitch.adapter == "map-to-tokens" for v in stitched), [v.stitch for v in stitched]
+    shipped = [v for v in m.shipped() if v.kind == "stitched"]
+    assert shipped and all(v.parity is not None for v in shipped)
+    best = max(stitched, key=lambda v: v.accuracy_fp32)
+    assert best.accuracy_fp32 > 0.8, [(v.id, v.accuracy_fp32) for v in stitched]

@@ -1,0 +1,125 @@
+"""Bundle patches: only what the old bundle lacks travels, the result is byte-identical, bad patches are refused."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from restnet_compile import api
+from restnet_compile.bundle.manifest import MANIFEST, write_manifest
+from restnet_compile.errors import EXIT_BAD_INPUT, BadInputError
+from restnet_compile.pipeline.patch import line_delta, make_patch
+from restnet_compile.runtime.patch import COPY, MAGIC, read_patch
+from tests.manifests import sample_manifest
+
+SEGMENT = bytes(range(256)) * 40  # a shared segment: 10 KB that must not travel
+
+
+def _bundle(root: Path, files: dict[str, bytes], variants: int) -> Path:
+    root.mkdir(parents=True)
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+    m = sample_manifest()
+    m = dataclasses.replace(
+        m,
+        variants=m.variants[:variants],
+        files={n: hashlib.sha256(d).hexdigest() for n, d in sorted(files.items())},
+        manifest_sha256=None,
+    )
+    write_manifest(root / MANIFEST, m)
+    return root
+
+
+def _table(n: int) -> bytes:
+    return "".join(f"variant {k}: chain 0, 1, {k}\n" for k in range(n)).encode()
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Path, Path]:
+    old = _bundle(tmp_path / "old", {"seg-L0-3.tflite": SEGMENT, "model_data.h": _table(40), "old.txt": b"x"}, 3)
+    new = _bundle(
+        tmp_path / "new",
+        {"seg-L0-3.tflite": SEGMENT, "seg-A-L4-S2.tflite": b"adapter" * 10, "model_data.h": _table(41)},
+        4,
+    )
+    return old, new
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_patch_holds_only_what_the_old_bundle_lacks(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    old, new = pair
+    data = make_patch(old, new)
+    assert data == make_patch(old, new)  # reproducible bytes
+    (tmp_path / "p.patch").write_bytes(data)
+    patch = read_patch(tmp_path / "p.patch")
+    sources = {name: f.source for name, f in patch.files.items()}
+    assert sources == {
+        "seg-L0-3.tflite": "base",
+        "seg-A-L4-S2.tflite": "patch",
+        "model_data.h": "delta",
+        MANIFEST: "delta",
+    }
+    assert len(data) < len(SEGMENT)
+    assert SEGMENT[:512] not in data
+
+
+def test_applied_patch_gives_the_new_bundle_byte_for_byte(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    old, new = pair
+    (tmp_path / "p.patch").write_bytes(make_patch(old, new))
+    manifest = api.apply_patch(old, tmp_path / "p.patch")
+    assert _tree(old) == _tree(new)
+    assert len(manifest.variants) == 4
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".old.patch-")]  # no work directory left
+
+
+def _refused(old: Path, patch: Path, match: str) -> None:
+    before = _tree(old)
+    with pytest.raises(BadInputError, match=match) as info:
+        api.apply_patch(old, patch)
+    assert info.value.exit_code == EXIT_BAD_INPUT
+    assert "\n" not in str(info.value)
+    assert _tree(old) == before  # the bundle on disk is untouched
+
+
+def test_a_patch_for_another_bundle_is_refused(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    old, new = pair
+    (tmp_path / "p.patch").write_bytes(make_patch(old, new))
+    _refused(new, tmp_path / "p.patch", "applies to the bundle sealed")
+
+
+def test_a_truncated_patch_is_refused(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    old, new = pair
+    data = make_patch(old, new)
+    for cut in (10, 200, len(data) - 1):
+        (tmp_path / "p.patch").write_bytes(data[:cut])
+        _refused(old, tmp_path / "p.patch", "not a bundle patch|truncated")
+
+
+def test_a_tampered_patch_is_refused(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    old, new = pair
+    data = make_patch(old, new)
+    for where in (len(MAGIC) + 8 + 40, len(data) - 3):  # in patch.json, in the last blob
+        tampered = bytearray(data)
+        tampered[where] ^= 0x01
+        (tmp_path / "p.patch").write_bytes(bytes(tampered))
+        _refused(old, tmp_path / "p.patch", "altered")
+
+
+def test_a_bundle_whose_files_changed_refuses_the_patch(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    old, new = pair
+    (tmp_path / "p.patch").write_bytes(make_patch(old, new))
+    (old / "seg-L0-3.tflite").write_bytes(SEGMENT[:-1] + b"\x00")
+    _refused(old, tmp_path / "p.patch", "does not match its sha256")
+
+
+def test_line_delta_rebuilds_the_new_text() -> None:
+    old, new = _table(30), _table(31).replace(b"variant 7:", b"variant seven:")
+    ops, blob = line_delta(old, new)
+    rebuilt = b"".join(old[a : a + n] if k == COPY else blob[a : a + n] for k, a, n in ops)
+    assert rebuilt == new and len(blob) < 80
