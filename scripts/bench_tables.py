@@ -259,6 +259,7 @@ def export(d: dict) -> Lines:
         f"**Result.** One bundle takes {s['bundle_over_separate']:.2f}x the bytes of separate files; against large + "
         f"small + adapters it is {s['bundle_over_anchors_plus_adapters']:.3f}x (goal <= 1.10: {goal_word(ok)}), "
         "because each signature keeps its own quantization parameters for the shared blocks.",
+        *(["", f"**Older rows.** {why}"] if (why := d.get("superseded")) else []),
     ]
 
 
