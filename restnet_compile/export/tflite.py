@@ -114,6 +114,10 @@ def to_saved_model(module: nn.Module, input_shape: tuple[int, ...], name: str, w
             output_folder_path=str(out),
             non_verbose=True,
             output_signaturedefs=True,
+            # exact GELU (timm's transformers) exports as Erf, which TFLite has no builtin for: write erf as a
+            # polynomial of builtins instead (Abramowitz-Stegun 7.1.26, |error| < 1.5e-7); graphs without Erf are
+            # unchanged
+            replace_to_pseudo_operators=["erf"],
         )
     return out
 
