@@ -213,10 +213,10 @@ def test_onnx2tf_environment_puts_our_onnxsim_first_and_restores(tmp_path: Path)
 
 def test_onnx2tf_input_file_is_not_the_one_we_keep(tmp_path: Path) -> None:
     """onnx2tf overwrites its input in place: the exporter hands it a copy, so the exported ONNX stays intact."""
-    from restnet_compile.export.tflite import _to_saved_model
+    from restnet_compile.export.tflite import to_saved_model
 
     net = _tiny_rgb_net()
-    _to_saved_model(net, (3, 16, 16), "rgb", tmp_path)
+    to_saved_model(net, (3, 16, 16), "rgb", tmp_path)
     ours = tmp_path / "rgb.onnx"
     before = hashlib.sha256(ours.read_bytes()).hexdigest()
     from restnet_compile.export.torch_onnx import export_onnx
