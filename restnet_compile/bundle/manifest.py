@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from restnet_compile.bundle._codec import OPTIONAL, FieldError, decode, encode
+from restnet_compile.bundle.segment_info import Segment
 
 MANIFEST = "manifest.json"
 REFERENCE_FILE = "reference.npz"  # stored inputs and the outputs recorded at build time (``verify``)
@@ -190,40 +191,6 @@ class Parity:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Boundary:
-    """A segment's input or output tensor as stored in its model file: shape without the batch dimension (in the
-    file's layout, NHWC for feature maps), dtype, and the int8 quantization (``scale`` 0 for float tensors)."""
-
-    shape: tuple[int, ...]
-    dtype: str
-    scale: float
-    zero_point: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class Segment:
-    """One model file holding a block range of one donor (``large`` / ``small``, ``start`` to ``stop`` exclusive,
-    then the donor's head when ``head``) or one variant's adapter (``model`` ``adapter``, no blocks).
-
-    A segment is stored and quantized once, whichever variants run it; ``model_bytes`` is its file's size and the arena
-    figures are TFLite Micro's (null elsewhere).
-    """
-
-    id: str
-    model: str
-    start: int
-    stop: int
-    head: bool
-    file: str
-    signature: str
-    model_bytes: int
-    input: Boundary
-    output: Boundary
-    arena_bytes: int | None
-    arena_bytes_measured: int | None
-
-
-@dataclass(frozen=True, kw_only=True)
 class VariantEntry:
     """One variant: its stitch, costs, accuracies, the decision and, when shipped, its file and parity."""
 
@@ -376,9 +343,6 @@ class Manifest:
             return decode(cls, data)
         except FieldError as exc:
             raise BundleError(f"{where}: manifest field {exc}") from None
-
-
-# --- the seal: the only writer and the only reader --------------------------------------------------------------
 
 
 def seal(manifest: Manifest) -> bytes:

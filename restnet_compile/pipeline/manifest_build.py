@@ -7,7 +7,6 @@ from importlib import metadata
 from restnet_compile import __version__
 from restnet_compile.bundle.manifest import (
     FORMAT_VERSION,
-    Boundary,
     CandidateRule,
     DataInfo,
     ImageInfo,
@@ -18,7 +17,6 @@ from restnet_compile.bundle.manifest import (
     Parity,
     PreprocessInfo,
     ProfileInfo,
-    Segment,
     SelectionInfo,
     StitchInfo,
     StitchingInfo,
@@ -26,6 +24,7 @@ from restnet_compile.bundle.manifest import (
     TuneInfo,
     VariantEntry,
 )
+from restnet_compile.bundle.segment_info import Boundary, Segment
 from restnet_compile.export.base import BoundaryInfo, ExportedVariant
 from restnet_compile.export.graph_cost import GraphCost
 from restnet_compile.export.parity import ParityResult

@@ -13,7 +13,8 @@ from typing import Protocol
 
 import numpy as np
 
-from restnet_compile.bundle.manifest import Boundary, BundleError, Manifest, Segment
+from restnet_compile.bundle.manifest import BundleError, Manifest
+from restnet_compile.bundle.segment_info import Boundary, Segment
 
 
 class RawBackend(Protocol):

@@ -7,7 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from restnet_compile.bundle.manifest import Boundary, BundleError, Manifest, Segment, read_manifest, seal
+from restnet_compile.bundle.manifest import BundleError, Manifest, read_manifest, seal
+from restnet_compile.bundle.segment_info import Boundary, Segment
 from restnet_compile.runtime.chain import (
     check_chains,
     check_segment_file,
