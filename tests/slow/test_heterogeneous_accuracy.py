@@ -7,8 +7,8 @@ on the 1,000-image test split, whose binomial noise is about +-0.7 points at 95 
 from __future__ import annotations
 
 import pytest
-import torch
 
+from restnet_compile._util.torch_state import deterministic
 from restnet_compile.config.build import BuildConfig, TuneSettings
 from restnet_compile.pipeline.candidates import plan
 from restnet_compile.pipeline.cka import compute_cka
@@ -19,6 +19,17 @@ from restnet_compile.stitching import build_stitched
 pytestmark = pytest.mark.slow
 
 
+def _stitch(config: BuildConfig, variant: str) -> tuple[float, float, object]:
+    large, small = load_models(config)
+    splits = load_splits(config, large)
+    cka = compute_cka(large, small, splits.calib.images, 100)
+    p = plan(config, cka, large, small)
+    candidate = next(c for c in p.candidates if c.point.variant_id == variant)  # the plan proposes it
+    sv = build_stitched(p.front, p.back, candidate, splits, TuneSettings(), seed=0, teacher=large)
+    test = splits.test
+    return accuracy(sv.net, test.images, test.labels), accuracy(small, test.images, test.labels), sv
+
+
 @pytest.mark.parametrize(
     ("order", "variant", "adapter"),
     [
@@ -27,16 +38,9 @@ pytestmark = pytest.mark.slow
     ],
 )
 def test_cnn_transformer_stitch_beats_the_vit(order: str, variant: str, adapter: str) -> None:
-    torch.manual_seed(0)
     config = BuildConfig(large="demo-large-cnn", small="demo-vit", plan={"order": order})
-    large, small = load_models(config)
-    splits = load_splits(config, large)
-    cka = compute_cka(large, small, splits.calib.images, 100)
-    p = plan(config, cka, large, small)
-    _rule, candidates, front, back = p.rule, p.candidates, p.front, p.back
-    candidate = next(c for c in candidates if c.point.variant_id == variant)  # the plan proposes it
-    sv = build_stitched(front, back, candidate, splits, TuneSettings(), seed=0, teacher=large)
+    # seed, threads and float flags as a build sets them, whatever earlier tests in this process left behind
+    with deterministic(config.seed, config.threads):
+        stitched, vit, sv = _stitch(config, variant)
     assert sv.candidate.adapter == adapter
-    test = splits.test
-    stitched, vit = accuracy(sv.net, test.images, test.labels), accuracy(small, test.images, test.labels)
     assert stitched > vit + 0.015, f"{variant}: {stitched:.3f} vs demo-vit {vit:.3f}"
