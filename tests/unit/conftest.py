@@ -36,6 +36,21 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="module")
+def fast_cpu_math() -> Iterator[None]:
+    """Denormals flushed and one torch thread for a module that tunes adapters.
+
+    Denormal gradients make tuning an order of magnitude slower (the pipeline flushes them too), and on a loaded
+    2-core machine two intra-op threads fighting over one free core make tiny ops ~50x slower.
+    """
+    threads = torch.get_num_threads()
+    torch.set_flush_denormal(True)
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(False)
+
+
 @pytest.fixture()
 def cli_in_process(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> CliCall:
     """Run ``restnet-compile ARGS`` the way ``main()`` does (same error lines and exit codes), in this process.

@@ -231,16 +231,7 @@ def test_stitch_point_variant_id() -> None:
 # --- stitched networks and tuning ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast_cpu_math():  # type: ignore[no-untyped-def]
-    # Denormal gradients make tuning an order of magnitude slower (the pipeline flushes them too), and on a loaded
-    # 2-core machine two intra-op threads fighting over one free core make these tiny ops ~50x slower.
-    threads = torch.get_num_threads()
-    torch.set_flush_denormal(True)
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    torch.set_flush_denormal(False)
+pytestmark = pytest.mark.usefixtures("fast_cpu_math")
 
 
 @pytest.fixture(scope="module")

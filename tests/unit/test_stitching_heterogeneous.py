@@ -14,15 +14,7 @@ from restnet_compile.pipeline.cka import compute_cka
 from restnet_compile.pipeline.costs import accuracy
 from restnet_compile.stitching import Candidate, StitchPoint, build_stitched
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _fast_cpu_math():  # type: ignore[no-untyped-def]
-    threads = torch.get_num_threads()
-    torch.set_flush_denormal(True)
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    torch.set_flush_denormal(False)
+pytestmark = pytest.mark.usefixtures("fast_cpu_math")
 
 
 @pytest.fixture(scope="module")
