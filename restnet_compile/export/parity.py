@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from restnet_compile.config.device import Target
+from restnet_compile.models.batching import MAX_ROWS, forward_rows
 
 
 class VariantRunner(Protocol):
@@ -40,19 +41,27 @@ class ParityResult:
 
 
 @torch.no_grad()
-def torch_logits(module: nn.Module, images: np.ndarray, batch: int = 250) -> np.ndarray:
-    """Reference logits from PyTorch."""
+def torch_logits(module: nn.Module, images: np.ndarray, batch: int | None = None) -> np.ndarray:
+    """Reference logits from PyTorch, ``batch`` images at a time (default: the module's
+    :func:`~restnet_compile.models.batching.forward_rows`)."""
     module.eval()
+    batch = batch or forward_rows(module)
     return np.concatenate(
         [module(torch.from_numpy(images[i : i + batch])).numpy() for i in range(0, len(images), batch)]
     )
 
 
 def check_parity(
-    bundle: VariantRunner, variant: str, reference: np.ndarray, images: np.ndarray, labels: np.ndarray, target: Target
+    bundle: VariantRunner,
+    variant: str,
+    reference: np.ndarray,
+    images: np.ndarray,
+    labels: np.ndarray,
+    target: Target,
+    batch: int = MAX_ROWS,
 ) -> ParityResult:
-    """Run ``variant`` of ``bundle`` on ``images`` (in batches of 250) and compare with the ``reference`` logits."""
-    out = np.concatenate([bundle.run(images[i : i + 250], variant) for i in range(0, len(images), 250)])
+    """Run ``variant`` of ``bundle`` on ``images`` (``batch`` at a time) and compare with the ``reference`` logits."""
+    out = np.concatenate([bundle.run(images[i : i + batch], variant) for i in range(0, len(images), batch)])
     diff = float(np.abs(out - reference).max())
     agree = float((out.argmax(1) == reference.argmax(1)).mean())
     acc = float((out.argmax(1) == labels).mean())

@@ -7,6 +7,7 @@ the sequence between two blocks, so every model that can be written as a ``Block
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -91,6 +92,7 @@ class BlockSequence(nn.Module):
         self.model_name = name
         self.block_names = list(block_names) if block_names else [f"block{k}" for k in range(len(blocks))]
         self._specs: list[FeatureSpec] | None = None
+        self._largest = 0  # elements per image of the largest layer output, found with the specs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
@@ -102,6 +104,13 @@ class BlockSequence(nn.Module):
         for block in self.blocks[start:stop]:
             x = block(x)
         return x
+
+    def activation_shapes(self) -> list[tuple[int, ...]]:
+        """One image's input and block output shapes, and the largest output of any layer inside a block (flattened:
+        a stem's convolution before its pooling, an inverted residual's expansion): what :mod:`.batching` sizes
+        forward batches from."""
+        specs = self.feature_specs()
+        return [self.input_shape, *(s.shape for s in specs), (self._largest,)]
 
     def block_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Every block's output for the batch ``x``, in order."""
@@ -123,7 +132,15 @@ class BlockSequence(nn.Module):
             self.eval()
             specs = []
             x = torch.zeros(2, *self.input_shape)
-            with torch.no_grad():
+            largest = [0]
+
+            def record(_m: nn.Module, _i: object, out: object) -> None:
+                if isinstance(out, torch.Tensor) and out.dim() > 0:
+                    largest[0] = max(largest[0], out.numel() // out.shape[0])
+
+            hooks = [m.register_forward_hook(record) for m in self.modules() if not any(m.children())]
+            with torch.no_grad(), contextlib.ExitStack() as stack:
+                stack.callback(lambda: [h.remove() for h in hooks])
                 for k, block in enumerate(self.blocks):
                     where = f"model {self.model_name}: block {k} ({self.block_names[k]})"
                     try:
@@ -139,7 +156,7 @@ class BlockSequence(nn.Module):
                         f"model {self.model_name}: head fails on {specs[-1].describe()}: {_first_line(exc)}"
                     ) from None
             self.train(was_training)
-            self._specs = specs
+            self._specs, self._largest = specs, largest[0]
         return self._specs
 
     def num_classes(self) -> int:

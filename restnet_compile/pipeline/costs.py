@@ -15,14 +15,17 @@ from torch import nn
 from restnet_compile.cost import CostReport
 from restnet_compile.data import Splits
 from restnet_compile.models import BlockSequence
+from restnet_compile.models.batching import forward_rows
 from restnet_compile.pipeline.state import Variant
 from restnet_compile.stitching import StitchedVariant
 
 
 @torch.no_grad()
-def accuracy(module: nn.Module, images: np.ndarray, labels: np.ndarray, batch: int = 250) -> float:
-    """Top-1 accuracy in eval mode, rounded to 4 decimals."""
+def accuracy(module: nn.Module, images: np.ndarray, labels: np.ndarray, batch: int | None = None) -> float:
+    """Top-1 accuracy in eval mode, rounded to 4 decimals (``batch``: images per forward pass, default
+    :func:`~restnet_compile.models.batching.forward_rows`)."""
     module.eval()
+    batch = batch or forward_rows(module)
     hits = sum(
         int((module(torch.from_numpy(images[i : i + batch])).argmax(1).numpy() == labels[i : i + batch]).sum())
         for i in range(0, len(labels), batch)

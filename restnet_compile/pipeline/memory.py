@@ -1,9 +1,10 @@
 """The build's memory budget (``max_memory``): is one batch affordable, and where tuning keeps prefix features.
 
 What the budget counts is the data the build holds, not the models or the libraries: the prefix features (and
-feature-matching targets) cached for tuning, and one batch of the prefix pass (250 images and their outputs at every
-block). ``feature_store: auto`` keeps the features in memory while they fit the budget, else in a float32 file
-(the same values, so the same bundle bytes) when the disk has room for it, else recomputes them at every step.
+feature-matching targets) cached for tuning, and one forward batch (up to 250 images, and no more than about 256 MiB
+of activations: :mod:`restnet_compile.models.batching`). ``feature_store: auto`` keeps the features in memory while
+they fit the budget, else in a float32 file (the same values, so the same bundle bytes) when the disk has room for it,
+else recomputes them at every step.
 """
 
 from __future__ import annotations
@@ -16,19 +17,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from restnet_compile._util.tempdirs import make_owned_dir, remove_stale
 from restnet_compile._util.units import format_size, parse_size
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.data import Splits
 from restnet_compile.errors import BadInputError
 from restnet_compile.models import BlockSequence
+from restnet_compile.models.batching import forward_rows, image_bytes, tensor_bytes
 from restnet_compile.stitching import Candidate
 from restnet_compile.stitching.tuning.recipes import RECIPES
 from restnet_compile.stitching.tuning.store import StoreKind
 
-PASS_BATCH = 250  # rows per batch of the prefix pass that fills the feature store
 SPILL_PREFIX = "restnet-compile-features-"
 
 
@@ -42,14 +41,9 @@ def memory_budget(config: BuildConfig) -> int:
     return parse_size(config.max_memory, "max_memory") if config.max_memory else machine_memory() // 4
 
 
-def _row_bytes(shape: tuple[int, ...]) -> int:
-    return int(np.prod(shape, dtype=np.int64)) * 4
-
-
 def batch_bytes(model: BlockSequence) -> int:
-    """One batch of the prefix pass through ``model``: its images and the outputs of every block (float32)."""
-    per_image = _row_bytes(model.input_shape) + sum(_row_bytes(s.shape) for s in model.feature_specs())
-    return PASS_BATCH * per_image
+    """One forward batch through ``model``: :func:`forward_rows` images at their peak activations (float32)."""
+    return forward_rows(model) * image_bytes(model.activation_shapes())
 
 
 def check_batch_fits(config: BuildConfig, large: BlockSequence, small: BlockSequence) -> None:
@@ -58,24 +52,26 @@ def check_batch_fits(config: BuildConfig, large: BlockSequence, small: BlockSequ
     Raises:
         BadInputError: the budget is too small, naming both sizes.
     """
-    need, budget = max(batch_bytes(large), batch_bytes(small)), memory_budget(config)
+    model = max((large, small), key=batch_bytes)
+    need, budget = batch_bytes(model), memory_budget(config)
     if budget < need:
         raise BadInputError(
-            f"max_memory {config.max_memory} is below what one batch needs ({format_size(need)}: {PASS_BATCH} "
-            f"images and their features at every block); give at least {format_size(need)}"
+            f"max_memory {config.max_memory} is below what one batch needs ({format_size(need)}: "
+            f"{forward_rows(model)} images through {model.model_name}); give at least {format_size(need)}"
         )
 
 
 def feature_bytes(
     front: BlockSequence, back: BlockSequence, candidates: list[Candidate], splits: Splits, recipe: str
 ) -> int:
-    """float32 bytes of every cut's train + val features, plus the largest candidate's feature-matching targets."""
+    """float32 bytes of every cut's train + val features and the teacher's logits, plus the largest candidate's
+    feature-matching targets."""
     specs_f, specs_b = front.feature_specs(), back.feature_specs()
     rows = len(splits.train) + len(splits.val)
     cuts = {c.point.front_block for c in candidates}
-    total = sum(rows * _row_bytes(specs_f[i].shape) for i in cuts)
+    total = sum(rows * tensor_bytes(specs_f[i].shape) for i in cuts) + rows * tensor_bytes((front.num_classes(),))
     if RECIPES.get(recipe).needs_targets and candidates:
-        total += max(len(splits.train) * _row_bytes(specs_b[c.point.back_block].shape) for c in candidates)
+        total += max(len(splits.train) * tensor_bytes(specs_b[c.point.back_block].shape) for c in candidates)
     return total
 
 

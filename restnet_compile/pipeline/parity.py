@@ -13,6 +13,7 @@ from restnet_compile.bundle.manifest import MANIFEST, Manifest, write_manifest
 from restnet_compile.bundle.reference import REFERENCE_SAMPLES, write_reference
 from restnet_compile.errors import ParityError
 from restnet_compile.export.parity import ParityResult, check_parity, torch_logits
+from restnet_compile.models.batching import forward_rows
 from restnet_compile.pipeline.export import Exported
 from restnet_compile.pipeline.manifest_build import add_parity, build_manifest
 from restnet_compile.runtime import Bundle
@@ -43,7 +44,8 @@ def parity_stage(ex: Exported, stage: Path, progress: Reporter) -> Manifest:
     progress.stage("parity", len(shipped))
     parity: dict[str, ParityResult] = {}
     for vid in shipped:
-        parity[vid] = check_parity(bundle, vid, refs[vid], test.images, test.labels, a.target)
+        rows = forward_rows(shipped[vid])
+        parity[vid] = check_parity(bundle, vid, refs[vid], test.images, test.labels, a.target, rows)
         progress(
             f"  parity {vid}: agreement {parity[vid].top1_agreement:.1%}, max |diff| {parity[vid].max_abs_diff:.2e}"
         )

@@ -7,7 +7,9 @@ a Gram matrix ``K = X X^T`` with its diagonal zeroed. The unbiased HSIC estimato
 
 is averaged over minibatches, and ``CKA = mean HSIC(K, L) / sqrt(mean HSIC(K, K) * mean HSIC(L, L))``. All
 (large block, small block) pairs are accumulated in ONE streaming pass of each model over the data, so memory does not
-grow with the number of samples: only the running sums are kept.
+grow with the number of samples: only the running sums are kept. Within a minibatch the blocks run one at a time on
+chunks of images (:func:`~restnet_compile.models.batching.forward_rows`), so only one block's output for the minibatch
+is held at once, however large the images.
 """
 
 from __future__ import annotations
@@ -18,20 +20,57 @@ import numpy as np
 import torch
 
 from restnet_compile._util.torch_state import on_device
+from restnet_compile.models.batching import forward_rows
 from restnet_compile.models.blocks import BlockSequence
+
+
+def _flat(f: torch.Tensor) -> torch.Tensor:
+    x = f.reshape(f.shape[0], -1)
+    return x if x.dtype in (torch.float32, torch.float64) else x.to(torch.float64)
+
+
+def gram(chunks: list[torch.Tensor]) -> torch.Tensor:
+    """The zero-diagonal Gram matrix (float64) of one block's features, given as chunks of the minibatch's rows.
+
+    The product runs in the features' own precision (float32 for models: the costly n x n x p product is then as
+    fast as the forward pass's matmuls); every HSIC sum after it runs in float64. One chunk is one product; more
+    chunks are multiplied pairwise (the upper blocks, mirrored).
+    """
+    flats = [_flat(c) for c in chunks]
+    if len(flats) == 1:
+        k = (flats[0] @ flats[0].T).to(torch.float64)
+    else:
+        sizes = [f.shape[0] for f in flats]
+        k = torch.empty((sum(sizes), sum(sizes)), dtype=torch.float64, device=flats[0].device)
+        starts = [sum(sizes[:a]) for a in range(len(sizes))]
+        for a, fa in enumerate(flats):
+            for b in range(a, len(flats)):
+                block = (fa @ flats[b].T).to(torch.float64)
+                ra, rb = slice(starts[a], starts[a] + sizes[a]), slice(starts[b], starts[b] + sizes[b])
+                k[ra, rb] = block
+                k[rb, ra] = block.T
+    k.fill_diagonal_(0.0)
+    return k
 
 
 def _grams(feats: list[torch.Tensor]) -> torch.Tensor:
     """Stack the zero-diagonal Gram matrices of each block's flattened features: ``(blocks, n, n)``."""
+    return torch.stack([gram([f]) for f in feats])
+
+
+@torch.no_grad()
+def block_grams(model: BlockSequence, x: torch.Tensor, rows: int) -> torch.Tensor:
+    """The zero-diagonal Gram matrix of every block's output for the minibatch ``x``: ``(blocks, n, n)``.
+
+    The blocks run one at a time on chunks of ``rows`` images, each chunk's input freed as its output is made, so
+    one block's output for the minibatch (and one chunk's working memory) is all that is held.
+    """
+    chunks = list(x.split(rows))
     grams = []
-    for f in feats:
-        # The Gram product runs in the features' own precision (float32 for models: the costly n x n x p product is
-        # then as fast as the forward pass's matmuls); every HSIC sum after it runs in float64.
-        x = f.reshape(f.shape[0], -1)
-        x = x if x.dtype in (torch.float32, torch.float64) else x.to(torch.float64)
-        k = (x @ x.T).to(torch.float64)
-        k.fill_diagonal_(0.0)
-        grams.append(k)
+    for block in model.blocks:
+        for c in range(len(chunks)):
+            chunks[c] = block(chunks[c])
+        grams.append(gram(chunks))
     return torch.stack(grams)
 
 
@@ -64,9 +103,13 @@ class StreamingCKA:
 
     def update(self, feats_a: list[torch.Tensor], feats_b: list[torch.Tensor]) -> None:
         """Add one minibatch (the same images seen by both sources). Batches of fewer than 4 are skipped."""
-        if feats_a[0].shape[0] < 4:
+        if feats_a[0].shape[0] >= 4:
+            self.update_grams(_grams(feats_a), _grams(feats_b))
+
+    def update_grams(self, ka: torch.Tensor, kb: torch.Tensor) -> None:
+        """Add one minibatch given as its stacked zero-diagonal Gram matrices; fewer than 4 samples are skipped."""
+        if ka.shape[-1] < 4:
             return
-        ka, kb = _grams(feats_a), _grams(feats_b)
         cross, sa, sb = hsic_unbiased(ka, kb), _self_hsic(ka), _self_hsic(kb)
         if self.cross is None:
             self.cross, self.self_a, self.self_b = cross, sa, sb
@@ -97,8 +140,11 @@ def cka_matrix(
     large.eval()
     small.eval()
     acc = StreamingCKA()
+    rows_a, rows_b = forward_rows(large), forward_rows(small)
     with on_device((large, small), device):
         for images in batches:
+            if len(images) < 4:
+                continue
             x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-            acc.update(large.block_outputs(x), small.block_outputs(x))
+            acc.update_grams(block_grams(large, x, rows_a), block_grams(small, x, rows_b))
     return acc.result()

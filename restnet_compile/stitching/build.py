@@ -14,6 +14,7 @@ import torch
 from restnet_compile._util.torch_state import on_device
 from restnet_compile.config.build import TuneSettings
 from restnet_compile.data import Splits
+from restnet_compile.models.batching import MAX_ROWS, forward_rows
 from restnet_compile.models.blocks import BlockSequence
 from restnet_compile.stitching.adapters import ADAPTERS, choose_adapter
 from restnet_compile.stitching.net import StitchedNet
@@ -64,9 +65,10 @@ def prefix_cache(
 
 
 @torch.no_grad()
-def match_targets(back: BlockSequence, stop: int, images: object, store: FeatureStore, batch: int = 250) -> Rows:
+def match_targets(back: BlockSequence, stop: int, images: object, store: FeatureStore) -> Rows:
     """The back model's activations after block ``stop - 1`` on ``images`` (the feature-matching targets)."""
     n = len(images)  # type: ignore[arg-type]
+    batch = forward_rows(back)
     device = next(back.parameters(), torch.empty(0)).device
     if store.kind == "recompute":
         shape = (n, *back.feature_specs()[stop - 1].shape)
@@ -80,7 +82,7 @@ def match_targets(back: BlockSequence, stop: int, images: object, store: Feature
 
 @torch.no_grad()
 def in_batches(
-    fn: Callable[[torch.Tensor], torch.Tensor], images: object, device: str | torch.device, batch: int = 250
+    fn: Callable[[torch.Tensor], torch.Tensor], images: object, device: str | torch.device, batch: int = MAX_ROWS
 ) -> torch.Tensor:
     """``fn`` of all ``images``, run on ``device`` in batches of ``batch`` rows (read as needed), on the CPU."""
     n = len(images)  # type: ignore[arg-type]
@@ -154,8 +156,10 @@ def _build(
     adapter = ADAPTERS.get(name)(specs_f[i], specs_b[j])
     net = StitchedNet(front, back, candidate.point, adapter).eval()  # the adapter on the CPU for its LS fit
     calib = splits.calib.images
+    rows = forward_rows(net)  # the parameter-free stage per batch: the fit sees resized features, held once
     r2 = adapter.least_squares_init(
-        in_batches(net.prefix, calib, device), in_batches(lambda x: back.run_blocks(x, 0, j + 1), calib, device)
+        in_batches(lambda x: adapter.fixed(net.prefix(x)), calib, device, rows),
+        in_batches(lambda x: back.run_blocks(x, 0, j + 1), calib, device, forward_rows(back)),
     )
     net.to(device)
     if i not in cache:

@@ -43,6 +43,12 @@ class StitchedNet(nn.Module):
         self.adapter = adapter
         self.suffix = nn.Sequential(*back.blocks[point.back_block + 1 :])
         self.head = back.head
+        self._shapes = [*front.activation_shapes(), *back.activation_shapes()]
+
+    def activation_shapes(self) -> list[tuple[int, ...]]:
+        """One image's activations as :mod:`~restnet_compile.models.batching` counts them: both donors' (a bound
+        on what the prefix, the adapter and the suffix hold)."""
+        return list(self._shapes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.from_prefix(self.prefix(x))

@@ -133,5 +133,6 @@ def test_features_spill_to_files_that_are_removed(models, small_splits, tmp_path
     cache = prefix_cache(front, front, [cand], small_splits, "cpu", FeatureStore("mmap", tmp_path))
     train, val = cache[2]
     assert isinstance(train.feats, FileRows) and len(train.feats) == len(small_splits.train)
-    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".bin", ".bin"]
+    assert isinstance(train.teacher, FileRows) and train.teacher.shape == (len(small_splits.train), 10)
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".bin"] * 4  # features and logits of train and val
     np.testing.assert_array_equal(val.labels.numpy(), small_splits.val.labels)

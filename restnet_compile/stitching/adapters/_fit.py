@@ -18,8 +18,8 @@ def solve_least_squares(x: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.
     Returns:
         ``w`` of shape ``(in_features, out_features)``, ``b`` of shape ``(out_features,)`` and the fit's R^2.
     """
-    x = x.astype(np.float64)
-    y = y.astype(np.float64)
+    x = x.astype(np.float64, copy=False)  # rows of pixels can be large: no copy of what is float64 already
+    y = y.astype(np.float64, copy=False)
     mx, my = x.mean(0), y.mean(0)
     xc, yc = x - mx, y - my
     gram = xc.T @ xc

@@ -56,7 +56,11 @@ class Adapter(nn.Module, ABC):
 
     @abstractmethod
     def least_squares_init(self, x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-4) -> float:
-        """Set the weights to the ridge least-squares fit of ``y`` from ``x``; return the fit's R^2."""
+        """Set the weights to the ridge least-squares fit of ``y`` from ``x``; return the fit's R^2.
+
+        ``x`` may be the source features or ``fixed(x)`` (the build passes the latter, computed batch by batch, so
+        the fit holds the resized features only); both give the same fit.
+        """
 
     def fixed(self, x: torch.Tensor) -> torch.Tensor:
         """The adapter's parameter-free first stage (``forward(x) == trainable(fixed(x))``); identity by default.

@@ -40,7 +40,9 @@ class Conv1x1Adapter(Adapter):
         self.conv = nn.Conv2d(src.channels, dst.channels, 1)
 
     def _resize(self, x: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(x, self.pool) if self.pool > 1 else x
+        """``x`` at the destination grid; a map already there (``fixed`` applied) is left as it is."""
+        at_grid = tuple(x.shape[-2:]) == tuple(self.dst.grid)
+        return F.avg_pool2d(x, self.pool) if self.pool > 1 and not at_grid else x
 
     def fixed(self, x: torch.Tensor) -> torch.Tensor:
         """The resize to the destination grid (no parameters)."""

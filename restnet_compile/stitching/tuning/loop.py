@@ -22,6 +22,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from restnet_compile.config.build import TuneSettings
 from restnet_compile.data import Dataset
+from restnet_compile.models.batching import forward_rows, image_bytes, rows_for, tensor_bytes
 from restnet_compile.models.blocks import BlockSequence
 from restnet_compile.stitching.net import StitchedNet
 from restnet_compile.stitching.tuning.store import ComputedRows, Rows, RowsWriter, StoreKind, rows_of
@@ -29,14 +30,15 @@ from restnet_compile.stitching.tuning.store import ComputedRows, Rows, RowsWrite
 
 @dataclass(frozen=True)
 class CachedSplit:
-    """Prefix features (a store, or a tensor kept in memory), teacher logits and labels of one split."""
+    """Prefix features and teacher logits (stores, or tensors kept in memory) and labels of one split."""
 
     feats: Rows
-    teacher: torch.Tensor
+    teacher: Rows
     labels: torch.Tensor
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "feats", rows_of(self.feats))
+        object.__setattr__(self, "teacher", rows_of(self.teacher))
 
 
 class PrefixRows:
@@ -74,13 +76,32 @@ def cache_split(net: StitchedNet, teacher: torch.nn.Module, ds: Dataset, batch: 
     return CachedSplit(torch.cat(feats), torch.cat(logits), torch.from_numpy(ds.labels).to(device))
 
 
+def pass_rows(front: BlockSequence, cuts: set[int]) -> int:
+    """Images per batch of the prefix pass: one forward of ``front`` plus the features kept at every cut."""
+    specs = front.feature_specs()
+    kept = sum(tensor_bytes(specs[i].shape) for i in cuts)
+    return rows_for(image_bytes(front.activation_shapes()) + kept)
+
+
+@torch.no_grad()
+def cut_outputs(front: BlockSequence, x: torch.Tensor, keep: set[int], stop: int) -> dict[int, torch.Tensor]:
+    """The outputs of blocks ``keep`` (and of block ``stop - 1``) for the batch ``x``, running blocks
+    ``0 .. stop - 1``; no other block output is held."""
+    outs = {}
+    for i, block in enumerate(front.blocks[:stop]):
+        x = block(x)
+        if i in keep or i == stop - 1:
+            outs[i] = x
+    return outs
+
+
 @torch.no_grad()
 def cache_cuts(
     front: BlockSequence,
     teacher: torch.nn.Module,
     cuts: set[int],
     ds: Dataset,
-    batch: int = 250,
+    batch: int | None = None,
     device: str | torch.device = "cpu",
     store: StoreKind = "ram",
     folder: Path | None = None,
@@ -89,22 +110,25 @@ def cache_cuts(
 
     When the teacher is the front model (large prefix -> small suffix) its logits come from the same pass, so the
     caching cost of all candidates together is one forward of the large model. The pass runs on ``device`` (where
-    both models must be); the features go to a ``store`` on the CPU (files in ``folder``), the logits to memory.
-    A ``recompute`` store keeps no features: the pass computes only the logits.
+    both models must be), ``batch`` images at a time (default :func:`pass_rows`); the features and the logits go to a
+    ``store`` on the CPU (files in ``folder``). A ``recompute`` store keeps no features: the pass computes only the
+    logits, kept in memory.
     """
     writers = {i: RowsWriter(store, len(ds), folder) for i in cuts} if store != "recompute" else {}
-    logits = []
+    logits = RowsWriter(store if writers else "ram", len(ds), folder)
+    batch = batch or pass_rows(front, set(writers))
+    stop = len(front.blocks) if teacher is front else max(writers, default=-1) + 1
     for k in range(0, len(ds), batch):
         x = torch.from_numpy(np.ascontiguousarray(ds.images[k : k + batch])).to(device)
         if writers or teacher is front:
-            outs = front.block_outputs(x)
+            outs = cut_outputs(front, x, set(writers), stop)
             for i, w in writers.items():
                 w.append(outs[i])
-            logits.append((front.head(outs[-1]) if teacher is front else teacher(x)).cpu())
+            logits.append(front.head(outs[stop - 1]) if teacher is front else teacher(x))
         else:
-            logits.append(teacher(x).cpu())
+            logits.append(teacher(x))
     labels = torch.from_numpy(np.asarray(ds.labels))
-    teach = torch.cat(logits) if logits else torch.empty((0, 0))
+    teach = logits.finish() if len(ds) else torch.empty((0, 0))
     specs = front.feature_specs()
     feats: dict[int, Rows] = {
         i: writers[i].finish()
@@ -125,9 +149,14 @@ def split_accuracy(run: Callable[[torch.Tensor], torch.Tensor], split: CachedSpl
     return correct / len(split.labels)
 
 
+def feature_rows(net: StitchedNet) -> int:
+    """Rows per batch of a pass over cached features (adapter, suffix, head): up to 500, fewer for large images."""
+    return forward_rows(net, most=500)
+
+
 def cached_accuracy(net: StitchedNet, split: CachedSplit) -> float:
     """Accuracy of ``net`` (in eval mode) on cached prefix features."""
-    return split_accuracy(net.eval().from_prefix, split)
+    return split_accuracy(net.eval().from_prefix, split, feature_rows(net))
 
 
 @torch.no_grad()
@@ -206,15 +235,16 @@ def tune_adapter(net: StitchedNet, train: CachedSplit, val: CachedSplit, cfg: Tu
         p.requires_grad_(True)
     net.eval()  # frozen BatchNorm statistics in the suffix and in the adapter (a trainable affine map there)
     gen = torch.Generator().manual_seed(seed)
-    train, val, run = fixed_split(net, train), fixed_split(net, val), frozen_tail(net)
+    rows = feature_rows(net)
+    train, val, run = fixed_split(net, train, rows), fixed_split(net, val, rows), frozen_tail(net)
     opt = torch.optim.Adam(net.adapter.parameters(), lr=cfg.lr, foreach=True)
     steps = cfg.epochs * -(-len(train.labels) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
-    best_acc = init_acc = split_accuracy(run, val)
+    best_acc = init_acc = split_accuracy(run, val, rows)
     best_state, best_epoch, epoch = copy.deepcopy(net.adapter.state_dict()), 0, 0
     for epoch in range(1, cfg.epochs + 1):
         _run_epoch(run, train, opt, sched, cfg, gen)
-        acc = split_accuracy(run, val)
+        acc = split_accuracy(run, val, rows)
         if acc > best_acc:
             best_acc, best_state, best_epoch = acc, copy.deepcopy(net.adapter.state_dict()), epoch
         if epoch - best_epoch >= cfg.patience:

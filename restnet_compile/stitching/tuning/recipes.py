@@ -23,7 +23,7 @@ import torch
 from restnet_compile._util.registry import Registry
 from restnet_compile.config.build import TuneSettings
 from restnet_compile.stitching.net import StitchedNet
-from restnet_compile.stitching.tuning.loop import CachedSplit, TuneResult, cached_accuracy, tune_adapter
+from restnet_compile.stitching.tuning.loop import CachedSplit, TuneResult, cached_accuracy, feature_rows, tune_adapter
 from restnet_compile.stitching.tuning.store import Rows, channel_variance, rows_of
 
 
@@ -72,7 +72,7 @@ def feature_match(
     net.eval()
     if cfg.match_epochs:
         with torch.no_grad():  # the parameter-free resize once, not at every step
-            feats = feats.map(adapter.fixed, 500)
+            feats = feats.map(adapter.fixed, feature_rows(net))
     for _ in range(cfg.match_epochs):
         order = torch.randperm(len(feats), generator=gen)
         for i in range(0, len(order), cfg.batch_size):
