@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from restnet_compile import api
 from restnet_compile._util.tempdirs import stale_dirs
 from restnet_compile.bundle.writer import STAGING_PATTERN
@@ -131,6 +133,7 @@ def _no_partial_bundle(out: Path, published: bytes | None) -> None:
     ), "anything else in --out must be a dead build's staging directory, removed by the next build"
 
 
+@pytest.mark.slow  # twelve killed builds: about three minutes
 def test_sigkill_at_12_points_then_resume_is_byte_identical(phone_bundle: api.BuildResult, tmp_path: Path) -> None:
     cfg = tmp_path / "fast.yaml"
     cfg.write_text(json.dumps(FAST))  # JSON is YAML

@@ -22,6 +22,8 @@ CONTRACT = {"large_preprocess": DIGIT_STATS, "small_preprocess": DIGIT_STATS}
 #: Every fixture model in one pair: a prefix donor and a suffix donor. timm's test_resnet halves its resolution
 #: in its stem, so it is the suffix donor: a prefix must not need upsampling to feed it.
 PAIRS = [("sequential", "digit_cnn"), ("dict_output", "residual"), ("tuple_output", "timm")]
+#: The default run builds the first pair; the others (a minute each) run in the slow tier.
+PARAMS = [pytest.param(p, id="-".join(p), marks=[pytest.mark.slow] if k else []) for k, p in enumerate(PAIRS)]
 
 
 def _config(large: str, small: str, **extra: object) -> BuildConfig:
@@ -57,7 +59,7 @@ def int8_builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
     return Builds(tmp_path_factory.mktemp("int8"))
 
 
-@pytest.mark.parametrize("pair", PAIRS, ids=["-".join(p) for p in PAIRS])
+@pytest.mark.parametrize("pair", PARAMS)
 def test_every_fixture_model_is_split_stitched_and_built_to_int8(pair: tuple[str, str], int8_builds: Builds) -> None:
     """The build traces and splits each model (exactly, or it refuses), stitches the pair and ships int8 variants
     that pass the target's parity rule (the build itself fails with exit code 4 otherwise)."""
