@@ -183,7 +183,7 @@ SECTIONS: dict[str, Section] = {
         "Memory as the dataset grows",
         "How does the peak memory of a 224 px build grow from 400 to 6,400 images, now that data are read per batch "
         "and tuning features are kept under a memory budget?",
-        "python bench/bench_stream_memory.py --before SRC",
+        "python bench/bench_stream_memory.py",
         "peak RSS(6,400 images) / peak RSS(400 images) <= 1.3.",
         bt.stream_memory,
     ),
