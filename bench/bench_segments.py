@@ -2,9 +2,10 @@
 
 Usage: ``python bench/bench_segments.py [--out bench/results/segments.json] [--runs 300]``.
 Builds the demo pair's variants once (every candidate on the phone profile, ``mnist5k``), then exports the same
-variants, 3 of them (``small``, ``L3-S2``, ``L4-S2``) and all 7, five ways: ``tflite-int8`` (one multi-signature
-file), ``tflite-int8-segments`` and ``tflm-int8`` (one file per segment), ``tflm-int8`` with ``segment_cuts:
-every-block``, and each variant alone in its own file.
+variants, 3 of them (``small``, ``L3-S2``, ``L4-S2``) and all 7, six ways: ``tflite-int8`` (one signature per
+variant in one file), ``tflite-int8-segments`` (one signature per segment in one file), the same with ``segment_file:
+each`` and ``tflm-int8`` (one file per segment), ``tflm-int8`` with ``segment_cuts: every-block``, and each variant
+alone in its own file.
 Every export is checked against PyTorch through the device runtime on the test split. Latency: each stitched
 variant run as its chain against the same variant as one graph, in LiteRT and in the TFLite Micro host interpreter,
 measured side by side in one run (medians of interleaved runs). Patches: the patch that adds ``L4-S2`` to a bundle
@@ -33,7 +34,7 @@ from restnet_compile.config.build import BuildConfig
 from restnet_compile.config.device import Target, load_profile, load_target
 from restnet_compile.export import EXPORTERS
 from restnet_compile.export.base import VariantBudget, boundary_bytes
-from restnet_compile.export.graph_cost import graph_cost
+from restnet_compile.export.graph_cost import graph_cost, variant_model
 from restnet_compile.export.graph_memory import extract_signature
 from restnet_compile.export.parity import check_parity, torch_logits
 from restnet_compile.pipeline.driver import analyze_and_stitch
@@ -46,17 +47,18 @@ from restnet_compile.runtime.chain import quantize, requantize
 from restnet_compile.runtime.patch import read_patch
 
 MODEL_SUFFIXES = (".tflite", ".onnx", ".bin")
-TARGETS = ["tflite-int8", "tflite-int8-segments", "tflm-int8", "tflm-int8 every-block"]
-PATCHED = ["tflite-int8-segments", "tflm-int8", "tflm-int8 every-block"]
+TARGETS = ["tflite-int8", "tflite-int8-segments", "tflite-int8-segments each", "tflm-int8", "tflm-int8 every-block"]
+PATCHED = ["tflite-int8-segments", "tflite-int8-segments each", "tflm-int8", "tflm-int8 every-block"]
 THREE = ["small", "L3-S2", "L4-S2"]
 ADDED = "L4-S2"
 
 
 def _target(name: str) -> Target:
-    """A built-in target; ``NAME every-block`` is it with ``segment_cuts: every-block``."""
-    base, _, cuts = name.partition(" ")
-    target = load_target(base)
-    return target.model_copy(update={"segment_cuts": cuts}) if cuts else target
+    """A built-in target; ``NAME every-block`` is it with ``segment_cuts: every-block``, ``NAME each`` with
+    ``segment_file: each`` (one file per segment)."""
+    base, *options = name.split(" ")
+    update = {"segment_cuts" if option == "every-block" else "segment_file": option for option in options}
+    return load_target(base).model_copy(update=update)
 
 
 def _export(a: Analysis, target_name: str, variants: dict, out: Path, work: Path) -> tuple[Manifest, int, dict]:
@@ -74,7 +76,9 @@ def _export(a: Analysis, target_name: str, variants: dict, out: Path, work: Path
     exporter.finish(out, exported, budgets)  # the C arrays of tflm-int8 (arena figures left out here)
     segments = {s.id: s for ev in exported.values() for s in ev.chain}
     phone = load_profile("phone")
-    costs = {k: graph_cost((out / s.file).read_bytes(), s.signature, phone, False) for k, s in segments.items()}
+    costs = {
+        k: graph_cost(variant_model(out / s.file, s.signature), s.signature, phone, False) for k, s in segments.items()
+    }
     manifest = build_manifest(a, exported, exporter.layout, costs)
     manifest = dataclasses.replace(
         manifest,
@@ -195,7 +199,7 @@ def _patches(a: Analysis, names: list[str], root: Path, tag: str) -> dict:
         _export(a, name, before, old, root / f"{tag}-{name}-before-work")
         patch = make_patch(old, new)
         (root / "p.patch").write_bytes(patch)
-        sources = {n: f.source for n, f in read_patch(root / "p.patch").files.items() if n.startswith("seg-")}
+        sources = {n: f.source for n, f in read_patch(root / "p.patch").files.items() if n.endswith(".tflite")}
         full = sum(p.stat().st_size for p in new.iterdir() if p.is_file())
         out[name] = {
             "segments": len(sources),

@@ -152,10 +152,21 @@ class Target(Strict):
         description="segment targets: cut donors only where a variant enters or leaves them (shared), or between "
         "every two blocks (every-block: longer chains, small patches for variants added later)",
     )
+    segment_file: Literal["each", "one"] = Field(
+        "each",
+        description="segment targets: one file per segment (each: a patch carries only new segments; TFLite Micro "
+        "needs it), or every segment a signature of one file (one: the smallest bundle, LiteRT only)",
+    )
     float_ops: list[str] = Field(
         [], description="int8 TFLite only: operators kept in float (mixed precision), e.g. BATCH_MATMUL, SOFTMAX"
     )
     parity: Parity
+
+    @model_validator(mode="after")
+    def _segment_file_fits(self) -> Target:
+        if self.segment_file == "one" and self.exporter == "tflm":
+            raise ValueError("segment_file one is for LiteRT: TFLite Micro runs one subgraph per model; use each")
+        return self
 
 
 def _builtin_dir(kind: str) -> Path:

@@ -153,9 +153,12 @@ def _convert(saved_model: Path, keys: list[str], calib: np.ndarray, target: Targ
     return convert_calibrated(saved_model, {key: nhwc for key in keys}, target)
 
 
-def convert_calibrated(saved_model: Path, samples: dict[str, np.ndarray], target: Target) -> bytes:
+def convert_calibrated(
+    saved_model: Path, samples: dict[str, np.ndarray], target: Target, conversion_metadata: bool = True
+) -> bytes:
     """Convert the signatures ``samples`` names to the target's dtype, each calibrated on its own samples (N x the
-    signature's input shape, in the file's layout)."""
+    signature's input shape, in the file's layout). ``conversion_metadata=False`` leaves out the converter's
+    environment record (about 150 bytes per file; the manifest records the tool versions)."""
     import tensorflow as tf
 
     keys = list(samples)
@@ -166,6 +169,7 @@ def convert_calibrated(saved_model: Path, samples: dict[str, np.ndarray], target
                 yield key, {INPUT_NAME: x[None]}
 
     conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=keys)
+    conv.exclude_conversion_metadata = not conversion_metadata
     io_types = {"int8": tf.int8, "fp16": tf.float32, "fp32": tf.float32}
     if target.dtype == "int8":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -1,4 +1,6 @@
-"""Segments to TFLite: one single-signature ``.tflite`` per segment, each quantized once on the inputs it sees.
+"""Segments to TFLite, each quantized once on the inputs it sees: one single-signature ``.tflite`` per segment
+(``segment_file: each``), or every segment a signature of one ``segments.tflite`` (``segment_file: one``: one file's
+overhead instead of one per segment, and no block stored twice, unlike one signature per whole variant).
 
 Each segment goes PyTorch -> ONNX -> onnx2tf SavedModel like a whole variant (``export.tflite``); onnx2tf stores
 feature maps channels-last, so a segment's boundaries are NHWC in its file, as are the images. The boundaries
@@ -21,27 +23,41 @@ from restnet_compile.export.ops import check_ops, tflite_ops
 from restnet_compile.export.segments import SegmentPlan, plan_segments, segment_inputs
 from restnet_compile.export.tflite import convert_calibrated, signature_function, tensorflow_quiet, to_saved_model
 
-SEGMENT_FILE = "seg-{id}.tflite"
+SEGMENT_FILE = "seg-{id}.tflite"  # segment_file: each
+SEGMENTS_FILE = "segments.tflite"  # segment_file: one
 
 
 def _channels_last(x: np.ndarray) -> np.ndarray:
     return x if x.ndim < 3 else np.ascontiguousarray(np.moveaxis(x, 1, -1))
 
 
-def _saved_model(seg: SegmentPlan, sample: np.ndarray, work_dir: Path) -> tuple[Path, tuple[int, ...]]:
-    """One SavedModel with the segment's signature; the shape its input has there (batch 1)."""
+def _loaded(seg: SegmentPlan, sample: np.ndarray, work_dir: Path):  # type: ignore[no-untyped-def]
+    """The segment converted by onnx2tf and loaded: its serving function and its input shape there (batch 1)."""
     import tensorflow as tf
 
     onnx2tf_out = to_saved_model(seg.module, tuple(sample.shape[1:]), f"seg_{seg.id}", work_dir)
     loaded = tf.saved_model.load(str(onnx2tf_out))
     fn = loaded.signatures["serving_default"]
     (spec,) = fn.structured_input_signature[1].values()
-    shape = (1, *(int(d) for d in spec.shape[1:]))
-    root = tf.Module()
-    root.model = loaded
-    out = work_dir / f"seg_{seg.id}_signature"
-    tf.saved_model.save(root, str(out), signatures={seg.id: signature_function(fn, shape).get_concrete_function()})
-    return out, shape
+    return loaded, fn, (1, *(int(d) for d in spec.shape[1:]))
+
+
+def _saved_model(
+    plans: dict[str, SegmentPlan], inputs: dict[str, np.ndarray], name: str, work_dir: Path
+) -> tuple[Path, dict[str, np.ndarray]]:
+    """One SavedModel with a signature per segment of ``plans``; each segment's calibration samples in its file's
+    layout."""
+    import tensorflow as tf
+
+    root, signatures, samples = tf.Module(), {}, {}
+    for sid, seg in plans.items():
+        loaded, fn, shape = _loaded(seg, inputs[sid], work_dir)
+        setattr(root, f"segment_{len(signatures)}", loaded)
+        signatures[sid] = signature_function(fn, shape).get_concrete_function()
+        samples[sid] = _file_layout(inputs[sid], shape, seg)
+    out = work_dir / f"{name}_signatures"
+    tf.saved_model.save(root, str(out), signatures=signatures)
+    return out, samples
 
 
 def _file_layout(x: np.ndarray, shape: tuple[int, ...], seg: SegmentPlan) -> np.ndarray:
@@ -62,19 +78,31 @@ def _boundary(detail: dict) -> BoundaryInfo:
     )
 
 
-def _boundaries(model: bytes, key: str) -> tuple[BoundaryInfo, BoundaryInfo]:
+def _boundaries(model: bytes, keys: list[str]) -> dict[str, tuple[BoundaryInfo, BoundaryInfo]]:
+    """The input and output boundary of every signature ``keys`` of ``model``."""
     from ai_edge_litert.interpreter import Interpreter
 
-    runner = Interpreter(model_content=model).get_signature_runner(key)
-    ((_, din),) = runner.get_input_details().items()
-    ((_, dout),) = runner.get_output_details().items()
-    return _boundary(din), _boundary(dout)
+    interpreter, out = Interpreter(model_content=model), {}
+    for key in keys:
+        runner = interpreter.get_signature_runner(key)
+        ((_, din),) = runner.get_input_details().items()
+        ((_, dout),) = runner.get_output_details().items()
+        out[key] = _boundary(din), _boundary(dout)
+    return out
+
+
+def convert_segments(
+    plans: dict[str, SegmentPlan], inputs: dict[str, np.ndarray], target: Target, work_dir: Path, name: str = "segments"
+) -> bytes:
+    """The segments of ``plans`` as the signatures of one ``.tflite``, each calibrated on its own ``inputs`` (N x
+    its PyTorch input shape); ``name`` names its SavedModel in ``work_dir``."""
+    saved, samples = _saved_model(plans, inputs, name, work_dir)
+    return convert_calibrated(saved, samples, target, conversion_metadata=False)  # bytes on every device's flash
 
 
 def convert_segment(seg: SegmentPlan, inputs: np.ndarray, target: Target, work_dir: Path) -> bytes:
     """The segment as one single-signature ``.tflite`` calibrated on ``inputs`` (N x the PyTorch input shape)."""
-    saved, shape = _saved_model(seg, inputs, work_dir)
-    return convert_calibrated(saved, {seg.id: _file_layout(inputs, shape, seg)}, target)
+    return convert_segments({seg.id: seg}, {seg.id: inputs}, target, work_dir, f"seg_{seg.id}")
 
 
 def check_chain(vid: str, chain: tuple[ExportedSegment, ...]) -> None:
@@ -94,25 +122,33 @@ def check_chain(vid: str, chain: tuple[ExportedSegment, ...]) -> None:
 def export_segments(
     variants: dict[str, object], calib: np.ndarray, target: Target, out_dir: Path, work_dir: Path
 ) -> tuple[dict[str, ExportedVariant], dict[str, bytes]]:
-    """Write one ``seg-<id>.tflite`` per segment into ``out_dir``, once every segment converted and passed the
-    target's operator check; each variant as its chain, and the files' bytes.
+    """Write the segments into ``out_dir`` once every segment converted and passed the target's operator check: one
+    ``seg-<id>.tflite`` per segment, or with ``segment_file: one`` every segment a signature of ``segments.tflite``.
+    Returns each variant as its chain, and the files' bytes by file name.
 
     Raises:
         BadInputError: a segment uses an operator the target's runtime lacks (nothing is written then).
     """
     plans, chains = plan_segments(variants, target.segment_cuts == "every-block")  # type: ignore[arg-type]
     inputs = segment_inputs(plans, chains, calib[: target.calibration_samples])
-    models: dict[str, bytes] = {}
+    models: dict[str, bytes] = {}  # file name -> bytes
     exported: dict[str, ExportedSegment] = {}
     with quiet_native_output(), tensorflow_quiet():
-        for sid, seg in plans.items():
-            models[sid] = convert_segment(seg, inputs[sid], target, work_dir)
-            din, dout = _boundaries(models[sid], sid)
-            file = SEGMENT_FILE.format(id=sid)
-            exported[sid] = ExportedSegment(sid, seg.model, seg.start, seg.stop, seg.head, file, sid, din, dout)
-    check_ops({sid: next(iter(tflite_ops(m).values())) for sid, m in models.items()}, target)
-    for sid, model in models.items():
-        (out_dir / exported[sid].file).write_bytes(model)
+        if target.segment_file == "one":
+            models[SEGMENTS_FILE] = convert_segments(plans, inputs, target, work_dir)
+            files = dict.fromkeys(plans, SEGMENTS_FILE)
+        else:
+            files = {sid: SEGMENT_FILE.format(id=sid) for sid in plans}
+            for sid, seg in plans.items():
+                models[files[sid]] = convert_segment(seg, inputs[sid], target, work_dir)
+        for file, model in models.items():
+            mine = [sid for sid in plans if files[sid] == file]
+            for sid, (din, dout) in _boundaries(model, mine).items():
+                seg = plans[sid]
+                exported[sid] = ExportedSegment(sid, seg.model, seg.start, seg.stop, seg.head, file, sid, din, dout)
+    check_ops({sid: ops for model in models.values() for sid, ops in tflite_ops(model).items()}, target)
+    for file, model in models.items():
+        (out_dir / file).write_bytes(model)
     result = {}
     for vid, chain in chains.items():
         segs = tuple(exported[s] for s in chain)

@@ -48,7 +48,8 @@ def _cost_of(
         return graph_cost(variant_model(bundle_dir / ex.file, ex.signature), ex.signature, profile, measure)
     for seg in ex.chain:
         if seg.id not in segments:
-            segments[seg.id] = graph_cost((bundle_dir / seg.file).read_bytes(), seg.signature, profile, measure)
+            model = variant_model(bundle_dir / seg.file, seg.signature)  # its own file, or cut from the shared one
+            segments[seg.id] = graph_cost(model, seg.signature, profile, measure)
     return chain_cost([segments[s.id] for s in ex.chain], boundary_bytes(ex.chain))
 
 
