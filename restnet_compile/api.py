@@ -190,8 +190,9 @@ def calibrate(
 ) -> CalibrationResult:
     """Fit ``profile``'s latency model to measured latencies of ``bundle_dir``'s variants; write it to ``out``.
 
-    Without ``measurements`` the variants are timed here with LiteRT (host profiles only) and the CSV is written
-    beside ``out``.
+    Without ``measurements`` the variants are timed here with LiteRT (host profiles only; a variant stored as a chain
+    of segments as the runtime runs it) and the CSV is written beside ``out``. A chained variant's measurement is
+    fitted as one interpreter call per segment.
 
     Raises:
         BadInputError: bad profile, bundle, CSV or output path; nothing is written then.
@@ -209,8 +210,11 @@ def calibrate(
         if prof.device_class != "host":
             raise BadInputError(f"profile {prof.name} is not this machine: pass --measurements from the device")
         csv = out.with_suffix(".csv")
-        measurements = measure_bundle(bundle_dir, manifest.signatures_by_file(), csv, warmup, runs, prof.threads)
-    calibrated, fit, preds = cal.calibrate(profile, measurements, manifest.latency_terms(), out)
+        chained = [v.id for v in manifest.shipped() if v.chain]
+        by_file = manifest.signatures_by_file()
+        measurements = measure_bundle(bundle_dir, by_file, csv, warmup, runs, prof.threads, chained)
+    invokes = {v.id: len(v.chain) if v.chain else 1 for v in manifest.variants}  # interpreter calls per inference
+    calibrated, fit, preds = cal.calibrate(profile, measurements, manifest.latency_terms(), out, invokes)
     return CalibrationResult(calibrated, fit, preds, cal.read_measurements(measurements), measurements)
 
 

@@ -101,9 +101,14 @@ def _number(text: str, col: str, line: int, path: Path) -> float:
 
 
 def calibrate_profile(
-    profile: Profile, measurements: dict[str, Measurement], terms: Mapping[str, OpTerms], source: str
+    profile: Profile,
+    measurements: dict[str, Measurement],
+    terms: Mapping[str, OpTerms],
+    source: str,
+    invokes: Mapping[str, int] | None = None,
 ) -> tuple[Profile, Fit]:
-    """Fit ``profile``'s latency model to ``measurements``.
+    """Fit ``profile``'s latency model to ``measurements`` (``invokes``: interpreter calls per inference of each
+    variant, 1 when not given).
 
     Raises:
         BadInputError: a measured variant is not in the bundle, or fewer than 3 variants were measured.
@@ -127,6 +132,7 @@ def calibrate_profile(
         {k: m.median_ms for k, m in measurements.items()},
         profile.latency_model,
         factor,
+        invokes,
     )
     info: dict[str, str | int | float] = {
         "source": source,
@@ -179,7 +185,11 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def calibrate(
-    profile_name: str, measurements_csv: Path, terms: Mapping[str, OpTerms], out: Path
+    profile_name: str,
+    measurements_csv: Path,
+    terms: Mapping[str, OpTerms],
+    out: Path,
+    invokes: Mapping[str, int] | None = None,
 ) -> tuple[Profile, Fit, dict[str, tuple[float, float]]]:
     """Read, fit and write the calibrated profile; nothing is written when any input is bad.
 
@@ -188,17 +198,22 @@ def calibrate(
         measurements_csv: Measured latencies (see the module docstring).
         terms: Per variant of the bundle, its latency terms (the manifest's ``latency_terms``).
         out: Where the calibrated profile YAML goes.
+        invokes: Interpreter calls per inference of each variant (the manifest's ``invokes``; 1 when not given).
 
     Returns:
         The calibrated profile, the fit, and per variant (predicted ms before, after) at the median.
     """
     profile = load_profile(profile_name)
     measured = read_measurements(measurements_csv)
-    calibrated, fit = calibrate_profile(profile, measured, terms, source=measurements_csv.name)
+    calibrated, fit = calibrate_profile(profile, measured, terms, measurements_csv.name, invokes)
     text = profile_yaml(builtin_text("profiles", profile_name), calibrated)
     write_atomic(out, text)
+    calls = invokes or {}
     preds = {
-        k: (roofline_ms(terms[k], profile.latency_model), roofline_ms(terms[k], calibrated.latency_model))
+        k: tuple(
+            roofline_ms(terms[k], lm, invokes=calls.get(k, 1))
+            for lm in (profile.latency_model, calibrated.latency_model)
+        )
         for k in measured
     }
     return calibrated, fit, preds

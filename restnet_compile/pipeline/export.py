@@ -17,6 +17,8 @@ import numpy as np
 
 from restnet_compile._util.progress import Reporter
 from restnet_compile.config.device import Profile, Target
+from restnet_compile.cost import CostReport
+from restnet_compile.cost.latency import roofline_ms
 from restnet_compile.export import EXPORTERS, ExportedVariant
 from restnet_compile.export.base import BoundaryInfo, ExportedSegment, VariantBudget, boundary_bytes
 from restnet_compile.export.graph_cost import GraphCost, chain_cost, graph_cost, is_tflm, variant_model
@@ -53,6 +55,15 @@ def _cost_of(
     return chain_cost([segments[s.id] for s in ex.chain], boundary_bytes(ex.chain))
 
 
+def _chain_latency(cost: CostReport, calls: int, profile: Profile) -> float:
+    """The estimate of a variant run as ``calls`` interpreter calls (one per segment), at the profile's percentile,
+    from the same per-op terms as the one-graph estimate."""
+    if not cost.latency_terms:
+        return cost.latency_ms
+    lm = profile.latency_model
+    return round(roofline_ms(cost.latency_terms, lm, invokes=calls) * lm.percentile_factor, 4)
+
+
 def with_graph_costs(
     variants: list[Variant],
     bundle_dir: Path,
@@ -62,7 +73,8 @@ def with_graph_costs(
     progress: Reporter,
     segments: dict[str, GraphCost] | None = None,
 ) -> list[Variant]:
-    """``variants`` with the costs of each exported TFLite variant read from its graph (others unchanged).
+    """``variants`` with the costs of each exported TFLite variant read from its graph (others unchanged); a chained
+    variant's latency also counts one interpreter call per segment after the first.
 
     ``segments`` collects the cost of every segment a chained variant runs.
     """
@@ -77,6 +89,7 @@ def with_graph_costs(
         gc = _cost_of(ex, bundle_dir, profile, measure, segments)
         cost = dataclasses.replace(
             v.cost,
+            latency_ms=_chain_latency(v.cost, len(ex.chain), profile) if ex.chain else v.cost.latency_ms,
             ram_bytes=gc.ram_bytes(profile),
             model_bytes=gc.model_bytes,
             flash_bytes=gc.model_bytes + profile.runtime_flash,

@@ -124,6 +124,7 @@ def measure_bundle(
     warmup: int = 10,
     runs: int = 100,
     threads: int = 1,
+    chained: Sequence[str] = (),
 ) -> Path:
     """Time the variants of a bundle's ``.tflite`` files on this machine with LiteRT; write the measurements CSV.
 
@@ -135,15 +136,24 @@ def measure_bundle(
         warmup: Untimed runs of each variant first.
         runs: Timed runs of each variant.
         threads: LiteRT threads.
+        chained: Variants stored as chains of segments: each timed as the runtime runs it, one interpreter call per
+            segment with the requantization between them (on one zero image).
 
     Raises:
         BadInputError: the bundle has no ``.tflite`` variant.
     """
     by_file = {file: list(sigs) for file, sigs in signatures.items() if file.endswith(".tflite")}
-    if not by_file:
+    if not by_file and not chained:
         raise BadInputError(f"bundle {bundle_dir} has no .tflite variants to time on this machine")
     timings = []
     for file, sigs in sorted(by_file.items()):
         timings += list(time_signatures(bundle_dir / file, sigs, warmup, runs, threads).values())
+    if chained:
+        from restnet_compile.runtime.bundle import Bundle
+
+        bundle = Bundle.open(bundle_dir, threads)
+        image = np.zeros((1, *bundle.manifest.input.shape), dtype=np.float32)
+        calls = {vid: lambda vid=vid: bundle.run(image, vid) for vid in chained}
+        timings += list(time_calls(calls, warmup, runs).values())
     write_csv(timings, csv_out)
     return csv_out

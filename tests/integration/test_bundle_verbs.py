@@ -144,6 +144,18 @@ def test_calibrate_host_times_every_variant_here(phone_bundle: api.BuildResult, 
     assert load_profile(out).latency_model.efficiency > 0
 
 
+def test_calibrate_host_times_chained_variants_as_the_runtime_runs_them(
+    tflm_bundle: api.BuildResult, tmp_path: Path
+) -> None:
+    out = tmp_path / "host-from-chains.yaml"
+    r = api.calibrate("host", tflm_bundle.bundle_dir, out, warmup=1, runs=3)
+    chained = {v.id for v in tflm_bundle.manifest.shipped() if v.chain}
+    assert chained and chained <= set(r.measured)  # every segment bundle variant is a chain: all are timed
+    longest = max(chained, key=lambda vid: len(tflm_bundle.manifest.variant(vid).chain or ()))
+    assert len(tflm_bundle.manifest.variant(longest).chain or ()) >= 2
+    assert set(r.predicted) == set(r.measured) and out.is_file() and out.with_suffix(".csv").is_file()
+
+
 def test_calibrate_host_refuses_a_bundle_without_tflite(onnx_int8_bundle: api.BuildResult, tmp_path: Path) -> None:
     out = tmp_path / "host-calibrated.yaml"
     proc = _cli("calibrate", "--profile", "host", "--bundle", str(onnx_int8_bundle.bundle_dir), "--out", str(out))

@@ -45,6 +45,18 @@ def test_fit_recovers_the_model_that_made_the_measurements() -> None:
     assert fit.model.peak_macs == HOST.latency_model.peak_macs  # data-sheet figures are kept
 
 
+def test_chained_variants_are_fitted_as_one_call_per_segment() -> None:
+    calls = {"v0": 3, "v2": 2, "v4": 4}  # variants stored as chains of 3, 2 and 4 segments
+    measured = {k: roofline_ms(t, TRUE, invokes=calls.get(k, 1)) for k, t in TERMS.items()}
+    assert measured["v0"] - roofline_ms(TERMS["v0"], TRUE) == pytest.approx(2 * 0.05)
+    fit = fit_latency_model(TERMS, measured, HOST.latency_model, None, calls)
+    assert fit.mdape_after < 0.01
+    assert fit.model.invoke_overhead == pytest.approx(0.05, rel=0.05)
+    assert fit.model.op_overhead == pytest.approx(0.012, rel=0.05)
+    one_call = fit_latency_model(TERMS, measured, HOST.latency_model, None)  # chains fitted as one call each
+    assert one_call.mdape_after > fit.mdape_after
+
+
 def test_statistics() -> None:
     assert mdape([1.1, 2.0, 2.7], [1.0, 2.0, 3.0]) == pytest.approx(0.1)
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
