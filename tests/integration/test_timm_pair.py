@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import save_file
 
@@ -37,6 +38,7 @@ def _timm_folder(root: Path, arch: str, digits: torch.Tensor) -> Path:
     return folder
 
 
+@pytest.mark.slow  # two timm models at 28 px with BatchNorm estimated, then a phone build: about a minute
 def test_timm_pair_builds_a_phone_bundle(tmp_path: Path) -> None:
     from restnet_compile.data import load_dataset
 
