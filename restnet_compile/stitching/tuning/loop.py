@@ -115,7 +115,8 @@ def cache_cuts(
     logits, kept in memory.
     """
     writers = {i: RowsWriter(store, len(ds), folder) for i in cuts} if store != "recompute" else {}
-    logits = RowsWriter(store if writers else "ram", len(ds), folder)
+    logits_kind: StoreKind = ("mmap" if store == "mmap-fp16" else store) if writers else "ram"  # logits stay fp32
+    logits = RowsWriter(logits_kind, len(ds), folder)
     batch = batch or pass_rows(front, set(writers))
     stop = len(front.blocks) if teacher is front else max(writers, default=-1) + 1
     for k in range(0, len(ds), batch):
