@@ -227,8 +227,9 @@ def _mixed_int8(conv, float_ops: list[str], io_type) -> bytes:  # type: ignore[n
 
 @EXPORTERS.register("tflite")
 class TFLiteExporter(Exporter):
-    """One ``variants.tflite`` holding every variant as a signature, or with ``segments`` in the target one
-    ``seg-<id>.tflite`` per block range, every variant a chain of them (``export.tflite_segments``)."""
+    """One ``variants.tflite`` holding every variant as a signature, or with ``segments`` in the target every block
+    range once, every variant a chain of them: one ``seg-<id>.tflite`` per segment, or with ``segment_file: one``
+    every segment a signature of ``segments.tflite`` (``export.tflite_segments``)."""
 
     layout = "NHWC"
 
