@@ -52,9 +52,11 @@ class ExportedVariant:
     """Where one variant lives inside the bundle.
 
     Attributes:
-        file: File name relative to the bundle directory ("" for a variant that runs as a chain of segments).
-        signature: Signature (TFLite) or graph name (ONNX) that runs this variant ("" for a chain).
-        chain: The segments the variant runs, in order (empty: the variant is one graph).
+        file: File name relative to the bundle directory ("" for a variant that runs as a chain of segments, one
+            interpreter call each).
+        signature: Signature (TFLite) or graph name (ONNX) that runs this variant in one call ("" for a chain).
+        chain: The segments the variant runs, in order (empty: the variant is one graph). With a signature too, the
+            signature's graph calls them (the blocks are stored in the segments, once).
     """
 
     file: str

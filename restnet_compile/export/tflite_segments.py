@@ -6,6 +6,11 @@ Each segment goes PyTorch -> ONNX -> onnx2tf SavedModel like a whole variant (``
 feature maps channels-last, so a segment's boundaries are NHWC in its file, as are the images. The boundaries
 (shape, dtype, int8 scale and zero point) are read back from the converted file, and every chain is checked to
 pass a tensor of one shape and dtype from each segment to the next; scales may differ (the runtime requantizes).
+
+Every file is compacted (``export.tflite_rewrite.compact``: no tensor names, description or metadata). In
+``segments.tflite`` each variant of two or more segments also gets a signature of its own, a subgraph that calls its
+segments' subgraphs in order (``tflite_rewrite.with_variant_graphs``): it runs as one interpreter call, like a
+whole-variant graph, and holds no weights of its own.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from restnet_compile.export.base import BoundaryInfo, ExportedSegment, ExportedV
 from restnet_compile.export.ops import check_ops, tflite_ops
 from restnet_compile.export.segments import SegmentPlan, plan_segments, segment_inputs
 from restnet_compile.export.tflite import convert_calibrated, signature_function, tensorflow_quiet, to_saved_model
+from restnet_compile.export.tflite_rewrite import compact, with_variant_graphs
 
 SEGMENT_FILE = "seg-{id}.tflite"  # segment_file: each
 SEGMENTS_FILE = "segments.tflite"  # segment_file: one
@@ -97,7 +103,7 @@ def convert_segments(
     """The segments of ``plans`` as the signatures of one ``.tflite``, each calibrated on its own ``inputs`` (N x
     its PyTorch input shape); ``name`` names its SavedModel in ``work_dir``."""
     saved, samples = _saved_model(plans, inputs, name, work_dir)
-    return convert_calibrated(saved, samples, target, conversion_metadata=False)  # bytes on every device's flash
+    return compact(convert_calibrated(saved, samples, target, conversion_metadata=False))  # bytes on every flash
 
 
 def convert_segment(seg: SegmentPlan, inputs: np.ndarray, target: Target, work_dir: Path) -> bytes:
@@ -123,8 +129,9 @@ def export_segments(
     variants: dict[str, object], calib: np.ndarray, target: Target, out_dir: Path, work_dir: Path
 ) -> tuple[dict[str, ExportedVariant], dict[str, bytes]]:
     """Write the segments into ``out_dir`` once every segment converted and passed the target's operator check: one
-    ``seg-<id>.tflite`` per segment, or with ``segment_file: one`` every segment a signature of ``segments.tflite``.
-    Returns each variant as its chain, and the files' bytes by file name.
+    ``seg-<id>.tflite`` per segment, or with ``segment_file: one`` every segment a signature of ``segments.tflite``,
+    with a signature per variant that runs its chain as one call. Returns each variant as its chain (and, in one file,
+    the signature that runs it), and the files' bytes by file name.
 
     Raises:
         BadInputError: a segment uses an operator the target's runtime lacks (nothing is written then).
@@ -147,11 +154,20 @@ def export_segments(
                 seg = plans[sid]
                 exported[sid] = ExportedSegment(sid, seg.model, seg.start, seg.stop, seg.head, file, sid, din, dout)
     check_ops({sid: ops for model in models.values() for sid, ops in tflite_ops(model).items()}, target)
+    graphs = {vid: chain for vid, chain in chains.items() if len(chain) > 1} if target.segment_file == "one" else {}
+    clash = sorted(set(graphs) & set(plans))
+    if clash:
+        raise RestnetError(f"variant {clash[0]} has the id of a segment; rename the variant")
+    if graphs:
+        models[SEGMENTS_FILE] = with_variant_graphs(models[SEGMENTS_FILE], graphs)
     for file, model in models.items():
         (out_dir / file).write_bytes(model)
     result = {}
     for vid, chain in chains.items():
         segs = tuple(exported[s] for s in chain)
         check_chain(vid, segs)
-        result[vid] = ExportedVariant("", "", segs)
+        if vid in graphs or (target.segment_file == "one" and len(segs) == 1):
+            result[vid] = ExportedVariant(SEGMENTS_FILE, vid if vid in graphs else segs[0].signature, segs)
+        else:
+            result[vid] = ExportedVariant("", "", segs)
     return result, models

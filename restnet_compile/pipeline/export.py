@@ -28,7 +28,7 @@ from restnet_compile.pipeline.fingerprint import array_digest
 from restnet_compile.pipeline.stage_store import StageCache, StageKey, empty_dir
 from restnet_compile.pipeline.state import Analysis, Variant
 
-KEY = StageKey("export", 2, ("plan", "tune", "selection", "selection_noise", "profile"))
+KEY = StageKey("export", 3, ("plan", "tune", "selection", "selection_noise", "profile"))
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,9 @@ def with_graph_costs(
     progress: Reporter,
     segments: dict[str, GraphCost] | None = None,
 ) -> list[Variant]:
-    """``variants`` with the costs of each exported TFLite variant read from its graph (others unchanged); a chained
-    variant's latency also counts one interpreter call per segment after the first.
+    """``variants`` with the costs of each exported TFLite variant read from its graph (others unchanged); a variant
+    run as a chain of interpreter calls also counts one call per segment after the first (one that a signature runs
+    in one call does not).
 
     ``segments`` collects the cost of every segment a chained variant runs.
     """
@@ -89,7 +90,9 @@ def with_graph_costs(
         gc = _cost_of(ex, bundle_dir, profile, measure, segments)
         cost = dataclasses.replace(
             v.cost,
-            latency_ms=_chain_latency(v.cost, len(ex.chain), profile) if ex.chain else v.cost.latency_ms,
+            latency_ms=(
+                _chain_latency(v.cost, len(ex.chain), profile) if ex.chain and not ex.signature else v.cost.latency_ms
+            ),
             ram_bytes=gc.ram_bytes(profile),
             model_bytes=gc.model_bytes,
             flash_bytes=gc.model_bytes + profile.runtime_flash,

@@ -17,7 +17,8 @@ from restnet_compile.runtime.chain import RawBackend, check_chains, check_segmen
 class VariantInfo:
     """What the runtime knows about one shipped variant (from the manifest).
 
-    ``file`` and ``signature`` are empty for a variant that runs as a chain of segments; ``chain`` names them.
+    ``chain`` names the segments a variant's blocks are stored in. ``file`` and ``signature`` name what runs it in
+    one call; they are empty for a variant that runs as its chain, one call per segment.
     """
 
     id: str
@@ -77,9 +78,9 @@ class Bundle:
             raise BundleError(f"{root}: the manifest lists no shipped variant")
         check_chains(manifest, str(root))
         for v in shipped:
-            if v.chain:
-                for seg in manifest.chain(v.id):
-                    _inside(root, seg.file)
+            for seg in manifest.chain(v.id):
+                _inside(root, seg.file)
+            if v.chain and not v.signature:
                 continue
             if v.file is None or v.signature is None:
                 raise BundleError(f"{root}: shipped variant {v.id} names no model file or signature")
@@ -136,7 +137,7 @@ class Bundle:
             )
         if self.layout == "NHWC":
             x = x.transpose(0, 2, 3, 1)
-        if info.chain:
+        if info.chain and not info.signature:
             return self._run_chain(info, x)
         return np.concatenate([self._backend.run(info.file, info.signature, xi[None]) for xi in x])
 
