@@ -62,7 +62,9 @@ def c_identifier(name: str) -> str:
     return "g_model_" + re.sub(r"[^0-9A-Za-z_]", "_", name)
 
 
-def _hex_lines(data: bytes, per_line: int = 12) -> str:
+def _hex_lines(data: bytes, per_line: int = 16) -> str:
+    # 16 a line: constants are 16-byte aligned in the flatbuffer, so the same weights print the same lines in any
+    # segment (a patch copies them from the old arrays)
     return "\n".join(
         "  " + ", ".join(f"0x{b:02x}" for b in data[i : i + per_line]) + "," for i in range(0, len(data), per_line)
     )

@@ -1,52 +1,86 @@
-"""Make a bundle patch: the files a newer build has that the old bundle lacks (format: ``runtime.patch``).
+"""Make a bundle patch: the bytes a newer build has that the old bundle lacks (format: ``runtime.patch``).
 
-Files the old bundle already has byte for byte come from it (segments shared with the old variants, most of all);
-new files travel whole; a changed text file (the manifest, the C arrays, the report) travels as a line delta
-against its old version; binary files that changed travel whole.
+Files the old bundle already has byte for byte come from it. Every other file travels as a delta when that is
+smaller: ranges copied from the old bundle's files of its kind (the file of the same name first, then every other file
+with its suffix) and the bytes found nowhere there. A segment the old bundle lacks is mostly blocks it already holds
+in another segment (a cut moved), quantized the same way, so its constants come from the old files; a shared
+``segments.tflite`` that gained a variant keeps every old segment's bytes; the C arrays print 16 bytes a line from
+16-byte aligned constants, so the same weights give the same text in any segment.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 from pathlib import Path
 
 from restnet_compile.bundle.manifest import MANIFEST, load_manifest
 from restnet_compile.runtime.patch import COPY, DATA, PATCH_FORMAT, patch_bytes
 
-TEXT_SUFFIXES = (".json", ".cc", ".h", ".md", ".html", ".sh", ".csv")
+MATCH = 32  # the shortest run of bytes copied from a base file
+_STEP = 4  # base offsets indexed: every run of MATCH + _STEP - 1 equal bytes is found
 
 
-def line_delta(old: bytes, new: bytes) -> tuple[list[tuple[int, int, int]], bytes]:
-    """Ops that rebuild ``new`` from ranges of ``old`` and of the returned blob (lines compared)."""
-    a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
-    starts = [0]
-    for line in a:
-        starts.append(starts[-1] + len(line))
+def byte_delta(old: bytes, new: bytes) -> tuple[list[tuple[int, int, int]], bytes]:
+    """Ops that rebuild ``new`` from ranges of ``old`` and of the returned blob: every run of at least ``MATCH``
+    bytes (plus alignment) that ``old`` holds is copied, the rest travels in the blob."""
+    index: dict[bytes, int] = {}
+    for i in range(len(old) - MATCH, -1, -_STEP):  # the first occurrence wins
+        index[old[i : i + MATCH]] = i
     ops: list[tuple[int, int, int]] = []
     blob = bytearray()
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        if tag == "equal":
-            ops.append((COPY, starts[i1], starts[i2] - starts[i1]))
-        elif j2 > j1:
-            data = b"".join(b[j1:j2])
-            ops.append((DATA, len(blob), len(data)))
-            blob += data
+    literal = j = 0  # new[literal:j] has found no match yet
+
+    def flush(end: int) -> None:
+        if end > literal:
+            ops.append((DATA, len(blob), end - literal))
+            blob.extend(new[literal:end])
+
+    while j + MATCH <= len(new):
+        i = index.get(new[j : j + MATCH])
+        if i is None:
+            j += 1
+            continue
+        start, base = j, i
+        while start > literal and base > 0 and new[start - 1] == old[base - 1]:
+            start, base = start - 1, base - 1
+        end, stop = j + MATCH, i + MATCH
+        while end < len(new) and stop < len(old):
+            k = min(256, len(new) - end, len(old) - stop)
+            if new[end : end + k] == old[stop : stop + k]:
+                end, stop = end + k, stop + k
+                continue
+            while new[end] == old[stop]:
+                end, stop = end + 1, stop + 1
+            break
+        flush(start)
+        if ops and ops[-1][0] == COPY and ops[-1][1] + ops[-1][2] == base:
+            ops[-1] = (COPY, ops[-1][1], ops[-1][2] + end - start)
+        else:
+            ops.append((COPY, base, end - start))
+        literal = j = end
+    flush(len(new))
     return ops, bytes(blob)
 
 
-def _entry(name: str, old_dir: Path, new: bytes, blobs: dict[str, bytes]) -> dict:
+def _sources(name: str, old_dir: Path, old_files: list[str]) -> list[str]:
+    """The base files a new ``name`` may copy from: its namesake, then the others with its suffix."""
+    suffix = Path(name).suffix
+    same = [name] if name in old_files else []
+    return same + [f for f in old_files if f != name and Path(f).suffix == suffix]
+
+
+def _entry(name: str, old_dir: Path, old_files: list[str], new: bytes, blobs: dict[str, bytes]) -> dict:
     sha = hashlib.sha256(new).hexdigest()
     old_path = old_dir / name
-    old = old_path.read_bytes() if old_path.is_file() else None
-    if old == new:
+    if name in old_files and old_path.read_bytes() == new:
         return {"sha256": sha, "source": "base"}
     blob = f"{len(blobs):04d}"
-    if old is not None and name.endswith(TEXT_SUFFIXES):
-        ops, data = line_delta(old, new)
-        if len(data) < len(new):
+    sources = _sources(name, old_dir, old_files)
+    if sources:
+        ops, data = byte_delta(b"".join((old_dir / s).read_bytes() for s in sources), new)
+        if len(data) + 24 * len(ops) < len(new):  # the ops travel in patch.json: about 24 bytes each
             blobs[blob] = data
-            return {"sha256": sha, "source": "delta", "blob": blob, "ops": [list(op) for op in ops]}
+            return {"sha256": sha, "source": "delta", "from": sources, "blob": blob, "ops": [list(op) for op in ops]}
     blobs[blob] = new
     return {"sha256": sha, "source": "patch", "blob": blob}
 
@@ -58,9 +92,11 @@ def make_patch(old_dir: Path, new_dir: Path) -> bytes:
         BundleError: either directory is not a bundle with a valid manifest.
     """
     old, new = load_manifest(old_dir), load_manifest(new_dir)
+    old_files = sorted([*old.files, MANIFEST])
     blobs: dict[str, bytes] = {}
     files = {
-        name: _entry(name, old_dir, (new_dir / name).read_bytes(), blobs) for name in sorted([*new.files, MANIFEST])
+        name: _entry(name, old_dir, old_files, (new_dir / name).read_bytes(), blobs)
+        for name in sorted([*new.files, MANIFEST])
     }
     data = {
         "format_version": PATCH_FORMAT,

@@ -4,8 +4,9 @@ A patch is one file: the line ``RESTNET-PATCH 1``, the length of ``patch.json`` 
 ``patch.json``, then the blobs it lists (offset, length and sha256 of each). ``patch.json`` names the bundle it
 applies to (the seal of its manifest, ``base_manifest_sha256``) and the bundle it makes (``result_manifest_sha256``),
 and lists every file of the result with its sha256 and where its bytes come from: ``base`` (the file as the base
-bundle has it), ``patch`` (a blob) or ``delta`` (ranges copied from the base file and from a blob, for text files
-such as the manifest and the C arrays). It carries its own seal, ``patch_sha256``, computed like the manifest's.
+bundle has it), ``patch`` (a blob) or ``delta`` (ranges copied from the base files it lists in ``from``, read as one
+run of bytes in that order, and ranges of a blob). It carries its own seal, ``patch_sha256``, computed like the
+manifest's. Format 1 (a delta copies from the file of its own name) still reads.
 
 :func:`apply_patch` builds the result in a directory beside the bundle, checks every file against its sha256 and the
 result's manifest against the patch, then swaps it into place; on any error the bundle on disk is untouched.
@@ -26,22 +27,25 @@ from restnet_compile._util.hashing import sha256_file
 from restnet_compile.bundle.manifest import MANIFEST, BundleError, Manifest, load_manifest, read_manifest
 
 PATCH_JSON = "patch.json"
-PATCH_FORMAT = 1
+PATCH_FORMAT = 2
+READABLE_FORMATS = (1, 2)
 MAGIC = b"RESTNET-PATCH 1\n"
 _SEAL_FIELD = "patch_sha256"
 _ZEROS = "0" * 64
 _SEAL = re.compile(rb'"' + _SEAL_FIELD.encode() + rb'": "([0-9a-f]{64})"')
-COPY, DATA = 0, 1  # delta ops: [COPY, offset in the base file, length] or [DATA, offset in the blob, length]
+COPY, DATA = 0, 1  # delta ops: [COPY, offset in the base files, length] or [DATA, offset in the blob, length]
 
 
 @dataclass(frozen=True)
 class PatchFile:
-    """One file of the result: its sha256 and where its bytes come from (``base``, ``patch`` or ``delta``)."""
+    """One file of the result: its sha256 and where its bytes come from (``base``, ``patch`` or ``delta``); a delta
+    copies from the base files ``sources`` (the file's own name when the patch lists none)."""
 
     sha256: str
     source: str
     blob: str | None = None
     ops: tuple[tuple[int, int, int], ...] = ()
+    sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,8 @@ def _safe(name: str, where: str) -> str:
 def _file(name: str, d: dict, where: str) -> PatchFile:
     try:
         ops = tuple((int(k), int(a), int(n)) for k, a, n in d.get("ops", []))
-        pf = PatchFile(str(d["sha256"]), str(d["source"]), d.get("blob"), ops)
+        sources = tuple(_safe(str(s), where) for s in d.get("from", [name]))
+        pf = PatchFile(str(d["sha256"]), str(d["source"]), d.get("blob"), ops, sources)
     except (KeyError, TypeError, ValueError):
         raise BundleError(f"{where}: {PATCH_JSON}: file {name} is not described as a patch describes files") from None
     if pf.source not in ("base", "patch", "delta"):
@@ -119,8 +124,10 @@ def read_patch(path: Path) -> Patch:
     if len(raw) < head + size:
         raise BundleError(f"{where}: the patch ends inside its {PATCH_JSON}: it is truncated")
     data = _unsealed(raw[head : head + size], where)
-    if data.get("format_version") != PATCH_FORMAT:
-        raise BundleError(f"{where}: patch format {data.get('format_version')!r} is not one this code reads (1)")
+    if data.get("format_version") not in READABLE_FORMATS:
+        readable = ", ".join(map(str, READABLE_FORMATS))
+        version = data.get("format_version")
+        raise BundleError(f"{where}: patch format {version!r} is not one this code reads ({readable})")
     blobs = _blobs(data, raw[head + size :], where)
     files = {_safe(n, where): _file(n, d, where) for n, d in data.get("files", {}).items()}
     for name, f in files.items():
@@ -135,14 +142,20 @@ def _rebuild(name: str, f: PatchFile, base: Path, blobs: dict[str, bytes]) -> by
     blob = blobs[str(f.blob)]
     if f.source == "patch":
         return blob
-    old = (base / name).read_bytes()
+    old = b"".join((base / s).read_bytes() for s in f.sources)
     return b"".join(old[a : a + n] if kind == COPY else blob[a : a + n] for kind, a, n in f.ops)
+
+
+def _needs(name: str, f: PatchFile) -> tuple[str, ...]:
+    """The base files the result's ``name`` is made from."""
+    return {"base": (name,), "patch": (), "delta": f.sources}.get(f.source, ())
 
 
 def _result_into(patch: Patch, base: Path, out: Path) -> Manifest:
     for name, f in sorted(patch.files.items()):
-        if f.source != "patch" and not (base / name).is_file():
-            raise BundleError(f"{base}: the patch needs file {name}, which the bundle lacks")
+        for needed in _needs(name, f):
+            if not (base / needed).is_file():
+                raise BundleError(f"{base}: the patch needs file {needed}, which the bundle lacks")
         data = _rebuild(name, f, base, patch.blobs)
         if hashlib.sha256(data).hexdigest() != f.sha256:
             raise BundleError(f"patch: file {name} does not come out as the patch's sha256 says: the patch is altered")
@@ -170,8 +183,9 @@ def apply_patch(bundle_dir: Path, patch_path: Path) -> Manifest:
             f"{patch_path} applies to the bundle sealed {patch.base_manifest_sha256[:12]}, "
             f"not to {bundle_dir} (sealed {str(base.manifest_sha256)[:12]})"
         )
+    needed = {n for name, f in patch.files.items() for n in _needs(name, f)}
     for name, expected in base.files.items():
-        if name in patch.files and patch.files[name].source != "patch" and sha256_file(bundle_dir / name) != expected:
+        if name in needed and sha256_file(bundle_dir / name) != expected:
             raise BundleError(f"{bundle_dir}: file {name} does not match its sha256 in the manifest")
     work = Path(tempfile.mkdtemp(prefix=f".{bundle_dir.name}.patch-", dir=bundle_dir.parent))
     try:

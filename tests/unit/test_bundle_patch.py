@@ -6,12 +6,13 @@ import dataclasses
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from restnet_compile import api
 from restnet_compile.bundle.manifest import MANIFEST, write_manifest
 from restnet_compile.errors import EXIT_BAD_INPUT, BadInputError
-from restnet_compile.pipeline.patch import line_delta, make_patch
+from restnet_compile.pipeline.patch import byte_delta, make_patch
 from restnet_compile.runtime.patch import COPY, MAGIC, read_patch
 from tests.manifests import sample_manifest
 
@@ -118,8 +119,37 @@ def test_a_bundle_whose_files_changed_refuses_the_patch(pair: tuple[Path, Path],
     _refused(old, tmp_path / "p.patch", "does not match its sha256")
 
 
-def test_line_delta_rebuilds_the_new_text() -> None:
+def _rebuilt(old: bytes, ops: list[tuple[int, int, int]], blob: bytes) -> bytes:
+    return b"".join(old[a : a + n] if k == COPY else blob[a : a + n] for k, a, n in ops)
+
+
+def test_byte_delta_rebuilds_the_new_bytes_and_carries_only_what_is_new() -> None:
     old, new = _table(30), _table(31).replace(b"variant 7:", b"variant seven:")
-    ops, blob = line_delta(old, new)
-    rebuilt = b"".join(old[a : a + n] if k == COPY else blob[a : a + n] for k, a, n in ops)
-    assert rebuilt == new and len(blob) < 80
+    ops, blob = byte_delta(old, new)
+    assert _rebuilt(old, ops, blob) == new and len(blob) < 80
+    rng = np.random.default_rng(0)
+    weights = rng.integers(0, 256, 20_000, dtype=np.uint8).tobytes()
+    fresh = rng.integers(0, 256, 300, dtype=np.uint8).tobytes()
+    moved = fresh[:100] + weights[5_000:15_000] + fresh[100:] + weights[:3]  # a cut moved: the same bytes elsewhere
+    ops, blob = byte_delta(weights, moved)
+    assert _rebuilt(weights, ops, blob) == moved and len(blob) <= 303
+    for old, new in ((b"", b"abc"), (b"abc", b""), (weights[:10], weights[:10] * 9), (weights, weights)):
+        ops, blob = byte_delta(old, new)
+        assert _rebuilt(old, ops, blob) == new
+
+
+def test_a_segment_cut_anew_travels_as_copies_of_the_old_one(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    front, back = (rng.integers(0, 256, 8_000, dtype=np.uint8).tobytes() for _ in range(2))
+    old = _bundle(tmp_path / "old", {"seg-L4-H.tflite": b"head" + front + back}, 3)
+    new = _bundle(tmp_path / "new", {"seg-L4.tflite": b"h4" + front, "seg-L5-H.tflite": b"h5" + back}, 4)
+    data = make_patch(old, new)
+    (tmp_path / "p.patch").write_bytes(data)
+    patch = read_patch(tmp_path / "p.patch")
+    assert {n: f.sources for n, f in patch.files.items() if n.endswith(".tflite")} == {
+        "seg-L4.tflite": ("seg-L4-H.tflite",),
+        "seg-L5-H.tflite": ("seg-L4-H.tflite",),
+    }
+    assert front[1000:1500] not in data and back[1000:1500] not in data and len(data) < 8_000  # 16 KB of segments
+    api.apply_patch(old, tmp_path / "p.patch")
+    assert _tree(old) == _tree(new)
