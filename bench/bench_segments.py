@@ -7,11 +7,12 @@ variant in one file), ``tflite-int8-segments`` (one signature per segment in one
 each`` and ``tflm-int8`` (one file per segment), ``tflm-int8`` with ``segment_cuts: every-block``, and each variant
 alone in its own file.
 Every export is checked against PyTorch through the device runtime on the test split. Latency: each stitched
-variant run as its chain against the same variant as one graph, in LiteRT and in the TFLite Micro host interpreter,
-measured side by side in one run (medians of interleaved runs). Patches: the patch that adds ``L4-S2`` to a bundle
-of the other variants, against the full bundle; these bench bundles hold the model files, the C arrays and the
-manifest (a built bundle also has reports and reference outputs, which change with every added variant). Sizes are
-bytes; times are only compared as ratios.
+variant as the runtime runs it from segments against the same variant as one whole graph (``tflite-int8``), measured
+side by side in one run (medians of interleaved runs): in LiteRT through ``segments.tflite``'s variant signature (one
+call), and as a chain of one call per segment (``each``); in the TFLite Micro host interpreter as a chain of segment
+files. Patches: the patch that adds ``L4-S2`` to a bundle of the other variants, against the full bundle; these bench
+bundles hold the model files, the C arrays and the manifest (a built bundle also has reports and reference outputs,
+which change with every added variant). Sizes are bytes; times are only compared as ratios.
 """
 
 from __future__ import annotations
@@ -199,11 +200,15 @@ def _patches(a: Analysis, names: list[str], root: Path, tag: str) -> dict:
         _export(a, name, before, old, root / f"{tag}-{name}-before-work")
         patch = make_patch(old, new)
         (root / "p.patch").write_bytes(patch)
-        sources = {n: f.source for n, f in read_patch(root / "p.patch").files.items() if n.endswith(".tflite")}
+        read = read_patch(root / "p.patch")
+        sources = {n: f.source for n, f in read.files.items() if n.endswith(".tflite")}
+        blobs = read.blobs
         full = sum(p.stat().st_size for p in new.iterdir() if p.is_file())
         out[name] = {
             "segments": len(sources),
             "segments_from_old_bundle": sum(s == "base" for s in sources.values()),
+            "segments_as_delta": sum(s == "delta" for s in sources.values()),
+            "new_bytes": sum(len(b) for b in blobs.values()),
             "patch_bytes": len(patch),
             "bundle_bytes": full,
             "patch_over_bundle": round(len(patch) / full, 3),
@@ -247,6 +252,10 @@ def main() -> None:
             root / "seven-tflite-int8-segments", root / "seven-tflite-int8", stitched, x, args.runs
         )
         print("litert", result["latency_litert"], flush=True)
+        result["latency_litert_calls"] = _litert_latency(
+            root / "seven-tflite-int8-segments each", root / "seven-tflite-int8", stitched, x, args.runs
+        )
+        print("litert, a call per segment", result["latency_litert_calls"], flush=True)
         result["latency_tflm_host"] = _tflm_latency(
             root / "seven-tflm-int8", root / "seven-tflite-int8" / "variants.tflite", stitched, x, args.runs
         )
