@@ -51,16 +51,19 @@ class GraphCost:
         return tensors + (self.constant_bytes if profile.weights_in_ram else 0) + profile.runtime_ram
 
 
-def chain_cost(segments: list[GraphCost], boundary_bytes: int) -> GraphCost:
-    """Cost of a variant that runs ``segments`` one after another in one arena, carrying each boundary tensor over
-    in a buffer of ``boundary_bytes``: the segments' bytes together, the largest segment's tensors + that buffer."""
+def chain_cost(segments: list[GraphCost], boundary_bytes: int, one_arena: bool = True) -> GraphCost:
+    """Cost of a variant that runs ``segments`` one after another, carrying each boundary tensor over in a buffer of
+    ``boundary_bytes``: the segments' bytes together, and the largest segment's tensors + that buffer when they share
+    one arena (TFLite Micro); on LiteRT (``one_arena`` false) every segment's subgraph keeps an arena of its own,
+    so their tensors add up."""
 
     def peak(values: list[int | None]) -> int | None:
         return None if any(v is None for v in values) else max(values) + boundary_bytes  # type: ignore[type-var]
 
+    activations = [c.activation_bytes for c in segments]
     return GraphCost(
         model_bytes=sum(c.model_bytes for c in segments),
-        activation_bytes=max(c.activation_bytes for c in segments) + boundary_bytes,
+        activation_bytes=(max(activations) if one_arena else sum(activations)) + boundary_bytes,
         constant_bytes=sum(c.constant_bytes for c in segments),
         ops=tuple(sorted({op for c in segments for op in c.ops})),
         arena_estimate=peak([c.arena_estimate for c in segments]),

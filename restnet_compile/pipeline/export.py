@@ -52,7 +52,7 @@ def _cost_of(
         if seg.id not in segments:
             model = variant_model(bundle_dir / seg.file, seg.signature)  # its own file, or cut from the shared one
             segments[seg.id] = graph_cost(model, seg.signature, profile, measure)
-    return chain_cost([segments[s.id] for s in ex.chain], boundary_bytes(ex.chain))
+    return chain_cost([segments[s.id] for s in ex.chain], boundary_bytes(ex.chain), one_arena=is_tflm(profile))
 
 
 def _chain_latency(cost: CostReport, calls: int, profile: Profile) -> float:

@@ -157,3 +157,13 @@ def test_a_requantization_that_changes_nothing_adds_no_operator() -> None:
     assert not passes_unchanged((0.04, 5), (0.03, 2), "int8")
     assert not passes_unchanged((0.03, 5), (0.03, 4), "int8")
     assert passes_unchanged((0.0, 0), (0.0, 0), "float32") and not passes_unchanged((0.5, 0), (0.6, 0), "float32")
+
+
+def test_a_chain_shares_one_arena_on_tflite_micro_and_adds_up_on_litert() -> None:
+    from restnet_compile.export.graph_cost import GraphCost, chain_cost
+
+    a, b = GraphCost(1000, 400, 900, ("CONV_2D",), 600, 560), GraphCost(500, 300, 450, ("ADD",), 480, 470)
+    micro, litert = chain_cost([a, b], 64), chain_cost([a, b], 64, one_arena=False)
+    assert micro.model_bytes == litert.model_bytes == 1500 and micro.ops == ("ADD", "CONV_2D")
+    assert micro.activation_bytes == 464 and litert.activation_bytes == 764  # each LiteRT subgraph keeps its arena
+    assert micro.arena_estimate == 664 and micro.arena_measured == 624
