@@ -551,12 +551,25 @@ def _segment_size_rows(d: dict) -> Lines:
 
 
 def _latency_rows(d: dict) -> Lines:
-    lit, micro, every = d["latency_litert"], d["latency_tflm_host"], d["latency_tflm_host_every_block"]
+    lit, calls = d["latency_litert"], d["latency_litert_calls"]
+    micro, every = d["latency_tflm_host"], d["latency_tflm_host_every_block"]
     rows = [
-        [f"`{v}`", f"{lit[v]['ratio']:.3f}", f"{micro[v]['ratio']:.3f}", f"{every[v]['ratio']:.3f}"]
+        [
+            f"`{v}`",
+            f"{lit[v]['ratio']:.3f}",
+            f"{calls[v]['ratio']:.3f}",
+            f"{micro[v]['ratio']:.3f}",
+            f"{every[v]['ratio']:.3f}",
+        ]
         for v in sorted(lit)
     ]
-    header = ["variant", "LiteRT: chain / one graph", "TFLite Micro host: chain / one graph", "same, every-block cuts"]
+    header = [
+        "variant",
+        "LiteRT: variant signature in `segments.tflite` / one graph",
+        "LiteRT: a call per segment (`each`) / one graph",
+        "TFLite Micro host: chain / one graph",
+        "same, every-block cuts",
+    ]
     return table(header, rows)
 
 
@@ -568,13 +581,21 @@ def _patch_rows(d: dict) -> Lines:
                 [
                     str(len(d[tag]["variants"])),
                     f"`{name}`",
-                    f"{p['segments_from_old_bundle']} of {p['segments']}",
+                    f"{p['segments_from_old_bundle']} / {p['segments_as_delta']} of {p['segments']}",
+                    f"{p['new_bytes']:,}",
                     f"{p['patch_bytes']:,}",
                     f"{p['bundle_bytes']:,}",
                     f"{p['patch_over_bundle']:.3f}",
                 ]
             )
-    header = ["variants after", "target", "model files kept from the old bundle", "patch bytes", "full bundle bytes"]
+    header = [
+        "variants after",
+        "target",
+        "model files kept / made from old bytes",
+        "bytes found nowhere in the old bundle",
+        "patch bytes",
+        "full bundle bytes",
+    ]
     return table([*header, "patch / bundle"], rows)
 
 
@@ -582,19 +603,14 @@ def segments(d: dict) -> Lines:
     """Bytes of segment bundles against one multi-signature file and separate files; chain latency; patch size."""
     seven = d["seven"]["targets"]
     one, each, multi = seven["tflite-int8-segments"], seven["tflite-int8-segments each"], seven["tflite-int8"]
-    micro_bytes, every7 = seven["tflm-int8"], seven["tflm-int8 every-block"]
+    micro_bytes = seven["tflm-int8"]
     lit = [v["ratio"] for v in d["latency_litert"].values()]
+    calls = [v["ratio"] for v in d["latency_litert_calls"].values()]
     micro = [v["ratio"] for v in d["latency_tflm_host"].values()]
     every_micro = [v["ratio"] for v in d["latency_tflm_host_every_block"].values()]
-    shared = [
-        p["patch_over_bundle"]
-        for tag in ("three", "seven")
-        for name, p in d[tag]["patch_add_L4-S2"].items()
-        if name in ("tflite-int8-segments each", "tflm-int8")
-    ]
-    whole = [d[tag]["patch_add_L4-S2"]["tflite-int8-segments"]["patch_over_bundle"] for tag in ("three", "seven")]
-    every = [d[tag]["patch_add_L4-S2"]["tflm-int8 every-block"]["patch_over_bundle"] for tag in ("three", "seven")]
-    same = every7["bundle_bytes"] == micro_bytes["bundle_bytes"]
+    patches7 = d["seven"]["patch_add_L4-S2"]
+    patches3 = d["three"]["patch_add_L4-S2"]
+    worst7 = max(p["patch_over_bundle"] for p in patches7.values())
     return [
         f"Seed {d['seed']}, dataset `{d['dataset']}`, {d['tune_epochs']} tuning epoch(s); medians of {d['runs']} "
         "interleaved runs of one image. `each`: `segment_file: each` (one file per segment); `every-block`: "
@@ -608,27 +624,20 @@ def segments(d: dict) -> Lines:
         "",
         *_patch_rows(d),
         "",
-        f"**Result.** With all seven variants, segments as the signatures of one file take "
-        f"{one['over_large_small_adapters']:.3f}x large + small + adapters (LiteRT, goal <= 1.05: "
-        f"{goal_word(one['goal_le_1.05'])}), one file per segment {each['over_large_small_adapters']:.3f}x and the "
-        f"TFLite Micro flash image {micro_bytes['over_large_small_adapters']:.3f}x (goal: "
-        f"{goal_word(micro_bytes['goal_le_1.05'])}; each file carries its own flatbuffer tables), against "
-        f"{multi['over_large_small_adapters']:.3f}x for one signature per whole variant, at the same parity; three "
-        "variants do not hold all of the large model, so every three-variant bundle is below 1. Chain / one graph: "
-        f"TFLite Micro host {min(micro):.2f}-{max(micro):.2f}x ({sum(r <= 1.05 for r in micro)} of {len(micro)} "
-        f"within 1.05), LiteRT {min(lit):.2f}-{max(lit):.2f}x (goal: {goal_word(max(lit + micro) <= 1.05)}; each "
-        "segment is one more interpreter call from Python on a model that runs in a fraction of a millisecond)"
-        + (
-            f"; with seven variants every-block cuts give the same segments, so its column ({min(every_micro):.2f}-"
-            f"{max(every_micro):.2f}x) shows how much these timings vary on this machine"
-            if same
-            else ""
-        )
-        + f". Patch / bundle with shared cuts and a file per segment {min(shared):.2f}-{max(shared):.2f} (goal <= "
-        f"0.15: {goal_word(max(shared) <= 0.15)}): `L4-S2` needs large block 4, which three-variant bundles lack, "
-        "and with seven it leaves the large model inside an old segment, which is cut anew and travels again; "
-        "`tflm-int8` carries each new segment twice, as a file and as C text. With every segment in one file the "
-        f"patch re-sends that file ({min(whole):.2f}-{max(whole):.2f}). With every-block cuts the seven-variant "
-        f"patch is {every[1]:.3f} of the bundle ({goal_word(every[1] <= 0.15)}), the three-variant one "
-        f"{every[0]:.2f} (block 4 itself must travel).",
+        f"**Result.** Bytes, seven variants, over large + small + adapters: segments in one file "
+        f"{one['over_large_small_adapters']:.3f} (goal <= 1.05: {goal_word(one['goal_le_1.05'])}; variant signatures "
+        f"included), the TFLite Micro flash image {micro_bytes['over_large_small_adapters']:.3f} "
+        f"({goal_word(micro_bytes['goal_le_1.05'])}), one file per segment {each['over_large_small_adapters']:.3f}, "
+        f"one signature per whole variant {multi['over_large_small_adapters']:.3f}, at the same parity; three "
+        "variants do not hold all of the large model, so every three-variant bundle is below 1. Latency against "
+        f"one graph: a variant signature of `segments.tflite` {min(lit):.2f}-{max(lit):.2f} (goal <= 1.05: "
+        f"{goal_word(max(lit) <= 1.05)}), where one Python call per segment took {min(calls):.2f}-{max(calls):.2f} "
+        f"on these sub-millisecond models; TFLite Micro host chain {min(micro):.2f}-{max(micro):.2f} "
+        f"({sum(r <= 1.05 for r in micro)} of {len(micro)} within 1.05; the every-block column, the same segments "
+        f"with seven variants, reads {min(every_micro):.2f}-{max(every_micro):.2f} and shows how much these timings "
+        f"vary). Patch / bundle adding `L4-S2` to the six others: "
+        + ", ".join(f"`{n}` {p['patch_over_bundle']:.3f}" for n, p in patches7.items())
+        + f" (goal <= 0.15: {goal_word(worst7 <= 0.15)}). To three-variant bundles, which lack large block 4 itself, "
+        + ", ".join(f"`{n}` {p['patch_over_bundle']:.2f}" for n, p in patches3.items())
+        + ".",
     ]

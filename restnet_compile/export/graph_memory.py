@@ -113,7 +113,7 @@ def _subgraph(schema, m, index: int, signature: str) -> SubgraphInfo:  # type: i
         constant = t.buffer > 0 and _buffer_bytes(m.buffers[t.buffer]) > 0
         if constant:
             const_buffers.add(t.buffer)
-        name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
+        name = t.name.decode() if isinstance(t.name, bytes) else (t.name or "")
         tensors.append(TensorInfo(i, name, shape, _TYPE_NAMES.get(t.type, f"type{t.type}"), nbytes, constant))
     ops = []
     for op in sg.operators or []:

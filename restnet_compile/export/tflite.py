@@ -33,6 +33,7 @@ from restnet_compile.errors import BadInputError, RestnetError
 from restnet_compile.export.base import EXPORTERS, ExportedVariant, Exporter
 from restnet_compile.export.onnx_maxpool import explicit_maxpool_padding
 from restnet_compile.export.ops import check_ops, tflite_ops
+from restnet_compile.export.tflite_rewrite import compact
 from restnet_compile.export.torch_onnx import INPUT_NAME, OUTPUT_NAME, export_onnx
 
 BUNDLE_FILE = "variants.tflite"
@@ -227,7 +228,9 @@ def _mixed_int8(conv, float_ops: list[str], io_type) -> bytes:  # type: ignore[n
 
 @EXPORTERS.register("tflite")
 class TFLiteExporter(Exporter):
-    """One ``variants.tflite`` holding every variant as a signature, or with ``segments`` in the target every block
+    """One ``variants.tflite`` holding every variant as a signature (compacted, ``export.tflite_rewrite``: the
+    quantization tables and constants that several signatures repeat are stored once), or with ``segments`` in the
+    target every block
     range once, every variant a chain of them: one ``seg-<id>.tflite`` per segment, or with ``segment_file: one``
     every segment a signature of ``segments.tflite`` (``export.tflite_segments``)."""
 
@@ -250,7 +253,7 @@ class TFLiteExporter(Exporter):
             combined, keys = saved_model_with_signatures(variants, input_shape, work_dir)
             model = _convert(combined, keys, calib, target)
         check_ops(tflite_ops(model), target)
-        (out_dir / BUNDLE_FILE).write_bytes(model)
+        (out_dir / BUNDLE_FILE).write_bytes(compact(model))  # every signature's equal tables stored once
         return {name: ExportedVariant(BUNDLE_FILE, name) for name in keys}
 
 

@@ -1,21 +1,29 @@
-"""Rewrite a converted ``.tflite`` flatbuffer: drop what no interpreter reads, and add one graph per chained variant.
+"""Rewrite a converted ``.tflite`` flatbuffer: store what it repeats once, drop what no interpreter reads, and add
+one graph per chained variant.
 
 Both rewrites unpack the model with the TFLite schema (the ``tflite-micro`` wheel's generated code, as
 ``graph_memory`` reads it), change its tables and pack it again. Constant buffers keep their bytes and are packed at
 16-byte offsets, as the converter aligns them (``force_align: 16`` in the schema): int32 biases and float weights are
 read in place by the kernels. Packing is deterministic, so the same input gives the same bytes.
 
-``compact`` removes tensor names, the model's description and its metadata (the converter's
-``min_runtime_version``), and, for TFLite Micro, which runs a model's first subgraph and never reads them, its
-signature tables. The demo's 15 segment files lose 4.9 KB.
+``compact`` (every TFLite file the exporters write):
+- stores each quantization table, and each of its vectors, once per content. Every per-channel weight carries an
+  int64 zero point per channel, all zeros, and a signature per variant repeats the tables of the blocks it shares;
+  flatbuffers let many tensors point at one table. On the demo's seven segments this is 12.7 KB of 360 KB;
+- points every tensor without constant data at the schema's empty buffer 0 (the converter gives each its own), and
+  constants with the same bytes at one buffer; stores equal strings once;
+- removes tensor names, the model's description and its metadata (the converter's ``min_runtime_version`` and
+  conversion options; the manifest records the tool versions), and when asked (TFLite Micro never reads them) the
+  signature tables.
+LiteRT and the TFLite Micro interpreter give the same outputs, bit for bit, on the compacted files.
 
 ``with_variant_graphs`` appends to a file of segment signatures one subgraph per chained variant that calls its
-segments' subgraphs in order with ``IF`` operators on a constant true condition (LiteRT's and TFLite Micro's control
-flow kernel: it copies the inputs into the called subgraph, runs it and copies its output back), with a ``QUANTIZE``
-operator between two int8 segments whose quantizations differ. The variant then runs as one interpreter call, as a
-whole-variant graph would, and still stores each block once: its subgraph holds a few tensors and operators, no
-weights. Between two boundaries whose requantization maps every int8 value to itself (the same tensor calibrated
-twice, scales a float rounding apart) no operator is added, as the runtime's chain runner passes such a tensor on.
+segments' subgraphs in order with ``IF`` operators on a constant true condition (the control-flow kernel copies the
+inputs into the called subgraph, runs it and copies its output back), with a ``QUANTIZE`` operator between two int8
+segments whose quantizations differ. The variant then runs as one interpreter call, as a whole-variant graph would,
+and still stores each block once: its subgraph holds a few tensors and operators, no weights. Between two boundaries
+whose requantization maps every int8 value to itself (the same tensor calibrated twice, scales a float rounding
+apart) no operator is added, as the runtime's chain runner passes such a tensor on.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 BUFFER_ALIGNMENT = 16
+_QUANT_VECTORS = (("min", "<f4"), ("max", "<f4"), ("scale", "<f4"), ("zeroPoint", "<i8"))
 
 
 def _schema():  # type: ignore[no-untyped-def]
@@ -59,13 +68,66 @@ def _pack(schema, m) -> bytes:  # type: ignore[no-untyped-def]
                 schema.BufferAddSize(builder, self.size)
             return schema.BufferEnd(builder)
 
+    class _Shared(schema.QuantizationParametersT):  # type: ignore[misc, name-defined]
+        """Quantization tables and their vectors stored once per content: per-channel zero points are zeros of a
+        few lengths, and a graph's boundary tensors repeat their segments' tables."""
+
+        def Pack(self, builder):  # type: ignore[no-untyped-def] # noqa: N802 (the generated code's name)
+            fields = [(name, getattr(self, name), dtype) for name, dtype in _QUANT_VECTORS]
+            key = (
+                *((n, None if v is None else np.asarray(v, d).tobytes()) for n, v, d in fields),
+                self.quantizedDimension,
+            )
+            tables = builder.__dict__.setdefault("tables", {})
+            if self.details is None and key in tables:
+                return tables[key]
+            vectors = builder.__dict__.setdefault("vectors", {})
+            made = {}
+            for name, value, dtype in fields:
+                if value is not None:
+                    arr = np.asarray(value, dtype)
+                    vkey = (dtype, arr.tobytes())
+                    if vkey not in vectors:
+                        vectors[vkey] = builder.CreateNumpyVector(arr)
+                    made[name] = vectors[vkey]
+            details = self.details.Pack(builder) if self.details is not None else None
+            schema.QuantizationParametersStart(builder)
+            for name, add in (("min", "Min"), ("max", "Max"), ("scale", "Scale"), ("zeroPoint", "ZeroPoint")):
+                if name in made:
+                    getattr(schema, f"QuantizationParametersAdd{add}")(builder, made[name])
+            schema.QuantizationParametersAddDetailsType(builder, self.detailsType)
+            if details is not None:
+                schema.QuantizationParametersAddDetails(builder, details)
+            schema.QuantizationParametersAddQuantizedDimension(builder, self.quantizedDimension)
+            offset = schema.QuantizationParametersEnd(builder)
+            if self.details is None:
+                tables[key] = offset
+            return offset
+
+    for sg in m.subgraphs or []:
+        for t in sg.tensors or []:
+            if t.quantization is not None:
+                shared = _Shared()
+                shared.__dict__.update(t.quantization.__dict__)
+                t.quantization = shared
     buffers = []
     for b in m.buffers or []:
         aligned = _Aligned()
         aligned.data, aligned.offset, aligned.size = b.data, b.offset, b.size
         buffers.append(aligned)
     m.buffers = buffers
-    builder = flatbuffers.Builder(1 << 16)
+
+    class _SharedStrings(flatbuffers.Builder):  # type: ignore[misc]
+        """One copy of each string: the ``input`` / ``logits`` names of every signature, say."""
+
+        def CreateString(self, s, encoding="utf-8", errors="strict"):  # type: ignore[no-untyped-def] # noqa: N802
+            key = s if isinstance(s, bytes) else s.encode(encoding, errors)
+            strings = self.__dict__.setdefault("strings", {})
+            if key not in strings:
+                strings[key] = super().CreateString(s, encoding, errors)
+            return strings[key]
+
+    builder = _SharedStrings(1 << 16)
     builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
 
@@ -82,18 +144,35 @@ def compact(model: bytes, *, signatures: bool = True) -> bytes:
         sg.name = None
         for t in sg.tensors or []:
             t.name = None
-    dropped = {md.buffer for md in m.metadata or []}
     m.description, m.metadata, m.metadataBuffer = None, None, None
     if not signatures:
         m.signatureDefs = None
-    if dropped:
-        keep = [i for i in range(len(m.buffers or [])) if i not in dropped]
-        index = {old: new for new, old in enumerate(keep)}
-        m.buffers = [m.buffers[i] for i in keep]
-        for sg in m.subgraphs or []:
-            for t in sg.tensors or []:
-                t.buffer = index[t.buffer]
+    _share_buffers(schema, m)
     return _pack(schema, m)
+
+
+def _share_buffers(schema, m) -> None:  # type: ignore[no-untyped-def]
+    """Every tensor without constant data reads buffer 0 (the schema's empty buffer; the converter gives each tensor
+    one of its own), and constants with the same bytes read one buffer. Unread buffers go."""
+    buffers, first = [schema.BufferT()], {}
+    for sg in m.subgraphs or []:
+        for t in sg.tensors or []:
+            b = m.buffers[t.buffer]
+            if b.offset or b.size:  # stored outside the flatbuffer: kept as it is
+                first[("outside", t.buffer)] = first.get(("outside", t.buffer), len(buffers))
+                if first[("outside", t.buffer)] == len(buffers):
+                    buffers.append(b)
+                t.buffer = first[("outside", t.buffer)]
+                continue
+            data = b"" if b.data is None else np.asarray(b.data, dtype=np.uint8).tobytes()
+            if not data:
+                t.buffer = 0
+                continue
+            if data not in first:
+                first[data] = len(buffers)
+                buffers.append(b)
+            t.buffer = first[data]
+    m.buffers = buffers
 
 
 def _quantization(t) -> tuple[float, int]:  # type: ignore[no-untyped-def]

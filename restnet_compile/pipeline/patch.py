@@ -14,7 +14,7 @@ import hashlib
 from pathlib import Path
 
 from restnet_compile.bundle.manifest import MANIFEST, load_manifest
-from restnet_compile.runtime.patch import COPY, DATA, PATCH_FORMAT, patch_bytes
+from restnet_compile.runtime.patch import COPY, DATA, OP, PATCH_FORMAT, patch_bytes
 
 MATCH = 32  # the shortest run of bytes copied from a base file
 _STEP = 4  # base offsets indexed: every run of MATCH + _STEP - 1 equal bytes is found
@@ -78,9 +78,12 @@ def _entry(name: str, old_dir: Path, old_files: list[str], new: bytes, blobs: di
     sources = _sources(name, old_dir, old_files)
     if sources:
         ops, data = byte_delta(b"".join((old_dir / s).read_bytes() for s in sources), new)
-        if len(data) + 24 * len(ops) < len(new):  # the ops travel in patch.json: about 24 bytes each
+        packed = b"".join(OP.pack(*op) for op in ops)
+        if len(data) + len(packed) < len(new):
             blobs[blob] = data
-            return {"sha256": sha, "source": "delta", "from": sources, "blob": blob, "ops": [list(op) for op in ops]}
+            ops_blob = f"{len(blobs):04d}"
+            blobs[ops_blob] = packed
+            return {"sha256": sha, "source": "delta", "from": sources, "blob": blob, "ops_blob": ops_blob}
     blobs[blob] = new
     return {"sha256": sha, "source": "patch", "blob": blob}
 

@@ -5,7 +5,8 @@ A patch is one file: the line ``RESTNET-PATCH 1``, the length of ``patch.json`` 
 applies to (the seal of its manifest, ``base_manifest_sha256``) and the bundle it makes (``result_manifest_sha256``),
 and lists every file of the result with its sha256 and where its bytes come from: ``base`` (the file as the base
 bundle has it), ``patch`` (a blob) or ``delta`` (ranges copied from the base files it lists in ``from``, read as one
-run of bytes in that order, and ranges of a blob). It carries its own seal, ``patch_sha256``, computed like the
+run of bytes in that order, and ranges of a blob; the ops are the blob ``ops_blob``, 17 bytes each: the kind, then
+offset and length as little-endian uint64). It carries its own seal, ``patch_sha256``, computed like the
 manifest's. Format 1 (a delta copies from the file of its own name) still reads.
 
 :func:`apply_patch` builds the result in a directory beside the bundle, checks every file against its sha256 and the
@@ -14,10 +15,12 @@ result's manifest against the patch, then swaps it into place; on any error the 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
 import shutil
+import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +37,7 @@ _SEAL_FIELD = "patch_sha256"
 _ZEROS = "0" * 64
 _SEAL = re.compile(rb'"' + _SEAL_FIELD.encode() + rb'": "([0-9a-f]{64})"')
 COPY, DATA = 0, 1  # delta ops: [COPY, offset in the base files, length] or [DATA, offset in the blob, length]
+OP = struct.Struct("<BQQ")
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class PatchFile:
     blob: str | None = None
     ops: tuple[tuple[int, int, int], ...] = ()
     sources: tuple[str, ...] = ()
+    ops_blob: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,7 @@ def _file(name: str, d: dict, where: str) -> PatchFile:
     try:
         ops = tuple((int(k), int(a), int(n)) for k, a, n in d.get("ops", []))
         sources = tuple(_safe(str(s), where) for s in d.get("from", [name]))
-        pf = PatchFile(str(d["sha256"]), str(d["source"]), d.get("blob"), ops, sources)
+        pf = PatchFile(str(d["sha256"]), str(d["source"]), d.get("blob"), ops, sources, d.get("ops_blob"))
     except (KeyError, TypeError, ValueError):
         raise BundleError(f"{where}: {PATCH_JSON}: file {name} is not described as a patch describes files") from None
     if pf.source not in ("base", "patch", "delta"):
@@ -133,6 +138,11 @@ def read_patch(path: Path) -> Patch:
     for name, f in files.items():
         if f.source != "base" and f.blob not in blobs:
             raise BundleError(f"{where}: the patch lacks the data of {name}")
+        if f.ops_blob is not None:
+            raw_ops = blobs.get(f.ops_blob)
+            if raw_ops is None or len(raw_ops) % OP.size:
+                raise BundleError(f"{where}: the patch lacks the delta of {name}")
+            files[name] = dataclasses.replace(f, ops=tuple(OP.iter_unpack(raw_ops)))
     return Patch(str(data["base_manifest_sha256"]), str(data["result_manifest_sha256"]), files, blobs)
 
 
