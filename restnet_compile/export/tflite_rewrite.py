@@ -17,17 +17,19 @@ read in place by the kernels. Packing is deterministic, so the same input gives 
   signature tables.
 LiteRT and the TFLite Micro interpreter give the same outputs, bit for bit, on the compacted files.
 
-``with_variant_graphs`` appends to a file of segment signatures one subgraph per chained variant that calls its
-segments' subgraphs in order with ``IF`` operators on a constant true condition (the control-flow kernel copies the
-inputs into the called subgraph, runs it and copies its output back), with a ``QUANTIZE`` operator between two int8
-segments whose quantizations differ. The variant then runs as one interpreter call, as a whole-variant graph would,
-and still stores each block once: its subgraph holds a few tensors and operators, no weights. Between two boundaries
-whose requantization maps every int8 value to itself (the same tensor calibrated twice, scales a float rounding
-apart) no operator is added, as the runtime's chain runner passes such a tensor on.
+``with_variant_graphs`` appends to a file of segment signatures one subgraph per chained variant holding its
+segments' operators in chain order, with a ``QUANTIZE`` operator between two int8 segments whose quantizations
+differ. Its tensors read the segments' constant buffers, and their quantization tables are the segments' (stored
+once), so the variant runs as one graph, as fast as a whole-variant graph, while each block's constants are stored
+once: the graph costs its operator and tensor tables. Two boundary tensors are one only when their quantizations are
+equal: XNNPACK refuses a ``PAD`` or a pooling whose input and output scales differ in the last bit, so a boundary
+that the same tensor calibrated twice left a float rounding apart gets a ``QUANTIZE`` too; it maps every value to
+itself, as the runtime's chain runner passes such a tensor on unchanged (``passes_unchanged``).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -198,84 +200,78 @@ _TYPE_NAMES = {0: "float32", 9: "int8", 3: "uint8", 7: "int16"}
 
 def with_variant_graphs(model: bytes, chains: Mapping[str, Sequence[str]]) -> bytes:
     """``model`` (one signature per segment) with a signature per variant of ``chains`` (variant id -> the segment
-    signatures it runs, in order) whose subgraph calls them one after the other.
+    signatures it runs, in order): a subgraph holding its segments' operators one after the other, whose tensors read
+    the segments' constant buffers and quantization tables (stored once), with a ``QUANTIZE`` operator where one
+    segment's output and the next one's input are quantized differently.
 
     Raises:
         KeyError: a chain names a signature the model lacks.
     """
     schema, m = _unpack(model)
     sigs = {_key(s.signatureKey): s for s in m.signatureDefs or []}
-
-    def op_code(code: int) -> int:
-        for i, oc in enumerate(m.operatorCodes or []):
-            if max(oc.builtinCode, oc.deprecatedBuiltinCode) == code:
-                return i
-        oc = schema.OperatorCodeT()
-        oc.builtinCode, oc.deprecatedBuiltinCode, oc.version = code, min(code, 127), 1
-        m.operatorCodes = [*(m.operatorCodes or []), oc]
-        return len(m.operatorCodes) - 1
-
-    if_code, quantize_code = op_code(schema.BuiltinOperator.IF), op_code(schema.BuiltinOperator.QUANTIZE)
-    true = schema.BufferT()
-    true.data = np.ones(1, np.uint8)
-    m.buffers.append(true)
-    true_buffer = len(m.buffers) - 1
-
-    def io(key: str):  # type: ignore[no-untyped-def]
-        if key not in sigs:
-            raise KeyError(f"signature {key!r} not in model; has {', '.join(sorted(sigs))}")
-        sg = m.subgraphs[sigs[key].subgraphIndex]
-        return sg.tensors[sg.inputs[0]], sg.tensors[sg.outputs[0]]
-
+    missing = sorted({key for chain in chains.values() for key in chain} - set(sigs))
+    if missing:
+        raise KeyError(f"signature {missing[0]!r} not in model; has {', '.join(sorted(sigs))}")
+    quantize_code = _op_code(schema, m, schema.BuiltinOperator.QUANTIZE)
     for vid, chain in chains.items():
         sg = schema.SubGraphT()
         sg.tensors, sg.operators = [], []
-
-        def tensor(like, quantized: bool, shaped: bool = False, _sg=sg) -> int:  # type: ignore[no-untyped-def]
-            t = schema.TensorT()  # an inner tensor takes its shape from the IF that writes it
-            t.shape, t.type, t.buffer = list(like.shape) if shaped else None, like.type, 0
-            t.quantization = like.quantization if quantized else None
-            _sg.tensors.append(t)
-            return len(_sg.tensors) - 1
-
-        def operator(code: int, inputs: list[int], outputs: list[int], _sg=sg):  # type: ignore[no-untyped-def]
-            op = schema.OperatorT()
-            op.opcodeIndex, op.inputs, op.outputs = code, inputs, outputs
-            _sg.operators.append(op)
-            return op
-
-        condition = schema.TensorT()
-        condition.shape, condition.type, condition.buffer = [], schema.TensorType.BOOL, true_buffer
-        sg.tensors.append(condition)
-        first_in, _ = io(chain[0])
-        current, current_q = tensor(first_in, True, True), _quantization(first_in)
-        sg.inputs = [current]
-        for i, key in enumerate(chain):
-            t_in, t_out = io(key)
-            wanted = _quantization(t_in)
-            if not passes_unchanged(current_q, wanted, _TYPE_NAMES.get(t_in.type, "")):
-                requantized = tensor(t_in, True)
-                operator(quantize_code, [current], [requantized])
-                current = requantized
-            last = i == len(chain) - 1
-            dtype = _TYPE_NAMES.get(t_out.type, "")
-            plain = not last and passes_unchanged(_quantization(t_out), _quantization(io(chain[i + 1])[0]), dtype)
-            out = tensor(t_out, not plain, last)
-            call = operator(if_code, [0, current], [out])
-            call.builtinOptionsType = schema.BuiltinOptions.IfOptions
-            call.builtinOptions = schema.IfOptionsT()
-            call.builtinOptions.thenSubgraphIndex = call.builtinOptions.elseSubgraphIndex = sigs[key].subgraphIndex
-            current, current_q = out, _quantization(t_out)
+        current: int | None = None
+        for key in chain:
+            seg = m.subgraphs[sigs[key].subgraphIndex]
+            remap = {-1: -1}  # the segment's tensor index -> the variant graph's (-1: an omitted optional input)
+            for i, t in enumerate(seg.tensors):
+                if i == seg.inputs[0] and current is not None:
+                    prev = sg.tensors[current]
+                    if _quantization(prev) == _quantization(t):
+                        remap[i] = current
+                        continue
+                    sg.tensors.append(copy.copy(t))
+                    remap[i] = len(sg.tensors) - 1
+                    sg.operators.append(_operator(schema, quantize_code, [current], [remap[i]]))
+                    continue
+                sg.tensors.append(copy.copy(t))
+                remap[i] = len(sg.tensors) - 1
+            if current is None:
+                sg.inputs = [remap[seg.inputs[0]]]
+            for op in seg.operators or []:
+                inlined = copy.copy(op)
+                inlined.inputs = [remap[int(j)] for j in op.inputs]
+                inlined.outputs = [remap[int(j)] for j in op.outputs]
+                if op.intermediates is not None:
+                    inlined.intermediates = [remap[int(j)] for j in op.intermediates]
+                sg.operators.append(inlined)
+            current = remap[seg.outputs[0]]
+        assert current is not None
         sg.outputs = [current]
         m.subgraphs.append(sg)
         sd = schema.SignatureDefT()
         sd.signatureKey, sd.subgraphIndex = vid, len(m.subgraphs) - 1
-        maps = []
-        ends = ((sigs[chain[0]].inputs[0].name, sg.inputs[0]), (sigs[chain[-1]].outputs[0].name, current))
-        for name, index in ends:
-            tm = schema.TensorMapT()
-            tm.name, tm.tensorIndex = _key(name), index
-            maps.append(tm)
-        sd.inputs, sd.outputs = [maps[0]], [maps[1]]
+        first, last = sigs[chain[0]], sigs[chain[-1]]
+        sd.inputs = [_tensor_map(schema, first.inputs[0].name, sg.inputs[0])]
+        sd.outputs = [_tensor_map(schema, last.outputs[0].name, current)]
         m.signatureDefs.append(sd)
     return _pack(schema, m)
+
+
+def _op_code(schema, m, code: int) -> int:  # type: ignore[no-untyped-def]
+    """The index of builtin ``code`` in the model's operator codes, added when missing."""
+    for i, oc in enumerate(m.operatorCodes or []):
+        if max(oc.builtinCode, oc.deprecatedBuiltinCode) == code:
+            return i
+    oc = schema.OperatorCodeT()
+    oc.builtinCode, oc.deprecatedBuiltinCode, oc.version = code, min(code, 127), 1
+    m.operatorCodes = [*(m.operatorCodes or []), oc]
+    return len(m.operatorCodes) - 1
+
+
+def _operator(schema, code: int, inputs: list[int], outputs: list[int]):  # type: ignore[no-untyped-def]
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = code, inputs, outputs
+    return op
+
+
+def _tensor_map(schema, name, index: int):  # type: ignore[no-untyped-def]
+    tm = schema.TensorMapT()
+    tm.name, tm.tensorIndex = _key(name), index
+    return tm

@@ -45,14 +45,19 @@ class Exported:
 def _cost_of(
     ex: ExportedVariant, bundle_dir: Path, profile: Profile, measure: bool, segments: dict[str, GraphCost]
 ) -> GraphCost:
-    """The exported variant's graph cost; for a chain, its segments' (each measured once, kept in ``segments``)."""
-    if not ex.chain:
-        return graph_cost(variant_model(bundle_dir / ex.file, ex.signature), ex.signature, profile, measure)
+    """The exported variant's graph cost; for a chain, its segments' (each measured once, kept in ``segments``).
+    A chained variant with a graph of its own (``segments.tflite``) runs that graph: its memory is the graph's, its
+    bytes its segments'."""
     for seg in ex.chain:
         if seg.id not in segments:
             model = variant_model(bundle_dir / seg.file, seg.signature)  # its own file, or cut from the shared one
             segments[seg.id] = graph_cost(model, seg.signature, profile, measure)
-    return chain_cost([segments[s.id] for s in ex.chain], boundary_bytes(ex.chain), one_arena=is_tflm(profile))
+    if ex.chain and not ex.signature:
+        return chain_cost([segments[s.id] for s in ex.chain], boundary_bytes(ex.chain), one_arena=is_tflm(profile))
+    own = graph_cost(variant_model(bundle_dir / ex.file, ex.signature), ex.signature, profile, measure)
+    if not ex.chain:
+        return own
+    return dataclasses.replace(own, model_bytes=sum(segments[s.id].model_bytes for s in ex.chain))
 
 
 def _chain_latency(cost: CostReport, calls: int, profile: Profile) -> float:
