@@ -7,10 +7,10 @@ feature maps channels-last, so a segment's boundaries are NHWC in its file, as a
 (shape, dtype, int8 scale and zero point) are read back from the converted file, and every chain is checked to
 pass a tensor of one shape and dtype from each segment to the next; scales may differ (the runtime requantizes).
 
-Every file is compacted (``export.tflite_rewrite.compact``: no tensor names, description or metadata). In
-``segments.tflite`` each variant of two or more segments also gets a signature of its own, a subgraph that calls its
-segments' subgraphs in order (``tflite_rewrite.with_variant_graphs``): it runs as one interpreter call, like a
-whole-variant graph, and holds no weights of its own.
+Every file is compacted (``export.tflite_rewrite.compact``: repeated quantization tables and constants stored once,
+no tensor names, description or metadata). In ``segments.tflite`` each variant of two or more segments also gets a
+signature of its own (``tflite_rewrite.with_variant_graphs``): its segments' operators in order, over the segments'
+constants, so it runs as one graph, like a whole-variant graph, and stores no weight twice.
 """
 
 from __future__ import annotations
