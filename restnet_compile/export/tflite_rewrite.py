@@ -83,15 +83,11 @@ def _pack(schema, m) -> bytes:  # type: ignore[no-untyped-def]
             tables = builder.__dict__.setdefault("tables", {})
             if self.details is None and key in tables:
                 return tables[key]
-            vectors = builder.__dict__.setdefault("vectors", {})
             made = {}
             for name, value, dtype in fields:
                 if value is not None:
                     arr = np.asarray(value, dtype)
-                    vkey = (dtype, arr.tobytes())
-                    if vkey not in vectors:
-                        vectors[vkey] = builder.CreateNumpyVector(arr)
-                    made[name] = vectors[vkey]
+                    made[name] = builder.CreateNumpyVector(arr)  # stored once per content by the builder
             details = self.details.Pack(builder) if self.details is not None else None
             schema.QuantizationParametersStart(builder)
             for name, add in (("min", "Min"), ("max", "Max"), ("scale", "Scale"), ("zeroPoint", "ZeroPoint")):
@@ -119,8 +115,9 @@ def _pack(schema, m) -> bytes:  # type: ignore[no-untyped-def]
         buffers.append(aligned)
     m.buffers = buffers
 
-    class _SharedStrings(flatbuffers.Builder):  # type: ignore[misc]
-        """One copy of each string: the ``input`` / ``logits`` names of every signature, say."""
+    class _Once(flatbuffers.Builder):  # type: ignore[misc]
+        """One copy of each string (the ``input`` / ``logits`` names of every signature) and of each numeric vector
+        (tensor shapes, operator inputs)."""
 
         def CreateString(self, s, encoding="utf-8", errors="strict"):  # type: ignore[no-untyped-def] # noqa: N802
             key = s if isinstance(s, bytes) else s.encode(encoding, errors)
@@ -129,7 +126,41 @@ def _pack(schema, m) -> bytes:  # type: ignore[no-untyped-def]
                 strings[key] = super().CreateString(s, encoding, errors)
             return strings[key]
 
-    builder = _SharedStrings(1 << 16)
+        def CreateNumpyVector(self, x):  # type: ignore[no-untyped-def] # noqa: N802
+            key = (x.dtype.str, x.tobytes())
+            vectors = self.__dict__.setdefault("vectors", {})
+            if key not in vectors:
+                vectors[key] = super().CreateNumpyVector(x)
+            return vectors[key]
+
+    class _OptionsOnce:
+        """An operator's options table, stored once per content (every copy of a 3x3 convolution's, say)."""
+
+        def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+            self.inner = inner
+
+        def Pack(self, builder):  # type: ignore[no-untyped-def] # noqa: N802
+            key = (type(self.inner).__name__, repr(sorted(vars(self.inner).items())))
+            tables = builder.__dict__.setdefault("options", {})
+            if key not in tables:
+                tables[key] = self.inner.Pack(builder)
+            return tables[key]
+
+    for sg in m.subgraphs or []:
+        for op in sg.operators or []:
+            for field in ("inputs", "outputs", "intermediates"):
+                if getattr(op, field) is not None:
+                    setattr(op, field, np.asarray(getattr(op, field), dtype=np.int32))
+            if op.builtinOptions is not None and not isinstance(op.builtinOptions, _OptionsOnce):
+                op.builtinOptions = _OptionsOnce(op.builtinOptions)
+        for t in sg.tensors or []:
+            if t.shape is not None:
+                t.shape = np.asarray(t.shape, dtype=np.int32)
+        for field in ("inputs", "outputs"):
+            if getattr(sg, field) is not None:
+                setattr(sg, field, np.asarray(getattr(sg, field), dtype=np.int32))
+
+    builder = _Once(1 << 16)
     builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
 

@@ -15,6 +15,7 @@ constants, so it runs as one graph, like a whole-variant graph, and stores no we
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 
@@ -126,12 +127,19 @@ def check_chain(vid: str, chain: tuple[ExportedSegment, ...]) -> None:
 
 
 def export_segments(
-    variants: dict[str, object], calib: np.ndarray, target: Target, out_dir: Path, work_dir: Path
+    variants: dict[str, object],
+    calib: np.ndarray,
+    target: Target,
+    out_dir: Path,
+    work_dir: Path,
+    signatures: bool = True,
 ) -> tuple[dict[str, ExportedVariant], dict[str, bytes]]:
     """Write the segments into ``out_dir`` once every segment converted and passed the target's operator check: one
     ``seg-<id>.tflite`` per segment, or with ``segment_file: one`` every segment a signature of ``segments.tflite``,
-    with a signature per variant that runs its chain as one call. Returns each variant as its chain (and, in one file,
-    the signature that runs it), and the files' bytes by file name.
+    with a signature per variant that runs its chain as one graph. Returns each variant as its chain (and, in one
+    file, the signature that runs it), and the files' bytes by file name. ``signatures`` false (TFLite Micro, which
+    runs a model's first subgraph and never reads them): files of one segment each without a signature table, and
+    segments whose ``signature`` is "" (the file's only graph).
 
     Raises:
         BadInputError: a segment uses an operator the target's runtime lacks (nothing is written then).
@@ -160,6 +168,9 @@ def export_segments(
         raise RestnetError(f"variant {clash[0]} has the id of a segment; rename the variant")
     if graphs:
         models[SEGMENTS_FILE] = with_variant_graphs(models[SEGMENTS_FILE], graphs)
+    if not signatures and target.segment_file == "each":
+        models = {file: compact(model, signatures=False) for file, model in models.items()}
+        exported = {sid: dataclasses.replace(seg, signature="") for sid, seg in exported.items()}
     for file, model in models.items():
         (out_dir / file).write_bytes(model)
     result = {}

@@ -37,7 +37,7 @@ class TFLMExporter(Exporter):
     ) -> dict[str, ExportedVariant]:
         if target.dtype != "int8":
             raise BadInputError(f"target {target.name}: exporter tflm writes full-int8 models; valid dtypes: int8")
-        return export_segments(dict(variants), calib, target, out_dir, work_dir)[0]
+        return export_segments(dict(variants), calib, target, out_dir, work_dir, signatures=False)[0]
 
     def finish(self, out_dir: Path, exported: dict[str, ExportedVariant], budgets: list[VariantBudget]) -> None:
         segments = {s.id: s for ev in exported.values() for s in ev.chain}

@@ -31,6 +31,28 @@ def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
     return (y.astype(np.float32) - zero) * scale
 
 
+class _FirstSubgraph:
+    """A model's first subgraph called like a signature runner, for files without signatures (TFLite Micro
+    segments)."""
+
+    def __init__(self, interpreter) -> None:  # type: ignore[no-untyped-def]
+        interpreter.allocate_tensors()
+        self.interpreter = interpreter
+        (self.input,), (self.output,) = interpreter.get_input_details(), interpreter.get_output_details()
+
+    def get_input_details(self) -> dict:
+        return {"input": self.input}
+
+    def get_output_details(self) -> dict:
+        return {"output": self.output}
+
+    def __call__(self, **inputs: np.ndarray) -> dict:
+        (x,) = inputs.values()
+        self.interpreter.set_tensor(self.input["index"], x)
+        self.interpreter.invoke()
+        return {"output": self.interpreter.get_tensor(self.output["index"])}
+
+
 class LiteRTBackend:
     """One interpreter per .tflite file (a multi-signature bundle has one); one cached runner per signature."""
 
@@ -49,7 +71,11 @@ class LiteRTBackend:
         if key not in self._runners:
             if file not in self.interpreters:
                 self.interpreters[file] = self._make(self.root / file)
-            runner = self.interpreters[file].get_signature_runner(signature)  # type: ignore[attr-defined]
+            interpreter = self.interpreters[file]
+            if interpreter.get_signature_list():  # type: ignore[attr-defined]
+                runner = interpreter.get_signature_runner(signature)  # type: ignore[attr-defined]
+            else:  # a TFLite Micro segment: no signature table, one graph
+                runner = _FirstSubgraph(interpreter)
             ((in_name, in_detail),) = runner.get_input_details().items()
             ((out_name, out_detail),) = runner.get_output_details().items()
             self._runners[key] = (runner, in_detail, out_detail, in_name, out_name)
