@@ -624,18 +624,20 @@ def segments(d: dict) -> Lines:
         "",
         *_patch_rows(d),
         "",
-        f"**Result.** Bytes, seven variants, over large + small + adapters: segments in one file "
-        f"{one['over_large_small_adapters']:.3f} (goal <= 1.05: {goal_word(one['goal_le_1.05'])}; variant signatures "
-        f"included), the TFLite Micro flash image {micro_bytes['over_large_small_adapters']:.3f} "
-        f"({goal_word(micro_bytes['goal_le_1.05'])}), one file per segment {each['over_large_small_adapters']:.3f}, "
-        f"one signature per whole variant {multi['over_large_small_adapters']:.3f}, at the same parity; three "
-        "variants do not hold all of the large model, so every three-variant bundle is below 1. Latency against "
-        f"one graph: a variant signature of `segments.tflite` {min(lit):.2f}-{max(lit):.2f} (goal <= 1.05: "
-        f"{goal_word(max(lit) <= 1.05)}), where one Python call per segment took {min(calls):.2f}-{max(calls):.2f} "
-        f"on these sub-millisecond models; TFLite Micro host chain {min(micro):.2f}-{max(micro):.2f} "
-        f"({sum(r <= 1.05 for r in micro)} of {len(micro)} within 1.05; the every-block column, the same segments "
-        f"with seven variants, reads {min(every_micro):.2f}-{max(every_micro):.2f} and shows how much these timings "
-        f"vary). Patch / bundle adding `L4-S2` to the six others: "
+        f"**Result.** Bytes, seven variants, over large + small + adapters: `tflite-int8` (one signature per whole "
+        f"variant) {multi['over_large_small_adapters']:.3f} (goal <= 1.05: {goal_word(multi['goal_le_1.05'])}), "
+        f"`tflite-int8-segments` (segments and variant signatures in one file) {one['over_large_small_adapters']:.3f} "
+        f"({goal_word(one['goal_le_1.05'])}), the `tflm-int8` flash image "
+        f"{micro_bytes['over_large_small_adapters']:.3f} ({goal_word(micro_bytes['goal_le_1.05'])}), one LiteRT file "
+        f"per segment {each['over_large_small_adapters']:.3f} ({goal_word(each['goal_le_1.05'])}), at the same "
+        "parity; three variants do not hold all of the large model, so every three-variant bundle is below 1. "
+        "Latency against one graph: a variant signature of "
+        f"`segments.tflite` {min(lit):.3f}-{max(lit):.3f} (goal <= 1.05: {goal_word(max(lit) <= 1.05)}), where one "
+        f"Python call per segment takes {min(calls):.2f}-{max(calls):.2f} on these sub-millisecond models; TFLite "
+        f"Micro host chain {min(micro):.3f}-{max(micro):.3f} ({sum(r <= 1.05 for r in micro)} of {len(micro)} within "
+        f"1.05; the every-block column, the same segments with seven variants, reads {min(every_micro):.3f}-"
+        f"{max(every_micro):.3f} and shows how much these timings vary). Patch / bundle adding `L4-S2` to the six "
+        "others: "
         + ", ".join(f"`{n}` {p['patch_over_bundle']:.3f}" for n, p in patches7.items())
         + f" (goal <= 0.15: {goal_word(worst7 <= 0.15)}). To three-variant bundles, which lack large block 4 itself, "
         + ", ".join(f"`{n}` {p['patch_over_bundle']:.2f}" for n, p in patches3.items())
