@@ -140,7 +140,7 @@ def _pack(schema, m) -> bytes:  # type: ignore[no-untyped-def]
             self.inner = inner
 
         def Pack(self, builder):  # type: ignore[no-untyped-def] # noqa: N802
-            key = (type(self.inner).__name__, repr(sorted(vars(self.inner).items())))
+            key = (type(self.inner).__name__, tuple((k, _plain(v)) for k, v in sorted(vars(self.inner).items())))
             tables = builder.__dict__.setdefault("options", {})
             if key not in tables:
                 tables[key] = self.inner.Pack(builder)
@@ -163,6 +163,18 @@ def _pack(schema, m) -> bytes:  # type: ignore[no-untyped-def]
     builder = _Once(1 << 16)
     builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def _plain(value: object) -> object:
+    """A hashable, exact stand-in for an options field: arrays by dtype, shape and bytes; any other object (a nested
+    table) by identity, so it is never taken for another."""
+    if isinstance(value, np.ndarray):
+        return (value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, list | tuple):
+        return tuple(_plain(v) for v in value)
+    if value is None or isinstance(value, bool | int | float | str | bytes):
+        return value
+    return ("object", id(value))
 
 
 def _key(value: bytes | str | None) -> str:
