@@ -36,8 +36,7 @@ class _FirstSubgraph:
     segments)."""
 
     def __init__(self, interpreter) -> None:  # type: ignore[no-untyped-def]
-        interpreter.allocate_tensors()
-        self.interpreter = interpreter
+        self.interpreter, self.allocated = interpreter, False  # allocated on the first run, as a signature runner is
         (self.input,), (self.output,) = interpreter.get_input_details(), interpreter.get_output_details()
 
     def get_input_details(self) -> dict:
@@ -48,6 +47,9 @@ class _FirstSubgraph:
 
     def __call__(self, **inputs: np.ndarray) -> dict:
         (x,) = inputs.values()
+        if not self.allocated:
+            self.interpreter.allocate_tensors()
+            self.allocated = True
         self.interpreter.set_tensor(self.input["index"], x)
         self.interpreter.invoke()
         return {"output": self.interpreter.get_tensor(self.output["index"])}
