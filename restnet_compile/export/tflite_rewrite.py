@@ -50,7 +50,8 @@ def _unpack(model: bytes):  # type: ignore[no-untyped-def]
 
 
 def _pack(schema, m) -> bytes:  # type: ignore[no-untyped-def]
-    """``m`` as flatbuffer bytes, each non-empty constant buffer 16-byte aligned."""
+    """``m`` as flatbuffer bytes: each non-empty constant buffer 16-byte aligned; quantization tables, operator
+    options, numeric vectors and strings of equal content stored once."""
     import flatbuffers
 
     class _Aligned(schema.BufferT):  # type: ignore[misc, name-defined]
