@@ -20,6 +20,7 @@ from restnet_compile.bundle.manifest import MANIFEST, write_manifest
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.config.device import load_profile, load_target
 from restnet_compile.export import EXPORTERS
+from restnet_compile.export.graph_cost import graph_cost, variant_model
 from restnet_compile.export.parity import check_parity, torch_logits
 from restnet_compile.pipeline.driver import analyze_and_stitch
 from restnet_compile.pipeline.manifest_build import build_manifest
@@ -40,7 +41,12 @@ def _export(a: Analysis, target_name: str, variants: dict, root: Path) -> tuple[
     exported = exporter.export(variants, a.large.input_shape, a.splits.calib.images, target, out, work)
     seconds = time.perf_counter() - start
     size = sum(f.stat().st_size for f in out.iterdir() if f.suffix in MODEL_SUFFIXES)
-    manifest = build_manifest(a, exported, exporter.layout)
+    segments = {s.id: s for ev in exported.values() for s in ev.chain}  # tflm-int8: the manifest lists each segment
+    phone = load_profile("phone")
+    costs = {
+        k: graph_cost(variant_model(out / s.file, s.signature), s.signature, phone, False) for k, s in segments.items()
+    }
+    manifest = build_manifest(a, exported, exporter.layout, costs)
     manifest = dataclasses.replace(
         manifest,
         variants=tuple(dataclasses.replace(v, selected=v.id in variants) for v in manifest.variants),
