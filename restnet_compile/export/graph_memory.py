@@ -186,10 +186,11 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def extract_signature(model: bytes | Path, signature: str) -> bytes:
-    """A single-subgraph ``.tflite`` holding only ``signature``'s graph and the buffers it reads.
+    """A single-subgraph ``.tflite`` holding only ``signature``'s graph and the buffers it reads, compacted as the
+    exporters write files (``tflite_rewrite.compact``).
 
     TFLite Micro runs the first subgraph of a model and cannot load the multi-signature bundle, so MCU checks and
-    per-variant flash use this file. Ops, tensors and constant bytes are copied unchanged from the bundle.
+    per-variant flash use this file. Ops, tensors, quantization and constant bytes are those of the bundle.
     """
     schema, m = _load(model)
     sigs = {_key(s): s for s in (m.signatureDefs or [])}
@@ -213,9 +214,11 @@ def extract_signature(model: bytes | Path, signature: str) -> bytes:
     m.subgraphs, m.signatureDefs, m.buffers = [sg], [sig], buffers
     import flatbuffers
 
+    from restnet_compile.export.tflite_rewrite import compact
+
     builder = flatbuffers.Builder(1024)
     builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return compact(bytes(builder.Output()))  # packed as the exporters pack every file
 
 
 def signature_file_name(signature: str) -> str:
