@@ -257,8 +257,10 @@ def export(d: dict) -> Lines:
         ),
         "",
         f"**Result.** One bundle takes {s['bundle_over_separate']:.2f}x the bytes of separate files; against large + "
-        f"small + adapters it is {s['bundle_over_anchors_plus_adapters']:.3f}x (goal <= 1.10: {goal_word(ok)}), "
-        "because each signature keeps its own quantization parameters for the shared blocks.",
+        f"small + adapters it is {s['bundle_over_anchors_plus_adapters']:.3f}x (goal <= 1.10: {goal_word(ok)}). "
+        "Quantization tables and constants that signatures share are stored once; each variant still has its own "
+        "graph tables, and a block that two variants calibrate on different inputs keeps two sets of biases and "
+        "scales.",
         *(["", f"**Older rows.** {why}"] if (why := d.get("superseded")) else []),
     ]
 
