@@ -153,3 +153,32 @@ def test_a_segment_cut_anew_travels_as_copies_of_the_old_one(tmp_path: Path) -> 
     assert front[1000:1500] not in data and back[1000:1500] not in data and len(data) < 8_000  # 16 KB of segments
     api.apply_patch(old, tmp_path / "p.patch")
     assert _tree(old) == _tree(new)
+
+
+def test_a_format_1_patch_with_json_ops_still_applies(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    from restnet_compile.bundle.manifest import load_manifest
+    from restnet_compile.runtime.patch import DATA, patch_bytes
+
+    old, new = pair
+    files = {}
+    blobs: dict[str, bytes] = {}
+    for name in sorted([*load_manifest(new).files, MANIFEST]):
+        data = (new / name).read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        if (old / name).is_file() and (old / name).read_bytes() == data:
+            files[name] = {"sha256": sha, "source": "base"}
+        else:  # format 1: a delta copies from the file of its own name, ops as JSON lists
+            blobs[f"{len(blobs):04d}"] = data
+            files[name] = {"sha256": sha, "source": "delta", "blob": f"{len(blobs) - 1:04d}",
+                           "ops": [[DATA, 0, len(data)]]}  # fmt: skip
+            if not (old / name).is_file():
+                files[name] = {"sha256": sha, "source": "patch", "blob": files[name]["blob"]}
+    data = {
+        "format_version": 1,
+        "base_manifest_sha256": load_manifest(old).manifest_sha256,
+        "result_manifest_sha256": load_manifest(new).manifest_sha256,
+        "files": files,
+    }
+    (tmp_path / "p.patch").write_bytes(patch_bytes(data, blobs))
+    api.apply_patch(old, tmp_path / "p.patch")
+    assert _tree(old) == _tree(new)
