@@ -62,7 +62,7 @@ def byte_delta(old: bytes, new: bytes) -> tuple[list[tuple[int, int, int]], byte
     return ops, bytes(blob)
 
 
-def _sources(name: str, old_dir: Path, old_files: list[str]) -> list[str]:
+def _sources(name: str, old_files: list[str]) -> list[str]:
     """The base files a new ``name`` may copy from: its namesake, then the others with its suffix."""
     suffix = Path(name).suffix
     same = [name] if name in old_files else []
@@ -75,7 +75,7 @@ def _entry(name: str, old_dir: Path, old_files: list[str], new: bytes, blobs: di
     if name in old_files and old_path.read_bytes() == new:
         return {"sha256": sha, "source": "base"}
     blob = f"{len(blobs):04d}"
-    sources = _sources(name, old_dir, old_files)
+    sources = _sources(name, old_files)
     if sources:
         ops, data = byte_delta(b"".join((old_dir / s).read_bytes() for s in sources), new)
         packed = b"".join(OP.pack(*op) for op in ops)
