@@ -210,10 +210,10 @@ def calibrate(
         if prof.device_class != "host":
             raise BadInputError(f"profile {prof.name} is not this machine: pass --measurements from the device")
         csv = out.with_suffix(".csv")
-        chained = [v.id for v in manifest.shipped() if v.chain and not v.signature]
+        chained = [v.id for v in manifest.shipped() if v.runs_as_chain]
         by_file = manifest.signatures_by_file()
         measurements = measure_bundle(bundle_dir, by_file, csv, warmup, runs, prof.threads, chained)
-    invokes = {v.id: len(v.chain) if v.chain and not v.signature else 1 for v in manifest.variants}  # calls per run
+    invokes = {v.id: len(v.chain or ()) if v.runs_as_chain else 1 for v in manifest.variants}  # calls per run
     calibrated, fit, preds = cal.calibrate(profile, measurements, manifest.latency_terms(), out, invokes)
     return CalibrationResult(calibrated, fit, preds, cal.read_measurements(measurements), measurements)
 

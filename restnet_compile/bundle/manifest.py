@@ -222,6 +222,11 @@ class VariantEntry:
     parity: Parity | None
     chain: tuple[str, ...] | None = field(default=None, metadata=OPTIONAL)
 
+    @property
+    def runs_as_chain(self) -> bool:
+        """Whether the runtime runs it segment by segment, one call each (no signature of its own runs it)."""
+        return bool(self.chain) and not self.signature
+
 
 @dataclass(frozen=True, kw_only=True)
 class Manifest:

@@ -80,7 +80,7 @@ class Bundle:
         for v in shipped:
             for seg in manifest.chain(v.id):
                 _inside(root, seg.file)
-            if v.chain and not v.signature:
+            if v.runs_as_chain:
                 continue
             if v.file is None or v.signature is None:
                 raise BundleError(f"{root}: shipped variant {v.id} names no model file or signature")
