@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -326,7 +326,7 @@ def predict(
         chosen: VariantInfo = bundle.get(variant) if variant else bundle.select(latency_ms=budget_ms)
     except BundleError as exc:
         raise (BadInputError if variant else InfeasibleError)(str(exc)) from None
-    outputs: list[np.ndarray] = []
+    outputs: list[np.ndarray[Any, Any]] = []
     timing = time_calls({chosen.id: lambda: outputs.append(bundle.run(x, chosen.id)[0])}, warmup, runs)[chosen.id]
     logits = outputs[0]
     return Prediction(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 
 _SIZE = {"B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
 _TIME_MS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
@@ -17,7 +18,7 @@ _EXAMPLE = {id(_SIZE): "512KB", id(_TIME_MS): "20ms", id(_OPS): "2GOPS"}
 _NUM = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z/]+)\s*$")
 
 
-def _split(text: str, what: str, units: dict[str, float | int]) -> tuple[float, float | int]:
+def _split(text: str, what: str, units: Mapping[str, float]) -> tuple[float, float]:
     if not isinstance(text, str):
         raise ValueError(f"{what} must be a string with a unit, e.g. {_example(units)!r}; got {text!r}")
     m = _NUM.match(text)
@@ -36,7 +37,7 @@ def _split(text: str, what: str, units: dict[str, float | int]) -> tuple[float, 
     return value, scale
 
 
-def _example(units: dict[str, float | int]) -> str:
+def _example(units: Mapping[str, float]) -> str:
     return _EXAMPLE[id(units)]
 
 

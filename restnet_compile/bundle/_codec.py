@@ -88,7 +88,7 @@ def _decode(tp: Any, value: Any, name: str) -> Any:
         tp = _without_none(tp)
     if value is None:
         raise FieldError(f"{name!r} is null")
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _decode_object(tp, value, name)
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is tuple:

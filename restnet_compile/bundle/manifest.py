@@ -326,7 +326,8 @@ class Manifest:
 
     def to_json_dict(self) -> dict[str, Any]:
         """The manifest as plain JSON values (the seal included when the manifest was read from a file)."""
-        return encode(self)
+        data: dict[str, Any] = encode(self)
+        return data
 
     @classmethod
     def from_json_dict(cls, data: Mapping[str, Any], where: str = MANIFEST) -> Manifest:
@@ -345,7 +346,8 @@ class Manifest:
                 f"{where}: manifest format_version {version!r} is not one this restnet-compile reads ({readable})"
             )
         try:
-            return decode(cls, data)
+            manifest: Manifest = decode(cls, data)
+            return manifest
         except FieldError as exc:
             raise BundleError(f"{where}: manifest field {exc}") from None
 

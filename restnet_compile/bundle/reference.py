@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,12 +18,12 @@ REFERENCE_SAMPLES = 32
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+def write_npz(path: Path, arrays: dict[str, np.ndarray[Any, Any]]) -> None:
     """Like ``np.savez_compressed`` but deterministic: sorted members, fixed timestamps."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name in sorted(arrays):
             buf = io.BytesIO()
-            np.lib.format.write_array(buf, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            np.save(buf, np.ascontiguousarray(arrays[name]), allow_pickle=False)  # the .npy format's bytes
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_EPOCH)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
@@ -30,7 +31,10 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def write_reference(
-    out_dir: Path, inputs: np.ndarray, torch_out: dict[str, np.ndarray], deployed_out: dict[str, np.ndarray]
+    out_dir: Path,
+    inputs: np.ndarray[Any, Any],
+    torch_out: dict[str, np.ndarray[Any, Any]],
+    deployed_out: dict[str, np.ndarray[Any, Any]],
 ) -> Path:
     """Write the reference file for the shipped variants."""
     arrays = {"inputs": inputs.astype(np.float32)}

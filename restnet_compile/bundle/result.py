@@ -9,6 +9,32 @@ from restnet_compile.bundle.manifest import Manifest
 
 
 @dataclass(frozen=True)
+class CacheEvent:
+    """One cached stage of a build: ``reused`` from the cache, or computed and stored."""
+
+    stage: str
+    reused: bool
+
+
+@dataclass(frozen=True)
+class CacheSummary:
+    """How a build used its stage cache.
+
+    Attributes:
+        dir: The cache directory; None when caching was off.
+        stages: Every cached stage in the order the build met it, reused or computed.
+    """
+
+    dir: str | None
+    stages: tuple[CacheEvent, ...]
+
+    @property
+    def reused(self) -> list[str]:
+        """The stages that came from the cache."""
+        return [e.stage for e in self.stages if e.reused]
+
+
+@dataclass(frozen=True)
 class BuildResult:
     """Where the bundle went and what it holds.
 
@@ -16,13 +42,13 @@ class BuildResult:
         bundle_dir: The published bundle directory.
         archive: Its reproducible ``.tar.gz``.
         manifest: The manifest as written (sealed) into the bundle.
-        cache: ``{"dir": ..., "stages": [{"stage": "cka", "reused": True}, ...]}``; never part of the manifest.
+        cache: Which cached stages were reused or computed; never part of the manifest.
     """
 
     bundle_dir: Path
     archive: Path
     manifest: Manifest
-    cache: dict = field(default_factory=lambda: {"dir": None, "stages": []})
+    cache: CacheSummary = field(default_factory=lambda: CacheSummary(None, ()))
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ def analyze_cmd(config_path: Path | None, order: str | None, samples: int | None
     click.echo(" " * 40 + "".join(f"{'S' + str(j):>7}" for j in range(len(result.small_blocks))))
     for label, row in zip(result.large_blocks, result.cka, strict=True):
         click.echo(f"{label[:39]:40}" + "".join(f"{x:7.3f}" for x in row))
-    rule = ", ".join(f"{k}={v}" for k, v in result.rule.items())
+    rule = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(result.rule).items())
     click.echo(f"\n{len(result.candidates)} candidates ({rule}):")
     for c in result.candidates:
         click.echo(f"  {c.id:8} adapter {c.adapter:14} CKA {c.cka:.3f}  {c.flops / 1e6:9.2f} MFLOPs")

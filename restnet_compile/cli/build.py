@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from restnet_compile.bundle._codec import encode
 from restnet_compile.cli.base import TOOLCHAIN, requires
 from restnet_compile.cli.options import config_overrides, model_options
 
 if TYPE_CHECKING:
-    from restnet_compile.bundle.result import BuildResult
+    from restnet_compile.bundle.result import BuildResult, CacheSummary, FleetResult
 
 
-def summary(result: BuildResult) -> dict:
+def summary(result: BuildResult) -> dict[str, Any]:
     """What CI needs from a build: where the files are and what ships."""
     m = result.manifest
     keys = ("id", "kind", "flops", "params", "latency_ms", "ram_bytes", "accuracy_fp32", "accuracy_deployed")
@@ -28,22 +30,22 @@ def summary(result: BuildResult) -> dict:
         "bundle_model_bytes": m.bundle_model_bytes,
         "shipped": [{k: getattr(v, k) for k in keys} for v in m.shipped()],
         "dropped": {v.id: list(v.reasons) for v in m.variants if not v.selected},
-        "cache": result.cache,
+        "cache": encode(result.cache),
     }
 
 
-def cache_line(cache: dict) -> str:
+def cache_line(cache: CacheSummary) -> str:
     """``cache: reused cka, tune L0-S0 (2 of 4 stages)``, or ``cache: off``."""
-    if cache["dir"] is None:
+    if cache.dir is None:
         return "cache: off"
-    reused = [e["stage"] for e in cache["stages"] if e["reused"]]
-    n = len(cache["stages"])
+    reused = cache.reused
+    n = len(cache.stages)
     if not reused:
         return f"cache: 0 of {n} stages reused"
     return f"cache: reused {', '.join(reused)} ({len(reused)} of {n} stages)"
 
 
-def fleet_summary(fleet) -> list[dict]:  # type: ignore[no-untyped-def]
+def fleet_summary(fleet: FleetResult) -> list[dict[str, Any]]:
     """``--json`` of a build for several profiles: one :func:`summary` per bundle, then one entry per failed profile."""
     failed = [{"profile": f.profile, "error": f.message, "exit_code": f.exit_code} for f in fleet.failures]
     return [summary(r) for r in fleet.bundles] + failed
@@ -121,15 +123,14 @@ def build_cmd(
     """
     from restnet_compile import api
     from restnet_compile._util.progress import JsonLinesReporter
+    from restnet_compile.bundle.result import FleetResult
     from restnet_compile.config.build import load_build_config
-    from restnet_compile.report import variant_table
 
     overrides = config_overrides(models)
     run = {"executor": executor, "device": device, "max_memory": max_memory, "profiles": list(profiles) or None}
     config = load_build_config(config_path, target=target, seed=seed, **run, **overrides)
     cache = False if no_cache else (cache_dir or True)
-    fleet = len(config.profile_names()) > 1
-    build = api.build_fleet if fleet else api.build
+    build: Callable[..., BuildResult | FleetResult] = api.build_fleet if len(config.profile_names()) > 1 else api.build
     if events:
         result = build(config, out, progress=JsonLinesReporter(), cache=cache)
     elif quiet:
@@ -139,29 +140,34 @@ def build_cmd(
 
         with RichReporter() as reporter:
             result = build(config, out, progress=reporter, cache=cache)
-    if fleet:
+    if isinstance(result, FleetResult):
         show_fleet(result, as_json)
         return
     if as_json:
         click.echo(json.dumps(summary(result), indent=2, sort_keys=True))
         return
-    click.echo(variant_table(result.manifest))
-    click.echo(f"\nbundle: {result.bundle_dir}  ({result.manifest.bundle_model_bytes or 0:,} bytes of models)")
-    click.echo(f"archive: {result.archive}")
+    show_bundle(result)
     click.echo(cache_line(result.cache))
 
 
-def show_fleet(fleet, as_json: bool) -> None:  # type: ignore[no-untyped-def]
-    """Print every bundle of a fleet (or its JSON list) and each failed profile; exit with the fleet's code."""
+def show_bundle(result: BuildResult) -> None:
+    """The variant table of one published bundle, where it went and its size."""
     from restnet_compile.report import variant_table
 
+    click.echo(variant_table(result.manifest))
+    click.echo(f"\nbundle: {result.bundle_dir}  ({result.manifest.bundle_model_bytes or 0:,} bytes of models)")
+    click.echo(f"archive: {result.archive}")
+
+
+def show_fleet(fleet: FleetResult, as_json: bool) -> None:
+    """Print every bundle of a fleet (or its JSON list) and each failed profile; exit with the fleet's code."""
     if as_json:
         click.echo(json.dumps(fleet_summary(fleet), indent=2, sort_keys=True))
     else:
         for result in fleet.bundles:
-            click.echo(f"== {result.bundle_dir.name}\n{variant_table(result.manifest)}")
-            click.echo(f"\nbundle: {result.bundle_dir}  ({result.manifest['bundle_model_bytes']:,} bytes of models)")
-            click.echo(f"archive: {result.archive}\n")
+            click.echo(f"== {result.bundle_dir.name}")
+            show_bundle(result)
+            click.echo()
         if fleet.bundles:
             click.echo(cache_line(fleet.bundles[-1].cache))
     for f in fleet.failures:

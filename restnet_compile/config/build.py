@@ -14,6 +14,9 @@ from restnet_compile._util.units import parse_size
 from restnet_compile.config.device import Strict, describe_validation_error
 from restnet_compile.errors import BadInputError
 
+#: The name of the stitch-candidate rule (``restnet_compile.stitching.plan``), as manifests and analyses record it.
+CANDIDATE_RULE = "max-cka-per-cut-within-depth-band"
+
 
 class PlanSettings(Strict):
     """The candidate rule's parameters (the rule itself: ``restnet_compile.stitching.plan``)."""
@@ -30,10 +33,6 @@ class PlanSettings(Strict):
     order: Literal["large-small", "small-large"] = Field(
         "large-small", description="large prefix -> small suffix (ReStNet) or small prefix -> large suffix (SN-Net)"
     )
-
-    def describe(self) -> dict[str, object]:
-        """The rule and its parameters, as recorded in the manifest."""
-        return {"rule": "max-cka-per-cut-within-depth-band", **self.model_dump()}
 
 
 class TuneSettings(Strict):

@@ -20,7 +20,7 @@ FORMAT_VERSION = 1
 DType = Literal["int8", "fp16", "fp32"]
 
 
-def _unit(parser, what: str):  # type: ignore[no-untyped-def]
+def _unit(parser, what: str):
     def convert(value: object) -> object:
         return parser(value, what) if isinstance(value, str) else _refuse_bare(value, what)
 

@@ -210,9 +210,9 @@ def calibrate(
     write_atomic(out, text)
     calls = invokes or {}
     preds = {
-        k: tuple(
-            roofline_ms(terms[k], lm, invokes=calls.get(k, 1))
-            for lm in (profile.latency_model, calibrated.latency_model)
+        k: (
+            roofline_ms(terms[k], profile.latency_model, invokes=calls.get(k, 1)),
+            roofline_ms(terms[k], calibrated.latency_model, invokes=calls.get(k, 1)),
         )
         for k in measured
     }

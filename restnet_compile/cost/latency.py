@@ -128,4 +128,4 @@ def fit_latency_model(
         update["percentile_factor"] = max(1.0, round(percentile_factor, 4))
     fitted = model.model_copy(update=update)
     after = [roofline_ms(terms[i], fitted, invokes=calls[i]) for i in ids]
-    return Fit(fitted, mdape(before, meas), mdape(after, meas))
+    return Fit(fitted, mdape(before, meas.tolist()), mdape(after, meas.tolist()))

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import Any, TypeAlias
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from restnet_compile._util.registry import Registry
 from restnet_compile.data.folder import BadImages
 from restnet_compile.data.lazy import LazyImages, take_rows
 from restnet_compile.errors import BadInputError
+
+#: float32 ``N x C x H x W`` images: an array, or lazy images read when indexed (both slice to arrays).
+Images: TypeAlias = "np.ndarray[Any, np.dtype[np.float32]] | LazyImages"
 
 MNIST5K_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"
 MNIST_EXTRA_SHA256 = "23330339c61ce30398a6d7bb354677aa8b7c5432fe73961eb3c0fad1d0a00fcd"
@@ -45,7 +49,7 @@ class Dataset:
     """
 
     name: str
-    images: np.ndarray | LazyImages
+    images: Images
     labels: np.ndarray
     num_classes: int
     train_only: int = 0

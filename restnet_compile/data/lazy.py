@@ -81,7 +81,7 @@ class IndexedImages(LazyImages):
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
-        return (len(self.idx), *self.base.shape[1:])  # type: ignore[return-value]
+        return (len(self.idx), *self.base.shape[1:])
 
     def read(self, idx: np.ndarray) -> np.ndarray:
         return self.base.read(self.idx[idx])

@@ -52,7 +52,8 @@ class NpzImages(LazyImages):
         h.update(f"npz\0{self.digest}".encode())
 
     def __reduce__(self) -> tuple:  # a copy in another process maps the same file (kept until this one goes)
-        return (_reopen, (self.raw.filename, self.raw.offset, self.raw.dtype.str, self.raw.shape, self.digest))
+        raw: Any = self.raw  # a np.memmap: its file and offset
+        return (_reopen, (raw.filename, raw.offset, raw.dtype.str, raw.shape, self.digest))
 
 
 def _reopen(path: str, offset: int, dtype: str, shape: tuple, digest: str) -> NpzImages:

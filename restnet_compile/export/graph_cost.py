@@ -58,7 +58,8 @@ def chain_cost(segments: list[GraphCost], boundary_bytes: int, one_arena: bool =
     so their tensors add up."""
 
     def peak(values: list[int | None]) -> int | None:
-        return None if any(v is None for v in values) else max(values) + boundary_bytes  # type: ignore[type-var]
+        known = [v for v in values if v is not None]
+        return max(known) + boundary_bytes if len(known) == len(values) else None
 
     activations = [c.activation_bytes for c in segments]
     return GraphCost(

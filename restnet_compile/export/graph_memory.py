@@ -24,7 +24,7 @@ _TYPE_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 5: 8, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8
 _TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool", 7: "int16", 9: "int8"}
 
 
-def _schema():  # type: ignore[no-untyped-def]
+def _schema():
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated
 
     return schema_py_generated
@@ -80,7 +80,7 @@ class SubgraphInfo:
         return [t for t in self.tensors if t.index in used and not t.constant]
 
 
-def opcode_name(schema, code) -> str:  # type: ignore[no-untyped-def]
+def opcode_name(schema, code) -> str:
     """``CONV_2D``-style name of a flatbuffer operator code (``CUSTOM:<name>`` for custom operators)."""
     builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
@@ -89,13 +89,13 @@ def opcode_name(schema, code) -> str:  # type: ignore[no-untyped-def]
     return names.get(builtin, f"BUILTIN_{builtin}")
 
 
-def _load(model: bytes | Path):  # type: ignore[no-untyped-def]
+def _load(model: bytes | Path):
     schema = _schema()
     data = model.read_bytes() if isinstance(model, Path) else model
     return schema, schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(data), 0))
 
 
-def _buffer_bytes(buf) -> int:  # type: ignore[no-untyped-def]
+def _buffer_bytes(buf) -> int:
     if buf is None:
         return 0
     if buf.data is not None and len(buf.data):
@@ -103,7 +103,7 @@ def _buffer_bytes(buf) -> int:  # type: ignore[no-untyped-def]
     return int(buf.size or 0)
 
 
-def _subgraph(schema, m, index: int, signature: str) -> SubgraphInfo:  # type: ignore[no-untyped-def]
+def _subgraph(schema, m, index: int, signature: str) -> SubgraphInfo:
     sg = m.subgraphs[index]
     tensors = []
     const_buffers: set[int] = set()
@@ -133,7 +133,7 @@ def _subgraph(schema, m, index: int, signature: str) -> SubgraphInfo:  # type: i
     return info
 
 
-def _key(sig) -> str:  # type: ignore[no-untyped-def]
+def _key(sig) -> str:
     return sig.signatureKey.decode() if isinstance(sig.signatureKey, bytes) else str(sig.signatureKey)
 
 

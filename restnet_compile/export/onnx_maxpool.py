@@ -110,7 +110,7 @@ def explicit_maxpool_padding(model: onnx.ModelProto) -> int:
         pads_name, padded = f"{node.output[0]}_explicit_pads", f"{node.output[0]}_padded_input"  # unique per pool
         graph.initializer.append(numpy_helper.from_array(_int64(pads), pads_name))
         inputs = [node.input[0], pads_name]
-        if mode == "constant":
+        if mode == "constant" and known is not None:
             zero_name = f"{pads_name}_zero"
             graph.initializer.append(numpy_helper.from_array(_zero(known[1]), zero_name))
             inputs.append(zero_name)
@@ -139,7 +139,7 @@ def _plan(
     spatial = len(kernel)
     pads = list(_attr(node, "pads", [0] * (2 * spatial)))  # type: ignore[call-overload]
     strides = list(_attr(node, "strides", [1] * spatial))  # type: ignore[call-overload]
-    if any(d != 1 for d in _attr(node, "dilations", [1] * spatial)):  # type: ignore[union-attr]
+    if any(d != 1 for d in _attr(node, "dilations", [1] * spatial)):  # type: ignore[attr-defined]
         return None
     if len(shape) != spatial:
         return None

@@ -39,7 +39,7 @@ def quantize_int8(fp32_path: Path, out_path: Path, calib: np.ndarray, work_dir: 
     )
 
 
-def to_float16(model):  # type: ignore[no-untyped-def]
+def to_float16(model):
     """Float16 weights and activations, float32 inputs and outputs (``keep_io_types``)."""
     from onnxconverter_common import float16
 

@@ -35,7 +35,7 @@ class SharedWeights:
         return self.offsets[key]
 
 
-def externalize(model, shared: SharedWeights, min_bytes: int = 64) -> None:  # type: ignore[no-untyped-def]
+def externalize(model, shared: SharedWeights, min_bytes: int = 64) -> None:
     """Move every initializer of at least ``min_bytes`` into ``shared`` and point the model at it."""
     from onnx import TensorProto, numpy_helper
 

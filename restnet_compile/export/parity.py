@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from restnet_compile.config.device import Target
+from restnet_compile.data import Images
 from restnet_compile.models.batching import MAX_ROWS, forward_rows
 
 
@@ -41,7 +42,7 @@ class ParityResult:
 
 
 @torch.no_grad()
-def torch_logits(module: nn.Module, images: np.ndarray, batch: int | None = None) -> np.ndarray:
+def torch_logits(module: nn.Module, images: Images, batch: int | None = None) -> np.ndarray:
     """Reference logits from PyTorch, ``batch`` images at a time (default: the module's
     :func:`~restnet_compile.models.batching.forward_rows`)."""
     module.eval()
@@ -55,7 +56,7 @@ def check_parity(
     bundle: VariantRunner,
     variant: str,
     reference: np.ndarray,
-    images: np.ndarray,
+    images: Images,
     labels: np.ndarray,
     target: Target,
     batch: int = MAX_ROWS,

@@ -127,7 +127,9 @@ def plan_segments(
         chain: list[str] = []
         for r in ranges:
             if r.tag == "A":
-                adapter = variants[vid].adapter  # type: ignore[union-attr]
+                net = variants[vid]
+                assert isinstance(net, StitchedNet), "only a stitched variant walks over an adapter"
+                adapter = net.adapter
                 seg = SegmentPlan(f"A-{vid}", "adapter", 0, 0, False, adapter)
                 segments[seg.id] = seg
                 chain.append(seg.id)

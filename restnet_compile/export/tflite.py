@@ -22,6 +22,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -129,7 +130,7 @@ def _combine(saved: dict[str, Path], input_shape: tuple[int, int, int], out: Pat
 
     c, h, w = input_shape
     root = tf.Module()
-    signatures = {}
+    signatures: dict[str, Any] = {}
     for name, path in saved.items():
         loaded = tf.saved_model.load(str(path))
         setattr(root, f"model_{len(signatures)}", loaded)
@@ -139,7 +140,7 @@ def _combine(saved: dict[str, Path], input_shape: tuple[int, int, int], out: Pat
     return list(signatures)
 
 
-def signature_function(fn, shape: tuple[int, ...]):  # type: ignore[no-untyped-def]
+def signature_function(fn, shape: tuple[int, ...]):
     import tensorflow as tf
 
     @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name=INPUT_NAME)])
@@ -200,7 +201,7 @@ def _float_ops_present(saved_model: Path, keys: list[str], float_ops: list[str])
     return sorted(set(float_ops) & ops)
 
 
-def _mixed_int8(conv, float_ops: list[str], io_type) -> bytes:  # type: ignore[no-untyped-def]
+def _mixed_int8(conv, float_ops: list[str], io_type) -> bytes:
     """int8 except ``float_ops``, which keep float kernels between DEQUANTIZE / QUANTIZE.
 
     The public converter has no per-op denylist; TensorFlow's own quantization debugger gets one by calibrating

@@ -38,24 +38,24 @@ BUFFER_ALIGNMENT = 16
 _QUANT_VECTORS = (("min", "<f4"), ("max", "<f4"), ("scale", "<f4"), ("zeroPoint", "<i8"))
 
 
-def _schema():  # type: ignore[no-untyped-def]
+def _schema():
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated
 
     return schema_py_generated
 
 
-def _unpack(model: bytes):  # type: ignore[no-untyped-def]
+def _unpack(model: bytes):
     schema = _schema()
     return schema, schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
 
 
-def _pack(schema, m) -> bytes:  # type: ignore[no-untyped-def]
+def _pack(schema, m) -> bytes:
     """``m`` as flatbuffer bytes: each non-empty constant buffer 16-byte aligned; quantization tables, operator
     options, numeric vectors and strings of equal content stored once."""
     import flatbuffers
 
-    class _Aligned(schema.BufferT):  # type: ignore[misc, name-defined]
-        def Pack(self, builder):  # type: ignore[no-untyped-def] # noqa: N802 (the generated code's name)
+    class _Aligned(schema.BufferT):
+        def Pack(self, builder):  # noqa: N802 (the generated code's name)
             data = None
             if self.data is not None and len(self.data):
                 raw = np.asarray(self.data, dtype=np.uint8).tobytes()
@@ -71,11 +71,11 @@ def _pack(schema, m) -> bytes:  # type: ignore[no-untyped-def]
                 schema.BufferAddSize(builder, self.size)
             return schema.BufferEnd(builder)
 
-    class _Shared(schema.QuantizationParametersT):  # type: ignore[misc, name-defined]
+    class _Shared(schema.QuantizationParametersT):
         """Quantization tables and their vectors stored once per content: per-channel zero points are zeros of a
         few lengths, and a graph's boundary tensors repeat their segments' tables."""
 
-        def Pack(self, builder):  # type: ignore[no-untyped-def] # noqa: N802 (the generated code's name)
+        def Pack(self, builder):  # noqa: N802 (the generated code's name)
             fields = [(name, getattr(self, name), dtype) for name, dtype in _QUANT_VECTORS]
             key = (
                 *((n, None if v is None else np.asarray(v, d).tobytes()) for n, v, d in fields),
@@ -116,18 +116,18 @@ def _pack(schema, m) -> bytes:  # type: ignore[no-untyped-def]
         buffers.append(aligned)
     m.buffers = buffers
 
-    class _Once(flatbuffers.Builder):  # type: ignore[misc]
+    class _Once(flatbuffers.Builder):
         """One copy of each string (the ``input`` / ``logits`` names of every signature) and of each numeric vector
         (tensor shapes, operator inputs)."""
 
-        def CreateString(self, s, encoding="utf-8", errors="strict"):  # type: ignore[no-untyped-def] # noqa: N802
+        def CreateString(self, s, encoding="utf-8", errors="strict"):  # noqa: N802
             key = s if isinstance(s, bytes) else s.encode(encoding, errors)
             strings = self.__dict__.setdefault("strings", {})
             if key not in strings:
                 strings[key] = super().CreateString(s, encoding, errors)
             return strings[key]
 
-        def CreateNumpyVector(self, x):  # type: ignore[no-untyped-def] # noqa: N802
+        def CreateNumpyVector(self, x):  # noqa: N802
             key = (x.dtype.str, x.tobytes())
             vectors = self.__dict__.setdefault("vectors", {})
             if key not in vectors:
@@ -137,10 +137,10 @@ def _pack(schema, m) -> bytes:  # type: ignore[no-untyped-def]
     class _OptionsOnce:
         """An operator's options table, stored once per content (every copy of a 3x3 convolution's, say)."""
 
-        def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        def __init__(self, inner) -> None:
             self.inner = inner
 
-        def Pack(self, builder):  # type: ignore[no-untyped-def] # noqa: N802
+        def Pack(self, builder):  # noqa: N802
             key = (type(self.inner).__name__, tuple((k, _plain(v)) for k, v in sorted(vars(self.inner).items())))
             tables = builder.__dict__.setdefault("options", {})
             if key not in tables:
@@ -197,10 +197,11 @@ def compact(model: bytes, *, signatures: bool = True) -> bytes:
     return _pack(schema, m)
 
 
-def _share_buffers(schema, m) -> None:  # type: ignore[no-untyped-def]
+def _share_buffers(schema, m) -> None:
     """Every tensor without constant data reads buffer 0 (the schema's empty buffer; the converter gives each tensor
     one of its own), and constants with the same bytes read one buffer. Unread buffers go."""
-    buffers, first = [schema.BufferT()], {}
+    buffers = [schema.BufferT()]
+    first: dict[bytes | tuple[str, int], int] = {}  # constant bytes (or a buffer stored outside) -> its new index
     for sg in m.subgraphs or []:
         for t in sg.tensors or []:
             b = m.buffers[t.buffer]
@@ -221,7 +222,7 @@ def _share_buffers(schema, m) -> None:  # type: ignore[no-untyped-def]
     m.buffers = buffers
 
 
-def _quantization(t) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+def _quantization(t) -> tuple[float, int]:
     q = t.quantization
     if q is None or q.scale is None or not len(q.scale):
         return 0.0, 0
@@ -298,7 +299,7 @@ def with_variant_graphs(model: bytes, chains: Mapping[str, Sequence[str]]) -> by
     return _pack(schema, m)
 
 
-def _op_code(schema, m, code: int) -> int:  # type: ignore[no-untyped-def]
+def _op_code(schema, m, code: int) -> int:
     """The index of builtin ``code`` in the model's operator codes, added when missing."""
     for i, oc in enumerate(m.operatorCodes or []):
         if max(oc.builtinCode, oc.deprecatedBuiltinCode) == code:
@@ -309,13 +310,13 @@ def _op_code(schema, m, code: int) -> int:  # type: ignore[no-untyped-def]
     return len(m.operatorCodes) - 1
 
 
-def _operator(schema, code: int, inputs: list[int], outputs: list[int]):  # type: ignore[no-untyped-def]
+def _operator(schema, code: int, inputs: list[int], outputs: list[int]):
     op = schema.OperatorT()
     op.opcodeIndex, op.inputs, op.outputs = code, inputs, outputs
     return op
 
 
-def _tensor_map(schema, name, index: int):  # type: ignore[no-untyped-def]
+def _tensor_map(schema, name, index: int):
     tm = schema.TensorMapT()
     tm.name, tm.tensorIndex = _key(name), index
     return tm

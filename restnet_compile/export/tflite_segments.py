@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ def _channels_last(x: np.ndarray) -> np.ndarray:
     return x if x.ndim < 3 else np.ascontiguousarray(np.moveaxis(x, 1, -1))
 
 
-def _loaded(seg: SegmentPlan, sample: np.ndarray, work_dir: Path):  # type: ignore[no-untyped-def]
+def _loaded(seg: SegmentPlan, sample: np.ndarray, work_dir: Path):
     """The segment converted by onnx2tf and loaded: its serving function and its input shape there (batch 1)."""
     import tensorflow as tf
 
@@ -56,7 +57,9 @@ def _saved_model(
     layout."""
     import tensorflow as tf
 
-    root, signatures, samples = tf.Module(), {}, {}
+    root = tf.Module()
+    signatures: dict[str, Any] = {}
+    samples: dict[str, np.ndarray] = {}
     for sid, seg in plans.items():
         loaded, fn, shape = _loaded(seg, inputs[sid], work_dir)
         setattr(root, f"segment_{len(signatures)}", loaded)

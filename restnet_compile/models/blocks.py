@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
 
 from restnet_compile.errors import BadInputError
+
+if TYPE_CHECKING:
+    from restnet_compile.models.normalize import Normalization
 
 FeatureKind = Literal["map", "tokens"]
 
@@ -77,7 +81,7 @@ class BlockSequence(nn.Module):
 
     def __init__(
         self,
-        blocks: list[nn.Module],
+        blocks: Sequence[nn.Module],
         head: nn.Module,
         input_shape: tuple[int, int, int],
         name: str,
@@ -88,10 +92,12 @@ class BlockSequence(nn.Module):
             raise BadInputError(f"model {name}: no blocks to stitch between")
         self.blocks = nn.ModuleList(blocks)
         self.head = head
-        self.input_shape = tuple(input_shape)
+        self.input_shape: tuple[int, int, int] = input_shape
         self.model_name = name
         self.block_names = list(block_names) if block_names else [f"block{k}" for k in range(len(blocks))]
         self._specs: list[FeatureSpec] | None = None
+        self.pretrained_cfg: dict[str, object] | None = None  # timm's, for a timm model (see ``preprocess_meta``)
+        self.normalization: Normalization | None = None  # the input normalisation folded into block 0 (a build's)
         self._largest = 0  # elements per image of the largest layer output, found with the specs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -140,7 +146,8 @@ class BlockSequence(nn.Module):
 
             hooks = [m.register_forward_hook(record) for m in self.modules() if not any(m.children())]
             with torch.no_grad(), contextlib.ExitStack() as stack:
-                stack.callback(lambda: [h.remove() for h in hooks])
+                for h in hooks:
+                    stack.callback(h.remove)
                 for k, block in enumerate(self.blocks):
                     where = f"model {self.model_name}: block {k} ({self.block_names[k]})"
                     try:

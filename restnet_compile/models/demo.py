@@ -60,7 +60,7 @@ class PatchEmbed(nn.Module):
 
     def __init__(self, dim: int, patch: int, grid: int) -> None:
         super().__init__()
-        self.proj = nn.Conv2d(DEMO_INPUT_SHAPE[0], dim, patch, stride=patch)
+        self.proj: nn.Module = nn.Conv2d(DEMO_INPUT_SHAPE[0], dim, patch, stride=patch)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.randn(1, grid * grid + 1, dim) * 0.02)
 

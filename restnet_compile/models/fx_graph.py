@@ -24,6 +24,7 @@ import operator
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import fx, nn
@@ -53,7 +54,8 @@ class Fact:
 class _Probe(fx.Interpreter):
     def __init__(self, gm: fx.GraphModule, counter: FlopCounterMode, batch: int) -> None:
         super().__init__(gm)
-        self.counter, self.batch, self.facts = counter, batch, {}
+        self.counter, self.batch = counter, batch
+        self.facts: dict[fx.Node, Fact] = {}
 
     def run_node(self, n: fx.Node) -> object:
         before = self.counter.get_total_flops()
@@ -159,8 +161,8 @@ def _is_batch_size(gm: fx.GraphModule, n: fx.Node, facts: dict[fx.Node, Fact], b
     if not n.args or not isinstance(n.args[0], fx.Node):
         return False
     if _op_name(gm, n).split(".")[0] in _SIZE_OPS:
-        return (len(n.args) > 1 and n.args[1] == 0) or n.kwargs.get("dim") == 0
-    return n.target is operator.getitem and n.args[1] == 0 and _whole_shape(gm, n.args[0])
+        return bool((len(n.args) > 1 and n.args[1] == 0) or n.kwargs.get("dim") == 0)
+    return bool(n.target is operator.getitem and n.args[1] == 0 and _whole_shape(gm, n.args[0]))
 
 
 def rewrite_batch_sizes(gm: fx.GraphModule, facts: dict[fx.Node, Fact], batch: int) -> None:
@@ -302,7 +304,8 @@ def _layout_of(gm: fx.GraphModule, n: fx.Node) -> bool | None:
     if name in ("conv2d", "convolution", "batch_norm", "max_pool2d", "avg_pool2d"):
         return False
     if name == "permute":
-        dims = tuple(n.args[1:]) if len(n.args) > 2 else tuple(n.args[1]) if len(n.args) > 1 else ()
+        args: Any = n.args
+        dims = tuple(args[1:]) if len(args) > 2 else tuple(args[1]) if len(args) > 1 else ()
         return {(0, 2, 3, 1): True, (0, 3, 1, 2): False}.get(dims)
     return None
 

@@ -34,6 +34,9 @@ class Normalization:
 class Normalize(nn.Module):
     """``(x - mean) / std`` per channel of an ``N x C x H x W`` image batch."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from restnet_compile.data import load_dataset, make_splits
+from restnet_compile.data import Images, load_dataset, make_splits
 from restnet_compile.models.blocks import BlockSequence
 from restnet_compile.models.demo import demo_hybrid_vit, demo_large_cnn, demo_small_cnn, demo_vit
 
@@ -40,7 +40,7 @@ def random_shift(x: torch.Tensor, gen: torch.Generator, max_shift: int = 2) -> t
 
 
 @torch.no_grad()
-def accuracy(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, batch: int = 500) -> float:
+def accuracy(model: torch.nn.Module, images: Images, labels: np.ndarray, batch: int = 500) -> float:
     """Top-1 accuracy of ``model`` in eval mode."""
     model.eval()
     correct = 0

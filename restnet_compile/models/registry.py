@@ -46,7 +46,7 @@ def load_state_dict(model: nn.Module, path: Path, name: str | None = None) -> No
     Raises:
         BadInputError: the file is missing, is not a plain state_dict, or does not match the architecture.
     """
-    load_checkpoint(model, Path(path), name or getattr(model, "model_name", type(model).__name__))
+    load_checkpoint(model, Path(path), name or str(getattr(model, "model_name", type(model).__name__)))
 
 
 def _demo_source(factory: Callable[[], BlockSequence]) -> ModelSource:

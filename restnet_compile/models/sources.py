@@ -149,7 +149,7 @@ def create_timm_model(spec: str, opts: ModelOptions) -> BlockSequence:
     """A ``timm:NAME`` model as a ``BlockSequence`` that keeps timm's ``pretrained_cfg``."""
     module, shape = create_timm(spec, opts.weights, opts.input_shape, opts.num_classes)
     seq = split_model(module, spec, shape, opts.split, opts.max_blocks, opts.num_classes)
-    seq.pretrained_cfg = dict(module.pretrained_cfg)
+    seq.pretrained_cfg = dict(getattr(module, "pretrained_cfg"))  # noqa: B009 - a timm attribute torch does not declare
     return seq
 
 

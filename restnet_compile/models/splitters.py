@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -139,7 +140,7 @@ class PoolHead(nn.Module):
 
 
 @register_splitter("resnet", lambda m: _is_tv(m, "torchvision.models.resnet.ResNet"))
-def split_resnet(m: nn.Module) -> Parts:
+def split_resnet(m: Any) -> Parts:
     """Stem (conv, BN, ReLU, max-pool), then every residual block of ``layer1 .. layer4``."""
     blocks: list[nn.Module] = [nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool)]
     names = ["stem"]
@@ -160,7 +161,7 @@ _FEATURE_CNNS = (
 
 
 @register_splitter("features-classifier", lambda m: any(_is_tv(m, c) for c in _FEATURE_CNNS))
-def split_features_classifier(m: nn.Module) -> Parts:
+def split_features_classifier(m: Any) -> Parts:
     """Every entry of ``features`` is a block (stem, inverted-residual stages, last conv); pool + classifier."""
     blocks = list(m.features)
     return blocks, [f"features.{k}" for k in range(len(blocks))], PoolHead(m.classifier)
@@ -172,7 +173,7 @@ def split_features_classifier(m: nn.Module) -> Parts:
 class ViTEmbed(nn.Module):
     """Patch projection, class token and position embedding of a torchvision ``VisionTransformer``."""
 
-    def __init__(self, vit: nn.Module) -> None:
+    def __init__(self, vit: Any) -> None:
         super().__init__()
         self.image_size = int(vit.image_size)
         self.conv_proj = vit.conv_proj
@@ -201,7 +202,7 @@ class ClassTokenHead(nn.Module):
 
 
 @register_splitter("vit", lambda m: _is_tv(m, "torchvision.models.vision_transformer.VisionTransformer"))
-def split_vit(m: nn.Module) -> Parts:
+def split_vit(m: Any) -> Parts:
     """Embedding (patches + class token + positions), then every encoder layer; final norm + class-token head."""
     layers = list(m.encoder.layers)
     names = ["embed"] + [f"encoder.layers.{k}" for k in range(len(layers))]
@@ -228,7 +229,7 @@ class ChannelsFirst(nn.Module):
 class SwinHead(nn.Module):
     """Swin's final norm (channels last), global pool and classifier."""
 
-    def __init__(self, swin: nn.Module) -> None:
+    def __init__(self, swin: Any) -> None:
         super().__init__()
         self.norm = swin.norm
         self.classifier = swin.head
@@ -239,9 +240,9 @@ class SwinHead(nn.Module):
 
 
 @register_splitter("swin", lambda m: _is_tv(m, "torchvision.models.swin_transformer.SwinTransformer"))
-def split_swin(m: nn.Module) -> Parts:
+def split_swin(m: Any) -> Parts:
     """Patch embedding, each stage and each patch merging is a block; maps are exposed as ``C x H x W``."""
-    blocks = [ChannelsFirst(stage, takes_image=k == 0) for k, stage in enumerate(m.features)]
+    blocks: list[nn.Module] = [ChannelsFirst(stage, takes_image=k == 0) for k, stage in enumerate(m.features)]
     return blocks, [f"features.{k}" for k in range(len(blocks))], SwinHead(m)
 
 
@@ -255,7 +256,7 @@ def _has_blocks_and_head(m: nn.Module) -> bool:
 
 
 @register_splitter("blocks-head", _has_blocks_and_head, priority=90)
-def split_blocks_head(m: nn.Module) -> Parts:
+def split_blocks_head(m: Any) -> Parts:
     """A model whose ``forward`` is ``head(blocks[-1](... blocks[0](x)))``: its ``blocks`` in order, its ``head``."""
     blocks = list(m.blocks)
     return blocks, [f"blocks.{k}" for k in range(len(blocks))], m.head

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from torch import nn
 
@@ -39,7 +40,7 @@ def is_timm_spec(name: str) -> bool:
 def hub_offline() -> Iterator[None]:
     """Put the Hugging Face hub in offline mode (environment and an imported ``huggingface_hub``), then restore."""
     saved = {k: os.environ.get(k) for k in _OFFLINE_VARS}
-    constants = sys.modules.get("huggingface_hub.constants")
+    constants: Any = sys.modules.get("huggingface_hub.constants")
     saved_flag = getattr(constants, "HF_HUB_OFFLINE", None)
     os.environ.update(dict.fromkeys(_OFFLINE_VARS, "1"))
     if constants is not None:
@@ -140,4 +141,4 @@ def create_timm(
     module.pretrained_cfg = {**dict(getattr(module, "pretrained_cfg", {}) or {}), **config.get("pretrained_cfg", {})}
     if weights is not None:
         load_checkpoint(module, Path(weights), spec)
-    return module, shape  # type: ignore[return-value]
+    return module, shape

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import torch
 
+from restnet_compile.bundle.manifest import CandidateRule
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.cost.flops import count_flops
 from restnet_compile.models.blocks import BlockSequence
-from restnet_compile.pipeline.candidates import plan
+from restnet_compile.pipeline.candidates import candidate_rule, plan
 from restnet_compile.pipeline.choices import check_choices, resolve_device
 from restnet_compile.pipeline.cka import compute_cka
 from restnet_compile.pipeline.load import load_models, load_splits
@@ -59,7 +60,7 @@ class AnalyzeResult:
     large_blocks: list[str]
     small_blocks: list[str]
     cka: list[list[float]]
-    rule: dict
+    rule: CandidateRule
     candidates: list[CandidateSummary]
     samples: int
     heatmap: Path | None
@@ -109,7 +110,7 @@ def survey(config: BuildConfig, out_dir: Path | None = None, samples: int | None
         block_labels(large, "L"),
         block_labels(small, "S"),
         matrix,
-        rule.describe(),
+        candidate_rule(rule),
         rows,
         len(images),
         heatmap,

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from restnet_compile._util.progress import Reporter
 from restnet_compile.bundle.manifest import Manifest
+from restnet_compile.bundle.result import CacheEvent
 from restnet_compile.pipeline.export import export_stage
 from restnet_compile.pipeline.parity import parity_stage
-from restnet_compile.pipeline.stage_store import CacheEvent, StageCache
+from restnet_compile.pipeline.stage_store import StageCache
 from restnet_compile.pipeline.state import Analysis
 
 

@@ -22,6 +22,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,16 +54,17 @@ def cache_key(stage: str, schema: int, inputs: Mapping[str, object]) -> str:
     return hashlib.sha256(canonical_json({"stage": stage, "schema": schema, "inputs": inputs})).hexdigest()
 
 
-def npy_bytes(array: np.ndarray) -> bytes:
+def npy_bytes(array: np.ndarray[Any, Any]) -> bytes:
     """``array`` in ``.npy`` format (no pickle)."""
     buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
     return buf.getvalue()
 
 
-def npy_load(data: bytes) -> np.ndarray:
+def npy_load(data: bytes) -> np.ndarray[Any, Any]:
     """The array of :func:`npy_bytes` (refuses pickled objects)."""
-    return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+    array: np.ndarray[Any, Any] = np.load(io.BytesIO(data), allow_pickle=False)
+    return array
 
 
 def _check_name(name: str) -> str:
@@ -83,7 +85,7 @@ class Entry:
     """
 
     path: Path
-    meta: dict
+    meta: dict[str, Any]
     files: tuple[str, ...]
 
     def file(self, name: str) -> Path:

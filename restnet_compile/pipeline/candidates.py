@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from restnet_compile.config.build import BuildConfig, PlanSettings
+from restnet_compile.bundle.manifest import CandidateRule
+from restnet_compile.config.build import CANDIDATE_RULE, BuildConfig, PlanSettings
 from restnet_compile.models import BlockSequence
 from restnet_compile.stitching import Candidate, plan_candidates
 
@@ -22,9 +24,20 @@ class Plan:
     back: BlockSequence
 
 
+def candidate_rule(settings: PlanSettings) -> CandidateRule:
+    """The stitch-candidate rule of ``settings`` as the manifest and an analysis record it."""
+    return CandidateRule(
+        rule=CANDIDATE_RULE,
+        depth_band=settings.depth_band,
+        min_suffix_blocks=settings.min_suffix_blocks,
+        max_candidates=settings.max_candidates,
+        order=settings.order,
+    )
+
+
 def plan(
     config: BuildConfig,
-    cka: np.ndarray,
+    cka: np.ndarray[Any, Any],
     large: BlockSequence,
     small: BlockSequence,
     allowed: Collection[tuple[int, int]] | None = None,

@@ -7,13 +7,15 @@ measured the same architectures (costs depend on shapes only) before any tuning.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from restnet_compile.bundle.manifest import StitchInfo, TuneInfo
 from restnet_compile.cost import CostReport
-from restnet_compile.data import Splits
+from restnet_compile.data import Images, Splits
 from restnet_compile.models import BlockSequence
 from restnet_compile.models.batching import forward_rows
 from restnet_compile.pipeline.state import Variant
@@ -21,7 +23,7 @@ from restnet_compile.stitching import StitchedVariant
 
 
 @torch.no_grad()
-def accuracy(module: nn.Module, images: np.ndarray, labels: np.ndarray, batch: int | None = None) -> float:
+def accuracy(module: nn.Module, images: Images, labels: np.ndarray[Any, Any], batch: int | None = None) -> float:
     """Top-1 accuracy in eval mode, rounded to 4 decimals (``batch``: images per forward pass, default
     :func:`~restnet_compile.models.batching.forward_rows`)."""
     module.eval()
@@ -39,7 +41,7 @@ def anchor_variant(kind: str, model: BlockSequence, splits: Splits, cost: CostRe
         id=kind,
         kind=f"anchor-{kind}",
         module=model,
-        stitch={"description": f"{kind} model, all {len(model.blocks)} blocks"},
+        stitch=StitchInfo(description=f"{kind} model, all {len(model.blocks)} blocks"),
         val_accuracy=accuracy(model, splits.val.images, splits.val.labels),
         test_accuracy=accuracy(model, splits.test.images, splits.test.labels),
         cost=cost,
@@ -54,19 +56,24 @@ def stitched_variant(sv: StitchedVariant, splits: Splits, cost: CostReport) -> V
         id=c.point.variant_id,
         kind="stitched",
         module=sv.net,
-        stitch={
-            "front_block": c.point.front_block,
-            "back_block": c.point.back_block,
-            "adapter": c.adapter,
-            "cka": round(c.cka, 4),
-            "ls_r2": sv.ls_r2,
-            "front": front,
-            "description": f"{front}[0..{c.point.front_block}] -> {c.adapter} -> {back}[{c.point.back_block + 1}..]",
-        },
+        stitch=StitchInfo(
+            front_block=c.point.front_block,
+            back_block=c.point.back_block,
+            adapter=c.adapter,
+            cka=round(c.cka, 4),
+            ls_r2=sv.ls_r2,
+            front=front,
+            description=f"{front}[0..{c.point.front_block}] -> {c.adapter} -> {back}[{c.point.back_block + 1}..]",
+        ),
         val_accuracy=sv.tune.val_accuracy,
         test_accuracy=accuracy(sv.net, splits.test.images, splits.test.labels),
         cost=cost,
-        tune=dict(sv.tune.__dict__),
+        tune=TuneInfo(
+            val_accuracy_init=sv.tune.val_accuracy_init,
+            val_accuracy=sv.tune.val_accuracy,
+            epochs_run=sv.tune.epochs_run,
+            best_epoch=sv.tune.best_epoch,
+        ),
     )
 
 

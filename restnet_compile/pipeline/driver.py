@@ -115,13 +115,13 @@ def analyze_fleet(
     large, small = load_models(base)
     check_batch_fits(base, large, small)
     screened = screen(base, [(r.profile, r.target) for r in requests], large, small)
-    out = [r for r in requests if r.profile.name in screened.failures]
-    if out and failed is None:
-        raise screened.failures[out[0].profile.name]
-    live = [r for r in requests if r not in out]
+    infeasible = [r for r in requests if r.profile.name in screened.failures]
+    if infeasible and failed is None:
+        raise screened.failures[infeasible[0].profile.name]
+    live = [r for r in requests if r not in infeasible]
     splits = load_splits(base, large) if live else None  # bad data is refused before anything is reported
     if failed is not None:
-        for r in out:
+        for r in infeasible:
             failed(r, screened.failures[r.profile.name])
     if splits is None:
         return {}
@@ -144,12 +144,12 @@ def analyze_fleet(
         sv.candidate.point.variant_id: stitched_variant(sv, splits, costs[sv.candidate.point.variant_id])
         for sv in tuned
     }
-    out = {}
+    analyses: dict[str, Analysis] = {}
     for r in live:
         mine = anchors + [stitched[c.point.variant_id] for c in plans[r.name].candidates]
         variants = decide(on_profile(mine, screened.costs[r.profile.name]), r.profile, r.config, len(splits.val))
-        out[r.name] = Analysis(r.config, r.profile, r.target, large, small, splits, cka, shared.rule, variants)
-    return out
+        analyses[r.name] = Analysis(r.config, r.profile, r.target, large, small, splits, cka, shared.rule, variants)
+    return analyses
 
 
 def analyze_and_stitch(
@@ -190,9 +190,11 @@ def _stage_remotely(
     done = executor.run(jobs, progress, lambda _k, _d: progress.advance("export + parity"))
     out: dict[str, Staged | RestnetError] = {}
     for n, d in zip(names, done, strict=True):
-        out[n] = d.error if d.error is not None else d.value
-        if d.value is not None:
-            store.record(d.value.events)
+        if d.error is not None:
+            out[n] = d.error
+        else:
+            out[n] = staged = d.get()
+            store.record(staged.events)
     return out
 
 

@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
 import torch
@@ -42,7 +42,7 @@ class Job:
     """One job: ``fn(*args, progress=...)``, its label for progress lines and the resources it declares."""
 
     fn: Callable[..., Any]
-    args: tuple
+    args: tuple[Any, ...]
     label: str
     num_cpus: int = 1
     num_gpus: float = 0.0
@@ -64,6 +64,10 @@ class Done(Generic[T]):
         return self.value  # type: ignore[return-value]
 
 
+#: Called with a job's index and outcome as each job finishes.
+OnDone: TypeAlias = "Callable[[int, Done[Any]], None]"
+
+
 class Executor(ABC):
     """Runs a build's jobs: :class:`LocalExecutor` or :class:`RayExecutor`.
 
@@ -80,7 +84,9 @@ class Executor(ABC):
         """``obj`` as jobs take it: itself in process, a reference to one stored copy on Ray."""
 
     @abstractmethod
-    def run(self, jobs: list[Job], progress: Reporter, done: Callable[[int, Done], None] | None = None) -> list[Done]:
+    def run(
+        self, jobs: list[Job], progress: Reporter, done: Callable[[int, Done[Any]], None] | None = None
+    ) -> list[Done[Any]]:
         """Every job's outcome, in ``jobs``' order; ``done(index, outcome)`` is called as each one finishes."""
 
 
@@ -93,7 +99,9 @@ class LocalExecutor(Executor):
     def share(self, obj: T) -> T:
         return obj
 
-    def run(self, jobs: list[Job], progress: Reporter, done: Callable[[int, Done], None] | None = None) -> list[Done]:
+    def run(
+        self, jobs: list[Job], progress: Reporter, done: Callable[[int, Done[Any]], None] | None = None
+    ) -> list[Done[Any]]:
         out = []
         for k, job in enumerate(jobs):
             try:
@@ -106,7 +114,7 @@ class LocalExecutor(Executor):
         return out
 
 
-def _on_worker(fn: Callable[..., Any], seed: int, threads: int, rng: torch.Tensor, *args: Any) -> Done:
+def _on_worker(fn: Callable[..., Any], seed: int, threads: int, rng: torch.Tensor, *args: Any) -> Done[Any]:
     """A job on a Ray worker, under the build's torch state and from the caller's random state."""
     from restnet_compile._util.torch_state import deterministic
 
@@ -133,9 +141,12 @@ class RayExecutor(Executor):
         self._task = ray.remote(_on_worker)
 
     def share(self, obj: T) -> T:
-        return self.ray.put(obj)  # a task given the reference receives the object itself
+        ref: T = self.ray.put(obj)  # a task given the reference receives the object itself
+        return ref
 
-    def run(self, jobs: list[Job], progress: Reporter, done: Callable[[int, Done], None] | None = None) -> list[Done]:
+    def run(
+        self, jobs: list[Job], progress: Reporter, done: Callable[[int, Done[Any]], None] | None = None
+    ) -> list[Done[Any]]:
         rng = torch.get_rng_state()
         refs = [
             self._task.options(num_cpus=j.num_cpus, num_gpus=j.num_gpus, max_retries=MAX_RETRIES).remote(
@@ -144,7 +155,7 @@ class RayExecutor(Executor):
             for j in jobs
         ]
         index = {ref: k for k, ref in enumerate(refs)}
-        out: dict[int, Done] = {}
+        out: dict[int, Done[Any]] = {}
         waiting = list(refs)
         while waiting:
             ready, waiting = self.ray.wait(waiting, num_returns=1)

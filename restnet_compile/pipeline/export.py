@@ -20,15 +20,30 @@ from restnet_compile.config.device import Profile, Target
 from restnet_compile.cost import CostReport
 from restnet_compile.cost.latency import roofline_ms
 from restnet_compile.export import EXPORTERS, ExportedVariant
-from restnet_compile.export.base import BoundaryInfo, ExportedSegment, VariantBudget, boundary_bytes
+from restnet_compile.export.base import VariantBudget, boundary_bytes
 from restnet_compile.export.graph_cost import GraphCost, chain_cost, graph_cost, is_tflm, variant_model
 from restnet_compile.pipeline.cache_store import Entry
 from restnet_compile.pipeline.decide import decide
 from restnet_compile.pipeline.fingerprint import array_digest
-from restnet_compile.pipeline.stage_store import StageCache, StageKey, empty_dir
+from restnet_compile.pipeline.stage_store import Saved, StageCache, StageKey, empty_dir, read_meta
 from restnet_compile.pipeline.state import Analysis, Variant
 
-KEY = StageKey("export", 3, ("plan", "tune", "selection", "selection_noise", "profile"))
+KEY = StageKey("export", 4, ("plan", "tune", "selection", "selection_noise", "profile"))
+
+
+@dataclass(frozen=True)
+class ExportedRow:
+    """Where one variant went (a row of :class:`ExportMeta`, in export order)."""
+
+    variant: str
+    exported: ExportedVariant
+
+
+@dataclass(frozen=True)
+class ExportMeta:
+    """What the store keeps beside the exported files: where every variant lives, in export order."""
+
+    exported: tuple[ExportedRow, ...]
 
 
 @dataclass(frozen=True)
@@ -125,12 +140,9 @@ def _export_once(a: Analysis, stage: Path, work: Path, store: StageCache) -> tup
         "calib": array_digest(calib),
     }
 
-    def save(exported: dict[str, ExportedVariant]) -> tuple[dict, dict[str, bytes | Path]]:
-        files: dict[str, bytes | Path] = {
-            f"tree/{p.relative_to(stage).as_posix()}": p for p in sorted(stage.rglob("*")) if p.is_file()
-        }
-        rows = [[vid, ev.file, ev.signature, [dataclasses.asdict(s) for s in ev.chain]] for vid, ev in exported.items()]
-        return {"exported": rows}, files
+    def save(exported: dict[str, ExportedVariant]) -> Saved:
+        files = {f"tree/{p.relative_to(stage).as_posix()}": p for p in sorted(stage.rglob("*")) if p.is_file()}
+        return ExportMeta(tuple(ExportedRow(vid, ev) for vid, ev in exported.items())), files
 
     def load(e: Entry) -> dict[str, ExportedVariant]:
         try:
@@ -139,7 +151,7 @@ def _export_once(a: Analysis, stage: Path, work: Path, store: StageCache) -> tup
                     dest = stage / name.removeprefix("tree/")
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(e.file(name), dest)
-            return {vid: ExportedVariant(f, s, _chain(c)) for vid, f, s, c in e.meta["exported"]}
+            return {row.variant: row.exported for row in read_meta(e, ExportMeta).exported}
         except Exception:
             empty_dir(stage)  # the export that runs instead starts from an empty directory
             raise
@@ -148,13 +160,6 @@ def _export_once(a: Analysis, stage: Path, work: Path, store: StageCache) -> tup
         return exporter.export(shipped, a.large.input_shape, calib, a.target, stage, work)
 
     return store.run("export", KEY, inputs, compute, save, load)
-
-
-def _chain(rows: list[dict]) -> tuple[ExportedSegment, ...]:
-    def boundary(d: dict) -> BoundaryInfo:
-        return BoundaryInfo(tuple(d["shape"]), d["dtype"], d["scale"], d["zero_point"])
-
-    return tuple(ExportedSegment(**{**r, "input": boundary(r["input"]), "output": boundary(r["output"])}) for r in rows)
 
 
 def _budgets(a: Analysis, exported: dict[str, ExportedVariant]) -> list[VariantBudget]:

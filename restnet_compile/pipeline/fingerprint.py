@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import platform
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ def source_digest() -> str:
     return h.hexdigest()
 
 
-def environment() -> dict:
+def environment() -> dict[str, Any]:
     """Package version and source, tool versions and the platform: what shapes the bytes besides the inputs."""
     from restnet_compile.pipeline.manifest_build import (
         tool_versions,  # the manifest module imports the pipeline, which imports us
@@ -50,7 +51,7 @@ def module_digest(module: nn.Module) -> str:
     return h.hexdigest()
 
 
-def array_digest(*arrays: np.ndarray) -> str:
+def array_digest(*arrays: np.ndarray[Any, Any]) -> str:
     """sha256 of ``arrays`` (their dtypes and shapes included)."""
     h = hashlib.sha256()
     for arr in arrays:

@@ -7,7 +7,6 @@ from importlib import metadata
 from restnet_compile import __version__
 from restnet_compile.bundle.manifest import (
     FORMAT_VERSION,
-    CandidateRule,
     DataInfo,
     ImageInfo,
     InputSpec,
@@ -18,10 +17,8 @@ from restnet_compile.bundle.manifest import (
     PreprocessInfo,
     ProfileInfo,
     SelectionInfo,
-    StitchInfo,
     StitchingInfo,
     TargetInfo,
-    TuneInfo,
     VariantEntry,
 )
 from restnet_compile.bundle.segment_info import Boundary, Segment
@@ -29,6 +26,7 @@ from restnet_compile.export.base import BoundaryInfo, ExportedVariant
 from restnet_compile.export.graph_cost import GraphCost
 from restnet_compile.export.parity import ParityResult
 from restnet_compile.models import BlockSequence
+from restnet_compile.pipeline.candidates import candidate_rule
 from restnet_compile.pipeline.load import image_policy, weights_sha
 from restnet_compile.pipeline.state import Analysis, Variant
 from restnet_compile.selection.rule import describe_rule
@@ -52,8 +50,8 @@ def _variant_entry(v: Variant, exported: ExportedVariant | None) -> VariantEntry
     return VariantEntry(
         id=v.id,
         kind=v.kind,
-        stitch=StitchInfo(**v.stitch),
-        tune=TuneInfo(**v.tune) if v.tune is not None else None,
+        stitch=v.stitch,
+        tune=v.tune,
         flops=v.cost.flops,
         params=v.cost.params,
         uncounted_ops=dict(v.cost.uncounted_ops),
@@ -121,6 +119,7 @@ def add_parity(manifest: Manifest, parity: dict[str, ParityResult]) -> Manifest:
 
 def _model_info(a: Analysis, role: str, model: BlockSequence, weights: str | None) -> ModelInfo:
     norm = model.normalization
+    assert norm is not None, "the build's models carry their normalisation (pipeline.load)"
     return ModelInfo(
         name=model.model_name,
         weights_sha256=weights_sha(model.model_name, weights),
@@ -183,7 +182,7 @@ def build_manifest(
         ),
         stitching=StitchingInfo(
             order="large-prefix -> small-suffix" if cfg.plan.order == "large-small" else "small-prefix -> large-suffix",
-            rule=CandidateRule(**a.rule.describe()),
+            rule=candidate_rule(a.rule),
             cka=tuple(tuple(round(float(x), 4) for x in row) for row in a.cka),
         ),
         variants=tuple(_variant_entry(v, exported.get(v.id)) for v in a.variants),

@@ -52,8 +52,8 @@ def parity_stage(ex: Exported, stage: Path, progress: Reporter) -> Manifest:
         progress.advance("parity")
     failed = {k: r.failures for k, r in parity.items() if r.failures}
     if failed:
-        vid, why = next(iter(failed.items()))
-        raise ParityError(f"variant {vid} fails parity on target {a.target.name}: {'; '.join(why)}")
+        vid, reasons = next(iter(failed.items()))
+        raise ParityError(f"variant {vid} fails parity on target {a.target.name}: {'; '.join(reasons)}")
     manifest = add_parity(manifest, parity)
     n = REFERENCE_SAMPLES
     deployed = {vid: bundle.run(test.images[:n], vid) for vid in shipped}

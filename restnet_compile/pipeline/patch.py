@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from restnet_compile.bundle.manifest import MANIFEST, load_manifest
 from restnet_compile.runtime.patch import COPY, DATA, OP, PATCH_FORMAT, patch_bytes
@@ -36,10 +37,11 @@ def byte_delta(old: bytes, new: bytes) -> tuple[list[tuple[int, int, int]], byte
             blob.extend(new[literal:end])
 
     while j + MATCH <= len(new):
-        i = index.get(new[j : j + MATCH])
-        if i is None:
+        found = index.get(new[j : j + MATCH])
+        if found is None:
             j += 1
             continue
+        i = found
         start, base = j, i
         while start > literal and base > 0 and new[start - 1] == old[base - 1]:
             start, base = start - 1, base - 1
@@ -69,7 +71,7 @@ def _sources(name: str, old_files: list[str]) -> list[str]:
     return same + [f for f in old_files if f != name and Path(f).suffix == suffix]
 
 
-def _entry(name: str, old_dir: Path, old_files: list[str], new: bytes, blobs: dict[str, bytes]) -> dict:
+def _entry(name: str, old_dir: Path, old_files: list[str], new: bytes, blobs: dict[str, bytes]) -> dict[str, Any]:
     sha = hashlib.sha256(new).hexdigest()
     old_path = old_dir / name
     if name in old_files and old_path.read_bytes() == new:

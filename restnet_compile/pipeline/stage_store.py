@@ -14,15 +14,17 @@ that computed everything.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 import torch
 from torch import nn
 
 from restnet_compile._util.progress import Reporter
+from restnet_compile.bundle._codec import decode, encode
+from restnet_compile.bundle.result import CacheEvent, CacheSummary
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.data import Splits
 from restnet_compile.models import BlockSequence
@@ -31,6 +33,9 @@ from restnet_compile.pipeline.fingerprint import environment, module_digest, spl
 from restnet_compile.pipeline.load import weights_sha
 
 T = TypeVar("T")
+M = TypeVar("M")
+#: What a stage stores beside its files: its metadata (a dataclass, None for none) and its files by name.
+Saved: TypeAlias = "tuple[object | None, Mapping[str, bytes | Path]]"
 _RNG = "torch_rng.npy"
 
 
@@ -54,17 +59,9 @@ class StageKey:
         run_only = [name for name, f in BuildConfig.model_fields.items() if f.exclude]
         object.__setattr__(self, "not_inputs", tuple(dict.fromkeys([*self.not_inputs, *run_only])))
 
-    def config_part(self, config: BuildConfig) -> dict:
+    def config_part(self, config: BuildConfig) -> dict[str, Any]:
         """The part of ``config`` that is an input of this stage."""
         return {k: v for k, v in config.model_dump(mode="json").items() if k not in self.not_inputs}
-
-
-@dataclass(frozen=True)
-class CacheEvent:
-    """One cached stage of a build: ``reused`` from the cache, or computed and stored."""
-
-    stage: str
-    reused: bool
 
 
 def state_files(state: dict[str, torch.Tensor]) -> dict[str, bytes]:
@@ -78,18 +75,20 @@ def read_state(entry: Entry, names: list[str]) -> dict[str, torch.Tensor]:
     return dict(zip(names, files, strict=True))
 
 
+def read_meta(entry: Entry, cls: type[M]) -> M:
+    """The metadata of ``entry`` as the dataclass ``cls`` that :meth:`StageCache.keep` stored (checked field by
+    field; a mismatch raises, and the entry then reads as a miss)."""
+    value: M = decode(cls, entry.meta)
+    return value
+
+
 @dataclass(frozen=True)
 class Lookup(Generic[T]):
-    """A stage's stored result (``value`` None: a miss), its key and the random state its computation left."""
+    """A stage's key in the store (None: caching off) and, on a hit, the stored result with the random state its
+    computation left."""
 
     digest: str | None
-    value: T | None
-    rng: torch.Tensor | None
-
-    @property
-    def hit(self) -> bool:
-        """Whether the result came from the store."""
-        return self.rng is not None
+    hit: tuple[T, torch.Tensor] | None = None
 
 
 class StageCache:
@@ -100,7 +99,7 @@ class StageCache:
         self.progress = progress
         self.events: list[CacheEvent] = []
         self._memo: dict[tuple[str, int], tuple[object, str]] = {}  # keeps the object: its id stays unique
-        self._env: dict | None = None
+        self._env: dict[str, Any] | None = None
 
     @classmethod
     def open(cls, location: Path | bool, progress: Reporter) -> StageCache:
@@ -132,7 +131,7 @@ class StageCache:
         """Digest of ``m``'s architecture and tensors, computed once per object."""
         return self._digest("m", m, lambda: module_digest(m))
 
-    def models(self, large: BlockSequence, small: BlockSequence, config: BuildConfig) -> dict:
+    def models(self, large: BlockSequence, small: BlockSequence, config: BuildConfig) -> dict[str, list[str]]:
         """Identity of the build's two models: checkpoint sha256 and module digest."""
         return {
             "large": [
@@ -149,13 +148,13 @@ class StageCache:
         """Fingerprint of the data splits, computed once per object."""
         return self._digest("d", splits, lambda: splits_digest(splits))
 
-    def lookup(self, stage: str, key: StageKey, inputs: dict, load: Callable[[Entry], T]) -> Lookup[T]:
+    def lookup(self, stage: str, key: StageKey, inputs: Mapping[str, object], load: Callable[[Entry], T]) -> Lookup[T]:
         """The stored result of ``stage`` for ``inputs``, if any, with the random state it left (torch's is unchanged).
 
         An entry that does not load (older layout, unknown adapter...) is a miss and is discarded.
         """
         if self.store is None:
-            return Lookup(None, None, None)
+            return Lookup(None)
         if self._env is None:
             self._env = environment()
         digest = cache_key(key.kind, key.schema, {**inputs, "environment": self._env})
@@ -168,24 +167,26 @@ class StageCache:
                 self.store.discard(digest)
             else:
                 self._event(stage, True)
-                return Lookup(digest, value, rng)
-        return Lookup(digest, None, None)
+                return Lookup(digest, (value, rng))
+        return Lookup(digest)
 
     def keep(
         self,
         stage: str,
-        miss: Lookup,
+        miss: Lookup[T],
         value: T,
-        save: Callable[[T], tuple[dict, dict[str, bytes | Path]]],
+        save: Callable[[T], Saved],
         rng: torch.Tensor,
     ) -> None:
-        """Store ``value``, computed after ``miss``, with the random state ``rng`` its computation left."""
+        """Store ``value``, computed after ``miss``, with the random state ``rng`` its computation left (its
+        metadata through the manifest's codec, read back by :func:`read_meta`)."""
         if miss.digest is None or self.store is None:
             return
         meta, files = save(value)
-        files = {**files, _RNG: npy_bytes(rng.numpy())}
         try:
-            self.store.put(miss.digest, meta, files)
+            self.store.put(
+                miss.digest, encode(meta) if meta is not None else {}, {**files, _RNG: npy_bytes(rng.numpy())}
+            )
         except OSError as exc:
             self.progress(f"cache: cannot store {stage}: {exc.strerror or exc}")
         self._event(stage, False)
@@ -194,16 +195,17 @@ class StageCache:
         self,
         stage: str,
         key: StageKey,
-        inputs: dict,
+        inputs: Mapping[str, object],
         compute: Callable[[], T],
-        save: Callable[[T], tuple[dict, dict[str, bytes | Path]]],
+        save: Callable[[T], Saved],
         load: Callable[[Entry], T],
     ) -> tuple[T, bool]:
         """``stage``'s result from the store (torch's random state restored as it was left), else computed and kept."""
         found = self.lookup(stage, key, inputs, load)
-        if found.hit:
-            torch.set_rng_state(found.rng)
-            return found.value, True  # type: ignore[return-value]
+        if found.hit is not None:
+            value, rng = found.hit
+            torch.set_rng_state(rng)
+            return value, True
         value = compute()
         self.keep(stage, found, value, save, torch.get_rng_state())
         return value, False
@@ -217,12 +219,9 @@ class StageCache:
         self.events.append(CacheEvent(stage, reused))
         self.progress.cache(stage, reused)
 
-    def summary(self) -> dict:
-        """For the JSON output: the cache directory (None: off) and every cached stage, reused or computed."""
-        return {
-            "dir": str(self.root) if self.root else None,
-            "stages": [{"stage": e.stage, "reused": e.reused} for e in self.events],
-        }
+    def summary(self) -> CacheSummary:
+        """The cache directory (None: off) and every cached stage, reused or computed."""
+        return CacheSummary(str(self.root) if self.root else None, tuple(self.events))
 
 
 def empty_dir(directory: Path) -> None:

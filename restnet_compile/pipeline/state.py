@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from torch import nn
 
+from restnet_compile.bundle.manifest import StitchInfo, TuneInfo
 from restnet_compile.config.build import BuildConfig, PlanSettings
 from restnet_compile.config.device import Profile, Target
 from restnet_compile.cost import CostReport
@@ -22,11 +24,11 @@ class Variant:
     id: str
     kind: str
     module: nn.Module
-    stitch: dict
+    stitch: StitchInfo
     val_accuracy: float
     test_accuracy: float
     cost: CostReport
-    tune: dict | None = None
+    tune: TuneInfo | None = None
     decision: Decision | None = None
 
 
@@ -40,7 +42,7 @@ class Analysis:
     large: BlockSequence
     small: BlockSequence
     splits: Splits
-    cka: np.ndarray
+    cka: np.ndarray[Any, np.dtype[np.float64]]
     rule: PlanSettings
     variants: list[Variant]
 

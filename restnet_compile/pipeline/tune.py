@@ -22,14 +22,13 @@ from restnet_compile.pipeline.candidates import Plan
 from restnet_compile.pipeline.executor import Done, Executor, Job, LocalExecutor
 from restnet_compile.pipeline.fingerprint import module_digest
 from restnet_compile.pipeline.memory import batch_bytes, choose_store, feature_bytes, spill_folder, spill_parent
-from restnet_compile.pipeline.stage_store import StageCache, StageKey, read_state, state_files
+from restnet_compile.pipeline.stage_store import Lookup, Saved, StageCache, StageKey, read_meta, read_state, state_files
 from restnet_compile.stitching import (
     ADAPTERS,
     Adapter,
     Candidate,
     StitchedNet,
     StitchedVariant,
-    StitchPoint,
     build_stitched,
 )
 from restnet_compile.stitching.build import FeatureStore, prefix_cache
@@ -38,31 +37,45 @@ from restnet_compile.stitching.tuning.loop import CachedSplit, TuneResult
 KEY = StageKey("tune", 1, ("selection", "selection_noise", "profile", "target"))
 
 
-def _save(sv: StitchedVariant) -> tuple[dict, dict[str, bytes]]:
+@dataclass(frozen=True)
+class TunedMeta:
+    """What the store keeps beside a tuned adapter's tensors.
+
+    Attributes:
+        candidate: The stitch that was tuned.
+        ls_r2: R^2 of the adapter's least-squares initialisation.
+        tune: What tuning did.
+        tune_seconds: How long tuning took.
+        state: The adapter's state-dict names, in the order of its stored files.
+        net: Digest of the whole stitched network, checked when it is rebuilt.
+    """
+
+    candidate: Candidate
+    ls_r2: float
+    tune: TuneResult
+    tune_seconds: float
+    state: tuple[str, ...]
+    net: str
+
+
+def _save(sv: StitchedVariant) -> Saved:
     state = sv.net.adapter.state_dict()
-    meta = {
-        "candidate": dataclasses.asdict(sv.candidate),
-        "ls_r2": sv.ls_r2,
-        "tune": dataclasses.asdict(sv.tune),
-        "tune_seconds": sv.tune_seconds,
-        "state": list(state),
-        "net": module_digest(sv.net),
-    }
+    meta = TunedMeta(sv.candidate, sv.ls_r2, sv.tune, sv.tune_seconds, tuple(state), module_digest(sv.net))
     return meta, state_files(state)
 
 
 def _load(front: BlockSequence, back: BlockSequence, e: Entry) -> StitchedVariant:
-    m = e.meta
-    c = Candidate(**{**m["candidate"], "point": StitchPoint(**m["candidate"]["point"])})
+    m = read_meta(e, TunedMeta)
+    c = m.candidate
     i, j = c.point.front_block, c.point.back_block
     adapter = ADAPTERS.get(c.adapter)(front.feature_specs()[i], back.feature_specs()[j])
-    adapter.load_state_dict(read_state(e, m["state"]), strict=True)
+    adapter.load_state_dict(read_state(e, list(m.state)), strict=True)
     for p in adapter.parameters():
         p.requires_grad_(False)
     net = StitchedNet(front, back, c.point, adapter).eval()
-    if module_digest(net) != m["net"]:  # e.g. a recipe that changed more than the adapter
+    if module_digest(net) != m.net:  # e.g. a recipe that changed more than the adapter
         raise ValueError("the rebuilt network differs from the tuned one")
-    return StitchedVariant(net, c, m["ls_r2"], TuneResult(**m["tune"]), m["tune_seconds"])
+    return StitchedVariant(net, c, m.ls_r2, m.tune, m.tune_seconds)
 
 
 @dataclass(frozen=True)
@@ -154,7 +167,8 @@ def tune_stage(
     need = feature_bytes(plan.front, plan.back, plan.candidates, splits, config.tune.recipe)
     choice = choose_store(config, need, batch_bytes(plan.front), spill_parent(store.root))
     progress.stage("tuning adapters", len(plan.candidates))
-    found = {}
+    found: dict[Candidate, Lookup[StitchedVariant]] = {}
+    results: dict[Candidate, tuple[StitchedVariant, torch.Tensor]] = {}
     for c in plan.candidates:
         inputs = {
             "config": KEY.config_part(config),
@@ -164,14 +178,14 @@ def tune_stage(
             "features": "exact" if choice.kind in ("ram", "mmap") else choice.kind,  # ram and mmap: same values
         }
         found[c] = store.lookup(f"tune {c.point.variant_id}", KEY, inputs, lambda e: _load(plan.front, plan.back, e))
-        if found[c].hit:
-            _report(progress, found[c].value, True)
-    todo = [c for c in plan.candidates if not found[c].hit]
-    computed: dict[Candidate, tuple[StitchedVariant, torch.Tensor]] = {}
+        if (hit := found[c].hit) is not None:
+            results[c] = hit
+            _report(progress, hit[0], True)
+    todo = [c for c in plan.candidates if c not in results]
 
-    def finished(k: int, done: Done) -> None:
+    def finished(k: int, done: Done[Tuned]) -> None:
         sv = done.get().attach(plan.front, plan.back)
-        computed[todo[k]] = sv, done.rng
+        results[todo[k]] = sv, done.rng
         store.keep(f"tune {todo[k].point.variant_id}", found[todo[k]], sv, _save, done.rng)
         _report(progress, sv, False)
 
@@ -180,8 +194,6 @@ def tune_stage(
         with spill_folder(store.root) as folder:
             jobs = _jobs(config, plan, large, splits, todo, executor, FeatureStore(choice.kind, folder))
             executor.run(jobs, progress, finished)
-    out = [found[c].value if found[c].hit else computed[c][0] for c in plan.candidates]
     if plan.candidates:  # the random state the last candidate left, as if all had run here in plan order
-        last = plan.candidates[-1]
-        torch.set_rng_state(found[last].rng if found[last].hit else computed[last][1])
-    return out
+        torch.set_rng_state(results[plan.candidates[-1]][1])
+    return [results[c][0] for c in plan.candidates]

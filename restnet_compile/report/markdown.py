@@ -34,7 +34,7 @@ def standard_error(accuracy: float, n: int) -> float:
 
 def variant_rows(manifest: Manifest) -> list[tuple[str, ...]]:
     """One row of text per variant, in manifest order."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     deployed = manifest.target.dtype
     n_val = manifest.data.val
     for v in manifest.variants:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -11,41 +12,41 @@ import numpy as np
 class Backend(Protocol):
     """Runs one signature / graph of one model file on a batch of 1 in the model's layout."""
 
-    def run(self, file: str, signature: str, x: np.ndarray) -> np.ndarray:
+    def run(self, file: str, signature: str, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         """Float input in the model's layout -> float logits."""
         ...
 
 
-def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+def _quantize(x: np.ndarray[Any, Any], detail: dict[str, Any]) -> np.ndarray[Any, Any]:
     scale, zero = detail["quantization"]
     if detail["dtype"] == np.float32 or scale == 0:
         return x.astype(np.float32)
     info = np.iinfo(detail["dtype"])
-    return np.clip(np.round(x / scale + zero), info.min, info.max).astype(detail["dtype"])
+    return np.asarray(np.clip(np.round(x / scale + zero), info.min, info.max).astype(detail["dtype"]))
 
 
-def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
+def _dequantize(y: np.ndarray[Any, Any], detail: dict[str, Any]) -> np.ndarray[Any, Any]:
     scale, zero = detail["quantization"]
     if y.dtype == np.float32 or scale == 0:
         return y.astype(np.float32)
-    return (y.astype(np.float32) - zero) * scale
+    return np.asarray((y.astype(np.float32) - zero) * scale, dtype=np.float32)
 
 
 class _FirstSubgraph:
     """A model's first subgraph called like a signature runner, for files without signatures (TFLite Micro
     segments)."""
 
-    def __init__(self, interpreter) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, interpreter: Any) -> None:
         self.interpreter, self.allocated = interpreter, False  # allocated on the first run, as a signature runner is
         (self.input,), (self.output,) = interpreter.get_input_details(), interpreter.get_output_details()
 
-    def get_input_details(self) -> dict:
+    def get_input_details(self) -> dict[str, Any]:
         return {"input": self.input}
 
-    def get_output_details(self) -> dict:
+    def get_output_details(self) -> dict[str, Any]:
         return {"output": self.output}
 
-    def __call__(self, **inputs: np.ndarray) -> dict:
+    def __call__(self, **inputs: np.ndarray[Any, Any]) -> dict[str, Any]:
         (x,) = inputs.values()
         if not self.allocated:
             self.interpreter.allocate_tensors()
@@ -62,20 +63,20 @@ class LiteRTBackend:
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:  # older devices
-            from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
-        self._make = lambda path: Interpreter(model_path=str(path), num_threads=threads)
+            from tflite_runtime.interpreter import Interpreter
+        self._make: Callable[[Path], Any] = lambda path: Interpreter(model_path=str(path), num_threads=threads)
         self.root = root
-        self.interpreters: dict[str, object] = {}
-        self._runners: dict[tuple[str, str], tuple[object, dict, dict, str, str]] = {}
+        self.interpreters: dict[str, Any] = {}
+        self._runners: dict[tuple[str, str], tuple[Any, dict[str, Any], dict[str, Any], str, str]] = {}
 
-    def _runner(self, file: str, signature: str) -> tuple[object, dict, dict, str, str]:
+    def _runner(self, file: str, signature: str) -> tuple[Any, dict[str, Any], dict[str, Any], str, str]:
         key = (file, signature)
         if key not in self._runners:
             if file not in self.interpreters:
                 self.interpreters[file] = self._make(self.root / file)
             interpreter = self.interpreters[file]
-            if interpreter.get_signature_list():  # type: ignore[attr-defined]
-                runner = interpreter.get_signature_runner(signature)  # type: ignore[attr-defined]
+            if interpreter.get_signature_list():
+                runner = interpreter.get_signature_runner(signature)
             else:  # a TFLite Micro segment: no signature table, one graph
                 runner = _FirstSubgraph(interpreter)
             ((in_name, in_detail),) = runner.get_input_details().items()
@@ -83,25 +84,25 @@ class LiteRTBackend:
             self._runners[key] = (runner, in_detail, out_detail, in_name, out_name)
         return self._runners[key]
 
-    def io_details(self, file: str, signature: str) -> tuple[dict, dict]:
+    def io_details(self, file: str, signature: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """The signature's input and output details (shape, dtype, quantization)."""
         _, in_detail, out_detail, _, _ = self._runner(file, signature)
         return in_detail, out_detail
 
-    def run_raw(self, file: str, signature: str, x: np.ndarray) -> np.ndarray:
+    def run_raw(self, file: str, signature: str, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         """The signature's raw output for an input already in its dtype (batch 1)."""
         runner, _, _, in_name, out_name = self._runner(file, signature)
-        return runner(**{in_name: x})[out_name]  # type: ignore[operator]
+        return np.asarray(runner(**{in_name: x})[out_name])
 
-    def run(self, file: str, signature: str, x: np.ndarray) -> np.ndarray:
+    def run(self, file: str, signature: str, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         runner, in_detail, out_detail, in_name, out_name = self._runner(file, signature)
         q = _quantize(x, in_detail)
         if len(q) > 1 and int(in_detail["shape"][0]) == 1:
             # exported for batch 1, as devices run it: resizing the input can fail (XNNPACK cannot reshape a mixed
             # int8 / float attention graph), so a batch is run one image at a time
-            outs = [runner(**{in_name: q[i : i + 1]})[out_name] for i in range(len(q))]  # type: ignore[operator]
+            outs = [runner(**{in_name: q[i : i + 1]})[out_name] for i in range(len(q))]
             return _dequantize(np.concatenate(outs), out_detail)
-        out = runner(**{in_name: q})[out_name]  # type: ignore[operator]
+        out = runner(**{in_name: q})[out_name]
         return _dequantize(out, out_detail)
 
 
@@ -116,13 +117,13 @@ class OnnxRuntimeBackend:
         self.options.intra_op_num_threads = threads
         self.options.inter_op_num_threads = 1
         self._ort = ort
-        self._sessions: dict[str, object] = {}
+        self._sessions: dict[str, Any] = {}
 
-    def run(self, file: str, signature: str, x: np.ndarray) -> np.ndarray:
+    def run(self, file: str, signature: str, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         if file not in self._sessions:
             self._sessions[file] = self._ort.InferenceSession(
                 str(self.root / file), self.options, providers=["CPUExecutionProvider"]
             )
         session = self._sessions[file]
-        name = session.get_inputs()[0].name  # type: ignore[attr-defined]
-        return session.run(None, {name: x.astype(np.float32)})[0]  # type: ignore[attr-defined]
+        name = session.get_inputs()[0].name
+        return np.asarray(session.run(None, {name: x.astype(np.float32)})[0])

@@ -6,6 +6,8 @@ variant alike, like LiteRT's ``benchmark_model`` but across variants.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -37,7 +39,8 @@ def benchmark(
     """Time each variant on one zero image: ``warmup`` untimed runs, then ``runs`` interleaved timed runs."""
     ids = variants or [v.id for v in bundle.variants]
     image = np.zeros((1, *bundle.manifest.input.shape), dtype=np.float32)
-    timings = time_calls({vid: lambda vid=vid: bundle.run(image, vid) for vid in ids}, warmup, runs)
+    calls: dict[str, Callable[[], object]] = {vid: functools.partial(bundle.run, image, vid) for vid in ids}
+    timings = time_calls(calls, warmup, runs)
     return [
         VariantTiming(vid, t.count, *(round(x / 1e3, 4) for x in (t.avg, t.min, t.p50, t.p90, t.max)))
         for vid, t in timings.items()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -124,7 +125,7 @@ class Bundle:
             )
         return max(ok, key=lambda v: (v.accuracy or 0.0, -v.latency_ms))
 
-    def run(self, images: np.ndarray, variant: str) -> np.ndarray:
+    def run(self, images: np.ndarray[Any, Any], variant: str) -> np.ndarray[Any, Any]:
         """Logits for float images ``N x C x H x W`` (or one ``C x H x W``) in [0, 1]."""
         info = self.get(variant)
         x = np.asarray(images, dtype=np.float32)
@@ -141,7 +142,7 @@ class Bundle:
             return self._run_chain(info, x)
         return np.concatenate([self._backend.run(info.file, info.signature, xi[None]) for xi in x])
 
-    def _run_chain(self, info: VariantInfo, x: np.ndarray) -> np.ndarray:
+    def _run_chain(self, info: VariantInfo, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         backend = self._backend
         if not (hasattr(backend, "run_raw") and hasattr(backend, "io_details")):
             fmt = self.manifest.target.format

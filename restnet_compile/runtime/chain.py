@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -20,24 +20,24 @@ from restnet_compile.bundle.segment_info import Boundary, Segment
 class RawBackend(Protocol):
     """Runs one signature of one model file on its own dtypes (no quantization), and reports its boundaries."""
 
-    def run_raw(self, file: str, signature: str, x: np.ndarray) -> np.ndarray:
+    def run_raw(self, file: str, signature: str, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         """The signature's output for an input already in its dtype and layout."""
         ...
 
-    def io_details(self, file: str, signature: str) -> tuple[dict, dict]:
+    def io_details(self, file: str, signature: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """The interpreter's input and output details of the signature."""
         ...
 
 
-def quantize(x: np.ndarray, b: Boundary) -> np.ndarray:
+def quantize(x: np.ndarray[Any, Any], b: Boundary) -> np.ndarray[Any, Any]:
     """Float values as the boundary's dtype (unchanged for a float boundary)."""
     if b.scale == 0 or not b.dtype.startswith(("int", "uint")):
         return x.astype(b.dtype)
     info = np.iinfo(b.dtype)
-    return np.clip(np.round(x / b.scale + b.zero_point), info.min, info.max).astype(b.dtype)
+    return np.asarray(np.clip(np.round(x / b.scale + b.zero_point), info.min, info.max).astype(b.dtype))
 
 
-def dequantize(q: np.ndarray, b: Boundary) -> np.ndarray:
+def dequantize(q: np.ndarray[Any, Any], b: Boundary) -> np.ndarray[Any, Any]:
     """The boundary's values as float32."""
     if b.scale == 0 or not b.dtype.startswith(("int", "uint")):
         return q.astype(np.float32)
@@ -45,19 +45,19 @@ def dequantize(q: np.ndarray, b: Boundary) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=256)
-def _table(src: Boundary, dst: Boundary) -> np.ndarray:
+def _table(src: Boundary, dst: Boundary) -> np.ndarray[Any, Any]:
     """Every int8 value of ``src`` requantized as ``dst``: the 256-entry lookup table of :func:`requantize`."""
     every = np.arange(-128, 128, dtype=np.int16).astype(np.int8)
     return quantize(dequantize(every, src), dst)
 
 
-def requantize(q: np.ndarray, src: Boundary, dst: Boundary) -> np.ndarray:
+def requantize(q: np.ndarray[Any, Any], src: Boundary, dst: Boundary) -> np.ndarray[Any, Any]:
     """``q`` (quantized as ``src``) quantized as ``dst``; the same array when both agree. Between two int8
     boundaries a lookup table gives the same values as dequantizing and quantizing again."""
     if (src.dtype, src.scale, src.zero_point) == (dst.dtype, dst.scale, dst.zero_point):
         return q
     if src.dtype == dst.dtype == "int8" and src.scale and dst.scale:
-        return _table(src, dst)[q.astype(np.int16) + 128]
+        return np.asarray(_table(src, dst)[q.astype(np.int16) + 128])
     return quantize(dequantize(q, src), dst)
 
 
@@ -84,7 +84,7 @@ def check_chains(manifest: Manifest, where: str) -> None:
                 )
 
 
-def _as_boundary(detail: dict) -> tuple[tuple[int, ...], str, float, int]:
+def _as_boundary(detail: dict[str, Any]) -> tuple[tuple[int, ...], str, float, int]:
     scale, zero = detail["quantization"]
     return tuple(int(d) for d in detail["shape"][1:]), np.dtype(detail["dtype"]).name, float(scale), int(zero)
 
@@ -106,7 +106,7 @@ def check_segment_file(backend: RawBackend, seg: Segment) -> None:
             )
 
 
-def run_chain(backend: RawBackend, chain: list[Segment], x: np.ndarray) -> np.ndarray:
+def run_chain(backend: RawBackend, chain: list[Segment], x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """Float logits of ``chain`` for one float input ``x`` in the first segment's layout (batch 1)."""
     q = quantize(x, chain[0].input)
     previous: Boundary | None = None

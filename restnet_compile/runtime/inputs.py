@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -11,7 +12,7 @@ from restnet_compile.bundle.manifest import InputSpec
 from restnet_compile.errors import BadInputError
 
 
-def load_image(path: Path, spec: InputSpec) -> np.ndarray:
+def load_image(path: Path, spec: InputSpec) -> np.ndarray[Any, Any]:
     """Read a PNG/JPEG (or ``.npy``) as the bundle's input: ``C x H x W`` float32 in [0, 1].
 
     A bundle whose image policy resizes or crops (``input.image``) gets any image size through that policy; otherwise
@@ -46,4 +47,4 @@ def load_image(path: Path, spec: InputSpec) -> np.ndarray:
         raise BadInputError(
             f"input {path} is {arr.shape[0]}x{arr.shape[1]}x{arr.shape[2]} (CxHxW); the bundle takes {c}x{h}x{w}"
         )
-    return np.clip(arr, 0.0, 1.0)
+    return np.asarray(np.clip(arr, 0.0, 1.0))

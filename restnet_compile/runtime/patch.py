@@ -24,6 +24,7 @@ import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from restnet_compile._util.atomic import replace_dir
 from restnet_compile._util.hashing import sha256_file
@@ -63,14 +64,14 @@ class Patch:
     blobs: dict[str, bytes]
 
 
-def seal_patch(data: dict) -> bytes:
+def seal_patch(data: dict[str, Any]) -> bytes:
     """``patch.json`` bytes (sorted keys, indent 2) carrying their own sha256 (see ``bundle.manifest.seal``)."""
     raw = (json.dumps({**data, _SEAL_FIELD: _ZEROS}, indent=2, sort_keys=True) + "\n").encode()
     blank = f'"{_SEAL_FIELD}": "{_ZEROS}"'.encode()
     return raw.replace(blank, f'"{_SEAL_FIELD}": "{hashlib.sha256(raw).hexdigest()}"'.encode(), 1)
 
 
-def _unsealed(raw: bytes, where: str) -> dict:
+def _unsealed(raw: bytes, where: str) -> dict[str, Any]:
     seals = list(_SEAL.finditer(raw))
     if len(seals) != 1:
         raise BundleError(f"{where}: {PATCH_JSON} has no valid {_SEAL_FIELD} seal")
@@ -78,7 +79,8 @@ def _unsealed(raw: bytes, where: str) -> dict:
     blanked = raw[: found.start(1)] + _ZEROS.encode() + raw[found.end(1) :]
     if hashlib.sha256(blanked).hexdigest() != found.group(1).decode():
         raise BundleError(f"{where}: {PATCH_JSON} does not match its own {_SEAL_FIELD}: the patch was altered")
-    return json.loads(raw)
+    data: dict[str, Any] = json.loads(raw)
+    return data
 
 
 def _safe(name: str, where: str) -> str:
@@ -87,7 +89,7 @@ def _safe(name: str, where: str) -> str:
     return name
 
 
-def _file(name: str, d: dict, where: str) -> PatchFile:
+def _file(name: str, d: dict[str, Any], where: str) -> PatchFile:
     try:
         ops = tuple((int(k), int(a), int(n)) for k, a, n in d.get("ops", []))
         sources = tuple(_safe(str(s), where) for s in d.get("from", [name]))
@@ -99,7 +101,7 @@ def _file(name: str, d: dict, where: str) -> PatchFile:
     return pf
 
 
-def _blobs(data: dict, payload: bytes, where: str) -> dict[str, bytes]:
+def _blobs(data: dict[str, Any], payload: bytes, where: str) -> dict[str, bytes]:
     blobs = {}
     for name, (offset, length, sha) in data.get("blobs", {}).items():
         blob = payload[int(offset) : int(offset) + int(length)]
@@ -207,7 +209,7 @@ def apply_patch(bundle_dir: Path, patch_path: Path) -> Manifest:
     return manifest
 
 
-def patch_bytes(data: dict, blobs: dict[str, bytes]) -> bytes:
+def patch_bytes(data: dict[str, Any], blobs: dict[str, bytes]) -> bytes:
     """The patch file: ``data`` (``patch.json`` without its blob table) sealed with the table, then the blobs."""
     table, offset = {}, 0
     for name, blob in sorted(blobs.items()):

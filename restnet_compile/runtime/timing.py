@@ -8,12 +8,14 @@ frequency changes) fall on every variant alike. Results are written in the measu
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +51,7 @@ class Timing:
         return self.max
 
 
-def _zeros(detail: dict) -> np.ndarray:
+def _zeros(detail: dict[str, Any]) -> np.ndarray[Any, Any]:
     return np.zeros(detail["shape"], dtype=detail["dtype"])
 
 
@@ -73,7 +75,7 @@ def time_signatures(
     for key in keys:
         runner = interp.get_signature_runner(key)
         feed = {name: _zeros(d) for name, d in runner.get_input_details().items()}
-        calls[key] = lambda runner=runner, feed=feed: runner(**feed)
+        calls[key] = functools.partial(runner, **feed)
     return time_calls(calls, warmup, runs)
 
 
@@ -95,7 +97,7 @@ def time_calls(calls: dict[str, Callable[[], object]], warmup: int = 10, runs: i
     return {k: _summary(k, first[k], np.array(v)) for k, v in samples.items()}
 
 
-def _summary(key: str, first: float, us: np.ndarray) -> Timing:
+def _summary(key: str, first: float, us: np.ndarray[Any, Any]) -> Timing:
     p50, p90, p95, p99 = (float(np.percentile(us, q)) for q in (50, 90, 95, 99))
     return Timing(key, len(us), first, float(us[-1]), float(us.min()), float(us.max()), float(us.mean()),
                   float(us.std()), p50, p90, p95, p99)  # fmt: skip
@@ -153,7 +155,7 @@ def measure_bundle(
 
         bundle = Bundle.open(bundle_dir, threads)
         image = np.zeros((1, *bundle.manifest.input.shape), dtype=np.float32)
-        calls = {vid: lambda vid=vid: bundle.run(image, vid) for vid in chained}
+        calls: dict[str, Callable[[], object]] = {vid: functools.partial(bundle.run, image, vid) for vid in chained}
         timings += list(time_calls(calls, warmup, runs).values())
     write_csv(timings, csv_out)
     return csv_out

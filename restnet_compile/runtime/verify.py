@@ -9,6 +9,7 @@ within ``atol``. Agreement with PyTorch is reported beside it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ class VariantCheck:
     ok: bool
 
 
-def reference_atol(deployed: np.ndarray) -> float:
+def reference_atol(deployed: np.ndarray[Any, Any]) -> float:
     """Tolerance for reproducing the deployed logits: 1 % of their range (a few int8 steps, fp16 rounding)."""
     return max(1e-4, 0.01 * float(deployed.max() - deployed.min()))
 

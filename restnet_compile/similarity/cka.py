@@ -111,7 +111,7 @@ class StreamingCKA:
         if ka.shape[-1] < 4:
             return
         cross, sa, sb = hsic_unbiased(ka, kb), _self_hsic(ka), _self_hsic(kb)
-        if self.cross is None:
+        if self.cross is None or self.self_a is None or self.self_b is None:
             self.cross, self.self_a, self.self_b = cross, sa, sb
         else:
             self.cross, self.self_a, self.self_b = self.cross + cross, self.self_a + sa, self.self_b + sb

@@ -37,8 +37,8 @@ def test_api_analyze_cnn_pair(tmp_path: Path) -> None:
     assert result.samples == 64
     assert len(result.cka) == 6 and all(len(r) == 4 for r in result.cka)
     assert result.large_blocks[0] == "L0 block0: map 32x28x28"
-    assert result.rule["rule"] == "max-cka-per-cut-within-depth-band"
-    assert result.rule["order"] == "large-small"
+    assert result.rule.rule == "max-cka-per-cut-within-depth-band"
+    assert result.rule.order == "large-small"
     assert result.candidates
     large, small = create_model("demo-large-cnn"), create_model("demo-small-cnn")
     lo, hi = count_flops(small, small.input_shape).total, count_flops(large, large.input_shape).total

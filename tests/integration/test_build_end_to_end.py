@@ -157,7 +157,7 @@ def test_rebuild_in_same_process_is_byte_identical(
     # output path, as `make demo` gives (`--out dist`): onnx2tf runs in its work dir, which must not be relative.
     monkeypatch.chdir(tmp_path)
     again = api.build(BuildConfig.model_validate({"profile": "phone", **FAST}), Path("dist"), cache=False)
-    assert again.cache["stages"] == []
+    assert again.cache.stages == ()
     assert again.archive.read_bytes() == tflite_build.archive.read_bytes()
     assert (again.bundle_dir / "manifest.json").read_bytes() == (tflite_build.bundle_dir / "manifest.json").read_bytes()
 

@@ -65,7 +65,7 @@ def test_a_fleet_publishes_each_bundle_as_its_own_build_does(
     assert sorted(tuned) == sorted(set(tuned)) == ["L0-S0", "L1-S1"]  # each candidate tuned once for both
     _same_bytes(fleet.bundles[0], phone_bundle)  # the phone build alone computed every stage
     alone = api.build(config.for_profile("jetson"), tmp_path / "alone", cache=tmp_path / "cache")
-    assert alone.cache["stages"] and all(e["reused"] for e in alone.cache["stages"])  # the fleet's cache is shared
+    assert alone.cache.stages and all(e.reused for e in alone.cache.stages)  # the fleet's cache is shared
     assert tuned == ["L0-S0", "L1-S1"]
     _same_bytes(fleet.bundles[1], alone)
 

@@ -289,9 +289,10 @@ def test_staging_replaces_an_old_bundle_in_one_step_and_cleans_stale_dirs(tmp_pa
 
 
 def test_build_summary_line_names_the_reused_stages() -> None:
+    from restnet_compile.bundle.result import CacheEvent, CacheSummary
     from restnet_compile.cli.build import cache_line
 
-    stages = [{"stage": "cka", "reused": True}, {"stage": "tune L0-S0", "reused": False}]
-    assert cache_line({"dir": "/c", "stages": stages}) == "cache: reused cka (1 of 2 stages)"
-    assert cache_line({"dir": "/c", "stages": stages[1:]}) == "cache: 0 of 1 stages reused"
-    assert cache_line({"dir": None, "stages": []}) == "cache: off"
+    stages = (CacheEvent("cka", True), CacheEvent("tune L0-S0", False))
+    assert cache_line(CacheSummary("/c", stages)) == "cache: reused cka (1 of 2 stages)"
+    assert cache_line(CacheSummary("/c", stages[1:])) == "cache: 0 of 1 stages reused"
+    assert cache_line(CacheSummary(None, ())) == "cache: off"

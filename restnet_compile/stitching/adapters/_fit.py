@@ -60,6 +60,7 @@ def identity_batchnorm(bn: nn.BatchNorm2d, h: torch.Tensor) -> None:
     In eval mode ``bn(h) == h`` on these features, and the statistics stay meaningful for tuning.
     """
     mean, var = h.mean((0, 2, 3)), h.var((0, 2, 3)) + bn.eps
+    assert bn.running_mean is not None and bn.running_var is not None, "a BatchNorm that tracks running statistics"
     bn.running_mean.copy_(mean)
     bn.running_var.copy_(var - bn.eps)
     bn.weight.copy_(var.sqrt())

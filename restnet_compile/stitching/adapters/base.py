@@ -85,7 +85,8 @@ def register_adapter(
 
     def deco(cls: A) -> A:
         cls.name, cls.joins, cls.plan_priority = name, joins, plan_priority
-        return ADAPTERS.register(name)(cls)
+        ADAPTERS.register(name)(cls)
+        return cls
 
     return deco
 

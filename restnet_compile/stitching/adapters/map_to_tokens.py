@@ -26,7 +26,9 @@ class MapToTokensAdapter(Adapter):
 
     def __init__(self, src: FeatureSpec, dst: FeatureSpec) -> None:
         super().__init__(src, dst)
-        self.how = grid_factor(src.grid, dst.grid)
+        how = grid_factor(src.grid, dst.grid)
+        assert how is not None, "joins() refuses grids that do not resample"
+        self.how = how
         c, d, gh, gw = src.channels, dst.channels, *dst.grid
         self.conv = nn.Conv2d(c, d, 1)
         self.pos_embed = nn.Parameter(torch.zeros(1, gh * gw, d))

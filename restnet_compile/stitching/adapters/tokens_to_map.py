@@ -95,6 +95,7 @@ class TokensToMapMlpAdapter(Adapter):
         per_cell, bias, cls, _ = fit_unpatchify(self._grid(x), tokens, y, self.up, ridge)
         per_cell, bias = mirrored(per_cell, bias)
         self.unpatch.weight.copy_(torch.from_numpy(per_cell.astype(np.float32)))
+        assert self.unpatch.bias is not None
         self.unpatch.bias.copy_(torch.from_numpy(bias.astype(np.float32)))
         if self.cls is not None:
             self.cls.weight.copy_(torch.from_numpy(np.concatenate([cls, -cls]).astype(np.float32)))

@@ -25,7 +25,9 @@ class TokenLinearAdapter(Adapter):
 
     def __init__(self, src: FeatureSpec, dst: FeatureSpec) -> None:
         super().__init__(src, dst)
-        self.how = grid_factor(src.grid, dst.grid)
+        how = grid_factor(src.grid, dst.grid)
+        assert how is not None, "joins() refuses grids that do not resample"
+        self.how = how
         self.linear = nn.Linear(src.channels, dst.channels)
 
     def _align(self, x: torch.Tensor) -> torch.Tensor:

@@ -73,7 +73,7 @@ def cache_split(net: StitchedNet, teacher: torch.nn.Module, ds: Dataset, batch: 
         x = torch.from_numpy(ds.images[i : i + batch]).to(device)
         feats.append(net.prefix(x))
         logits.append(teacher(x))
-    return CachedSplit(torch.cat(feats), torch.cat(logits), torch.from_numpy(ds.labels).to(device))
+    return CachedSplit(rows_of(torch.cat(feats)), rows_of(torch.cat(logits)), torch.from_numpy(ds.labels).to(device))
 
 
 def pass_rows(front: BlockSequence, cuts: set[int]) -> int:
@@ -137,7 +137,7 @@ def cache_cuts(
         else ComputedRows(PrefixRows(front, i + 1, ds.images), (len(ds), *specs[i].shape))
         for i in cuts
     }
-    return {i: CachedSplit(feats[i], teach, labels) for i in cuts}
+    return {i: CachedSplit(feats[i], rows_of(teach), labels) for i in cuts}
 
 
 @torch.no_grad()

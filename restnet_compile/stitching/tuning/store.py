@@ -203,15 +203,18 @@ def channel_variance(rows: Rows, batch: int = 500) -> torch.Tensor:
     """
     first = rows[0:1]
     dims = (0, 2, 3) if first.dim() == 4 else tuple(range(first.dim() - 1))
-    total, count = None, 0
+    total: torch.Tensor | None = None
+    count = 0
     for i in range(0, len(rows), batch):
         part = rows[i : i + batch].double()
         s = part.sum(dims, keepdim=True)
         total = s if total is None else total + s
         count += part.numel() // s.numel()
-    mean = total / count  # type: ignore[operator]
-    sq = None
+    assert total is not None, "no rows"
+    mean = total / count
+    sq: torch.Tensor | None = None
     for i in range(0, len(rows), batch):
         d = ((rows[i : i + batch].double() - mean) ** 2).sum(dims, keepdim=True)
         sq = d if sq is None else sq + d
-    return (sq / max(count - 1, 1)).to(torch.float32).to(first.device)  # type: ignore[operator]
+    assert sq is not None
+    return (sq / max(count - 1, 1)).to(torch.float32).to(first.device)
