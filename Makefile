@@ -49,10 +49,12 @@ bench: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python scripts/gen_bench_readme.py
 
-# Style, then the layer contracts of [tool.importlinter] in pyproject.toml.
+# Style, types ([tool.mypy] in pyproject.toml: the whole package, strict on api, cli, bundle, pipeline and runtime),
+# then the layer contracts of [tool.importlinter].
 lint: $(STAMP)
 	$(BIN)/ruff check restnet_compile tests bench scripts examples
 	$(BIN)/ruff format --check restnet_compile
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 pretrain: $(STAMP)

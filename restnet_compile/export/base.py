@@ -10,41 +10,8 @@ import numpy as np
 from torch import nn
 
 from restnet_compile._util.registry import Registry
+from restnet_compile.bundle.segment_info import Segment
 from restnet_compile.config.device import Target
-
-
-@dataclass(frozen=True)
-class BoundaryInfo:
-    """A segment's input or output as its model file stores it (see ``bundle.manifest.Boundary``)."""
-
-    shape: tuple[int, ...]
-    dtype: str
-    scale: float
-    zero_point: int
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of one tensor (batch 1)."""
-        size = {"int8": 1, "uint8": 1, "int16": 2, "float16": 2}.get(self.dtype, 4)
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n * size
-
-
-@dataclass(frozen=True)
-class ExportedSegment:
-    """One segment's model file: which donor blocks it holds (see ``export.segments``) and its boundaries."""
-
-    id: str
-    model: str
-    start: int
-    stop: int
-    head: bool
-    file: str
-    signature: str
-    input: BoundaryInfo
-    output: BoundaryInfo
 
 
 @dataclass(frozen=True)
@@ -52,19 +19,20 @@ class ExportedVariant:
     """Where one variant lives inside the bundle.
 
     Attributes:
-        file: File name relative to the bundle directory ("" for a variant that runs as a chain of segments, one
+        file: File name relative to the bundle directory (None for a variant that runs as a chain of segments, one
             interpreter call each).
-        signature: Signature (TFLite) or graph name (ONNX) that runs this variant in one call ("" for a chain).
-        chain: The segments the variant runs, in order (empty: the variant is one graph). With a signature too, the
-            signature's graph calls them (the blocks are stored in the segments, once).
+        signature: Signature (TFLite) or graph name (ONNX) that runs this variant in one call (None for a chain).
+        chain: The segments the variant runs, in order (empty: the variant is one graph), with their costs unset
+            (``bundle.segment_info.Segment``). With a signature too, the signature's graph calls them (the blocks
+            are stored in the segments, once).
     """
 
-    file: str
-    signature: str
-    chain: tuple[ExportedSegment, ...] = ()
+    file: str | None
+    signature: str | None
+    chain: tuple[Segment, ...] = ()
 
 
-def boundary_bytes(chain: tuple[ExportedSegment, ...], alignment: int = 16) -> int:
+def boundary_bytes(chain: tuple[Segment, ...], alignment: int = 16) -> int:
     """The buffer that carries a chain's tensors between segments: its largest inner boundary, aligned (0 for a
     chain of one segment)."""
     largest = max((s.output.nbytes for s in chain[:-1]), default=0)
@@ -76,7 +44,7 @@ class VariantBudget:
     """What a device needs to pick a shipped variant: its chain, arena, estimated latency and accuracy."""
 
     id: str
-    chain: tuple[ExportedSegment, ...]
+    chain: tuple[Segment, ...]
     arena_bytes: int
     latency_ms: float
     accuracy: float

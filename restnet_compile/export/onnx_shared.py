@@ -87,5 +87,5 @@ class OnnxExporter(Exporter):
             result[name] = ExportedVariant(f"{name}.onnx", name)
         (out_dir / WEIGHTS_FILE).write_bytes(bytes(shared.blob))
         if target.tensorrt:
-            (out_dir / "trtexec.sh").write_text(trtexec_script([e.file for e in result.values()]))
+            (out_dir / "trtexec.sh").write_text(trtexec_script([f"{name}.onnx" for name in result]))
         return result

@@ -1,127 +1,35 @@
-"""TFLite exporter: every variant in ONE .tflite, one signature per variant.
+"""TFLite exporter: every variant in ONE .tflite, one signature per variant (or, for a target with ``segments``,
+every block range once: ``export.tflite_segments``).
 
-Path: PyTorch -> ONNX (dynamo) -> onnx2tf SavedModel per variant -> one ``tf.Module`` with one ``tf.function`` per
-variant saved with ``signatures={...}`` -> ``TFLiteConverter.from_saved_model(signature_keys=...)``. The converter
-stores byte-identical constants once, so blocks shared by several variants (the large prefix, the small suffix) are
-not duplicated. Full-integer quantization is calibrated per signature on the build's own calibration images.
-
-Traps handled here (docs/profiles-and-targets.md lists them): onnx2tf downloads a calibration sample unless
-``calibration_image_sample_data_20x128x128x3_float32.npy`` is in its working directory (we write one, so it never
-reaches the network); it runs ``onnxsim`` found on PATH (we put this interpreter's bin first) and overwrites its
-input ONNX in place (we pass a copy). A padded max-pool gets an explicit Pad first (``onnx_maxpool``): onnx2tf's
--FLT_MAX padding ruins int8 scales.
+Path: PyTorch -> ONNX (dynamo) -> onnx2tf SavedModel per variant (``export.tflite_convert``) -> one ``tf.Module``
+with one ``tf.function`` per variant saved with ``signatures={...}`` ->
+``TFLiteConverter.from_saved_model(signature_keys=...)``. The converter stores byte-identical constants once, so
+blocks shared by several variants (the large prefix, the small suffix) are not duplicated. Full-integer quantization
+is calibrated per signature on the build's own calibration images.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import os
-import shutil
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 from torch import nn
 
 from restnet_compile._util.quiet import quiet_native_output
 from restnet_compile.config.device import Target
-from restnet_compile.errors import BadInputError, RestnetError
 from restnet_compile.export.base import EXPORTERS, ExportedVariant, Exporter
-from restnet_compile.export.onnx_maxpool import explicit_maxpool_padding
 from restnet_compile.export.ops import check_ops, tflite_ops
+from restnet_compile.export.tflite_convert import (
+    convert_calibrated,
+    signature_function,
+    tensorflow_quiet,
+    to_saved_model,
+)
 from restnet_compile.export.tflite_rewrite import compact
-from restnet_compile.export.torch_onnx import INPUT_NAME, OUTPUT_NAME, export_onnx
+from restnet_compile.export.tflite_segments import export_segments
 
 BUNDLE_FILE = "variants.tflite"
-ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
-# onnxsim's optimizer (onnxoptimizer 0.4) folds a zero Pad into a MaxPool's own -inf padding, which is wrong and
-# would undo ``explicit_maxpool_padding``: onnx2tf finds ``onnxsim`` on PATH, so it finds this one, which skips that
-# pass and nothing else.
-ONNXSIM_SHIM = """#!{python}
-import sys
-
-from onnxsim import main
-
-sys.argv += ["--skip-optimization", "fuse_pad_into_pool"]
-sys.exit(main())
-"""
-
-
-@contextlib.contextmanager
-def onnx2tf_environment(work_dir: Path) -> Iterator[None]:
-    """Run onnx2tf offline: its sample file present, our onnxsim first on PATH, cwd = ``work_dir``, output muted."""
-    sample = work_dir / ONNX2TF_SAMPLE
-    if not sample.exists():
-        rng = np.random.default_rng(0)
-        np.save(sample, rng.random((20, 128, 128, 3), dtype=np.float32))
-    shim_dir = work_dir / "onnxsim-bin"
-    shim_dir.mkdir(exist_ok=True)
-    shim = shim_dir / "onnxsim"
-    shim.write_text(ONNXSIM_SHIM.format(python=sys.executable))
-    shim.chmod(0o755)
-    old_cwd, old_path = Path.cwd(), os.environ.get("PATH", "")
-    os.environ["PATH"] = os.pathsep.join([str(shim_dir), str(Path(sys.executable).parent), old_path])
-    os.chdir(work_dir)
-    sink = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-            yield
-    except SystemExit as exc:  # onnx2tf reports a failed conversion by sys.exit(1) after printing why
-        said = [line.strip() for line in sink.getvalue().splitlines() if line.strip()]
-        why = " | ".join(said[-3:]) or "no message"
-        raise RestnetError(f"onnx2tf failed (exit {exc.code}) in {work_dir}: {why}") from None
-    finally:
-        os.chdir(old_cwd)
-        os.environ["PATH"] = old_path
-
-
-@contextlib.contextmanager
-def tensorflow_quiet() -> Iterator[None]:
-    """TensorFlow's Python logger at ERROR and its C++ log level at 3 while converting; both restored after."""
-    logger = logging.getLogger("tensorflow")
-    old_level, old_env = logger.level, os.environ.get("TF_CPP_MIN_LOG_LEVEL")
-    logger.setLevel(logging.ERROR)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        yield
-    finally:
-        logger.setLevel(old_level)
-        if old_env is None:
-            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
-
-
-def to_saved_model(module: nn.Module, input_shape: tuple[int, ...], name: str, work_dir: Path) -> Path:
-    import onnx2tf
-    import tf_keras
-
-    tf_keras.backend.clear_session()  # layer-name counters are global: reset them so names (and bytes) repeat
-    work_dir = work_dir.resolve()  # onnx2tf runs with its work dir as cwd: relative paths would point elsewhere
-
-    onnx_path = export_onnx(module, input_shape, work_dir / f"{name}.onnx")
-    copy = work_dir / f"{name}.onnx2tf.onnx"
-    model = onnx.load(str(onnx_path))
-    if explicit_maxpool_padding(model):
-        onnx.save(model, str(copy))
-    else:
-        shutil.copyfile(onnx_path, copy)
-    out = work_dir / f"sm_{name}"
-    with onnx2tf_environment(work_dir):
-        onnx2tf.convert(
-            input_onnx_file_path=str(copy),
-            output_folder_path=str(out),
-            non_verbose=True,
-            output_signaturedefs=True,
-            # exact GELU (timm's transformers) exports as Erf, which TFLite has no builtin for: write erf as a
-            # polynomial of builtins instead (Abramowitz-Stegun 7.1.26, |error| < 1.5e-7); graphs without Erf are
-            # unchanged
-            replace_to_pseudo_operators=["erf"],
-        )
-    return out
 
 
 def _combine(saved: dict[str, Path], input_shape: tuple[int, int, int], out: Path) -> list[str]:
@@ -140,91 +48,9 @@ def _combine(saved: dict[str, Path], input_shape: tuple[int, int, int], out: Pat
     return list(signatures)
 
 
-def signature_function(fn, shape: tuple[int, ...]):
-    import tensorflow as tf
-
-    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name=INPUT_NAME)])
-    def run(input):
-        return {OUTPUT_NAME: fn(**{INPUT_NAME: input})["output_0"]}
-
-    return run
-
-
 def _convert(saved_model: Path, keys: list[str], calib: np.ndarray, target: Target) -> bytes:
     nhwc = np.ascontiguousarray(calib[: target.calibration_samples].transpose(0, 2, 3, 1))
     return convert_calibrated(saved_model, {key: nhwc for key in keys}, target)
-
-
-def convert_calibrated(
-    saved_model: Path, samples: dict[str, np.ndarray], target: Target, conversion_metadata: bool = True
-) -> bytes:
-    """Convert the signatures ``samples`` names to the target's dtype, each calibrated on its own samples (N x the
-    signature's input shape, in the file's layout). ``conversion_metadata=False`` leaves out the converter's
-    environment record (about 150 bytes per file; the manifest records the tool versions)."""
-    import tensorflow as tf
-
-    keys = list(samples)
-
-    def representative() -> Iterator[tuple[str, dict[str, np.ndarray]]]:
-        for key in keys:
-            for x in samples[key]:
-                yield key, {INPUT_NAME: x[None]}
-
-    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=keys)
-    conv.exclude_conversion_metadata = not conversion_metadata
-    io_types = {"int8": tf.int8, "fp16": tf.float32, "fp32": tf.float32}
-    if target.dtype == "int8":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = representative
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = io_types[target.io_dtype]
-        conv.inference_output_type = io_types[target.io_dtype]
-        present = _float_ops_present(saved_model, keys, target.float_ops) if target.float_ops else []
-        if present:
-            return _mixed_int8(conv, present, io_types[target.io_dtype])
-    elif target.dtype == "fp16":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.target_spec.supported_types = [tf.float16]
-    return conv.convert()
-
-
-def _float_ops_present(saved_model: Path, keys: list[str], float_ops: list[str]) -> list[str]:
-    """Which of ``float_ops`` the graph has (from a quick float conversion): without any, plain full int8."""
-    import tensorflow as tf
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    unknown = sorted(set(float_ops) - set(vars(schema.BuiltinOperator)))
-    if unknown:
-        raise BadInputError(f"target float_ops: {', '.join(unknown)} is not a TFLite builtin operator (e.g. SOFTMAX)")
-    float_model = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=keys).convert()
-    ops = {op for graph in tflite_ops(float_model).values() for op in graph}
-    return sorted(set(float_ops) & ops)
-
-
-def _mixed_int8(conv, float_ops: list[str], io_type) -> bytes:
-    """int8 except ``float_ops``, which keep float kernels between DEQUANTIZE / QUANTIZE.
-
-    The public converter has no per-op denylist; TensorFlow's own quantization debugger gets one by calibrating
-    first and then quantizing with ``mlir_quantize(denylisted_ops=...)`` (pinned TF 2.19). We do the same. Why:
-    attention scores (an activation x activation BATCH_MATMUL followed by SOFTMAX) lose almost everything with
-    per-tensor int8 activations; the demo ViT agrees with PyTorch on 23 % of test images full-int8, 99.7 % with
-    these two ops in float, for 0.4 % more bytes.
-    """
-    import tensorflow as tf
-    from tensorflow.lite.python import convert
-
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-    conv.experimental_mlir_quantizer = True
-    conv._experimental_calibrate_only = True
-    calibrated = conv.convert()
-    return convert.mlir_quantize(
-        calibrated,
-        disable_per_channel=False,
-        fully_quantize=True,
-        input_data_type=io_type,
-        output_data_type=io_type,
-        denylisted_ops=list(float_ops),
-    )
 
 
 @EXPORTERS.register("tflite")
@@ -247,8 +73,6 @@ class TFLiteExporter(Exporter):
         work_dir: Path,
     ) -> dict[str, ExportedVariant]:
         if target.segments:
-            from restnet_compile.export.tflite_segments import export_segments
-
             return export_segments(dict(variants), calib, target, out_dir, work_dir)[0]
         with quiet_native_output():
             combined, keys = saved_model_with_signatures(variants, input_shape, work_dir)

@@ -2,7 +2,7 @@
 (``segment_file: each``), or every segment a signature of one ``segments.tflite`` (``segment_file: one``: one file's
 overhead instead of one per segment, and no block stored twice, unlike one signature per whole variant).
 
-Each segment goes PyTorch -> ONNX -> onnx2tf SavedModel like a whole variant (``export.tflite``); onnx2tf stores
+Each segment goes PyTorch -> ONNX -> onnx2tf SavedModel like a whole variant (``export.tflite_convert``); onnx2tf stores
 feature maps channels-last, so a segment's boundaries are NHWC in its file, as are the images. The boundaries
 (shape, dtype, int8 scale and zero point) are read back from the converted file, and every chain is checked to
 pass a tensor of one shape and dtype from each segment to the next; scales may differ (the runtime requantizes).
@@ -16,19 +16,24 @@ constants, so it runs as one graph, like a whole-variant graph, and stores no we
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from restnet_compile._util.quiet import quiet_native_output
+from restnet_compile.bundle.segment_info import Boundary, Segment, chain_mismatch
 from restnet_compile.config.device import Target
 from restnet_compile.errors import RestnetError
-from restnet_compile.export.base import BoundaryInfo, ExportedSegment, ExportedVariant
+from restnet_compile.export.base import ExportedVariant
 from restnet_compile.export.ops import check_ops, tflite_ops
 from restnet_compile.export.segments import SegmentPlan, plan_segments, segment_inputs
-from restnet_compile.export.tflite import convert_calibrated, signature_function, tensorflow_quiet, to_saved_model
+from restnet_compile.export.tflite_convert import (
+    convert_calibrated,
+    signature_function,
+    tensorflow_quiet,
+    to_saved_model,
+)
 from restnet_compile.export.tflite_rewrite import compact, with_variant_graphs
 
 SEGMENT_FILE = "seg-{id}.tflite"  # segment_file: each
@@ -81,14 +86,7 @@ def _file_layout(x: np.ndarray, shape: tuple[int, ...], seg: SegmentPlan) -> np.
     raise RestnetError(f"segment {seg.id}: onnx2tf made input {shape[1:]} from {tuple(x.shape[1:])}")
 
 
-def _boundary(detail: dict) -> BoundaryInfo:
-    scale, zero = detail["quantization"]
-    return BoundaryInfo(
-        tuple(int(d) for d in detail["shape"][1:]), np.dtype(detail["dtype"]).name, float(scale), int(zero)
-    )
-
-
-def _boundaries(model: bytes, keys: list[str]) -> dict[str, tuple[BoundaryInfo, BoundaryInfo]]:
+def _boundaries(model: bytes, keys: list[str]) -> dict[str, tuple[Boundary, Boundary]]:
     """The input and output boundary of every signature ``keys`` of ``model``."""
     from ai_edge_litert.interpreter import Interpreter
 
@@ -97,7 +95,7 @@ def _boundaries(model: bytes, keys: list[str]) -> dict[str, tuple[BoundaryInfo, 
         runner = interpreter.get_signature_runner(key)
         ((_, din),) = runner.get_input_details().items()
         ((_, dout),) = runner.get_output_details().items()
-        out[key] = _boundary(din), _boundary(dout)
+        out[key] = Boundary.from_detail(din), Boundary.from_detail(dout)
     return out
 
 
@@ -115,18 +113,15 @@ def convert_segment(seg: SegmentPlan, inputs: np.ndarray, target: Target, work_d
     return convert_segments({seg.id: seg}, {seg.id: inputs}, target, work_dir, f"seg_{seg.id}")
 
 
-def check_chain(vid: str, chain: tuple[ExportedSegment, ...]) -> None:
+def check_chain(vid: str, chain: tuple[Segment, ...]) -> None:
     """Every segment of ``chain`` takes the shape and dtype its predecessor gives.
 
     Raises:
         RestnetError: two neighbours disagree (the message names both).
     """
-    for a, b in itertools.pairwise(chain):
-        if (a.output.shape, a.output.dtype) != (b.input.shape, b.input.dtype):
-            raise RestnetError(
-                f"variant {vid}: segment {a.id} gives {a.output.shape} {a.output.dtype} but segment {b.id} "
-                f"takes {b.input.shape} {b.input.dtype}"
-            )
+    mismatch = chain_mismatch(chain)
+    if mismatch:
+        raise RestnetError(f"variant {vid}: {mismatch}")
 
 
 def export_segments(
@@ -150,7 +145,7 @@ def export_segments(
     plans, chains = plan_segments(variants, target.segment_cuts == "every-block")  # type: ignore[arg-type]
     inputs = segment_inputs(plans, chains, calib[: target.calibration_samples])
     models: dict[str, bytes] = {}  # file name -> bytes
-    exported: dict[str, ExportedSegment] = {}
+    exported: dict[str, Segment] = {}
     with quiet_native_output(), tensorflow_quiet():
         if target.segment_file == "one":
             models[SEGMENTS_FILE] = convert_segments(plans, inputs, target, work_dir)
@@ -163,7 +158,17 @@ def export_segments(
             mine = [sid for sid in plans if files[sid] == file]
             for sid, (din, dout) in _boundaries(model, mine).items():
                 seg = plans[sid]
-                exported[sid] = ExportedSegment(sid, seg.model, seg.start, seg.stop, seg.head, file, sid, din, dout)
+                exported[sid] = Segment(
+                    id=sid,
+                    model=seg.model,
+                    start=seg.start,
+                    stop=seg.stop,
+                    head=seg.head,
+                    file=file,
+                    signature=sid,
+                    input=din,
+                    output=dout,
+                )
     check_ops({sid: ops for model in models.values() for sid, ops in tflite_ops(model).items()}, target)
     graphs = {vid: chain for vid, chain in chains.items() if len(chain) > 1} if target.segment_file == "one" else {}
     clash = sorted(set(graphs) & set(plans))
@@ -183,5 +188,5 @@ def export_segments(
         if vid in graphs or (target.segment_file == "one" and len(segs) == 1):
             result[vid] = ExportedVariant(SEGMENTS_FILE, vid if vid in graphs else segs[0].signature, segs)
         else:
-            result[vid] = ExportedVariant("", "", segs)
+            result[vid] = ExportedVariant(None, None, segs)
     return result, models

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from restnet_compile.bundle.segment_info import Segment
 from restnet_compile.config.device import Target
 from restnet_compile.errors import BadInputError
-from restnet_compile.export.base import EXPORTERS, ExportedSegment, ExportedVariant, Exporter, VariantBudget
+from restnet_compile.export.base import EXPORTERS, ExportedVariant, Exporter, VariantBudget
 from restnet_compile.export.c_array import render_c_arrays
 from restnet_compile.export.tflite_segments import export_segments
 
@@ -47,5 +48,5 @@ class TFLMExporter(Exporter):
         (out_dir / "model_data.cc").write_text(source)
 
 
-def _segment_order(s: ExportedSegment) -> tuple[int, int, str]:
+def _segment_order(s: Segment) -> tuple[int, int, str]:
     return ({"large": 0, "adapter": 1, "small": 2}.get(s.model, 3), s.start, s.id)

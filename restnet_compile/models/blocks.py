@@ -11,17 +11,28 @@ import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import torch
 from torch import nn
 
 from restnet_compile.errors import BadInputError
 
-if TYPE_CHECKING:
-    from restnet_compile.models.normalize import Normalization
-
 FeatureKind = Literal["map", "tokens"]
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Per-channel ``mean`` / ``std`` in ``[0, 1]`` pixel units and where they came from."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    source: str
+
+    @property
+    def identity(self) -> bool:
+        """Whether this leaves pixels as they are."""
+        return all(m == 0 for m in self.mean) and all(s == 1 for s in self.std)
 
 
 @dataclass(frozen=True)

@@ -8,27 +8,11 @@ its prefix donor's normalisation, an anchor's through its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from restnet_compile.errors import BadInputError
-from restnet_compile.models.blocks import BlockSequence
-
-
-@dataclass(frozen=True)
-class Normalization:
-    """Per-channel ``mean`` / ``std`` in ``[0, 1]`` pixel units and where they came from."""
-
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    source: str
-
-    @property
-    def identity(self) -> bool:
-        """Whether this leaves pixels as they are."""
-        return all(m == 0 for m in self.mean) and all(s == 1 for s in self.std)
+from restnet_compile.models.blocks import BlockSequence, Normalization
 
 
 class Normalize(nn.Module):

@@ -67,8 +67,9 @@ def _cost_of(
         if seg.id not in segments:
             model = variant_model(bundle_dir / seg.file, seg.signature)  # its own file, or cut from the shared one
             segments[seg.id] = graph_cost(model, seg.signature, profile, measure)
-    if ex.chain and not ex.signature:
+    if ex.chain and ex.signature is None:
         return chain_cost([segments[s.id] for s in ex.chain], boundary_bytes(ex.chain), one_arena=is_tflm(profile))
+    assert ex.file is not None and ex.signature is not None, "a variant that is no chain has a file and a graph"
     own = graph_cost(variant_model(bundle_dir / ex.file, ex.signature), ex.signature, profile, measure)
     if not ex.chain:
         return own
@@ -104,14 +105,16 @@ def with_graph_costs(
     measure = is_tflm(profile) and target.dtype == "int8"
     for v in variants:
         ex = exported.get(v.id)
-        if ex is None or not (ex.chain or ex.file.endswith(".tflite")):
+        if ex is None or not (ex.chain or (ex.file is not None and ex.file.endswith(".tflite"))):
             out.append(v)
             continue
         gc = _cost_of(ex, bundle_dir, profile, measure, segments)
         cost = dataclasses.replace(
             v.cost,
             latency_ms=(
-                _chain_latency(v.cost, len(ex.chain), profile) if ex.chain and not ex.signature else v.cost.latency_ms
+                _chain_latency(v.cost, len(ex.chain), profile)
+                if ex.chain and ex.signature is None
+                else v.cost.latency_ms
             ),
             ram_bytes=gc.ram_bytes(profile),
             model_bytes=gc.model_bytes,

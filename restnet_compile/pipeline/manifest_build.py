@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from importlib import metadata
 
 from restnet_compile import __version__
@@ -21,8 +22,8 @@ from restnet_compile.bundle.manifest import (
     TargetInfo,
     VariantEntry,
 )
-from restnet_compile.bundle.segment_info import Boundary, Segment
-from restnet_compile.export.base import BoundaryInfo, ExportedVariant
+from restnet_compile.bundle.segment_info import Segment
+from restnet_compile.export.base import ExportedVariant
 from restnet_compile.export.graph_cost import GraphCost
 from restnet_compile.export.parity import ParityResult
 from restnet_compile.models import BlockSequence
@@ -70,16 +71,12 @@ def _variant_entry(v: Variant, exported: ExportedVariant | None) -> VariantEntry
         feasible=v.decision.feasible,
         selected=v.decision.selected,
         reasons=tuple(v.decision.reasons),
-        file=exported.file if exported and exported.signature else None,
-        signature=exported.signature if exported and exported.signature else None,
+        file=exported.file if exported and exported.signature is not None else None,
+        signature=exported.signature if exported else None,
         accuracy_deployed=None,
         parity=None,
         chain=tuple(s.id for s in exported.chain) if exported and exported.chain else None,
     )
-
-
-def _boundary(b: BoundaryInfo) -> Boundary:
-    return Boundary(shape=b.shape, dtype=b.dtype, scale=b.scale, zero_point=b.zero_point)
 
 
 def _segments(exported: dict[str, ExportedVariant], costs: dict[str, GraphCost]) -> tuple[Segment, ...] | None:
@@ -88,17 +85,9 @@ def _segments(exported: dict[str, ExportedVariant], costs: dict[str, GraphCost])
     if not found:
         return None
     return tuple(
-        Segment(
-            id=s.id,
-            model=s.model,
-            start=s.start,
-            stop=s.stop,
-            head=s.head,
-            file=s.file,
-            signature=s.signature,
+        dataclasses.replace(
+            s,
             model_bytes=costs[s.id].model_bytes,
-            input=_boundary(s.input),
-            output=_boundary(s.output),
             arena_bytes=costs[s.id].arena_estimate,
             arena_bytes_measured=costs[s.id].arena_measured,
         )

@@ -19,16 +19,21 @@ class VariantInfo:
     """What the runtime knows about one shipped variant (from the manifest).
 
     ``chain`` names the segments a variant's blocks are stored in. ``file`` and ``signature`` name what runs it in
-    one call; they are empty for a variant that runs as its chain, one call per segment.
+    one call; they are None for a variant that runs as its chain, one call per segment.
     """
 
     id: str
-    signature: str
-    file: str
+    signature: str | None
+    file: str | None
     latency_ms: float
     ram_bytes: int
     accuracy: float | None
     chain: tuple[str, ...] = ()
+
+    @property
+    def runs_as_chain(self) -> bool:
+        """Whether it runs segment by segment (see ``VariantEntry.runs_as_chain``)."""
+        return bool(self.chain) and self.signature is None
 
 
 def _inside(root: Path, name: str) -> Path:
@@ -48,9 +53,7 @@ class Bundle:
         self.layout: str = manifest.input.layout
         self._checked: set[str] = set()  # segments whose files were checked against the manifest
         self.variants = [
-            VariantInfo(
-                v.id, v.signature or "", v.file or "", v.latency_ms, v.ram_bytes, v.accuracy_deployed, v.chain or ()
-            )
+            VariantInfo(v.id, v.signature, v.file, v.latency_ms, v.ram_bytes, v.accuracy_deployed, v.chain or ())
             for v in manifest.shipped()
             if (v.signature is not None and v.file is not None) or v.chain
         ]
@@ -138,9 +141,11 @@ class Bundle:
             )
         if self.layout == "NHWC":
             x = x.transpose(0, 2, 3, 1)
-        if info.chain and not info.signature:
+        if info.runs_as_chain:
             return self._run_chain(info, x)
-        return np.concatenate([self._backend.run(info.file, info.signature, xi[None]) for xi in x])
+        file, signature = info.file, info.signature
+        assert file is not None and signature is not None, "a shipped variant is a chain or has a file and a graph"
+        return np.concatenate([self._backend.run(file, signature, xi[None]) for xi in x])
 
     def _run_chain(self, info: VariantInfo, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         backend = self._backend

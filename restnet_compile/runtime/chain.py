@@ -8,13 +8,12 @@ the boundaries the manifest records, and every chain must pass one shape and dty
 from __future__ import annotations
 
 import functools
-import itertools
 from typing import Any, Protocol
 
 import numpy as np
 
 from restnet_compile.bundle.manifest import BundleError, Manifest
-from restnet_compile.bundle.segment_info import Boundary, Segment
+from restnet_compile.bundle.segment_info import Boundary, Segment, chain_mismatch
 
 
 class RawBackend(Protocol):
@@ -76,17 +75,9 @@ def check_chains(manifest: Manifest, where: str) -> None:
             chain = manifest.chain(v.id)
         except BundleError as exc:
             raise BundleError(f"{where}: {exc}") from None
-        for a, b in itertools.pairwise(chain):
-            if (a.output.shape, a.output.dtype) != (b.input.shape, b.input.dtype):
-                raise BundleError(
-                    f"{where}: variant {v.id}: segment {a.id} gives {list(a.output.shape)} {a.output.dtype} but "
-                    f"segment {b.id} takes {list(b.input.shape)} {b.input.dtype}"
-                )
-
-
-def _as_boundary(detail: dict[str, Any]) -> tuple[tuple[int, ...], str, float, int]:
-    scale, zero = detail["quantization"]
-    return tuple(int(d) for d in detail["shape"][1:]), np.dtype(detail["dtype"]).name, float(scale), int(zero)
+        mismatch = chain_mismatch(chain)
+        if mismatch:
+            raise BundleError(f"{where}: variant {v.id}: {mismatch}")
 
 
 def check_segment_file(backend: RawBackend, seg: Segment) -> None:
@@ -97,8 +88,8 @@ def check_segment_file(backend: RawBackend, seg: Segment) -> None:
     """
     din, dout = backend.io_details(seg.file, seg.signature)
     for side, detail, b in (("input", din, seg.input), ("output", dout, seg.output)):
-        found = _as_boundary(detail)
-        recorded = (b.shape, b.dtype, b.scale, b.zero_point)
+        f = Boundary.from_detail(detail)
+        found, recorded = (f.shape, f.dtype, f.scale, f.zero_point), (b.shape, b.dtype, b.scale, b.zero_point)
         if found[:2] != recorded[:2] or not np.isclose(found[2], recorded[2], rtol=1e-6) or found[3] != recorded[3]:
             raise BundleError(
                 f"segment {seg.id}: its file's {side} is {found} (shape, dtype, scale, zero point), the manifest "

@@ -19,7 +19,7 @@ from restnet_compile.config.device import load_target
 from restnet_compile.errors import BadInputError
 from restnet_compile.export import EXPORTERS
 from restnet_compile.export.ops import check_ops, tflite_ops
-from restnet_compile.export.tflite import ONNX2TF_SAMPLE, onnx2tf_environment
+from restnet_compile.export.tflite_convert import ONNX2TF_SAMPLE, onnx2tf_environment
 
 FAST = {"plan": {"max_candidates": 1}, "tune": {"epochs": 1}, "selection": "feasible"}
 
@@ -213,7 +213,7 @@ def test_onnx2tf_environment_puts_our_onnxsim_first_and_restores(tmp_path: Path)
 
 def test_onnx2tf_input_file_is_not_the_one_we_keep(tmp_path: Path) -> None:
     """onnx2tf overwrites its input in place: the exporter hands it a copy, so the exported ONNX stays intact."""
-    from restnet_compile.export.tflite import to_saved_model
+    from restnet_compile.export.tflite_convert import to_saved_model
 
     net = _tiny_rgb_net()
     to_saved_model(net, (3, 16, 16), "rgb", tmp_path)
@@ -288,7 +288,7 @@ def test_float_ops_apply_only_where_the_profile_runs_float() -> None:
 
 
 def test_unknown_float_op_is_refused(tmp_path: Path) -> None:
-    from restnet_compile.export.tflite import _float_ops_present
+    from restnet_compile.export.tflite_convert import _float_ops_present
 
     with pytest.raises(BadInputError, match="NOT_AN_OP is not a TFLite builtin operator"):
         _float_ops_present(tmp_path, ["x"], ["SOFTMAX", "NOT_AN_OP"])

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from restnet_compile.export.base import BoundaryInfo, ExportedSegment, VariantBudget
+from restnet_compile.bundle.segment_info import Boundary, Segment
+from restnet_compile.export.base import VariantBudget
 from restnet_compile.export.c_array import c_identifier, render_c_arrays
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,10 +21,11 @@ STUBS = ROOT / "tests" / "c_stubs"
 needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="needs a C++ compiler")
 
 
-def _seg(sid: str, shape_in: tuple[int, ...], shape_out: tuple[int, ...], scale_in: float = 0.5) -> ExportedSegment:
-    return ExportedSegment(
-        sid, "large", 0, 1, False, f"seg-{sid}.tflite", sid,
-        BoundaryInfo(shape_in, "int8", scale_in, 0), BoundaryInfo(shape_out, "int8", 0.25, -3),
+def _seg(sid: str, shape_in: tuple[int, ...], shape_out: tuple[int, ...], scale_in: float = 0.5) -> Segment:
+    return Segment(
+        id=sid, model="large", start=0, stop=1, head=False, file=f"seg-{sid}.tflite", signature=sid,
+        input=Boundary(shape=shape_in, dtype="int8", scale=scale_in, zero_point=0),
+        output=Boundary(shape=shape_out, dtype="int8", scale=0.25, zero_point=-3),
     )  # fmt: skip
 
 
