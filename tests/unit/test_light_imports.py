@@ -90,3 +90,39 @@ def test_a_missing_module_of_our_own_is_a_bug_with_a_traceback(
     missing = ModuleNotFoundError("No module named 'restnet_compile.nope'", name="restnet_compile.nope")
     assert run_guarded(_group(missing)) == 1
     assert "Traceback" in capsys.readouterr().err
+
+
+# What the device runtime may import, and nothing else: the standard library, numpy, the interpreters, Pillow (`run
+# --input image.png`) and, of the package, the bundle's standard-library types, _util and errors.
+RUNTIME_ALLOWED_EXTERNAL = {"numpy", "ai_edge_litert", "tflite_runtime", "onnxruntime", "PIL"}
+RUNTIME_ALLOWED_OWN = (
+    "restnet_compile.runtime",
+    "restnet_compile.bundle.manifest",
+    "restnet_compile.bundle.segment_info",
+    "restnet_compile.bundle._codec",
+    "restnet_compile._util",
+    "restnet_compile.errors",
+)
+
+
+def _runtime_imports() -> set[str]:
+    """Every module the runtime package imports, directly or through the package's own modules it imports."""
+    grimp = pytest.importorskip("grimp")  # import-linter's graph
+    graph = grimp.build_graph("restnet_compile", include_external_packages=True, cache_dir=None)
+    seen, todo = set(), ["restnet_compile.runtime", *graph.find_descendants("restnet_compile.runtime")]
+    while todo:
+        module = todo.pop()
+        for imported in graph.find_modules_directly_imported_by(module) - seen:
+            seen.add(imported)
+            if imported.startswith("restnet_compile."):
+                todo.append(imported)
+    return seen
+
+
+def test_the_runtime_imports_only_its_allow_list() -> None:
+    imported = _runtime_imports()
+    own = {m for m in imported if m.startswith("restnet_compile.")}
+    external = {m.split(".")[0] for m in imported - own} - set(sys.stdlib_module_names)
+    assert sorted(m for m in own if not m.startswith(RUNTIME_ALLOWED_OWN)) == []
+    assert sorted(external - RUNTIME_ALLOWED_EXTERNAL) == []
+    assert "numpy" in external  # the graph was read (an empty one would pass)
