@@ -32,7 +32,7 @@ import numpy as np
 
 from restnet_compile._util.images import DEFAULT_POLICY, ImagePolicy, image_to_array
 from restnet_compile.data.lazy import LazyImages
-from restnet_compile.data.opened import Opened, shown
+from restnet_compile.data.opened import Opened, counted, shown
 from restnet_compile.errors import BadInputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
@@ -149,9 +149,10 @@ def _notes(others: int, skipped: list[str], conversion: str | None) -> tuple[str
     out = []
     if others:
         kinds = ", ".join(sorted(IMAGE_SUFFIXES))
-        out.append(f"skipped {others} non-image file{'s' if others != 1 else ''} (images are {kinds})")
+        out.append(f"skipped {counted(others, 'non-image file')} (images are {kinds})")
     if skipped:
-        out.append(f"left out {len(skipped)} images that cannot be decoded (bad_images: skip): {shown(tuple(skipped))}")
+        left = counted(len(skipped), "image")
+        out.append(f"left out {left} that cannot be decoded (bad_images: skip): {shown(tuple(skipped))}")
     if conversion:
         out.append(conversion)
     return tuple(out)

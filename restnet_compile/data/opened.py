@@ -28,6 +28,11 @@ class Opened:
     notes: tuple[str, ...] = ()
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1 (``1 image``, ``3 images``)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def shown(items: tuple[str, ...], first: int = 3) -> str:
     """The first few of ``items``, then ``...`` when there are more."""
     return ", ".join(items[:first]) + (", ..." if len(items) > first else "")

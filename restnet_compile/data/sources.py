@@ -24,7 +24,7 @@ from restnet_compile._util.images import DEFAULT_POLICY, ImagePolicy
 from restnet_compile._util.registry import Registry
 from restnet_compile.data.folder import BadImages, read_folder_lazy
 from restnet_compile.data.npz import read_npz_lazy
-from restnet_compile.data.opened import Opened, shown
+from restnet_compile.data.opened import Opened, counted, shown
 from restnet_compile.errors import BadInputError
 
 Shape = tuple[int, int, int]
@@ -71,5 +71,6 @@ def read_npz(
     if shape is not None and tuple(images.shape[1:]) != tuple(shape):
         got, want = "x".join(map(str, images.shape[1:])), "x".join(map(str, shape))
         raise BadInputError(f"data file {path}: images are {got}, the models take {want}")
-    notes = (f"left out {len(skipped)} images with non-finite pixels (bad_images: skip): {shown(skipped)}",)
+    left = counted(len(skipped), "image")
+    notes = (f"left out {left} with non-finite pixels (bad_images: skip): {shown(skipped)}",)
     return Opened(images, labels, num, skipped, notes if skipped else ())

@@ -14,6 +14,7 @@ from torch import nn
 
 from restnet_compile.cost import CostReport
 from restnet_compile.data import Dataset, Splits
+from restnet_compile.data.lazy import LazyImages
 from restnet_compile.errors import BadInputError
 from restnet_compile.models import BlockSequence
 from restnet_compile.models.batching import forward_rows
@@ -22,7 +23,9 @@ from restnet_compile.stitching import StitchedVariant
 
 
 @torch.no_grad()
-def scored(module: nn.Module, images: np.ndarray, labels: np.ndarray, batch: int | None = None) -> tuple[float, int]:
+def scored(
+    module: nn.Module, images: np.ndarray | LazyImages, labels: np.ndarray, batch: int | None = None
+) -> tuple[float, int]:
     """Top-1 accuracy in eval mode, rounded to 4 decimals, and the index of the first image whose logits hold a NaN or
     an infinity (-1 when none; such an image counts as a miss). ``batch``: images per forward pass, default
     :func:`~restnet_compile.models.batching.forward_rows`."""
@@ -38,7 +41,7 @@ def scored(module: nn.Module, images: np.ndarray, labels: np.ndarray, batch: int
     return round(hits / len(labels), 4), first
 
 
-def accuracy(module: nn.Module, images: np.ndarray, labels: np.ndarray, batch: int | None = None) -> float:
+def accuracy(module: nn.Module, images: np.ndarray | LazyImages, labels: np.ndarray, batch: int | None = None) -> float:
     """Top-1 accuracy in eval mode, rounded to 4 decimals (logits that are not finite count as misses)."""
     return scored(module, images, labels, batch)[0]
 
