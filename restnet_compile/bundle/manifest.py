@@ -128,7 +128,8 @@ class Models:
 
 @dataclass(frozen=True, kw_only=True)
 class DataInfo:
-    """The dataset and the size of each split (images)."""
+    """The dataset, the size of each split (images), and what loading it said once (*optional* ``notes``: images
+    converted to the models' channels, files left out, classes the data lacks; absent when there was nothing)."""
 
     dataset: str
     split_seed: int
@@ -136,6 +137,7 @@ class DataInfo:
     calib: int
     val: int
     test: int
+    notes: tuple[str, ...] | None = field(default=None, metadata=OPTIONAL)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -119,6 +119,12 @@ class BuildConfig(Strict):
     small_weights: str | None = Field(
         None, description="state_dict file of the small model (demo models default to their shipped weights)"
     )
+    allow_random_weights: bool = Field(
+        False,
+        exclude=True,
+        description="build a torchvision, timm or user model that has no `*_weights` with the random weights it is "
+        "created with (tests, demos, a factory that loads its own weights); without it such a model is refused",
+    )
     input_shape: tuple[int, int, int] | None = Field(
         None, description="(C, H, W) for torchvision / user models; demo models take (1, 28, 28)"
     )
@@ -136,8 +142,9 @@ class BuildConfig(Strict):
     dataset: str = Field("mnist10k", description="registered name, folder:DIR, npz:FILE, a directory or a .npz")
     bad_images: Literal["fail", "skip"] = Field(
         "fail",
-        description="an image file of a folder dataset that cannot be decoded stops the build, naming it (fail), or "
-        "is left out of every split (skip: each file is decoded once more while loading to find them)",
+        description="an image file of a folder dataset that cannot be decoded, or an image of an .npz holding a NaN "
+        "or an infinity, stops the build, naming it (fail), or is left out of every split and counted (skip: each "
+        "file is decoded, or the float array read, once more while loading to find them)",
     )
     seed: int = Field(0, ge=0, description="seed of the data splits, adapter initialisation and tuning")
     profile: str = Field("phone", description="device profile: built-in name or a YAML path")

@@ -45,7 +45,9 @@ class Dataset:
         num_classes: Number of classes.
         train_only: How many samples at the end go to the training split only (extra training data: the other
             splits are drawn from the samples before them, as if these were absent).
-        skipped: Files of the source left out because they could not be decoded (``bad_images: skip``).
+        skipped: Images of the source left out (``bad_images: skip``): files that could not be decoded, array rows
+            holding a NaN or an infinity.
+        notes: What opening the source said once: conversions and files left out (see ``Opened.notes``).
     """
 
     name: str
@@ -54,6 +56,7 @@ class Dataset:
     num_classes: int
     train_only: int = 0
     skipped: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -72,7 +75,8 @@ class Splits:
         calib: CKA, least-squares adapter init, int8 calibration.
         val: Early stopping.
         test: Every reported accuracy.
-        skipped: Files of the source left out because they could not be decoded.
+        skipped: Images of the source left out (``bad_images: skip``).
+        notes: What loading said once (conversions, files left out, classes the data lacks), for the log and report.
     """
 
     train: Dataset
@@ -80,6 +84,7 @@ class Splits:
     val: Dataset
     test: Dataset
     skipped: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 DATASETS: Registry[Callable[[], Dataset]] = Registry("dataset")
@@ -142,10 +147,12 @@ def load_dataset(
         shape: ``(C, H, W)`` the models take: folder images are converted and resized to it; other sources must
             already match it.
         policy: Resize / crop of image files (folder sources) before the final resize to ``shape``.
-        bad_images: Image files that cannot be decoded stop the load (``fail``) or are left out (``skip``).
+        bad_images: Image files that cannot be decoded, and array images holding a NaN or an infinity, stop the load
+            (``fail``: arrays when such a row is read) or are left out (``skip``).
 
     Raises:
-        BadInputError: unknown name, unreadable source, or images of another shape.
+        BadInputError: unknown name, unreadable source, images of another shape, or labels out of range (pixels
+            are checked when read, see :mod:`restnet_compile.data.checks`).
     """
     from restnet_compile.data.sources import DATA_SOURCES, parse_source
 
@@ -155,9 +162,9 @@ def load_dataset(
     else:
         scheme, path = source
         read = DATA_SOURCES.get(scheme)
-        images, labels, num_classes, skipped = read(path, shape, policy or DEFAULT_POLICY, bad_images)
-        labels.setflags(write=False)
-        ds = Dataset(name, images, labels, num_classes, skipped=skipped)
+        opened = read(path, shape, policy or DEFAULT_POLICY, bad_images)
+        opened.labels.setflags(write=False)
+        ds = Dataset(name, opened.images, opened.labels, opened.num_classes, skipped=opened.skipped, notes=opened.notes)
     if shape is not None and tuple(ds.images.shape[1:]) != tuple(shape):
         got, want = "x".join(map(str, ds.images.shape[1:])), "x".join(map(str, shape))
         raise BadInputError(f"dataset {name}: images are {got}, the models take {want}")
@@ -190,4 +197,5 @@ def make_splits(ds: Dataset, seed: int = 0, calib: int = 500, val: int = 500, te
         val=ds.subset(order[a:b], "val"),
         test=ds.subset(order[:a], "test"),
         skipped=ds.skipped,
+        notes=ds.notes,
     )

@@ -11,7 +11,12 @@ Bad files (``bad_images``):
 * ``skip``: every file is decoded once while loading; those that fail are left out of the dataset (and so of every
   split) and listed in ``Dataset.skipped``.
 
-A file that disappears after loading stops the build when it is read, naming it.
+A file that disappears after loading stops the build when it is read, naming it. Files of a class folder that are not
+images (by suffix) are left out and counted. Decoded files are 8-bit, so their pixels are always finite and in range.
+
+What loading says once (``Opened.notes``, shown on stderr and in the report): the files left out, and the conversion
+of colour images to the grey a one-channel model takes (Pillow's ``L`` mode: the ITU-R 601-2 luma weights
+``0.299 R + 0.587 G + 0.114 B``) or of grey images to the three channels of an RGB model.
 """
 
 from __future__ import annotations
@@ -27,11 +32,14 @@ import numpy as np
 
 from restnet_compile._util.images import DEFAULT_POLICY, ImagePolicy, image_to_array
 from restnet_compile.data.lazy import LazyImages
+from restnet_compile.data.opened import Opened, counted, shown
 from restnet_compile.errors import BadInputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 BadImages = Literal["fail", "skip"]
 DECODE_THREADS = 4
+GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+GREY_NOTE = "converted to grey (ITU-R 601 weights)"
 
 
 class FolderImages(LazyImages):
@@ -88,8 +96,9 @@ def decode(data: bytes, shape: tuple[int, int, int], policy: ImagePolicy = DEFAU
         return image_to_array(img, shape, policy)
 
 
-def list_images(root: Path) -> tuple[list[Path], list[int], int]:
-    """Image files (sorted class folders, sorted names), their labels and the number of classes.
+def list_images(root: Path) -> tuple[list[Path], list[int], int, int]:
+    """Image files (sorted class folders, sorted names), their labels, the number of classes and the number of other
+    files in the class folders (left out).
 
     Raises:
         BadInputError: no such folder, fewer than two class folders, or no images.
@@ -99,32 +108,60 @@ def list_images(root: Path) -> tuple[list[Path], list[int], int]:
     classes = sorted(p for p in root.iterdir() if p.is_dir())
     if len(classes) < 2:
         raise BadInputError(f"data folder {root}: needs one sub-folder per class (at least 2), found {len(classes)}")
-    files, labels = [], []
+    files, labels, others = [], [], 0
     for label, folder in enumerate(classes):
-        found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        entries = [p for p in folder.iterdir() if not p.is_dir()]
+        found = sorted(p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES)
+        others += len(entries) - len(found)
         files += found
         labels += [label] * len(found)
     if not files:
         raise BadInputError(f"data folder {root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in class folders")
-    return files, labels, len(classes)
+    return files, labels, len(classes), others
 
 
-def _check(path: Path, data: bytes, full: bool, channels: int) -> tuple[int, int]:
-    """The image's ``(H, W)``; raises OSError when Pillow cannot identify it (or, ``full``, decode it)."""
+def _check(path: Path, data: bytes, full: bool, channels: int) -> tuple[tuple[int, int], bool]:
+    """The image's ``(H, W)`` and whether it is grey; raises OSError when Pillow cannot identify it (or, ``full``,
+    decode it)."""
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as img:
-        size = img.size
+        size, grey = img.size, img.mode in GREY_MODES
         if full:
             img.load()
             image_to_array(img, (channels, size[1], size[0]))
-    return size[1], size[0]
+    return (size[1], size[0]), grey
+
+
+def conversion_note(colour: int, total: int, channels: int) -> str | None:
+    """What converting ``colour`` of ``total`` images to ``channels`` channels does, or None when nothing converts."""
+    if channels == 1 and colour:
+        which = "images are RGB" if colour == total else f"{colour} of {total} images are RGB"
+        return f"{which}, the models take 1 channel: {GREY_NOTE}"
+    grey = total - colour
+    if channels == 3 and grey:
+        which = "images are grey" if grey == total else f"{grey} of {total} images are grey"
+        return f"{which}, the models take 3 channels: the grey value is repeated in R, G and B"
+    return None
+
+
+def _notes(others: int, skipped: list[str], conversion: str | None) -> tuple[str, ...]:
+    out = []
+    if others:
+        kinds = ", ".join(sorted(IMAGE_SUFFIXES))
+        out.append(f"skipped {counted(others, 'non-image file')} (images are {kinds})")
+    if skipped:
+        left = counted(len(skipped), "image")
+        out.append(f"left out {left} that cannot be decoded (bad_images: skip): {shown(tuple(skipped))}")
+    if conversion:
+        out.append(conversion)
+    return tuple(out)
 
 
 def read_folder_lazy(
     root: Path, shape: tuple[int, int, int] | None, policy: ImagePolicy = DEFAULT_POLICY, bad: BadImages = "fail"
-) -> tuple[FolderImages, np.ndarray, int, tuple[str, ...]]:
-    """List and check an image folder: the lazy images, labels, number of classes and the skipped files.
+) -> Opened:
+    """List and check an image folder: the lazy images, labels, number of classes, the skipped files and notes.
 
     Without ``shape`` the images keep their own size, which must then be the same for all.
 
@@ -132,13 +169,15 @@ def read_folder_lazy(
         BadInputError: see :func:`list_images`, an unreadable image (``bad="fail"``), every image unreadable, or
             images of different sizes without ``shape``.
     """
-    files, labels, num_classes = list_images(root)
+    files, labels, num_classes, others = list_images(root)
     h = hashlib.sha256()
-    kept, kept_labels, skipped, sizes = [], [], [], set()
+    kept, kept_labels, skipped, sizes, colour = [], [], [], set(), 0
     for f, label in zip(files, labels, strict=True):
         try:
             data = f.read_bytes()
-            sizes.add(_check(f, data, bad == "skip", shape[0] if shape else 3))
+            size, grey = _check(f, data, bad == "skip", shape[0] if shape else 3)
+            sizes.add(size)
+            colour += not grey
         except (OSError, ValueError, SyntaxError) as exc:
             if bad == "fail":
                 raise BadInputError(
@@ -157,5 +196,9 @@ def read_folder_lazy(
                 f"data folder {root}: images differ in size; give the model's input shape to resize them"
             )
         shape = (3, *next(iter(sizes)))
+        note = None
+    else:
+        note = conversion_note(colour, len(kept), shape[0])
     images = FolderImages(root, kept, shape, policy, h.hexdigest())
-    return images, np.asarray(kept_labels, dtype=np.int64), num_classes, tuple(skipped)
+    labels_kept = np.asarray(kept_labels, dtype=np.int64)
+    return Opened(images, labels_kept, num_classes, tuple(skipped), _notes(others, skipped, note))

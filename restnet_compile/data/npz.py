@@ -5,8 +5,10 @@ member is mapped here directly: where it is stored uncompressed (``np.savez``), 
 where it is compressed (``np.savez_compressed``), it is first decompressed, in chunks, into a temporary ``.npy``
 that is mapped instead and removed when the images are no longer used (or at exit). Labels are read whole.
 
-Each batch read converts only its rows to float32 ``N x C x H x W`` in ``[0, 1]`` (uint8 scaled by 1/255, channels
-last moved first), the same values as converting the whole array.
+Each batch read checks its rows (finite, in their dtype's range: :mod:`.checks`) and converts only them to float32
+``N x C x H x W`` in ``[0, 1]`` (integers scaled by their range, channels last moved first), the same values as
+converting the whole array. With ``bad_images: skip`` the images holding a NaN or an infinity are found while
+opening (one pass over a float array) and left out.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from restnet_compile._util.hashing import sha256_file
+from restnet_compile.data.checks import check_labels, check_pixels, nonfinite_rows, pixel_scale
 from restnet_compile.data.lazy import LazyImages
 from restnet_compile.errors import BadInputError
 
@@ -28,10 +31,13 @@ _READ_ERRORS = (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError)
 
 
 class NpzImages(LazyImages):
-    """Rows of a memory-mapped image array, converted to float32 NCHW in [0, 1] when read."""
+    """Rows of a memory-mapped image array, checked and converted to float32 NCHW in [0, 1] when read.
 
-    def __init__(self, raw: np.ndarray, digest: str, temp: Path | None = None) -> None:
-        self.raw, self.digest, self.temp = raw, digest, temp
+    ``source`` names the file in a refusal.
+    """
+
+    def __init__(self, raw: np.ndarray, digest: str, temp: Path | None = None, source: str = "") -> None:
+        self.raw, self.digest, self.temp, self.source = raw, digest, temp, source
         n, *rest = raw.shape
         if raw.ndim == 3:
             rest = [1, *rest]
@@ -46,18 +52,21 @@ class NpzImages(LazyImages):
         return self._shape  # type: ignore[return-value]
 
     def read(self, idx: np.ndarray) -> np.ndarray:
-        return to_nchw_float(np.asarray(self.raw[np.asarray(idx, dtype=np.int64)]))
+        positions = np.asarray(idx, dtype=np.int64)
+        rows = np.asarray(self.raw[positions])
+        check_pixels(rows, positions, f"data file {self.source}")
+        return to_nchw_float(rows)
 
     def update_digest(self, h: Any) -> None:
         h.update(f"npz\0{self.digest}".encode())
 
     def __reduce__(self) -> tuple:  # a copy in another process maps the same file (kept until this one goes)
         raw: Any = self.raw  # a np.memmap: its file and offset
-        return (_reopen, (raw.filename, raw.offset, raw.dtype.str, raw.shape, self.digest))
+        return (_reopen, (raw.filename, raw.offset, raw.dtype.str, raw.shape, self.digest, self.source))
 
 
-def _reopen(path: str, offset: int, dtype: str, shape: tuple, digest: str) -> NpzImages:
-    return NpzImages(np.memmap(path, dtype=np.dtype(dtype), mode="r", offset=offset, shape=shape), digest)
+def _reopen(path: str, offset: int, dtype: str, shape: tuple, digest: str, source: str) -> NpzImages:
+    return NpzImages(np.memmap(path, dtype=np.dtype(dtype), mode="r", offset=offset, shape=shape), digest, None, source)
 
 
 def _remove(path: Path) -> None:
@@ -65,13 +74,14 @@ def _remove(path: Path) -> None:
 
 
 def to_nchw_float(images: np.ndarray) -> np.ndarray:
-    """``N x H x W``, ``N x H x W x C`` or ``N x C x H x W`` (uint8 or float) as float32 NCHW (uint8 / 255)."""
+    """``N x H x W``, ``N x H x W x C`` or ``N x C x H x W`` (integer or float) as float32 NCHW (integers divided by
+    their range's top, see :func:`~restnet_compile.data.checks.pixel_scale`)."""
     if images.ndim == 3:
         images = images[:, None]
     if images.shape[1] not in (1, 3) and images.shape[3] in (1, 3):
         images = images.transpose(0, 3, 1, 2)
-    if images.dtype == np.uint8:
-        images = images.astype(np.float32) / 255.0
+    if np.issubdtype(images.dtype, np.integer):
+        images = images.astype(np.float32) / np.float32(pixel_scale(images.dtype)[1])
     return np.ascontiguousarray(images, dtype=np.float32)
 
 
@@ -111,22 +121,23 @@ def _map_images(path: Path, z: zipfile.ZipFile) -> tuple[np.ndarray, Path | None
     return _extracted_map(z, "images.npy")
 
 
-def _check_range(raw: np.ndarray, path: Path, chunk: int = 4096) -> None:
-    if raw.dtype == np.uint8 or not len(raw):
-        return
-    if not np.issubdtype(raw.dtype, np.number):
-        raise BadInputError(f"data file {path}: images must be numbers")
-    for i in range(0, len(raw), chunk):
-        part = np.asarray(raw[i : i + chunk])
-        if part.size and (part.min() < 0 or part.max() > 1):
-            raise BadInputError(f"data file {path}: float images must lie in [0, 1] (uint8 images are scaled)")
+def _skip_nonfinite(raw: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Indices of the images that hold a NaN or an infinity (one pass, in chunks; none for integer arrays)."""
+    if not np.issubdtype(raw.dtype, np.floating):
+        return np.zeros(0, dtype=np.int64)
+    found = [nonfinite_rows(np.asarray(raw[i : i + chunk])) + i for i in range(0, len(raw), chunk)]
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
 
 
-def read_npz_lazy(path: Path) -> tuple[NpzImages, np.ndarray, int]:
-    """Open an ``.npz``: its mapped images, its labels and the number of classes.
+def read_npz_lazy(path: Path, skip_nonfinite: bool = False) -> tuple[LazyImages, np.ndarray, int, tuple[str, ...]]:
+    """Open an ``.npz``: its mapped images, its labels, the number of classes and the images left out.
+
+    Pixels are checked as they are read (:meth:`NpzImages.read`). With ``skip_nonfinite`` the images holding a NaN or
+    an infinity are found now and left out (named ``FILE[index]``).
 
     Raises:
-        BadInputError: missing file, missing arrays, or arrays of the wrong shape, type or range.
+        BadInputError: missing file, missing arrays, arrays of the wrong shape or type, labels outside
+            ``[0, num_classes)``, or every image non-finite.
     """
     if not path.is_file():
         raise BadInputError(f"data file {path} does not exist")
@@ -147,10 +158,19 @@ def read_npz_lazy(path: Path) -> tuple[NpzImages, np.ndarray, int]:
         if temp is not None:
             _remove(temp)
         raise BadInputError(f"data file {path}: images must be N x C x H x W, N x H x W x C or N x H x W")
-    images = NpzImages(raw, sha256_file(path), temp)
-    _check_range(raw, path)
+    images = NpzImages(raw, sha256_file(path), temp, str(path))
+    if not np.issubdtype(raw.dtype, np.number) or np.issubdtype(raw.dtype, np.complexfloating):
+        raise BadInputError(f"data file {path}: images must be real numbers, not {raw.dtype.name}")
     if labels.ndim != 1 or len(labels) != len(raw) or not np.issubdtype(labels.dtype, np.integer):
         raise BadInputError(f"data file {path}: labels must be {len(raw)} integers, one per image")
-    if len(labels) and labels.min() < 0:
-        raise BadInputError(f"data file {path}: labels must be >= 0")
-    return images, labels.astype(np.int64), num if num is not None else int(labels.max(initial=-1)) + 1
+    labels = labels.astype(np.int64)
+    num_classes = num if num is not None else int(labels.max(initial=-1)) + 1
+    check_labels(labels, num_classes, f"data file {path}", "its num_classes" if num is not None else "")
+    if not skip_nonfinite:
+        return images, labels, num_classes, ()
+    bad = _skip_nonfinite(raw)
+    if len(bad) == len(raw) and len(raw):
+        raise BadInputError(f"data file {path}: every one of its {len(raw)} images holds a non-finite pixel")
+    keep = np.setdiff1d(np.arange(len(raw), dtype=np.int64), bad)
+    kept = images.take(keep) if len(bad) else images
+    return kept, labels[keep], num_classes, tuple(f"{path}[{int(i)}]" for i in bad)

@@ -6,8 +6,10 @@
   listed and checked when the source opens and decoded per batch (:mod:`.folder`, which also says what happens to
   files that cannot be decoded).
 * ``npz:PATH`` (or a path ending in ``.npz``): arrays ``images`` (``N x C x H x W``, ``N x H x W x C`` or
-  ``N x H x W``; uint8 in 0..255 or floats in [0, 1]) and ``labels`` (``N`` integers from 0); an optional
-  ``num_classes`` scalar. The images are memory-mapped and converted per batch (:mod:`.npz`).
+  ``N x H x W``; uint8 in 0..255, uint16 in 0..65535, other integers in 0..255 or finite floats in [0, 1]) and
+  ``labels`` (``N`` integers in ``[0, num_classes)``); an optional ``num_classes`` scalar. The images are
+  memory-mapped, checked and converted per batch (:mod:`.npz`, :mod:`.checks`); ``bad_images: skip`` leaves out the
+  images holding a NaN or an infinity.
 
 Images come out as float32 ``N x C x H x W`` in ``[0, 1]``, read when indexed, in a fixed order (sorted file names),
 so splits are deterministic.
@@ -18,18 +20,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from restnet_compile._util.images import DEFAULT_POLICY, ImagePolicy
 from restnet_compile._util.registry import Registry
 from restnet_compile.data.folder import BadImages, read_folder_lazy
-from restnet_compile.data.lazy import LazyImages
 from restnet_compile.data.npz import read_npz_lazy
+from restnet_compile.data.opened import Opened, counted, shown
 from restnet_compile.errors import BadInputError
 
 Shape = tuple[int, int, int]
-Opened = tuple[LazyImages, np.ndarray, int, tuple[str, ...]]
-"""What a source gives: the lazy images, the labels, the number of classes and the files it left out."""
 
 DATA_SOURCES: Registry[Callable[..., Opened]] = Registry("data source")
 
@@ -63,13 +61,16 @@ def read_folder(
 def read_npz(
     path: Path, shape: Shape | None, policy: ImagePolicy = DEFAULT_POLICY, bad_images: BadImages = "fail"
 ) -> Opened:
-    """Open ``images`` and ``labels`` of an ``.npz`` file (no pickles); ``policy`` and ``bad_images`` do not apply.
+    """Open ``images`` and ``labels`` of an ``.npz`` file (no pickles); ``policy`` does not apply; ``bad_images:
+    skip`` leaves out images holding a NaN or an infinity.
 
     Raises:
-        BadInputError: missing file, missing arrays, or arrays of the wrong shape, type or range.
+        BadInputError: missing file, missing arrays, arrays of the wrong shape or type, or labels out of range.
     """
-    images, labels, num = read_npz_lazy(path)
+    images, labels, num, skipped = read_npz_lazy(path, skip_nonfinite=bad_images == "skip")
     if shape is not None and tuple(images.shape[1:]) != tuple(shape):
         got, want = "x".join(map(str, images.shape[1:])), "x".join(map(str, shape))
         raise BadInputError(f"data file {path}: images are {got}, the models take {want}")
-    return images, labels, num, ()
+    left = counted(len(skipped), "image")
+    notes = (f"left out {left} with non-finite pixels (bad_images: skip): {shown(skipped)}",)
+    return Opened(images, labels, num, skipped, notes if skipped else ())

@@ -8,7 +8,7 @@
   ``config.json``.
 
 A checkpoint that does not fit the architecture is refused in one line naming a few missing, unexpected and
-mismatching keys.
+mismatching keys; so is one that holds a NaN or an infinity, or only zeros (no trained weights).
 """
 
 from __future__ import annotations
@@ -118,4 +118,19 @@ def load_checkpoint(module: nn.Module, path: Path, model_name: str) -> None:
     problem = mismatch(module.state_dict(), state)
     if problem:
         raise BadInputError(f"model {model_name}: checkpoint {path} does not fit {type(module).__name__}: {problem}")
+    problem = garbage(state)
+    if problem:
+        raise BadInputError(f"model {model_name}: checkpoint {path} {problem}; it holds no trained weights")
     module.load_state_dict(state)
+
+
+def garbage(state: dict[str, torch.Tensor]) -> str | None:
+    """Why a state_dict cannot hold trained weights (a non-finite value, or every value zero); None when it can."""
+    floats = [(k, v) for k, v in state.items() if v.is_floating_point() or v.is_complex()]
+    for key, value in floats:
+        if not bool(torch.isfinite(value).all()):
+            bad = value[~torch.isfinite(value)].flatten()[0].item()
+            return f"has a non-finite value ({bad}) in {key!r}"
+    if floats and not any(bool(v.count_nonzero()) for _, v in floats):
+        return f"is all zeros ({len(floats)} tensors)"
+    return None

@@ -15,7 +15,8 @@ from torch import nn
 
 from restnet_compile.bundle.manifest import StitchInfo, TuneInfo
 from restnet_compile.cost import CostReport
-from restnet_compile.data import Images, Splits
+from restnet_compile.data import Dataset, Images, Splits
+from restnet_compile.errors import BadInputError
 from restnet_compile.models import BlockSequence
 from restnet_compile.models.batching import forward_rows
 from restnet_compile.pipeline.state import Variant
@@ -23,35 +24,69 @@ from restnet_compile.stitching import StitchedVariant
 
 
 @torch.no_grad()
-def accuracy(module: nn.Module, images: Images, labels: np.ndarray[Any, Any], batch: int | None = None) -> float:
-    """Top-1 accuracy in eval mode, rounded to 4 decimals (``batch``: images per forward pass, default
-    :func:`~restnet_compile.models.batching.forward_rows`)."""
+def scored(
+    module: nn.Module, images: Images, labels: np.ndarray[Any, Any], batch: int | None = None
+) -> tuple[float, int]:
+    """Top-1 accuracy in eval mode, rounded to 4 decimals, and the index of the first image whose logits hold a NaN or
+    an infinity (-1 when none; such an image counts as a miss). ``batch``: images per forward pass, default
+    :func:`~restnet_compile.models.batching.forward_rows`."""
     module.eval()
     batch = batch or forward_rows(module)
-    hits = sum(
-        int((module(torch.from_numpy(images[i : i + batch])).argmax(1).numpy() == labels[i : i + batch]).sum())
-        for i in range(0, len(labels), batch)
-    )
-    return round(hits / len(labels), 4)
+    hits, first = 0, -1
+    for i in range(0, len(labels), batch):
+        logits = module(torch.from_numpy(images[i : i + batch]))
+        finite = torch.isfinite(logits).all(1).numpy()
+        hits += int(((logits.argmax(1).numpy() == labels[i : i + batch]) & finite).sum())
+        if first < 0 and not finite.all():
+            first = i + int(np.flatnonzero(~finite)[0])
+    return round(hits / len(labels), 4), first
+
+
+def accuracy(module: nn.Module, images: Images, labels: np.ndarray[Any, Any], batch: int | None = None) -> float:
+    """Top-1 accuracy in eval mode, rounded to 4 decimals (logits that are not finite count as misses)."""
+    return scored(module, images, labels, batch)[0]
+
+
+def nonfinite(variant: str, split: str, image: int) -> str:
+    """The one line that says a variant's logits are not finite where its accuracy on ``split`` is measured."""
+    return f"variant {variant}: non-finite logits at {split} accuracy (image {image} of the {split} split)"
+
+
+def checked_accuracy(variant: str, module: nn.Module, data: Dataset, split: str) -> float:
+    """:func:`accuracy` of an anchor model on the ``split`` split ``data``.
+
+    Raises:
+        BadInputError: a logit is NaN or infinite (named: the variant, the stage and the image).
+    """
+    acc, first = scored(module, data.images, data.labels)
+    if first >= 0:
+        raise BadInputError(f"{nonfinite(variant, split, first)}; its weights or their input are broken")
+    return acc
 
 
 def anchor_variant(kind: str, model: BlockSequence, splits: Splits, cost: CostReport) -> Variant:
-    """The whole ``large`` or ``small`` model as a variant, of estimated ``cost`` (see :mod:`.screen`)."""
+    """The whole ``large`` or ``small`` model as a variant, of estimated ``cost`` (see :mod:`.screen`).
+
+    Raises:
+        BadInputError: the model's logits are not finite on the validation or test split.
+    """
     return Variant(
         id=kind,
         kind=f"anchor-{kind}",
         module=model,
         stitch=StitchInfo(description=f"{kind} model, all {len(model.blocks)} blocks"),
-        val_accuracy=accuracy(model, splits.val.images, splits.val.labels),
-        test_accuracy=accuracy(model, splits.test.images, splits.test.labels),
+        val_accuracy=checked_accuracy(kind, model, splits.val, "validation"),
+        test_accuracy=checked_accuracy(kind, model, splits.test, "test"),
         cost=cost,
     )
 
 
 def stitched_variant(sv: StitchedVariant, splits: Splits, cost: CostReport) -> Variant:
-    """A tuned stitched network as a variant of estimated ``cost`` (its validation accuracy is the tuning's)."""
+    """A tuned stitched network as a variant of estimated ``cost`` (its validation accuracy is the tuning's); one
+    whose logits are not finite is kept as unusable, with that reason."""
     c = sv.candidate
     front, back = ("small", "large") if c.point.front_tag == "S" else ("large", "small")
+    test_accuracy, first = scored(sv.net, splits.test.images, splits.test.labels)
     return Variant(
         id=c.point.variant_id,
         kind="stitched",
@@ -66,7 +101,7 @@ def stitched_variant(sv: StitchedVariant, splits: Splits, cost: CostReport) -> V
             description=f"{front}[0..{c.point.front_block}] -> {c.adapter} -> {back}[{c.point.back_block + 1}..]",
         ),
         val_accuracy=sv.tune.val_accuracy,
-        test_accuracy=accuracy(sv.net, splits.test.images, splits.test.labels),
+        test_accuracy=test_accuracy,
         cost=cost,
         tune=TuneInfo(
             val_accuracy_init=sv.tune.val_accuracy_init,
@@ -74,6 +109,7 @@ def stitched_variant(sv: StitchedVariant, splits: Splits, cost: CostReport) -> V
             epochs_run=sv.tune.epochs_run,
             best_epoch=sv.tune.best_epoch,
         ),
+        unusable=nonfinite(c.point.variant_id, "test", first) if first >= 0 else None,
     )
 
 

@@ -125,9 +125,8 @@ def analyze_fleet(
             failed(r, screened.failures[r.profile.name])
     if splits is None:
         return {}
-    if splits.skipped:
-        shown = ", ".join(splits.skipped[:3]) + (", ..." if len(splits.skipped) > 3 else "")
-        progress(f"data: left out {len(splits.skipped)} images that cannot be decoded (bad_images: skip): {shown}")
+    for note in splits.notes:
+        progress(f"data: {note}")
     fits = ", ".join(f"{r.profile.name} runs {len(screened.runnable[r.profile.name])}" for r in live)
     progress(f"costs screened before CKA: of {len(screened.stitches)} possible stitches, {fits}")
     cka = cka_stage(base, large, small, splits, store, progress)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+
+import numpy as np
 
 from restnet_compile._util.hashing import sha256_file
 from restnet_compile._util.images import ImagePolicy
 from restnet_compile.config.build import BuildConfig, Preprocess
 from restnet_compile.data import Splits, load_dataset, make_splits, split_sizes
+from restnet_compile.data.checks import check_classes, check_labels
 from restnet_compile.errors import BadInputError
 from restnet_compile.models import BlockSequence, create_model
 from restnet_compile.models.checkpoints import weights_file
@@ -57,6 +61,22 @@ def image_policy(config: BuildConfig) -> ImagePolicy:
     return ImagePolicy(given.resize, given.crop, given.interpolation or "bilinear")
 
 
+def check_weights(config: BuildConfig, role: str) -> None:
+    """Refuse ``config``'s ``role`` model when it would run with the random weights it is created with: no
+    ``*_weights`` and no weights shipped with it (the demo models), unless ``allow_random_weights``.
+
+    Raises:
+        BadInputError: one line naming the model and the two ways out.
+    """
+    name = getattr(config, role)
+    if config.allow_random_weights or getattr(config, f"{role}_weights") or shipped_weights(name).is_file():
+        return
+    raise BadInputError(
+        f"model {name} ({role}): no weights given, so it would run with random weights; give {role}_weights "
+        "(a checkpoint file or a timm / hub folder), or set allow_random_weights: true"
+    )
+
+
 def load_model(config: BuildConfig, role: str) -> BlockSequence:
     """``config``'s ``role`` model (``large`` or ``small``), frozen, split, normalising its input (see
     :func:`load_models`).
@@ -85,10 +105,13 @@ def load_models(config: BuildConfig) -> tuple[BlockSequence, BlockSequence]:
     the same classes.
 
     Raises:
-        BadInputError: unknown model, bad checkpoint, unsplittable model, a bad preprocessing contract, or models that
-            disagree on input or classes.
+        BadInputError: a model without weights (see :func:`check_weights`), unknown model, bad checkpoint,
+            unsplittable model, a bad preprocessing contract, or models that disagree on input or classes.
     """
-    models = [load_model(config, role) for role in ("large", "small")]
+    models = []
+    for role in ("large", "small"):
+        models.append(load_model(config, role))
+        check_weights(config, role)
     large, small = models
     if large.input_shape != small.input_shape:
         shapes = f"{'x'.join(map(str, large.input_shape))} vs {'x'.join(map(str, small.input_shape))}"
@@ -102,16 +125,21 @@ def load_models(config: BuildConfig) -> tuple[BlockSequence, BlockSequence]:
 
 
 def load_splits(config: BuildConfig, model: BlockSequence) -> Splits:
-    """The dataset of ``config`` at ``model``'s input shape, split deterministically.
+    """The dataset of ``config`` at ``model``'s input shape, split deterministically; its notes gain a line when the
+    data shows fewer classes than the model has.
 
     Raises:
-        BadInputError: unreadable data, other image shape, or labels the model has no class for.
+        BadInputError: unreadable data, other image shape, labels the model has no class for, or a split of one
+            class (pixels are checked as they are read).
     """
     ds = load_dataset(config.dataset, model.input_shape, image_policy(config), config.bad_images)
-    if len(ds) and int(ds.labels.max()) >= model.num_classes():
-        raise BadInputError(
-            f"dataset {config.dataset}: label {int(ds.labels.max())} but model {model.model_name} has "
-            f"{model.num_classes()} classes"
-        )
+    where = f"dataset {config.dataset}"
+    check_labels(ds.labels, model.num_classes(), where, f"model {model.model_name}")
     calib, val, test = split_sizes(len(ds) - ds.train_only)
-    return make_splits(ds, seed=config.seed, calib=calib, val=val, test=test)
+    splits = make_splits(ds, seed=config.seed, calib=calib, val=val, test=test)
+    check_classes([(n, getattr(splits, n).labels) for n in ("train", "calib", "val", "test")], where)
+    present = len(np.unique(ds.labels))
+    if present < model.num_classes():
+        note = f"data has {present} of the model's {model.num_classes()} classes"
+        splits = dataclasses.replace(splits, notes=(*splits.notes, note))
+    return splits

@@ -168,6 +168,7 @@ def build_manifest(
             calib=len(a.splits.calib),
             val=len(a.splits.val),
             test=len(a.splits.test),
+            notes=a.splits.notes or None,
         ),
         stitching=StitchingInfo(
             order="large-prefix -> small-suffix" if cfg.plan.order == "large-small" else "small-prefix -> large-suffix",

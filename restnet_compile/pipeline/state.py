@@ -19,7 +19,11 @@ from restnet_compile.selection.rule import Decision
 
 @dataclass(frozen=True)
 class Variant:
-    """One variant of the build: an anchor model or a stitched network, with its measurements."""
+    """One variant of the build: an anchor model or a stitched network, with its measurements.
+
+    ``unusable`` says why a stitch can never ship whatever the profile (non-finite logits): it is decided
+    infeasible with that reason and left out of the selection.
+    """
 
     id: str
     kind: str
@@ -30,6 +34,7 @@ class Variant:
     cost: CostReport
     tune: TuneInfo | None = None
     decision: Decision | None = None
+    unusable: str | None = None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ def render_html(manifest: Manifest, images: list[str], model_files: Mapping[str,
     rows = "\n".join(
         "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in variant_rows(manifest)
     )
+    notes = "".join(f"<p>Data: {html.escape(note)}.</p>\n" for note in manifest.data.notes or ())
     figures = "\n".join(f'<p><img src="{html.escape(name)}" alt="{html.escape(name)}"></p>' for name in images)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -30,7 +31,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;font-size:13px}} img{{max-width:100
 <p>{html.escape(p.soc)} ({html.escape(p.runtime)}): latency p{p.latency_percentile} &le;
 {p.latency_budget_ms:g} ms. Selection on {manifest.data.val} validation images, test accuracy on
 {manifest.data.test} test images; seed {manifest.seed}.</p>
-<p>Model file(s): {html.escape(files_line(model_files))}.</p>
+{notes}<p>Model file(s): {html.escape(files_line(model_files))}.</p>
 <table><tr>{head}</tr>
 {rows}
 </table>

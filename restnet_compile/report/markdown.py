@@ -101,6 +101,7 @@ def render_report(manifest: Manifest, model_files: Mapping[str, int]) -> str:
             f"small model: `{m.small.name}` ({m.small.test_accuracy:.1%})",
             f"- data: `{manifest.data.dataset}`: selection on the validation split ({manifest.data.val} images), "
             f"test accuracy on the test split ({manifest.data.test} images)",
+            *(f"- data: {note}" for note in manifest.data.notes or ()),
             f"- model file(s): {files_line(model_files)}; seed {manifest.seed}",
             "",
             "## Variants",

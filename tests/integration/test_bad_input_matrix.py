@@ -143,6 +143,34 @@ def _truncated_npz(tmp: Path) -> None:
     (tmp / "data.npz").write_bytes(data[: len(data) // 2])
 
 
+def _nan_digits() -> np.ndarray:
+    images = _digits(dtype=np.float32) / 255
+    images[:, 0, 5, 5] = np.nan  # every image: the first one read names it
+    return images
+
+
+def _one_class_labels() -> np.ndarray:
+    labels = np.zeros(200, dtype=np.int64)
+    labels[np.random.default_rng(0).permutation(200)[:40]] = 1  # the test split (seed 0) is all 1, the rest all 0
+    return labels
+
+
+def _random_model_file(tmp: Path) -> None:
+    (tmp / "mymodel.py").write_text(
+        "from torch import nn\n\n\nclass Net(nn.Sequential):\n    input_shape = (1, 28, 28)\n\n"
+        "    def __init__(self):\n        super().__init__(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), "
+        "nn.Linear(4 * 26 * 26, 10))\n"
+    )
+
+
+def _bad_checkpoint(name: str, value: float) -> Callable[[Path], None]:
+    def write(tmp: Path) -> None:
+        state = torch.load(shipped_weights("demo-large-cnn"), weights_only=True)
+        torch.save({k: torch.full_like(v, value) if v.is_floating_point() else v for k, v in state.items()}, tmp / name)
+
+    return write
+
+
 def _user_model_file(tmp: Path) -> None:
     (tmp / "mymodel.py").write_text("from torch import nn\n\n\nclass Net(nn.Module):\n    pass\n")
 
@@ -267,6 +295,23 @@ CASES = [
         ),
         ("broken.py", "SyntaxError"),
     ),
+    Case(
+        "model-without-weights",
+        _then(_random_model_file, _args("--profile", "phone", "--large", "mymodel.py:Net")),
+        ("mymodel.py:Net (large)", "random weights", "allow_random_weights: true"),
+    ),
+    Case(
+        "checkpoint-all-zero",
+        _then(_bad_checkpoint("zero.pt", 0.0), _config({"large_weights": "zero.pt"})),
+        ("zero.pt", "is all zeros"),
+    ),
+    Case(
+        "checkpoint-non-finite",
+        _then(
+            _bad_checkpoint("inf.pt", float("inf")), _config({"large_weights": "inf.pt", "allow_random_weights": True})
+        ),
+        ("inf.pt", "non-finite value (inf)"),
+    ),
     Case("checkpoint-missing", _config({"large_weights": "nope.pt"}), ("nope.pt", "does not exist")),
     Case("checkpoint-other-architecture", _then(_other_arch, _config({"large_weights": "other.pt"})), ("other.pt",)),
     Case("checkpoint-truncated", _then(_truncated, _config({"large_weights": "half.pt"})), ("half.pt",)),
@@ -313,10 +358,21 @@ CASES = [
         _then(_npz(images=_digits(shape=(784,)), labels=_labels()), _config({"dataset": "data.npz"})),
         ("data.npz", "N x C x H x W"),
     ),
+    # pixels are checked as they are read (CKA reads first): --quiet keeps the progress lines out of stderr
     Case(
         "dataset-float-out-of-range",
-        _then(_npz(images=_digits(dtype=np.float32), labels=_labels()), _config({"dataset": "data.npz"})),
-        ("data.npz", "[0, 1]"),
+        _then(_npz(images=_digits(dtype=np.float32), labels=_labels()), _config({"dataset": "data.npz"}, "--quiet")),
+        ("data.npz", "outside [0, 1] of float images"),
+    ),
+    Case(
+        "dataset-nan-pixel",
+        _then(_npz(images=_nan_digits(), labels=_labels()), _config({"dataset": "data.npz"}, "--quiet")),
+        ("data.npz: image", "has a non-finite pixel (nan)", "bad_images: skip"),
+    ),
+    Case(
+        "dataset-one-class-split",
+        _then(_npz(images=_digits(), labels=_one_class_labels()), _config({"dataset": "data.npz"})),
+        ("data.npz", "the train split has only class 0 (120 images); every split needs at least 2 classes"),
     ),
     Case(
         "dataset-missing-labels",
@@ -326,12 +382,12 @@ CASES = [
     Case(
         "dataset-label-out-of-range",
         _then(_npz(images=_digits(), labels=_labels(high=12)), _config({"dataset": "data.npz"})),
-        ("data.npz", "label 11"),
+        ("data.npz", "label 10 at index 10 is outside [0, 10), the classes of model demo-large-cnn"),
     ),
     Case(
         "dataset-negative-label",
         _then(_npz(images=_digits(), labels=_labels() - 1), _config({"dataset": "data.npz"})),
-        ("data.npz", ">= 0"),
+        ("data.npz", "label -1 at index 0 is outside [0, 9)"),
     ),
     Case(
         "dataset-labels-count-mismatch",

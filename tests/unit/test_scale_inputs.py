@@ -64,7 +64,7 @@ def test_profile_and_profiles_together_or_an_empty_list_are_refused(tmp_path: Pa
 
 def test_how_a_build_runs_is_never_a_stage_input() -> None:
     key = StageKey("x", 1, ("plan",))
-    assert key.not_inputs == ("plan", "profiles", "max_memory", "executor")
+    assert key.not_inputs == ("plan", "allow_random_weights", "profiles", "max_memory", "executor")
     assert key.config_part(BuildConfig(executor="ray", max_memory="1GiB")) == key.config_part(BuildConfig())
 
 

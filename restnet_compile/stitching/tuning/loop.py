@@ -142,11 +142,13 @@ def cache_cuts(
 
 @torch.no_grad()
 def split_accuracy(run: Callable[[torch.Tensor], torch.Tensor], split: CachedSplit, batch: int = 500) -> float:
-    """Accuracy of ``run`` (features -> logits) on the cached features of ``split``."""
-    correct = sum(
-        int((run(split.feats[i : i + batch]).argmax(1) == split.labels[i : i + batch]).sum())
-        for i in range(0, len(split.labels), batch)
-    )
+    """Accuracy of ``run`` (features -> logits) on the cached features of ``split``; logits that are not finite count
+    as misses (so a diverged epoch is never the best)."""
+    correct = 0
+    for i in range(0, len(split.labels), batch):
+        logits = run(split.feats[i : i + batch])
+        hit = (logits.argmax(1) == split.labels[i : i + batch]) & torch.isfinite(logits).all(1)
+        correct += int(hit.sum())
     return correct / len(split.labels)
 
 
