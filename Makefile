@@ -58,7 +58,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 pretrain: $(STAMP)
-	$(BIN)/python -m restnet_compile.models.pretrain
+	$(BIN)/python scripts/pretrain_demo_zoo.py
 
 clean:
 	rm -rf dist .pytest_cache

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,7 +36,6 @@ from lib.tune_options import TuneOptions, options_recipe
 from restnet_compile.config.build import BuildConfig, TuneSettings
 from restnet_compile.cost.flops import count_flops
 from restnet_compile.data import Dataset, Splits
-from restnet_compile.models.pretrain import random_shift
 from restnet_compile.pipeline.candidates import plan
 from restnet_compile.pipeline.cka import compute_cka
 from restnet_compile.pipeline.costs import accuracy
@@ -42,6 +43,16 @@ from restnet_compile.pipeline.load import load_models, load_splits
 from restnet_compile.stitching import build_stitched
 from restnet_compile.stitching.build import prefix_cache
 from restnet_compile.stitching.tuning.loop import cached_accuracy
+
+
+def _pretrain_script() -> Any:
+    """The demo zoo's training script (scripts/pretrain_demo_zoo.py: its augmentation, outside the package)."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / "pretrain_demo_zoo.py"
+    spec = importlib.util.spec_from_file_location("pretrain_demo_zoo", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def main() -> None:
@@ -87,7 +98,8 @@ def main() -> None:
             t = time.perf_counter()
             gen = torch.Generator().manual_seed(1234)
             x = torch.from_numpy(splits.train.images)
-            images = np.concatenate([splits.train.images] + [random_shift(x, gen).numpy() for _ in range(copies)])
+            shift = _pretrain_script().random_shift
+            images = np.concatenate([splits.train.images] + [shift(x, gen).numpy() for _ in range(copies)])
             labels = np.tile(splits.train.labels, copies + 1)
             train = Dataset(f"{splits.train.name}+{copies}shifted", images, labels, splits.train.num_classes)
             aug = Splits(train, splits.calib, splits.val, splits.test)

@@ -1,7 +1,9 @@
-"""Schemas for device profiles, export targets and build configs (YAML, ``extra="forbid"``, human units).
+"""Schemas for device profiles and export targets (YAML, ``extra="forbid"``, human units); the build config is
+:mod:`restnet_compile.config.build`.
 
 A profile says what a device can afford; a target says which file to emit. Both are addressed by built-in name
-(``profiles/*.yaml``, ``targets/*.yaml`` shipped inside the package) or by a path to the user's own YAML file.
+(``builtin/profiles/*.yaml``, ``builtin/targets/*.yaml`` shipped inside the package) or by a path to the user's own
+YAML file.
 """
 
 from __future__ import annotations

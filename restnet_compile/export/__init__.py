@@ -1,4 +1,4 @@
-"""Exporters (one per target format), parity checks and the bundle writer.
+"""Exporters (one per target format), the segments they share, exported-graph costs and parity checks.
 
 Backends (onnx2tf, tensorflow, onnxruntime) are imported lazily inside the exporter that needs them, so importing
 this package stays cheap; importing it registers every exporter.

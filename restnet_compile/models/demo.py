@@ -1,7 +1,7 @@
 """The built-in demo zoo: a large CNN, a small CNN and a small vision transformer for 28x28 grey digits.
 
 The pair differs by capacity (width and depth), not by training budget: both are trained with the same recipe by
-``python -m restnet_compile.models.pretrain`` and their weights ship with the package.
+``scripts/pretrain_demo_zoo.py`` and their weights ship with the package.
 """
 
 from __future__ import annotations

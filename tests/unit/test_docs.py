@@ -156,3 +156,38 @@ def test_bench_readme_generator_refuses_results_without_a_section(tmp_path: Path
     (tmp_path / "new_benchmark.json").write_text("{}")
     with pytest.raises(ValueError, match=r"new_benchmark\.json"):
         _generator().render(tmp_path)
+
+
+def _where_to_add_snippets() -> list[str]:
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = text.split("## Where to add", 1)[1].split("\n## ", 1)[0]
+    return [body for lang, body in FENCE.findall(section) if lang == "python"]
+
+
+def test_every_where_to_add_snippet_runs_and_registers_what_it_says() -> None:
+    import torch
+
+    from restnet_compile.models.blocks import FeatureSpec
+    from restnet_compile.stitching.adapters.base import ADAPTERS
+
+    snippets = _where_to_add_snippets()
+    assert snippets, "docs/architecture.md shows no snippet under 'Where to add'"
+    before = set(ADAPTERS.names())
+    try:
+        for code in snippets:
+            exec(compile(code, "docs/architecture.md", "exec"), {"__name__": "docs_snippet"})
+        added = sorted(set(ADAPTERS.names()) - before)
+        assert added, "the adapter snippet registers no adapter"
+        src, dst = FeatureSpec("map", (4, 6, 6)), FeatureSpec("map", (3, 6, 6))
+        x = torch.randn(32, 4, 6, 6)
+        y = torch.nn.functional.conv2d(x, torch.randn(3, 4, 1, 1)) + 0.5  # a 1x1 map with a bias: fits exactly
+        for name in added:
+            cls = ADAPTERS.get(name)
+            assert cls.name == name and cls.joins == ("map", "map")  # what register_adapter records
+            adapter = cls(src, dst)
+            assert adapter.least_squares_init(x, y) > 0.99
+            assert torch.allclose(adapter(x), y, atol=1e-3)
+            assert cls.incompatibility(src, FeatureSpec("map", (3, 3, 3)))  # says why it cannot join
+    finally:
+        for name in set(ADAPTERS.names()) - before:
+            del ADAPTERS._items[name]

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 from restnet_compile.data.dataset import load_dataset, make_splits
-from restnet_compile.models.pretrain import TRAINING_RECIPES
 from restnet_compile.models.registry import create_model, shipped_weights
 from restnet_compile.pipeline.costs import accuracy
+
+
+def _training_recipes() -> dict[str, object]:
+    """The recipes of the training script (scripts/, outside the package)."""
+    path = Path(__file__).resolve().parents[2] / "scripts" / "pretrain_demo_zoo.py"
+    spec = importlib.util.spec_from_file_location("pretrain_demo_zoo", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dict(module.TRAINING_RECIPES)
+
+
+TRAINING_RECIPES = _training_recipes()
 
 
 def _record(name: str) -> dict:

@@ -9,7 +9,7 @@ import torch
 from restnet_compile.config.build import BuildConfig, TuneSettings
 from restnet_compile.data import Splits, load_dataset, make_splits
 from restnet_compile.models import BlockSequence, create_model
-from restnet_compile.pipeline.candidates import plan
+from restnet_compile.pipeline.candidates import candidate_rule, plan
 from restnet_compile.pipeline.cka import compute_cka
 from restnet_compile.pipeline.costs import accuracy
 from restnet_compile.stitching import Candidate, StitchPoint, build_stitched
@@ -83,7 +83,7 @@ def test_small_to_large_order_stitches_small_prefix_to_large_suffix(zoo, splits:
     config = BuildConfig(plan={"order": "small-large"})
     p = plan(config, cka, large, small)
     rule, cands, front, back = p.rule, p.candidates, p.front, p.back
-    assert rule.describe()["order"] == "small-large"
+    assert candidate_rule(rule).order == "small-large"
     assert front is small and back is large
     assert cands
     for c in cands:

@@ -1,4 +1,4 @@
-"""Deterministic pre-training of the demo zoo: ``python -m restnet_compile.models.pretrain``.
+"""Deterministic pre-training of the demo zoo: ``python scripts/pretrain_demo_zoo.py`` (``make pretrain``).
 
 All four demo models get the same recipe (AdamW, one-cycle schedule, +-2 px random shifts, the same epochs) on the
 ``train`` split of ``mnist5k``, so the large and small CNN differ by capacity, not by training budget. The weights and
@@ -22,7 +22,7 @@ from restnet_compile.data import Images, load_dataset, make_splits
 from restnet_compile.models.blocks import BlockSequence
 from restnet_compile.models.demo import demo_hybrid_vit, demo_large_cnn, demo_small_cnn, demo_vit
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "restnet_compile" / "models" / "weights"
 TRAINING_RECIPES: dict[str, tuple[Callable[[], BlockSequence], float]] = {
     "demo-large-cnn": (demo_large_cnn, 3e-3),
     "demo-small-cnn": (demo_small_cnn, 3e-3),
