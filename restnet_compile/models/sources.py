@@ -77,6 +77,8 @@ def torchvision_factory(arch: str) -> Callable[[str, ModelOptions], nn.Module]:
             if shape[1] != shape[2]:
                 raise BadInputError(f"model {name}: layer embed needs square images, got {shape[1]}x{shape[2]}")
             kwargs["image_size"] = shape[1]
+        if arch.startswith("maxvit_"):
+            kwargs["input_size"] = (shape[1], shape[2])  # its relative position tables are made for one size
         try:
             module = tv.models.get_model(arch, **kwargs)
         except Exception as exc:
