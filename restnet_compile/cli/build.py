@@ -12,6 +12,7 @@ from restnet_compile.cli.base import TOOLCHAIN, requires
 from restnet_compile.cli.options import config_overrides, model_options
 
 if TYPE_CHECKING:
+    from restnet_compile.bundle.manifest import Manifest
     from restnet_compile.bundle.result import BuildResult
 
 
@@ -28,8 +29,17 @@ def summary(result: BuildResult) -> dict:
         "bundle_model_bytes": m.bundle_model_bytes,
         "shipped": [{k: getattr(v, k) for k in keys} for v in m.shipped()],
         "dropped": {v.id: list(v.reasons) for v in m.variants if not v.selected},
+        "rejected_pairs": list(m.stitching.rejected or ()),
         "cache": result.cache,
     }
+
+
+def rejected_text(manifest: Manifest) -> str:
+    """Below the variant table: why there is no stitch candidate, one line per rejected pair (empty otherwise)."""
+    lines = manifest.stitching.rejected or ()
+    if not lines:
+        return ""
+    return "".join(["\nno stitch candidate; pairs of blocks rejected:", *(f"\n  {line}" for line in lines)])
 
 
 def cache_line(cache: dict) -> str:
@@ -145,7 +155,7 @@ def build_cmd(
     if as_json:
         click.echo(json.dumps(summary(result), indent=2, sort_keys=True))
         return
-    click.echo(variant_table(result.manifest))
+    click.echo(variant_table(result.manifest) + rejected_text(result.manifest))
     click.echo(f"\nbundle: {result.bundle_dir}  ({result.manifest.bundle_model_bytes or 0:,} bytes of models)")
     click.echo(f"archive: {result.archive}")
     click.echo(cache_line(result.cache))
@@ -159,8 +169,8 @@ def show_fleet(fleet, as_json: bool) -> None:  # type: ignore[no-untyped-def]
         click.echo(json.dumps(fleet_summary(fleet), indent=2, sort_keys=True))
     else:
         for result in fleet.bundles:
-            click.echo(f"== {result.bundle_dir.name}\n{variant_table(result.manifest)}")
-            click.echo(f"\nbundle: {result.bundle_dir}  ({result.manifest['bundle_model_bytes']:,} bytes of models)")
+            click.echo(f"== {result.bundle_dir.name}\n{variant_table(result.manifest)}{rejected_text(result.manifest)}")
+            click.echo(f"\nbundle: {result.bundle_dir}  ({result.manifest.bundle_model_bytes or 0:,} bytes of models)")
             click.echo(f"archive: {result.archive}\n")
         if fleet.bundles:
             click.echo(cache_line(fleet.bundles[-1].cache))

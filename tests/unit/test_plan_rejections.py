@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 
 from restnet_compile.config.build import PlanSettings
@@ -47,3 +51,23 @@ def test_small_large_order_names_the_small_prefix_first() -> None:
     rule = PlanSettings(order="small-large")
     lines = rejections(FRONT, BACK, rule)
     assert [line.partition(":")[0] for line in lines] == ["S0-L0", "S0-L1", "S1-L0", "S1-L1"]
+
+
+def test_the_lines_reach_the_manifest_report_and_build_output() -> None:
+    from restnet_compile.bundle.manifest import read_manifest, seal
+    from restnet_compile.cli.build import rejected_text, summary
+    from restnet_compile.report.markdown import render_report
+
+    sample = Path(__file__).resolve().parents[1] / "data" / "phone-tflite-int8.manifest.json"
+    lines = tuple(rejections(FRONT, BACK, PlanSettings()))
+    base = read_manifest(sample.read_bytes())
+    assert base.stitching.rejected is None and rejected_text(base) == ""  # a build with candidates: nothing said
+    stitching = dataclasses.replace(base.stitching, rejected=lines)
+    manifest = read_manifest(seal(dataclasses.replace(base, stitching=stitching)))
+    assert manifest.stitching.rejected == lines  # written and read back
+    said = rejected_text(manifest).splitlines()
+    assert said == ["", "no stitch candidate; pairs of blocks rejected:", *(f"  {line}" for line in lines)]
+    report = render_report(manifest, {})
+    assert "## No stitch candidate" in report and all(f"- {line}" in report for line in lines)
+    result = SimpleNamespace(bundle_dir=Path("b"), archive=Path("b.tar.gz"), manifest=manifest, cache={})
+    assert summary(result)["rejected_pairs"] == list(lines)  # type: ignore[arg-type]
