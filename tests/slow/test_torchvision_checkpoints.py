@@ -1,14 +1,17 @@
-"""Every torchvision classification family (its smallest variant) round-trips through a ``.safetensors`` file as
-users write them (``safetensors.torch.save_file``, no header metadata) and computes what it computed before."""
+"""Every torchvision classification family (its smallest variant) and a few timm models round-trip through a
+``.safetensors`` file as users write them (``safetensors.torch.save_file``, no header metadata) and compute what
+they computed before."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
+from restnet_compile.models.checkpoints import load_checkpoint
 from restnet_compile.models.sources import ModelOptions, torchvision_factory
 from restnet_compile.models.tv import classification_names
 from tests.unit.test_checkpoint_metadata import scramble
@@ -61,11 +64,34 @@ def test_safetensors_round_trip(arch: str, size: int, tmp_path: Path) -> None:
     donor = scramble(build(arch, ModelOptions(input_shape=shape, num_classes=10)), 1)
     path = tmp_path / f"{arch}.safetensors"
     save_file({k: v.contiguous() for k, v in donor.state_dict().items()}, str(path))
-    loaded = build(arch, ModelOptions(weights=path, input_shape=shape, num_classes=10)).eval()
+    model = scramble(build(arch, ModelOptions(input_shape=shape, num_classes=10)), 2)
+    x = torch.rand(1, *shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected, before = donor(x), model(x)
+        load_checkpoint(model, path, arch)  # what the source does with ``weights``
+        got = model(x)
+    scale = float(expected.abs().max())
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-5 * scale), arch
+    assert not torch.allclose(before, expected, rtol=0.01, atol=0.01 * scale), arch  # the file made the match
+
+
+#: timm architectures as users have them: a folder in timm / hub layout (``model.safetensors`` + ``config.json``)
+TIMM = ["mobilevit_xxs", "repvit_m0_9", "efficientvit_m0", "levit_128s"]
+
+
+@pytest.mark.parametrize("arch", TIMM)
+def test_timm_folder_round_trip(arch: str, tmp_path: Path) -> None:
+    from restnet_compile.models.timm_source import create_timm
+
+    shape = (3, 64, 64)
+    donor = scramble(create_timm(f"timm:{arch}", None, shape, 10)[0], 1)
+    folder = tmp_path / arch
+    folder.mkdir()
+    save_file({k: v.contiguous() for k, v in donor.state_dict().items()}, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({"architecture": arch, "num_classes": 10}))
+    loaded = create_timm(f"timm:{arch}", folder, shape, None)[0].eval()
     x = torch.rand(1, *shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected, got = donor(x), loaded(x)
-        other = scramble(build(arch, ModelOptions(input_shape=shape, num_classes=10)), 2)(x)
     scale = float(expected.abs().max())
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-5 * scale), arch
-    assert not torch.allclose(other, expected, rtol=0.01, atol=0.01 * scale), arch  # the file made the match
