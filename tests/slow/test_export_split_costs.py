@@ -1,9 +1,13 @@
-"""A stitch whose suffix donor only ``torch.export`` can trace is costed before export like its exported file."""
+"""A stitch whose suffix donor only ``torch.export`` can trace is costed before export like its exported file.
+
+The default tier checks the same stitch's estimate byte for byte against its architecture
+(``tests/unit/test_cost_export_split.py``); this exports it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from restnet_compile.config.device import load_profile
@@ -11,6 +15,8 @@ from restnet_compile.models.registry import create_model
 from restnet_compile.stitching import ADAPTERS, StitchedNet, StitchPoint
 from tests.integration.export_costs import check_costs
 from tests.unit.fixture_models import FIXTURES, MNIST, SPECS
+
+pytestmark = pytest.mark.slow
 
 SHAPE_BRANCH = f"{FIXTURES}/traced_fallbacks.py:ShapeBranch"  # forward branches on the input size: fx cannot trace
 
