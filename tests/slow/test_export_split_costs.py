@@ -13,7 +13,7 @@ import torch
 from restnet_compile.config.device import load_profile
 from restnet_compile.models.registry import create_model
 from restnet_compile.stitching import ADAPTERS, StitchedNet, StitchPoint
-from tests.integration.export_costs import check_costs
+from tests.slow.export_costs import check_costs
 from tests.unit.fixture_models import FIXTURES, MNIST, SPECS
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,7 @@ from restnet_compile.models.blocks import BlockSequence
 from restnet_compile.models.sources import ModelOptions, torchvision_factory
 from restnet_compile.stitching import ADAPTERS, StitchedNet, StitchPoint
 from restnet_compile.stitching.plan import stitch_pairs
-from tests.integration.export_costs import check_costs
+from tests.slow.export_costs import check_costs
 
 pytestmark = pytest.mark.slow
 
