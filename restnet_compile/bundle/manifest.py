@@ -153,11 +153,16 @@ class CandidateRule:
 
 @dataclass(frozen=True, kw_only=True)
 class StitchingInfo:
-    """Which model runs first, the candidate rule and the CKA matrix (rows: large blocks, columns: small)."""
+    """Which model runs first, the candidate rule and the CKA matrix (rows: large blocks, columns: small).
+
+    ``rejected`` (optional): present when the rule found no stitch candidate; why it rejected each pair of blocks,
+    one line each (``L2-S0: adapter conv-bn-relu cannot resize ...``).
+    """
 
     order: str
     rule: CandidateRule
     cka: tuple[tuple[float, ...], ...]
+    rejected: tuple[str, ...] | None = field(default=None, metadata=OPTIONAL)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -52,4 +52,8 @@ def analyze_cmd(config_path: Path | None, order: str | None, samples: int | None
     click.echo(f"\n{len(result.candidates)} candidates ({rule}):")
     for c in result.candidates:
         click.echo(f"  {c.id:8} adapter {c.adapter:14} CKA {c.cka:.3f}  {c.flops / 1e6:9.2f} MFLOPs")
+    if result.rejected:
+        click.echo("pairs of blocks rejected:")
+        for line in result.rejected:
+            click.echo(f"  {line}")
     click.echo(f"\nheatmap: {result.heatmap}")

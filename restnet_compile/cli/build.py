@@ -14,6 +14,7 @@ from restnet_compile.cli.base import TOOLCHAIN, requires
 from restnet_compile.cli.options import config_overrides, model_options
 
 if TYPE_CHECKING:
+    from restnet_compile.bundle.manifest import Manifest
     from restnet_compile.bundle.result import BuildResult, CacheSummary, FleetResult
 
 
@@ -30,8 +31,17 @@ def summary(result: BuildResult) -> dict[str, Any]:
         "bundle_model_bytes": m.bundle_model_bytes,
         "shipped": [{k: getattr(v, k) for k in keys} for v in m.shipped()],
         "dropped": {v.id: list(v.reasons) for v in m.variants if not v.selected},
+        "rejected_pairs": list(m.stitching.rejected or ()),
         "cache": encode(result.cache),
     }
+
+
+def rejected_text(manifest: Manifest) -> str:
+    """Below the variant table: why there is no stitch candidate, one line per rejected pair (empty otherwise)."""
+    lines = manifest.stitching.rejected or ()
+    if not lines:
+        return ""
+    return "".join(["\nno stitch candidate; pairs of blocks rejected:", *(f"\n  {line}" for line in lines)])
 
 
 def cache_line(cache: CacheSummary) -> str:
@@ -154,7 +164,7 @@ def show_bundle(result: BuildResult) -> None:
     """The variant table of one published bundle, where it went and its size."""
     from restnet_compile.report import variant_table
 
-    click.echo(variant_table(result.manifest))
+    click.echo(variant_table(result.manifest) + rejected_text(result.manifest))
     click.echo(f"\nbundle: {result.bundle_dir}  ({result.manifest.bundle_model_bytes or 0:,} bytes of models)")
     click.echo(f"archive: {result.archive}")
 

@@ -12,8 +12,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Model and data options: (flag, config field, help).
 _MODEL_OPTIONS = (
-    ("--large", "large", "Large model (prefix donor): registered name, timm:NAME or path/file.py:Class."),
-    ("--small", "small", "Small model (suffix donor): registered name, timm:NAME or path/file.py:Class."),
+    ("--large", "large", "Large model (prefix donor): demo or torchvision name, timm:NAME or path/file.py:Class."),
+    ("--small", "small", "Small model (suffix donor): demo or torchvision name, timm:NAME or path/file.py:Class."),
     ("--large-weights", "large_weights", "Weights of the large model: .safetensors, .pt/.pth/.bin or a folder."),
     ("--small-weights", "small_weights", "Weights of the small model."),
     ("--data", "dataset", "Dataset: mnist5k, mnist10k, folder:DIR, npz:FILE, a directory or a .npz file."),

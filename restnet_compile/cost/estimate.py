@@ -72,16 +72,18 @@ def traced_peak_bytes(ops: list[OpRecord], dtype: str) -> int:
 def latency_terms(ops: list[OpRecord], macs: dict[str, int], total_macs: int, dtype: str) -> list[tuple[int, int, int]]:
     """(MACs, bytes moved, output elements) per dispatched op.
 
-    MACs no leaf module accounts for (fused attention) form one more op, whose outputs are unknown (0).
+    An op's MACs are its own where the trace computed them (``OpRecord.macs``), else its module's in ``macs``. MACs no
+    leaf module accounts for (fused attention) form one more op, whose outputs are unknown (0).
     """
     size = DTYPE_BYTES[dtype]
     terms = []
-    for op in ops:
+    own = [int(macs.get(op.name, 0)) if op.macs is None else op.macs for op in ops]
+    for op, op_macs in zip(ops, own, strict=True):
         if op.kind in FUSED_KINDS:
             continue
         moved = int((op.in_elems + op.out_elems + op.weight_elems) * size)
-        terms.append((int(macs.get(op.name, 0)), moved, int(op.out_elems)))
-    rest = total_macs - sum(macs.get(op.name, 0) for op in ops)
+        terms.append((op_macs, moved, int(op.out_elems)))
+    rest = total_macs - sum(own)
     if rest > 0:
         terms.append((int(rest), 0, 0))
     return terms

@@ -9,11 +9,20 @@
 
 A checkpoint that does not fit the architecture is refused in one line naming a few missing, unexpected and
 mismatching keys; so is one that holds a NaN or an infinity, or only zeros (no trained weights).
+
+A module's ``state_dict()`` carries more than tensors: ``_metadata``, the per-submodule ``version`` that
+``_load_from_state_dict`` reads (torchvision's MNASNet refuses a state_dict without it; BatchNorm reads it too).
+Pickles keep it; safetensors holds tensors only, so :func:`save_checkpoint` writes it as JSON in the header's
+metadata (key :data:`METADATA_KEY`) and :func:`load_checkpoint` reads it back. A checkpoint that carries none (a
+safetensors file written elsewhere, a wrapped or renamed state_dict) gets the module's own: its keys and shapes
+were just checked to be the module's, so they are in the format the module's code writes today.
 """
 
 from __future__ import annotations
 
+import json
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -24,6 +33,7 @@ from restnet_compile.errors import BadInputError
 FOLDER_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net", "module")
 _NAMED = 3  # keys named per kind of mismatch
+METADATA_KEY = "torch_state_dict_metadata"  # safetensors header key holding the state_dict's ``_metadata`` (JSON)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -56,8 +66,34 @@ def _unwrap(state: object) -> object:
                 state = inner
                 break
     if isinstance(state, dict) and state and all(isinstance(k, str) and k.startswith("module.") for k in state):
+        meta = getattr(state, "_metadata", None)
         state = {k[len("module.") :]: v for k, v in state.items()}
+        if meta is not None:
+            inner = {k.partition(".")[2]: v for k, v in meta.items() if k == "module" or k.startswith("module.")}
+            state = _with_metadata(state, inner)
     return state
+
+
+def _with_metadata(state: dict[str, torch.Tensor], meta: dict | None) -> dict[str, torch.Tensor]:
+    """``state`` as an ``OrderedDict`` carrying ``meta`` as ``_metadata`` (as ``nn.Module.state_dict`` returns)."""
+    out: OrderedDict[str, torch.Tensor] = OrderedDict(state)
+    if meta is not None:
+        out._metadata = OrderedDict(meta)  # type: ignore[attr-defined]
+    return out
+
+
+def _safetensors_metadata(path: Path) -> dict | None:
+    """The ``_metadata`` :func:`save_checkpoint` stored in a safetensors header, else None."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        text = (f.metadata() or {}).get(METADATA_KEY)
+    if text is None:
+        return None
+    meta = json.loads(text)
+    if not isinstance(meta, dict) or not all(isinstance(v, dict) for v in meta.values()):
+        raise ValueError(f"header metadata {METADATA_KEY!r} is not a mapping of module names to settings")
+    return meta
 
 
 def read_state_dict(path: Path, model_name: str) -> dict[str, torch.Tensor]:
@@ -71,7 +107,7 @@ def read_state_dict(path: Path, model_name: str) -> dict[str, torch.Tensor]:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            state: object = load_file(str(path), device="cpu")
+            state: object = _with_metadata(load_file(str(path), device="cpu"), _safetensors_metadata(path))
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # torch warns about legacy pickles before refusing them
@@ -115,12 +151,15 @@ def load_checkpoint(module: nn.Module, path: Path, model_name: str) -> None:
         BadInputError: the checkpoint cannot be read or does not match the architecture.
     """
     state = read_state_dict(Path(path), model_name)
-    problem = mismatch(module.state_dict(), state)
+    own = module.state_dict()
+    problem = mismatch(own, state)
     if problem:
         raise BadInputError(f"model {model_name}: checkpoint {path} does not fit {type(module).__name__}: {problem}")
     problem = garbage(state)
     if problem:
         raise BadInputError(f"model {model_name}: checkpoint {path} {problem}; it holds no trained weights")
+    if getattr(state, "_metadata", None) is None:
+        state = _with_metadata(state, getattr(own, "_metadata", None))
     module.load_state_dict(state)
 
 
@@ -134,3 +173,16 @@ def garbage(state: dict[str, torch.Tensor]) -> str | None:
     if floats and not any(bool(v.count_nonzero()) for _, v in floats):
         return f"is all zeros ({len(floats)} tensors)"
     return None
+
+
+def save_checkpoint(module: nn.Module, path: Path) -> None:
+    """Write ``module``'s state_dict to a ``.safetensors`` file, its ``_metadata`` in the header (see above).
+
+    Tensors that share memory (tied weights) are stored as separate copies.
+    """
+    from safetensors.torch import save_file
+
+    state = module.state_dict()
+    meta = {k: dict(v) for k, v in getattr(state, "_metadata", {}).items()}
+    tensors = {k: v.detach().clone().contiguous() for k, v in state.items()}
+    save_file(tensors, str(path), metadata={METADATA_KEY: json.dumps(meta, sort_keys=True)})

@@ -1,8 +1,10 @@
 """Model sources registered by name: ``create_model("demo-large-cnn")`` like timm's ``create_model``.
 
-Registered names are the demo zoo and the torchvision architectures (see :mod:`restnet_compile.models.sources`);
-``timm:NAME`` is any timm architecture; any other name with a colon is a user's model, ``path/to/file.py:ClassName``
-or ``package.module:factory``.
+Registered names are the demo zoo and a few torchvision architectures (see :mod:`restnet_compile.models.sources`);
+``torchvision:NAME`` and ``torchvision.models:NAME`` are any torchvision classification architecture, and so is a
+bare name that is not registered; ``timm:NAME`` is any timm architecture; any other name with a colon is a user's
+model, ``path/to/file.py:ClassName`` or ``package.module:factory``. An unknown name is refused in one line with the
+close matches among the registered and torchvision names.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from restnet_compile.models.sources import (
     TORCHVISION_ARCHS,
     TORCHVISION_DEFAULT_SHAPE,
     ModelOptions,
+    check_torchvision_arch,
+    close_matches,
     create_timm_model,
     create_user_model,
     is_user_spec,
@@ -30,6 +34,7 @@ from restnet_compile.models.sources import (
 )
 from restnet_compile.models.splitters import split_model
 from restnet_compile.models.timm_source import is_timm_spec
+from restnet_compile.models.tv import classification_names, torchvision_arch
 
 ModelSource = Callable[[str, ModelOptions], BlockSequence]
 MODELS: Registry[ModelSource] = Registry("model")
@@ -86,6 +91,32 @@ for _arch in TORCHVISION_ARCHS:
     MODELS.register(_arch)(_torchvision_source(_arch))
 
 
+def _source(name: str) -> ModelSource:
+    """The source that builds ``name``.
+
+    Raises:
+        BadInputError: an unknown name or torchvision architecture, with close matches.
+    """
+    if is_timm_spec(name):
+        return create_timm_model
+    arch = torchvision_arch(name)
+    if arch is not None:
+        check_torchvision_arch(name, arch)
+        return lambda spec, opts: _torchvision_source(arch)(spec, opts)
+    if is_user_spec(name):
+        return create_user_model
+    if name in MODELS:
+        return MODELS.get(name)
+    known = classification_names()
+    if name in known:
+        return _torchvision_source(name)
+    close = close_matches(name, sorted({*MODELS.names(), *known}))
+    raise BadInputError(
+        f"unknown model {name!r}; valid choices: {', '.join(MODELS.names())}, any torchvision classification model "
+        f"(NAME or torchvision:NAME), timm:NAME, path/to/file.py:Class, module:factory{'; ' + close if close else ''}"
+    )
+
+
 def create_model(
     name: str,
     weights: Path | None = None,
@@ -97,7 +128,8 @@ def create_model(
     """Build model ``name`` as a frozen ``BlockSequence`` in eval mode with its weights.
 
     Args:
-        name: A registered model name (see ``MODELS.names()``), ``timm:NAME``, or ``path/file.py:Class`` /
+        name: A registered model name (see ``MODELS.names()``), a torchvision classification architecture
+            (``NAME``, ``torchvision:NAME``, ``torchvision.models:NAME``), ``timm:NAME``, or ``path/file.py:Class`` /
             ``module:factory``.
         weights: A state_dict file (``.safetensors``, ``.pt``...) or a timm / hub weights folder; demo models default
             to the weights shipped with the package.
@@ -113,10 +145,7 @@ def create_model(
     opts = ModelOptions(
         Path(weights) if weights else None, input_shape, num_classes, tuple(split) if split else None, max_blocks
     )
-    if is_timm_spec(name):
-        model = create_timm_model(name, opts)
-    else:
-        model = create_user_model(name, opts) if is_user_spec(name) else MODELS.get(name)(name, opts)
+    model = _source(name)(name, opts)
     model.requires_grad_(False)  # models are frozen donors: only adapters are ever trained
     model.eval()
     model.feature_specs()  # fail now, naming the block, if the model cannot take its input

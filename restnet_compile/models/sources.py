@@ -1,8 +1,9 @@
 """Model sources beyond the demo zoo: torchvision and timm architectures and a user's own model.
 
-* torchvision: ``resnet18``, ``resnet50``, ``mobilenet_v2``, ``mobilenet_v3_small``, ``mobilenet_v3_large``,
-  ``efficientnet_b0``, ``vit_b_16``, ``swin_t`` -- built with random weights and loaded from a local state_dict file
-  (nothing is downloaded), then split by the family's registered split function.
+* torchvision: every classification architecture of ``torchvision.models``, as ``torchvision:NAME``,
+  ``torchvision.models:NAME`` or the bare name (``shufflenet_v2_x0_5``) -- built with random weights and loaded from
+  a local state_dict file (nothing is downloaded), then split by the family's registered split function when one
+  recognises it, else by the generic traced split.
 * timm: ``timm:NAME`` (see :mod:`restnet_compile.models.timm_source`), split by tracing.
 * A user's model: ``path/to/file.py:ClassName`` or ``package.module:factory``. The attribute is called with no
   arguments and returns an ``nn.Module``: a registered split function splits it when one recognises it and its blocks
@@ -14,6 +15,7 @@ Weights are read by :mod:`restnet_compile.models.checkpoints`: safetensors witho
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import sys
@@ -29,6 +31,7 @@ from restnet_compile.models.checkpoints import load_checkpoint
 from restnet_compile.models.fx_split import DEFAULT_MAX_BLOCKS
 from restnet_compile.models.splitters import split_model
 from restnet_compile.models.timm_source import create_timm, is_timm_spec
+from restnet_compile.models.tv import classification_names, import_torchvision, shim_for_user_code, torchvision_arch
 
 TORCHVISION_ARCHS = (
     "resnet18",
@@ -67,8 +70,6 @@ def torchvision_factory(arch: str) -> Callable[[str, ModelOptions], nn.Module]:
     """A source for torchvision architecture ``arch`` (random init, then the local weights if given)."""
 
     def build(name: str, opts: ModelOptions) -> nn.Module:
-        from restnet_compile.models.tv import import_torchvision
-
         tv = import_torchvision()
         shape = opts.input_shape or TORCHVISION_DEFAULT_SHAPE
         kwargs: dict[str, object] = {"weights": None, "num_classes": opts.num_classes or 1000}
@@ -76,7 +77,13 @@ def torchvision_factory(arch: str) -> Callable[[str, ModelOptions], nn.Module]:
             if shape[1] != shape[2]:
                 raise BadInputError(f"model {name}: layer embed needs square images, got {shape[1]}x{shape[2]}")
             kwargs["image_size"] = shape[1]
-        module = getattr(tv.models, arch)(**kwargs)
+        if arch.startswith("maxvit_"):
+            kwargs["input_size"] = (shape[1], shape[2])  # its relative position tables are made for one size
+        try:
+            module = tv.models.get_model(arch, **kwargs)
+        except Exception as exc:
+            size = "x".join(map(str, shape))
+            raise BadInputError(f"model {name}: torchvision cannot create it for input {size}: {exc}") from None
         if opts.weights is not None:
             load_checkpoint(module, Path(opts.weights), name)
         return module
@@ -93,6 +100,7 @@ def load_user_object(spec: str) -> Callable[[], object]:
     where, _, attr = spec.rpartition(":")
     if not where or not attr:
         raise BadInputError(f"model {spec}: expected path/to/file.py:ClassName or package.module:factory")
+    shim_for_user_code()  # the file or module may import torchvision itself
     try:
         if where.endswith(".py") or "/" in where:
             path = Path(where)
@@ -154,5 +162,23 @@ def create_timm_model(spec: str, opts: ModelOptions) -> BlockSequence:
 
 
 def is_user_spec(name: str) -> bool:
-    """True for ``file.py:Name`` / ``module:name`` specs: a colon, but not ``timm:`` (registered names have none)."""
-    return ":" in name and not is_timm_spec(name)
+    """True for ``file.py:Name`` / ``module:name`` specs: a colon, but not ``timm:`` or ``torchvision[.models]:``."""
+    return ":" in name and not is_timm_spec(name) and torchvision_arch(name) is None
+
+
+def close_matches(name: str, choices: list[str]) -> str:
+    """``close matches: a, b`` for ``name`` among ``choices`` (empty when none is close)."""
+    close = difflib.get_close_matches(name, choices, n=5, cutoff=0.6)
+    return f"close matches: {', '.join(close)}" if close else ""
+
+
+def check_torchvision_arch(spec: str, arch: str) -> None:
+    """Refuse a name that is not a torchvision classification architecture, listing close matches.
+
+    Raises:
+        BadInputError: unknown architecture.
+    """
+    known = classification_names()
+    if arch not in known:
+        hint = close_matches(arch, known) or "see torchvision.models.list_models(module=torchvision.models)"
+        raise BadInputError(f"model {spec}: torchvision has no classification model {arch!r}; {hint}")

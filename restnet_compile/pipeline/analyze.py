@@ -53,6 +53,7 @@ class AnalyzeResult:
         candidates: Every candidate the rule picks, with the FLOPs of its stitched network.
         samples: Calibration images the matrix was computed on.
         heatmap: Path of ``cka.png``, or None when not written.
+        rejected: When the rule picks no candidate, why it rejected each pair of blocks, one line each.
     """
 
     large: str
@@ -64,6 +65,7 @@ class AnalyzeResult:
     candidates: list[CandidateSummary]
     samples: int
     heatmap: Path | None
+    rejected: tuple[str, ...] = ()
 
 
 def block_labels(model: BlockSequence, tag: str) -> list[str]:
@@ -114,4 +116,5 @@ def survey(config: BuildConfig, out_dir: Path | None = None, samples: int | None
         rows,
         len(images),
         heatmap,
+        p.rejected,
     )

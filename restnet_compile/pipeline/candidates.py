@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,17 +11,21 @@ import numpy as np
 from restnet_compile.bundle.manifest import CandidateRule
 from restnet_compile.config.build import CANDIDATE_RULE, BuildConfig, PlanSettings
 from restnet_compile.models import BlockSequence
-from restnet_compile.stitching import Candidate, plan_candidates
+from restnet_compile.stitching import Candidate, plan_candidates, rejections
 
 
 @dataclass(frozen=True)
 class Plan:
-    """The candidate rule, its candidates, and which model gives the prefix (front) and which the suffix (back)."""
+    """The candidate rule, its candidates, and which model gives the prefix (front) and which the suffix (back).
+
+    ``rejected``: when there is no candidate, why the rule rejected each pair of blocks, one line each.
+    """
 
     rule: PlanSettings
     candidates: list[Candidate]
     front: BlockSequence
     back: BlockSequence
+    rejected: tuple[str, ...] = ()
 
 
 def candidate_rule(settings: PlanSettings) -> CandidateRule:
@@ -41,11 +45,16 @@ def plan(
     large: BlockSequence,
     small: BlockSequence,
     allowed: Collection[tuple[int, int]] | None = None,
+    misses: Mapping[tuple[int, int], str] | None = None,
 ) -> Plan:
     """The rule, the candidates and the (front, back) models in the configured stitch order.
 
     ``allowed``: the (front cut, back block) pairs the device can run (see :mod:`.screen`); None allows all.
+    ``misses``: the limits each pair the device cannot run misses, for the lines that say why there is no candidate.
     """
     rule = config.plan
     front, back, matrix = (small, large, cka.T) if rule.order == "small-large" else (large, small, cka)
-    return Plan(rule, plan_candidates(matrix, front.feature_specs(), back.feature_specs(), rule, allowed), front, back)
+    specs_f, specs_b = front.feature_specs(), back.feature_specs()
+    candidates = plan_candidates(matrix, specs_f, specs_b, rule, allowed)
+    rejected = () if candidates else tuple(rejections(specs_f, specs_b, rule, misses))
+    return Plan(rule, candidates, front, back, rejected)

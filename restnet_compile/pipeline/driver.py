@@ -130,7 +130,15 @@ def analyze_fleet(
     fits = ", ".join(f"{r.profile.name} runs {len(screened.runnable[r.profile.name])}" for r in live)
     progress(f"costs screened before CKA: of {len(screened.stitches)} possible stitches, {fits}")
     cka = cka_stage(base, large, small, splits, store, progress)
-    plans = {r.name: plan(r.config, cka, large, small, screened.runnable[r.profile.name]) for r in live}
+    plans = {
+        r.name: plan(r.config, cka, large, small, screened.runnable[r.profile.name], screened.misses[r.profile.name])
+        for r in live
+    }
+    for r in live:
+        if plans[r.name].rejected:
+            progress(f"profile {r.profile.name}: no stitch candidate, only the two models can ship; pairs rejected:")
+            for line in plans[r.name].rejected:
+                progress(f"  {line}")
     union = sorted(
         {c for p in plans.values() for c in p.candidates}, key=lambda c: (c.point.front_block, c.point.back_block)
     )
@@ -147,7 +155,10 @@ def analyze_fleet(
     for r in live:
         mine = anchors + [stitched[c.point.variant_id] for c in plans[r.name].candidates]
         variants = decide(on_profile(mine, screened.costs[r.profile.name]), r.profile, r.config, len(splits.val))
-        analyses[r.name] = Analysis(r.config, r.profile, r.target, large, small, splits, cka, shared.rule, variants)
+        why = plans[r.name].rejected
+        analyses[r.name] = Analysis(
+            r.config, r.profile, r.target, large, small, splits, cka, shared.rule, variants, why
+        )
     return analyses
 
 

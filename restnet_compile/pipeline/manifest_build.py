@@ -174,6 +174,7 @@ def build_manifest(
             order="large-prefix -> small-suffix" if cfg.plan.order == "large-small" else "small-prefix -> large-suffix",
             rule=candidate_rule(a.rule),
             cka=tuple(tuple(round(float(x), 4) for x in row) for row in a.cka),
+            rejected=a.rejected or None,
         ),
         variants=tuple(_variant_entry(v, exported.get(v.id)) for v in a.variants),
         segments=_segments(exported, segment_costs or {}),

@@ -14,6 +14,7 @@ the untuned adapter costs what the tuned one will. Each requested profile then l
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -38,12 +39,14 @@ class Screen:
         costs: Profile name -> variant id (``large``, ``small``, ``L1-S0``...) -> estimated cost on that profile.
         runnable: Profile name -> the (front cut, back block) pairs whose stitch fits that profile.
         failures: Profile name -> why nothing fits it (the profiles that fit something are absent).
+        misses: Profile name -> (front cut, back block) -> the limits of that profile the pair's stitch misses.
     """
 
     stitches: tuple[str, ...]
     costs: dict[str, dict[str, CostReport]]
     runnable: dict[str, frozenset[tuple[int, int]]]
     failures: dict[str, InfeasibleError]
+    misses: dict[str, dict[tuple[int, int], str]] = dataclasses.field(default_factory=dict)
 
 
 def possible_stitches(config: BuildConfig, large: BlockSequence, small: BlockSequence) -> list[StitchedNet]:
@@ -71,16 +74,16 @@ def screen(
     nets = {"large": large, "small": small} | {n.point.variant_id: n for n in possible_stitches(config, large, small)}
     points = {vid: (n.point.front_block, n.point.back_block) for vid, n in nets.items() if isinstance(n, StitchedNet)}
     prints = {vid: footprint(net, large.input_shape) for vid, net in nets.items()}
-    costs, runnable, failures = {}, {}, {}
+    costs, runnable, failures, misses = {}, {}, {}, {}
     for profile, target in devices:
         mine = {vid: cost_on(fp, profile, target.dtype) for vid, fp in prints.items()}
         options = [_option(vid, c) for vid, c in mine.items()]
         costs[profile.name] = mine
-        runnable[profile.name] = frozenset(
-            points[o.variant_id] for o in options if o.variant_id in points and not limit_violations(o, profile)
-        )
+        over = {points[o.variant_id]: limit_violations(o, profile) for o in options if o.variant_id in points}
+        runnable[profile.name] = frozenset(p for p, why in over.items() if not why)
+        misses[profile.name] = {p: ", ".join(why) for p, why in over.items() if why}
         try:
             require_feasible(options, profile)
         except InfeasibleError as exc:
             failures[profile.name] = exc
-    return Screen(tuple(points), costs, runnable, failures)
+    return Screen(tuple(points), costs, runnable, failures, misses)

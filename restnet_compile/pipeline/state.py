@@ -39,7 +39,10 @@ class Variant:
 
 @dataclass(frozen=True)
 class Analysis:
-    """Everything the export stage needs: the inputs, the CKA matrix and every costed, decided variant."""
+    """Everything the export stage needs: the inputs, the CKA matrix and every costed, decided variant.
+
+    ``rejected``: when the plan found no stitch candidate, why it rejected each pair of blocks, one line each.
+    """
 
     config: BuildConfig
     profile: Profile
@@ -50,6 +53,7 @@ class Analysis:
     cka: np.ndarray[Any, np.dtype[np.float64]]
     rule: PlanSettings
     variants: list[Variant]
+    rejected: tuple[str, ...] = ()
 
     def shipped(self) -> dict[str, nn.Module]:
         """Variant id -> module of every selected variant, in build order."""

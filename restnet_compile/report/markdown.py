@@ -119,5 +119,15 @@ def render_report(manifest: Manifest, model_files: Mapping[str, int]) -> str:
             f"Candidate rule `{rule.rule}`: depth band {rule.depth_band}, at least {rule.min_suffix_blocks} "
             f"suffix block(s), at most {rule.max_candidates} candidates.",
             "",
+            *_rejected_section(manifest),
         ]
     )
+
+
+def _rejected_section(manifest: Manifest) -> list[str]:
+    """Why the rule found no stitch candidate, one line per pair of blocks it rejected (nothing when it found one)."""
+    rejected = manifest.stitching.rejected
+    if not rejected:
+        return []
+    head = "The rule found no stitch candidate, so only the two models could ship. Pairs of blocks it rejected:"
+    return ["## No stitch candidate", "", head, "", *(f"- {line}" for line in rejected), ""]

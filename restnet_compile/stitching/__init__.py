@@ -3,7 +3,7 @@
 from restnet_compile.stitching.adapters import ADAPTERS, Adapter
 from restnet_compile.stitching.build import StitchedVariant, build_stitched
 from restnet_compile.stitching.net import StitchedNet, StitchPoint
-from restnet_compile.stitching.plan import Candidate, plan_candidates
+from restnet_compile.stitching.plan import Candidate, plan_candidates, rejections
 
 __all__ = [
     "ADAPTERS",
@@ -14,4 +14,5 @@ __all__ = [
     "StitchedVariant",
     "build_stitched",
     "plan_candidates",
+    "rejections",
 ]

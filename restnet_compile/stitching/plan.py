@@ -11,7 +11,10 @@ A build first costs every pair that (a)-(c) allow (:func:`stitch_pairs`) on its 
 tuning (``pipeline.screen``), and passes the pairs that profile can run as ``allowed``: (d) the plan picks among
 those pairs only. A cut whose best pair the device cannot run then yields its best runnable pair instead of a
 candidate that would be tuned only to be dropped, and when every pair is runnable the plan is the same as without
-(d). A build for several profiles plans once per profile and tunes the union of their candidates.
+(d). A build for several profiles plans once per profile and tunes the union of their candidates. A plan that yields no
+candidate says why (:func:`rejections`): one line per pair of blocks that (a) and (b) allow but (c) or (d) rejects
+(the adapters' shape problem, or the profile's limits the stitch misses), and one line per cut that (a) and (b)
+leave without any pair.
 
 The front model is the large one by default (ReStNet: large prefix -> small suffix); with ``order="small-large"``
 (SN-Net) the small model's prefix feeds the large model's suffix and the rule runs on the transposed matrix. The
@@ -22,14 +25,14 @@ and transformer blocks are planned the same way.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from restnet_compile.config.build import PlanSettings
 from restnet_compile.models.blocks import FeatureSpec
-from restnet_compile.stitching.adapters import adapter_for
+from restnet_compile.stitching.adapters import adapter_for, why_no_adapter
 from restnet_compile.stitching.net import StitchPoint
 
 
@@ -81,3 +84,37 @@ def plan_candidates(
             best[i] = Candidate(StitchPoint(i, j, *tags), adapter, float(cka[i, j]))
     kept = sorted(best.values(), key=lambda c: -c.cka)[: rule.max_candidates]
     return sorted(kept, key=lambda c: (c.point.front_block, c.point.back_block))
+
+
+def rejections(
+    front: list[FeatureSpec],
+    back: list[FeatureSpec],
+    rule: PlanSettings,
+    unrunnable: Mapping[tuple[int, int], str] | None = None,
+) -> list[str]:
+    """Why the rule rejects each pair of blocks, one line each (``L2-S0: adapter ... cannot resize ...``).
+
+    Args:
+        front: Output specs of the front model's blocks.
+        back: Output specs of the back model's blocks.
+        rule: The rule's parameters.
+        unrunnable: (front cut, back block) -> the profile's limits that stitch misses (condition (d)).
+    """
+    tf, tb = ("S", "L") if rule.order == "small-large" else ("L", "S")
+    n_f, n_b = len(front), len(back)
+    if n_f < 2:
+        return [f"the prefix model has {n_f} block: no cut leaves a block for the suffix"]
+    lines = []
+    for i in range(n_f - 1):
+        band = [j for j in range(n_b - rule.min_suffix_blocks) if abs((i + 1) / n_f - (j + 1) / n_b) <= rule.depth_band]
+        if not band:
+            lines.append(
+                f"{tf}{i}: no {tb} block lies within depth band {rule.depth_band:g} and leaves "
+                f"{rule.min_suffix_blocks} suffix block(s) after it"
+            )
+        for j in band:
+            if adapter_for(front[i], back[j]) is None:
+                lines.append(f"{tf}{i}-{tb}{j}: {why_no_adapter(front[i], back[j])}")
+            elif unrunnable is not None and (i, j) in unrunnable:
+                lines.append(f"{tf}{i}-{tb}{j}: does not fit the profile: {unrunnable[(i, j)]}")
+    return lines

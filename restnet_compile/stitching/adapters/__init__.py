@@ -10,7 +10,14 @@ from restnet_compile.stitching.adapters import (  # noqa: F401  (registration)
     tokens_to_tokens,
 )
 from restnet_compile.stitching.adapters._fit import solve_least_squares
-from restnet_compile.stitching.adapters.base import ADAPTERS, Adapter, adapter_for, choose_adapter, register_adapter
+from restnet_compile.stitching.adapters.base import (
+    ADAPTERS,
+    Adapter,
+    adapter_for,
+    choose_adapter,
+    register_adapter,
+    why_no_adapter,
+)
 from restnet_compile.stitching.adapters.map_to_map import Conv1x1Adapter
 
 __all__ = [
@@ -21,4 +28,5 @@ __all__ = [
     "choose_adapter",
     "register_adapter",
     "solve_least_squares",
+    "why_no_adapter",
 ]

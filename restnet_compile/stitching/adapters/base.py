@@ -100,6 +100,16 @@ def adapter_for(src: FeatureSpec, dst: FeatureSpec) -> str | None:
     return None
 
 
+def why_no_adapter(src: FeatureSpec, dst: FeatureSpec) -> str:
+    """Why no planned adapter joins ``src`` to ``dst``, in one line: the shape problems of those of their kinds."""
+    planned = [ADAPTERS.get(n) for n in ADAPTERS.names() if ADAPTERS.get(n).plan_priority is not None]
+    same_kinds = [cls for cls in planned if cls.joins == (src.kind, dst.kind)]
+    problems = [p for p in (cls.shape_problem(src, dst) for cls in same_kinds) if p]
+    if problems:
+        return "; ".join(problems)
+    return f"no adapter joins {src.kind} -> {dst.kind} ({src.describe()} -> {dst.describe()})"
+
+
 def choose_adapter(preferred: str, planned: str, src: FeatureSpec, dst: FeatureSpec) -> str:
     """``preferred`` when it can join ``src`` to ``dst`` (``auto``: keep the planned one), else ``planned``.
 

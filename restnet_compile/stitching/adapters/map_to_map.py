@@ -30,7 +30,10 @@ class Conv1x1Adapter(Adapter):
     def shape_problem(cls, src: FeatureSpec, dst: FeatureSpec) -> str | None:
         (sh, sw), (dh, dw) = src.grid, dst.grid
         if sh % dh or sw % dw or sh // dh != sw // dw:
-            why = "needs an integer down-factor"
+            if sh < dh or sw < dw:
+                why = f"the suffix block's grid {dh}x{dw} is finer than the prefix's {sh}x{sw} (they only pool down)"
+            else:
+                why = f"grid {sh}x{sw} -> {dh}x{dw} needs one integer down-factor on both axes"
             return f"adapter {cls.name} cannot resize {src.describe()} to {dst.describe()}: {why}"
         return None
 
