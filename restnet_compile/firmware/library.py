@@ -9,6 +9,7 @@ leaves nothing a later one would trust.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from restnet_compile.firmware.compile_errors import FirmwareBuildError, first_error
 from restnet_compile.firmware.cpus import Cpu
-from restnet_compile.firmware.toolchain import Compiler
+from restnet_compile.firmware.toolchain import DOWNLOADS, Compiler
 
 CACHE_ENV = "RESTNET_TFLM_CACHE"
 LIB_NAME = "libtensorflow-microlite.a"
@@ -135,7 +136,20 @@ def build_library(tflm: Path, cpu: Cpu, kernels: str, compiler: Compiler, cache_
     return TflmLibrary(entry / LIB_NAME, key, False, seconds, library_defines(kernels))
 
 
+def _link_toolchain(tflm: Path, compiler: Compiler) -> None:
+    """Point TFLM's ``downloads/gcc_embedded`` at the compiler's installation, as TFLM's README suggests: its Cortex-M
+    makefiles run a script that downloads a GCC there unless the folder exists. Left alone when present; an
+    unwritable tree only means the script tries (and, offline, fails) before the build goes on with our compiler."""
+    link = tflm / DOWNLOADS / "gcc_embedded"
+    if link.exists() or link.is_symlink():
+        return
+    with contextlib.suppress(OSError):
+        link.symlink_to(Path(compiler.root).parent, target_is_directory=True)
+
+
 def _run_make(tflm: Path, cpu: Cpu, kernels: str, compiler: Compiler, staging: Path) -> float:
+    if not cpu.is_host:
+        _link_toolchain(tflm, compiler)
     log = staging / "make.log"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     start = time.perf_counter()
