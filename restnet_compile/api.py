@@ -409,13 +409,15 @@ def firmware(
     run: bool = False,
     cache: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    samples: int | None = None,
 ) -> FirmwareResult:
     """Write and build the TensorFlow Lite Micro firmware project of a ``tflm-int8`` bundle in ``out``.
 
     ``tflm`` is a TFLite Micro source tree (None: ``$RESTNET_TFLM_DIR``); its static library is built once per
     (tree, CPU, kernels, compiler) into ``cache`` (None: ``$RESTNET_TFLM_CACHE``, else ``tflm/`` in the build cache
     folder) and reused. ``cpu`` is ``host`` (native ``g++``) or a Cortex-M (``arm-none-eabi-g++``, QEMU's MPS2/MPS3
-    board). With ``run`` the firmware runs every shipped variant on the bundle's reference inputs, and the result
+    board). With ``run`` the firmware runs every shipped variant on the bundle's reference inputs (the first
+    ``samples``; None: all), and the result
     holds each variant's outputs against the TFLite Micro Python interpreter and its measured arena; flash and RAM
     come from the linked ELF either way. ``out/firmware.json`` records it all.
 
@@ -434,4 +436,4 @@ def firmware(
 
     if tflm is None and os.environ.get(TFLM_ENV):
         tflm = Path(os.environ[TFLM_ENV])
-    return build_firmware(bundle_dir, tflm, cpu, out, kernels, run, cache, progress)
+    return build_firmware(bundle_dir, tflm, cpu, out, kernels, run, cache, progress, samples)

@@ -26,13 +26,27 @@ CPUS = ("host", "cortex-m4", "cortex-m7", "cortex-m55")
     type=click.Path(path_type=Path),
     help="Where TFLite Micro libraries are kept. Default: $RESTNET_TFLM_CACHE, else tflm/ in the build cache folder.",
 )
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    help="Reference inputs the firmware runs per variant (default: all of reference.npz).",
+)
 def firmware_cmd(
-    bundle: Path, tflm: Path | None, cpu: str, kernels: str, out: Path, run: bool, cache_dir: Path | None
+    bundle: Path,
+    tflm: Path | None,
+    cpu: str,
+    kernels: str,
+    out: Path,
+    run: bool,
+    cache_dir: Path | None,
+    samples: int | None,
 ) -> None:
     """Write, build and optionally run the TensorFlow Lite Micro firmware of BUNDLE (a tflm-int8 bundle)."""
     from restnet_compile import api
 
-    r = api.firmware(bundle, tflm, cpu, out, kernels, run, cache_dir, progress=lambda m: click.echo(m, err=True))
+    r = api.firmware(
+        bundle, tflm, cpu, out, kernels, run, cache_dir, progress=lambda m: click.echo(m, err=True), samples=samples
+    )
     f, ram = r.flash, r.ram
     click.echo(
         f"flash {f['total']:,} B: model {f['model']:,} (bundle {r.bundle_model_bytes:,}), runtime {f['runtime']:,}, "

@@ -23,6 +23,7 @@ from restnet_compile.errors import BadInputError, ParityError
 from restnet_compile.firmware.cpus import cpu_by_name
 from restnet_compile.firmware.execute import DeviceRun, make, run_firmware
 from restnet_compile.firmware.library import build_library
+from restnet_compile.firmware.opset import bundle_ops, library_ops, registrations, resolver_methods
 from restnet_compile.firmware.project import ELF, PROJECT_FILE, ProjectSpec, reference_inputs, write_project
 from restnet_compile.firmware.sizes import map_sizes
 from restnet_compile.firmware.tflm_python import tflm_outputs
@@ -102,9 +103,11 @@ def _arena_estimate(manifest: Manifest, vid: str) -> tuple[int, int]:
     return int(manifest.variant(vid).arena_bytes or 0) - boundary, boundary
 
 
-def compare(bundle: Path, manifest: Manifest, device: DeviceRun) -> tuple[VariantResult, ...]:
+def compare(
+    bundle: Path, manifest: Manifest, device: DeviceRun, samples: int | None = None
+) -> tuple[VariantResult, ...]:
     """Every variant's device outputs against the TFLM Python interpreter and reference.npz."""
-    expected = tflm_outputs(bundle, manifest, reference_inputs(bundle, manifest))
+    expected = tflm_outputs(bundle, manifest, reference_inputs(bundle, manifest, samples))
     results = []
     with np.load(bundle / REFERENCE_FILE) as ref:
         for v in manifest.shipped():
@@ -112,7 +115,7 @@ def compare(bundle: Path, manifest: Manifest, device: DeviceRun) -> tuple[Varian
             if got is None or got.shape != want.shape:
                 raise ParityError(f"variant {v.id}: the firmware printed no outputs of shape {want.shape}")
             last = manifest.chain(v.id)[-1].output
-            deployed = ref[f"deployed_{v.id}"].reshape(len(got), -1)
+            deployed = ref[f"deployed_{v.id}"][: len(got)].reshape(len(got), -1)
             floats = dequantize(got, last)
             arena, boundary = _arena_estimate(manifest, v.id)
             results.append(
@@ -139,8 +142,10 @@ def build_firmware(
     run: bool = False,
     cache_dir: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    samples: int | None = None,
 ) -> FirmwareResult:
-    """Write, build and (with ``run``) run the firmware project of ``bundle`` in ``out``.
+    """Write, build and (with ``run``) run the firmware project of ``bundle`` in ``out``; the main runs the first
+    ``samples`` reference inputs (None: all).
 
     Raises:
         BadInputError: a bad bundle, TFLM tree, CPU, kernel set or output folder, or a missing tool (exit code 2).
@@ -159,13 +164,18 @@ def build_firmware(
     if run and not cpu.is_host:
         find_qemu(cpu)
     start = time.perf_counter()
+    ops = bundle_ops(bundle, manifest)
+    methods = resolver_methods(root, ops)
     say(f"TFLite Micro library for {cpu.name} ({kernels} kernels)")
-    lib = build_library(root, cpu, kernels, compiler, cache_dir)
+    kernel_set = registrations(root, resolver_methods(root, library_ops(ops), strict=False))
+    lib = build_library(root, cpu, kernels, compiler, kernel_set, cache_dir)
     say(f"  {'reused' if lib.reused else f'built in {lib.seconds:.0f} s'}: {lib.path}")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        spec = ProjectSpec(bundle, manifest, cpu, kernels, root, lib.path, lib.defines, compiler)
+        spec = ProjectSpec(
+            bundle, manifest, cpu, kernels, root, lib.path, lib.defines, compiler, tuple(methods), samples
+        )
         write_project(spec, staging)
         say(f"firmware project for {len(manifest.shipped())} variants: make")
         make(staging)
@@ -175,7 +185,7 @@ def build_firmware(
         if run:
             say(f"running on {cpu.machine or 'the host'}")
             device = run_firmware(cpu, staging)
-            variants, run_seconds = compare(bundle, manifest, device), device.seconds
+            variants, run_seconds = compare(bundle, manifest, device, samples), device.seconds
         result = FirmwareResult(
             out, out / ELF, cpu.name, kernels, lib.path, lib.reused, lib.seconds, build_seconds, flash, ram,
             int(manifest.bundle_model_bytes or 0), variants, run_seconds,
@@ -244,6 +254,7 @@ def write_report(
         "flash": result.flash,
         "ram": result.ram,
         "bundle_model_bytes": result.bundle_model_bytes,
+        "samples": len(next(iter(outputs.values()))) if outputs else None,
         "variants": variants if result.variants is not None else None,
     }
     (project / FIRMWARE_JSON).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

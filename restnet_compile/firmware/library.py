@@ -1,22 +1,27 @@
-"""The TensorFlow Lite Micro static library, built once per (TFLM tree, CPU, kernels, compiler) into a cache folder.
+"""The TensorFlow Lite Micro static library, built once per (TFLM tree, CPU, kernels, compiler, operator kernels)
+into a cache folder.
 
-TFLM's own Makefile builds it (target ``microlite``) with its output folder moved into the cache
-(``BASE_GENDIR``), the compiler found on PATH (``TARGET_TOOLCHAIN_ROOT``: its Makefile would otherwise download
-one) and the CPU's flags; nothing is written into the TFLM tree and nothing is downloaded. A cache entry is the
-library and ``build.json``; it is written to a temporary folder and renamed into place, so an interrupted build
-leaves nothing a later one would trust.
+TFLM's own Makefile builds it, with its output folder moved into the cache (``BASE_GENDIR``), the compiler found on
+PATH (``TARGET_TOOLCHAIN_ROOT``) and the CPU's flags; nothing is downloaded. The objects are those of its
+``microlite`` library (its dry run lists them, with its own flags and its CMSIS-NN substitutions) less the kernel
+files that register only operators the firmware does not use: every interpreter, helper and third-party file stays,
+and the kernels of the bundle's operators. That is about half the library's objects, and half the CPU time of a
+first build; bundles of one model family use the same operators, so they share one library. A cache entry is the
+library and ``build.json``; it is built in a folder of its own (an interrupted build resumes there, under a lock)
+and renamed into place when complete, so nothing half-built is ever taken for a library.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,9 +100,12 @@ def make_args(cpu: Cpu, kernels: str, compiler: Compiler, gendir: Path, jobs: in
     return [*args, "microlite"]
 
 
-def cache_key(tflm_hash: str, cpu: Cpu, kernels: str, compiler: Compiler) -> str:
+def cache_key(tflm_hash: str, cpu: Cpu, kernels: str, compiler: Compiler, ops: tuple[str, ...]) -> str:
     """The cache entry's name: what the library depends on, hashed."""
-    parts = {"recipe": RECIPE, "tflm": tflm_hash, "cpu": cpu.name, "flags": list(cpu.flags), "kernels": kernels}
+    parts = {
+        "recipe": RECIPE, "tflm": tflm_hash, "cpu": cpu.name, "flags": list(cpu.flags), "kernels": kernels,
+        "registrations": sorted(ops),
+    }  # fmt: skip
     digest = hashlib.sha256(json.dumps({**parts, "compiler": compiler.version}, sort_keys=True).encode()).hexdigest()
     return f"{cpu.name}-{kernels}-{digest[:16]}"
 
@@ -106,33 +114,41 @@ def _jobs() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
-def build_library(tflm: Path, cpu: Cpu, kernels: str, compiler: Compiler, cache_dir: Path | None = None) -> TflmLibrary:
-    """The TFLM library for ``cpu`` and ``kernels``: from the cache, else built there now.
+def build_library(
+    tflm: Path,
+    cpu: Cpu,
+    kernels: str,
+    compiler: Compiler,
+    ops: tuple[str, ...],
+    cache_dir: Path | None = None,
+) -> TflmLibrary:
+    """The TFLM library for ``cpu`` and ``kernels`` with the kernels of ``ops`` (``Register_CONV_2D``...): from the
+    cache, else built there now.
 
     Raises:
         FirmwareBuildError: TFLM's Makefile failed; the message holds the compiler's first error (exit code 1).
     """
     cache = (cache_dir or default_cache_dir()).expanduser().resolve()
-    key = cache_key(tree_hash(tflm), cpu, kernels, compiler)
+    key = cache_key(tree_hash(tflm), cpu, kernels, compiler, ops)
     entry = cache / key
     if (entry / LIB_NAME).is_file():
         return TflmLibrary(entry / LIB_NAME, key, True, 0.0, library_defines(kernels))
     cache.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=cache))
-    try:
-        seconds = _run_make(tflm, cpu, kernels, compiler, staging)
+    staging = cache / f".{key}.build"
+    with (cache / f".{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one build per key; a second process waits, then finds the entry
+        if (entry / LIB_NAME).is_file():
+            return TflmLibrary(entry / LIB_NAME, key, True, 0.0, library_defines(kernels))
+        staging.mkdir(exist_ok=True)
+        seconds, objects = _run_make(tflm, cpu, kernels, compiler, ops, staging)
         (staging / "build.json").write_text(
             json.dumps({"cpu": cpu.name, "kernels": kernels, "compiler": compiler.version, "seconds": round(seconds, 1),
+                        "objects": objects, "registrations": sorted(ops),
                         "make": make_args(cpu, kernels, compiler, Path("gen"), 1)}, indent=2) + "\n"
         )  # fmt: skip
         shutil.rmtree(staging / "gen")
-        try:
-            staging.rename(entry)
-        except OSError:  # another build of the same key finished first: use that one
-            if not (entry / LIB_NAME).is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        (staging / "make.log").unlink(missing_ok=True)
+        staging.rename(entry)
     return TflmLibrary(entry / LIB_NAME, key, False, seconds, library_defines(kernels))
 
 
@@ -147,21 +163,48 @@ def _link_toolchain(tflm: Path, compiler: Compiler) -> None:
         link.symlink_to(Path(compiler.root).parent, target_is_directory=True)
 
 
-def _run_make(tflm: Path, cpu: Cpu, kernels: str, compiler: Compiler, staging: Path) -> float:
+_COMPILE = re.compile(r" -c (\S+) -o (\S+\.o)\b")
+_REGISTERS = re.compile(r"^TFLMRegistration\s+(Register_\w+)\(\)\s*\{", re.MULTILINE)
+
+
+def _library_objects(tflm: Path, args: list[str], env: dict[str, str], ops: tuple[str, ...]) -> list[str]:
+    """The objects of TFLM's ``microlite`` (from its dry run) less kernel files that register none of ``ops``."""
+    dry = subprocess.run([*args[:-1], "-n", args[-1]], cwd=tflm, env=env, capture_output=True, text=True)
+    if dry.returncode != 0:
+        raise FirmwareBuildError(f"TFLite Micro's Makefile failed: {first_error(dry.stdout + dry.stderr)}")
+    needed = set(ops)
+    objects = []
+    for src, obj in _COMPILE.findall(dry.stdout):
+        if "/micro/kernels/" in f"/{src}":
+            defined = set(_REGISTERS.findall((tflm / src).read_text(errors="replace")))
+            if defined and not defined & needed:
+                continue
+        objects.append(obj)
+    if not objects:
+        raise FirmwareBuildError("TFLite Micro's Makefile lists no library sources")
+    return objects
+
+
+def _run_make(
+    tflm: Path, cpu: Cpu, kernels: str, compiler: Compiler, ops: tuple[str, ...], staging: Path
+) -> tuple[float, int]:
     if not cpu.is_host:
         _link_toolchain(tflm, compiler)
     log = staging / "make.log"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    args = make_args(cpu, kernels, compiler, staging / "gen", _jobs())
     start = time.perf_counter()
+    objects = _library_objects(tflm, args, env, ops)
     with log.open("w") as out:  # the venv's python3 first: TFLM's Makefile runs python3 scripts that need Pillow
-        run = subprocess.run(
-            make_args(cpu, kernels, compiler, staging / "gen", _jobs()), cwd=tflm, env=env, stdout=out, stderr=out
-        )
+        run = subprocess.run([*args[:-1], *objects], cwd=tflm, env=env, stdout=out, stderr=out)
+    if run.returncode == 0:
+        lib = staging / LIB_NAME
+        lib.unlink(missing_ok=True)
+        run = subprocess.run([compiler.ar, "rcs", str(lib), *objects], cwd=tflm, capture_output=True, text=True)
+        log.write_text(log.read_text() + run.stdout + run.stderr)
     seconds = time.perf_counter() - start
-    libs = sorted((staging / "gen").glob(f"*/lib/{LIB_NAME}"))
-    if run.returncode != 0 or not libs:
+    if run.returncode != 0:
         raise FirmwareBuildError(
             f"TFLite Micro library for {cpu.name} ({kernels}) failed: {first_error(log.read_text())}"
         )
-    shutil.copy2(libs[0], staging / LIB_NAME)
-    return seconds
+    return seconds, len(objects)

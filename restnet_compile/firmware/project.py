@@ -7,7 +7,6 @@ library); ``make run`` runs it natively or under QEMU.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from dataclasses import dataclass
 from importlib import resources
@@ -18,8 +17,6 @@ import numpy as np
 from restnet_compile._util.hashing import sha256_file
 from restnet_compile.bundle.manifest import MANIFEST, REFERENCE_FILE, Manifest
 from restnet_compile.bundle.segment_info import Boundary
-from restnet_compile.errors import BadInputError
-from restnet_compile.export.ops import tflite_ops
 from restnet_compile.firmware.cpus import Cpu
 from restnet_compile.firmware.toolchain import Compiler, include_dirs
 from restnet_compile.runtime.chain import quantize
@@ -27,7 +24,6 @@ from restnet_compile.runtime.chain import quantize
 PROJECT_FILE = "project.json"  # marks a folder as a firmware project (a later run may replace it)
 ELF = "firmware.elf"
 _RUNTIME = ("restnet_runtime.h", "restnet_runtime.cc", "main.cc")
-_RESOLVER = "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 
 
 @dataclass(frozen=True)
@@ -42,40 +38,17 @@ class ProjectSpec:
     library: Path
     defines: tuple[str, ...]
     compiler: Compiler
+    resolver_calls: tuple[str, ...]  # AddConv2D-style methods for the bundle's operators (opset.resolver_methods)
+    samples: int | None = None  # reference inputs the main runs (None: all of reference.npz)
 
 
-def reference_inputs(bundle: Path, manifest: Manifest) -> dict[Boundary, np.ndarray]:
-    """The bundle's reference images (NHWC), quantized as each distinct first-segment input of a shipped variant."""
+def reference_inputs(bundle: Path, manifest: Manifest, samples: int | None = None) -> dict[Boundary, np.ndarray]:
+    """The bundle's first ``samples`` reference images (all when None; NHWC), quantized as each distinct
+    first-segment input of a shipped variant."""
     with np.load(bundle / REFERENCE_FILE) as ref:
-        images = ref["inputs"].astype(np.float32).transpose(0, 2, 3, 1)
+        images = ref["inputs"][:samples].astype(np.float32).transpose(0, 2, 3, 1)
     firsts = {manifest.chain(v.id)[0].input for v in manifest.shipped()}
     return {b: quantize(images, b) for b in sorted(firsts, key=lambda b: (b.scale, b.zero_point))}
-
-
-def _resolver_methods(tflm: Path) -> dict[str, str]:
-    """Normalised op name (``conv2d``) -> the op resolver's method (``AddConv2D``), from TFLM's own header."""
-    text = (tflm / _RESOLVER).read_text()
-    return {m.lower(): f"Add{m}" for m in re.findall(r"TfLiteStatus Add(\w+)\(", text)}
-
-
-def resolver_calls(spec: ProjectSpec) -> list[str]:
-    """``AddConv2D``-style calls for every operator the bundle's segments use.
-
-    Raises:
-        BadInputError: a segment uses an operator TFLite Micro's op resolver does not have (exit code 2).
-    """
-    methods = _resolver_methods(spec.tflm)
-    ops: set[str] = set()
-    for seg in spec.manifest.segments or ():
-        for names in tflite_ops((spec.bundle / seg.file).read_bytes()).values():
-            ops.update(names)
-    calls = []
-    for op in sorted(ops):
-        method = methods.get(op.replace("_", "").lower())
-        if method is None:
-            raise BadInputError(f"the bundle uses operator {op}, which this TensorFlow Lite Micro tree cannot resolve")
-        calls.append(method)
-    return calls
 
 
 def _c_bytes(data: np.ndarray) -> str:
@@ -85,7 +58,7 @@ def _c_bytes(data: np.ndarray) -> str:
 
 def render_reference(spec: ProjectSpec) -> tuple[str, str]:
     """``reference_data.h`` / ``.cc``: the quantized reference inputs and which set each variant takes."""
-    sets = reference_inputs(spec.bundle, spec.manifest)
+    sets = reference_inputs(spec.bundle, spec.manifest, spec.samples)
     index = {b: k for k, b in enumerate(sets)}
     count = len(next(iter(sets.values())))
     out_bytes = max(int(np.prod(spec.manifest.chain(v.id)[-1].output.shape)) for v in spec.manifest.shipped())
@@ -184,7 +157,7 @@ def write_project(spec: ProjectSpec, out: Path) -> None:
     header, source = render_reference(spec)
     (out / "reference_data.h").write_text(header)
     (out / "reference_data.cc").write_text(source)
-    (out / "restnet_ops.h").write_text(render_ops(resolver_calls(spec)))
+    (out / "restnet_ops.h").write_text(render_ops(list(spec.resolver_calls)))
     if not spec.cpu.is_host:
         (out / "startup_cortex_m.c").write_text(_template("startup_cortex_m.c"))
         (out / "board.ld").write_text(render_linker_script(spec.cpu))

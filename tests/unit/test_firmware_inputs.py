@@ -144,3 +144,32 @@ def test_flash_and_ram_come_from_the_linker_map_by_owner(tmp_path: Path) -> None
     flash, ram = map_sizes(tmp_path / "firmware.map")
     assert flash == {"model": 0x2800, "reference": 0x80, "runtime": 0x50, "tflm": 0x200, "libc": 0x30}
     assert ram == {".data": 0x10, ".bss": 0x4000}
+
+
+RESOLVER_H = """
+  TfLiteStatus AddAbs(const TFLMRegistration& registration = Register_ABS()) {
+    return AddBuiltin(BuiltinOperator_ABS, registration, ParseAbs);
+  }
+  TfLiteStatus AddConv2D(
+      const TFLMRegistration& registration = Register_CONV_2D()) {
+    return AddBuiltin(BuiltinOperator_CONV_2D, registration, ParseConv2D);
+  }
+  TfLiteStatus AddMaxPool2D(
+      const TFLMRegistration& registration = Register_MAX_POOL_2D()) {
+    return AddBuiltin(BuiltinOperator_MAX_POOL_2D, registration, ParsePool);
+  }
+"""
+
+
+def test_operators_map_to_the_resolver_methods_and_kernels_of_the_tflm_tree(tmp_path: Path) -> None:
+    from restnet_compile.firmware.opset import RESOLVER, library_ops, registrations, resolver_methods
+
+    (tmp_path / RESOLVER).parent.mkdir(parents=True)
+    (tmp_path / RESOLVER).write_text(RESOLVER_H)
+    methods = resolver_methods(tmp_path, ["CONV_2D", "MAX_POOL_2D"])
+    assert methods == ["AddConv2D", "AddMaxPool2D"]
+    assert registrations(tmp_path, methods) == ("Register_CONV_2D", "Register_MAX_POOL_2D")
+    with pytest.raises(BadInputError, match="operator LEAKY_RELU, which this TensorFlow Lite Micro tree cannot"):
+        resolver_methods(tmp_path, ["CONV_2D", "LEAKY_RELU"])
+    assert resolver_methods(tmp_path, ["CONV_2D", "LEAKY_RELU"], strict=False) == ["AddConv2D"]
+    assert {"CONV_2D", "FULLY_CONNECTED", "MEAN", "LEAKY_RELU"} <= set(library_ops(["LEAKY_RELU"]))
