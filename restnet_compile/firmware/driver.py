@@ -214,12 +214,10 @@ def _static_symbol_sizes(project: Path, nm: str, names: tuple[str, ...]) -> dict
     """Sizes of the main's static buffers (in .bss), from the ELF's symbol table."""
     listing = subprocess.run([nm, "-S", "-C", str(project / ELF)], capture_output=True, text=True, check=True).stdout
     found: dict[str, int] = {}
-    for line in listing.splitlines():
+    for line in listing.splitlines():  # "ADDRESS SIZE TYPE NAME", NAME such as "(anonymous namespace)::g_arena"
         parts = line.split()
-        if len(parts) >= 4:
-            symbol = parts[3].split("::")[-1]
-            if symbol in names:
-                found[symbol] = int(parts[1], 16)
+        if len(parts) >= 4 and parts[-1].split("::")[-1] in names:
+            found[parts[-1].split("::")[-1]] = int(parts[1], 16)
     return found
 
 
