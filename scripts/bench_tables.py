@@ -698,13 +698,19 @@ def firmware(d: dict) -> Lines:
         ]
     rb = d["rebuild"]
     source = "built in this run" if rb["library_built_in_this_run"] else "its recorded build time added"
+    cmsis = (
+        f"CMSIS-NN top-1 agreement {pct(d['cmsis_nn_top1'], 0)} % (max {d['cmsis_nn_max_int8_diff']} int8 steps)"
+        if d["cmsis_nn_top1"] is not None
+        else "CMSIS-NN not run"
+    )
     lines += [
-        f"Cortex-M4 firmware built twice: first {rb['first_s']:.1f} s (TFLM library {source}), second "
-        f"{rb['second_s']:.1f} s, ratio {rb['second_over_first']}.",
+        f"{rb['cpu']} firmware built twice: first {rb['first_s']:.1f} s (TFLM library {source}), second "
+        f"{rb['second_s']:.1f} s, ratio {rb['second_over_first']}. Runs: {', '.join(d['runs'])}.",
         "",
         f"**Result.** Reference kernels bit-identical on every variant: {'yes' if d['bit_identical'] else 'NO'}; "
-        f"CMSIS-NN top-1 agreement {pct(d['cmsis_nn_top1'], 0)} % (max {d['cmsis_nn_max_int8_diff']} int8 steps); "
-        f"model data / bundle bytes up to {d['model_over_bundle_max']}; measured arena / estimate "
-        f"{d['arena_ratio_min']}-{d['arena_ratio_max']} on the Cortex-M4; goals: {goal_word(d['meets_goal'])}.",
+        f"{cmsis}; model data / bundle bytes up to {d['model_over_bundle_max']}; measured arena / estimate "
+        f"{d['arena_ratio_min']}-{d['arena_ratio_max']}; goals: {goal_word(d['meets_goal'])}"
+        + ("" if len(d["runs"]) == 3 else " (not every run was made)")
+        + ".",
     ]
     return lines
