@@ -43,7 +43,6 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_fail_fast.py
 	$(BIN)/python bench/bench_fleet.py
 	$(BIN)/python bench/bench_ray.py
-	$(BIN)/python bench/bench_firmware.py --bundle dist/mcu-tflm-int8  # needs $$RESTNET_TFLM_DIR and `make demo PROFILE=mcu`
 	$(BIN)/python scripts/gen_bench_readme.py
 
 # Generated pages: bench/README.md from bench/results/ (a test checks that it is up to date).

@@ -196,16 +196,6 @@ SECTIONS: dict[str, Section] = {
         "are reported.",
         bt.feature_store,
     ),
-    "firmware.json": Section(
-        "Firmware",
-        "Does every MCU variant run in a real TensorFlow Lite Micro firmware, on the host and on Cortex-M cores under "
-        "QEMU, with the numerics, flash and arena the bundle promises?",
-        "python bench/bench_firmware.py --bundle dist/mcu-tflm-int8",
-        "reference kernels bit-identical to the TFLite Micro Python interpreter on every variant, CMSIS-NN top-1 "
-        "agreement 100 %; model data in the ELF <= 1.02 x the bundle's model bytes; measured arena within [0.9, 1.0] "
-        "x the estimate; second firmware build / first <= 0.2.",
-        bt.firmware,
-    ),
 }
 
 HEADER = [
