@@ -169,7 +169,8 @@ _REGISTERS = re.compile(r"^TFLMRegistration\s+(Register_\w+)\(\)\s*\{", re.MULTI
 
 def _library_objects(tflm: Path, args: list[str], env: dict[str, str], ops: tuple[str, ...]) -> list[str]:
     """The objects of TFLM's ``microlite`` (from its dry run) less kernel files that register none of ``ops``."""
-    dry = subprocess.run([*args[:-1], "-n", args[-1]], cwd=tflm, env=env, capture_output=True, text=True)
+    # -B: every command, also for objects a resumed build already has (a plain dry run lists only stale ones)
+    dry = subprocess.run([*args[:-1], "-n", "-B", args[-1]], cwd=tflm, env=env, capture_output=True, text=True)
     if dry.returncode != 0:
         raise FirmwareBuildError(f"TFLite Micro's Makefile failed: {first_error(dry.stdout + dry.stderr)}")
     needed = set(ops)
