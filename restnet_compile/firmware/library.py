@@ -4,9 +4,9 @@ into a cache folder.
 TFLM's own Makefile builds it, with its output folder moved into the cache (``BASE_GENDIR``), the compiler found on
 PATH (``TARGET_TOOLCHAIN_ROOT``) and the CPU's flags; nothing is downloaded. The objects are those of its
 ``microlite`` library (its dry run lists them, with its own flags and its CMSIS-NN substitutions) less the kernel
-files that register only operators the firmware does not use: every interpreter, helper and third-party file stays,
-and the kernels of the bundle's operators. That is about half the library's objects, and half the CPU time of a
-first build; bundles of one model family use the same operators, so they share one library. A cache entry is the
+files that register only operators outside the ``tflm-int8`` target's list (and the bundle's): every interpreter,
+helper and third-party file stays. For the pinned TFLM tree that is 144 of 202 objects with reference kernels and
+257 of 315 with CMSIS-NN; every bundle of that target shares one library. A cache entry is the
 library and ``build.json``; it is built in a folder of its own (an interrupted build resumes there, under a lock)
 and renamed into place when complete, so nothing half-built is ever taken for a library.
 """
