@@ -29,12 +29,14 @@ if TYPE_CHECKING:
     from restnet_compile.config.device import Profile, Target
     from restnet_compile.cost.calibrate import Measurement
     from restnet_compile.cost.latency import Fit
+    from restnet_compile.firmware import FirmwareResult
     from restnet_compile.models.block_table import BlockInfo
     from restnet_compile.pipeline.analyze import AnalyzeResult
 
 __all__ = [
     "BuildResult",
     "CalibrationResult",
+    "FirmwareResult",
     "FleetResult",
     "Manifest",
     "ModelBlocks",
@@ -47,6 +49,7 @@ __all__ = [
     "build",
     "build_fleet",
     "calibrate",
+    "firmware",
     "inspect",
     "list_profiles",
     "list_targets",
@@ -395,3 +398,42 @@ def apply_patch(bundle_dir: Path, patch: Path) -> Manifest:
         return apply(bundle_dir, patch)
     except BundleError as exc:
         raise BadInputError(str(exc)) from None
+
+
+def firmware(
+    bundle_dir: Path,
+    tflm: Path | None,
+    cpu: str,
+    out: Path,
+    kernels: str = "reference",
+    run: bool = False,
+    cache: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+    samples: int | None = None,
+) -> FirmwareResult:
+    """Write and build the TensorFlow Lite Micro firmware project of a ``tflm-int8`` bundle in ``out``.
+
+    ``tflm`` is a TFLite Micro source tree (None: ``$RESTNET_TFLM_DIR``); its static library is built once per
+    (tree, CPU, kernels, compiler) into ``cache`` (None: ``$RESTNET_TFLM_CACHE``, else ``tflm/`` in the build cache
+    folder) and reused. ``cpu`` is ``host`` (native ``g++``) or a Cortex-M (``arm-none-eabi-g++``, QEMU's MPS2/MPS3
+    board). With ``run`` the firmware runs every shipped variant on the bundle's reference inputs (the first
+    ``samples``; None: all), and the result
+    holds each variant's outputs against the TFLite Micro Python interpreter and its measured arena; flash and RAM
+    come from the linked ELF either way. ``out/firmware.json`` records it all.
+
+    Raises:
+        BadInputError: a bundle of another target, a folder that is not a TFLM tree, an unknown CPU or kernel set,
+            a missing compiler or QEMU (the message names the Debian package), or ``out`` existing and not a
+            firmware project (exit code 2).
+        FirmwareBuildError: the library or the firmware did not compile (the compiler's first error), or the
+            firmware failed when run (exit code 1).
+        ParityError: with reference kernels, a variant's int8 outputs differ from the TFLite Micro Python
+            interpreter's (exit code 4); ``out`` holds the firmware and its firmware.json.
+    """
+    import os
+
+    from restnet_compile.firmware import TFLM_ENV, build_firmware
+
+    if tflm is None and os.environ.get(TFLM_ENV):
+        tflm = Path(os.environ[TFLM_ENV])
+    return build_firmware(bundle_dir, tflm, cpu, out, kernels, run, cache, progress, samples)

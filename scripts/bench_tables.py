@@ -645,3 +645,72 @@ def segments(d: dict) -> Lines:
         + ", ".join(f"`{n}` {p['patch_over_bundle']:.2f}" for n, p in patches3.items())
         + ".",
     ]
+
+
+def firmware(d: dict) -> Lines:
+    """Every MCU variant in a TFLite Micro firmware: numerics, flash and arena against the manifest, rebuild time."""
+    lines: Lines = []
+    for b in d["bundles"]:
+        rows = []
+        for run, r in b["runs"].items():
+            for v in r["variants"]:
+                same = "bit-exact" if v["bit_exact"] else f"max {v['max_int8_diff']} int8 steps"
+                rows.append(
+                    [
+                        run, v["id"], same, pct(v["top1_agreement"], 0), f"{v['max_abs_diff_deployed']:.2g}",
+                        f"{v['arena_used_bytes']:,}", f"{v['arena_bytes_estimate']:,}", f"{v['arena_ratio']:.3f}",
+                    ]
+                )  # fmt: skip
+        lines += [
+            f"Bundle `{b['bundle']}` ({len(b['variants'])} variants, {b['bundle_model_bytes']:,} bytes of models):",
+            "",
+            *table(
+                [
+                    "cpu / kernels",
+                    "variant",
+                    "vs TFLM Python",
+                    "top-1 agreement %",
+                    "max diff vs reference.npz",
+                    "arena used",
+                    "arena estimate",
+                    "used / estimate",
+                ],
+                rows,
+            ),
+            "",
+            *table(
+                ["cpu / kernels", "flash total", "model", "model / bundle", "runtime", "tflm", "libc", "RAM total"],
+                [
+                    [
+                        run,
+                        f"{r['flash']['total']:,}",
+                        f"{r['flash']['model']:,}",
+                        f"{r['model_over_bundle']:.4f}",
+                        f"{r['flash']['runtime']:,}",
+                        f"{r['flash']['tflm']:,}",
+                        f"{r['flash']['libc']:,}",
+                        f"{r['ram']['total']:,}",
+                    ]
+                    for run, r in b["runs"].items()
+                ],
+            ),
+            "",
+        ]
+    rb = d["rebuild"]
+    source = "built in this run" if rb["library_built_in_this_run"] else "its recorded build time added"
+    cmsis = (
+        f"CMSIS-NN top-1 agreement {pct(d['cmsis_nn_top1'], 0)} % (max {d['cmsis_nn_max_int8_diff']} int8 steps)"
+        if d["cmsis_nn_top1"] is not None
+        else "CMSIS-NN not run"
+    )
+    lines += [
+        f"{rb['cpu']} firmware built twice: first {rb['first_s']:.1f} s (TFLM library {source}), second "
+        f"{rb['second_s']:.1f} s, ratio {rb['second_over_first']}. Runs: {', '.join(d['runs'])}.",
+        "",
+        f"**Result.** Reference kernels bit-identical on every variant: {'yes' if d['bit_identical'] else 'NO'}; "
+        f"{cmsis}; model data / bundle bytes up to {d['model_over_bundle_max']}; measured arena / estimate "
+        f"{d['arena_ratio_min']}-{d['arena_ratio_max']}; goals: {goal_word(d['meets_goal'])}"
+        + ("" if len(d["runs"]) == 3 else " (not every run was made)")
+        + ".",
+    ]
+    return lines

@@ -16,6 +16,7 @@ from restnet_compile.cli.blocks import blocks_cmd
 from restnet_compile.cli.build import build_cmd
 from restnet_compile.cli.bundle_cmds import bench_cmd, inspect_cmd, run_cmd, verify_cmd
 from restnet_compile.cli.calibrate import calibrate_cmd
+from restnet_compile.cli.firmware import firmware_cmd
 from restnet_compile.cli.listing import profiles_cmd, targets_cmd
 from restnet_compile.cli.patch_cmds import apply_cmd, patch_cmd
 
@@ -41,6 +42,7 @@ cli.add_command(run_cmd)
 cli.add_command(bench_cmd)
 cli.add_command(patch_cmd)
 cli.add_command(apply_cmd)
+cli.add_command(firmware_cmd)
 cli.add_command(profiles_cmd)
 cli.add_command(targets_cmd)
 

@@ -3,7 +3,7 @@
 Each segment is one 16-byte aligned array; ``g_restnet_segments`` describes each (its model and its int8
 boundaries) and ``g_restnet_variants`` lists each shipped variant as a chain of segment indices with its budget
 figures: the arena it needs (largest segment arena + the boundary buffer, see ``export.segment_cost``), the size of
-that boundary buffer, its estimated latency and PyTorch test accuracy. ``examples/tflm_chain.cc`` runs it.
+that boundary buffer, its estimated latency and PyTorch test accuracy. ``restnet_compile.firmware`` runs it.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 TFLM's interpreter runs subgraph 0 only, so a multi-signature file cannot share weights there. Segments do: every
 block range the shipped variants need is one single-subgraph model, stored and quantized once (``export.segments``),
-and each variant runs as a chain of them with one arena (``examples/tflm_chain.cc``). ``model_data.cc/.h`` hold
-every segment as a 16-byte aligned C array, a segment table and a variant table with each variant's budget.
+and each variant runs as a chain of them with one arena (``restnet_compile.firmware``). ``model_data.cc/.h`` hold every
+segment as a 16-byte aligned C array, a segment table and a variant table with each variant's budget.
 """
 
 from __future__ import annotations

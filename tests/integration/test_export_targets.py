@@ -127,17 +127,6 @@ def test_c_arrays_compile_are_aligned_and_hold_the_exact_bytes(tflm_build: api.B
         assert int(length) == (root / segments[sid].file).stat().st_size
 
 
-@pytest.mark.skipif(shutil.which("g++") is None, reason="needs a C++ compiler")
-def test_the_tflm_example_compiles_against_the_bundle(tflm_build: api.BuildResult, tmp_path: Path) -> None:
-    from tests.unit.test_example_tflm_chain import compile_example
-
-    exe = compile_example(tflm_build.bundle_dir, tmp_path)
-    run = subprocess.run([str(exe)], capture_output=True, text=True, check=True)
-    fits = [v for v in tflm_build.manifest.shipped() if v.latency_ms <= 90.0]  # the example's budget
-    best = max(fits, key=lambda v: (v.accuracy_fp32, -v.latency_ms))
-    assert f"variant {best.id}: {len(best.chain or ())} segments" in run.stdout
-
-
 def test_onnx_int8_is_static_qdq_and_meets_parity(onnx_int8_bundle: api.BuildResult) -> None:
     import onnx
 
