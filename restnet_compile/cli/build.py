@@ -88,6 +88,13 @@ def fleet_summary(fleet) -> list[dict]:  # type: ignore[no-untyped-def]
     help="Memory the build may hold in data, e.g. 4GiB: tuning's prefix features stay in RAM while they fit, else "
     "go to a file on disk (default: a quarter of this machine's RAM).",
 )
+@click.option(
+    "--strict-parity",
+    is_flag=True,
+    default=None,
+    help="Fail the build (exit 4) when any exported variant fails the target's parity rule, instead of dropping a "
+    "failing stitched variant with its reason and shipping the rest.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress messages on stderr.")
 @click.option(
     "--events",
@@ -107,6 +114,7 @@ def build_cmd(
     executor: str | None,
     device: str | None,
     max_memory: str | None,
+    strict_parity: bool | None,
     quiet: bool,
     events: bool,
     as_json: bool,
@@ -126,7 +134,9 @@ def build_cmd(
 
     overrides = config_overrides(models)
     run = {"executor": executor, "device": device, "max_memory": max_memory, "profiles": list(profiles) or None}
-    config = load_build_config(config_path, target=target, seed=seed, **run, **overrides)
+    config = load_build_config(
+        config_path, target=target, seed=seed, strict_parity=strict_parity or None, **run, **overrides
+    )
     cache = False if no_cache else (cache_dir or True)
     fleet = len(config.profile_names()) > 1
     build = api.build_fleet if fleet else api.build

@@ -153,7 +153,7 @@ def load_dataset(
         read = DATA_SOURCES.get(scheme)
         images, labels, num_classes, skipped = read(path, shape, policy or DEFAULT_POLICY, bad_images)
         labels.setflags(write=False)
-        ds = Dataset(name, images, labels, num_classes, skipped=skipped)
+        ds = Dataset(name, images, labels, num_classes, train_only=images.train_only, skipped=skipped)
     if shape is not None and tuple(ds.images.shape[1:]) != tuple(shape):
         got, want = "x".join(map(str, ds.images.shape[1:])), "x".join(map(str, shape))
         raise BadInputError(f"dataset {name}: images are {got}, the models take {want}")

@@ -7,15 +7,18 @@ import dataclasses
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.config.device import Profile
 from restnet_compile.pipeline.state import Variant
-from restnet_compile.selection.rule import Option, select
+from restnet_compile.selection.rule import Decision, Option, select
 
 
 def decide(variants: list[Variant], profile: Profile, config: BuildConfig, val_samples: int) -> list[Variant]:
     """``variants`` with a feasibility / Pareto decision each (``val_samples``: size of the validation split).
 
+    A variant dropped for its parity (``parity_failure``) is left out of the selection and keeps that reason.
+
     Raises:
-        InfeasibleError: no variant fits the profile (the message names the closest miss).
+        InfeasibleError: no other variant fits the profile (the message names the closest miss).
     """
+    live = [v for v in variants if v.parity_failure is None]
     options = [
         Option(
             v.id,
@@ -29,7 +32,11 @@ def decide(variants: list[Variant], profile: Profile, config: BuildConfig, val_s
             arena_bytes=v.cost.arena_bytes,
             val_samples=val_samples,
         )
-        for v in variants
+        for v in live
     ]
     decisions = select(options, profile, config.selection == "pareto", config.selection_noise)
-    return [dataclasses.replace(v, decision=d) for v, d in zip(variants, decisions, strict=True)]
+    decided = {d.variant_id: d for d in decisions}
+    return [
+        dataclasses.replace(v, decision=decided.get(v.id) or Decision(v.id, True, False, (v.parity_failure or "",)))
+        for v in variants
+    ]

@@ -113,5 +113,9 @@ def load_splits(config: BuildConfig, model: BlockSequence) -> Splits:
             f"dataset {config.dataset}: label {int(ds.labels.max())} but model {model.model_name} has "
             f"{model.num_classes()} classes"
         )
-    calib, val, test = split_sizes(len(ds) - ds.train_only)
+    sizes = split_sizes(len(ds) - ds.train_only)
+    given = config.splits
+    calib, val, test = (
+        sizes if given is None else (given.calib or sizes[0], given.val or sizes[1], given.test or sizes[2])
+    )
     return make_splits(ds, seed=config.seed, calib=calib, val=val, test=test)

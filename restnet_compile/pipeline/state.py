@@ -17,7 +17,8 @@ from restnet_compile.selection.rule import Decision
 
 @dataclass(frozen=True)
 class Variant:
-    """One variant of the build: an anchor model or a stitched network, with its measurements."""
+    """One variant of the build: an anchor model or a stitched network, with its measurements; ``parity_failure``
+    says why its exported model was dropped (it then takes no part in the selection)."""
 
     id: str
     kind: str
@@ -28,6 +29,7 @@ class Variant:
     cost: CostReport
     tune: dict | None = None
     decision: Decision | None = None
+    parity_failure: str | None = None
 
 
 @dataclass(frozen=True)
