@@ -37,7 +37,8 @@ class PlanSettings(Strict):
 
 
 class SplitSettings(Strict):
-    """How many images the calibration, validation and test splits take (the training split gets the rest).
+    """How many images the calibration, validation and test splits take (the training split gets the rest, or the
+    first ``train`` of them).
 
     Unset sizes follow the default rule: 500 / 500 / 1,000 from 4,000 images on, else 10 / 10 / 20 %. A larger
     validation split separates variants whose accuracies are close: one binomial standard error is
@@ -47,6 +48,9 @@ class SplitSettings(Strict):
     calib: int | None = Field(None, ge=4, description="calibration images: CKA, least-squares init, int8 calibration")
     val: int | None = Field(None, ge=1, description="validation images: early stopping and the selection")
     test: int | None = Field(None, ge=1, description="test images: every reported accuracy and parity")
+    train: int | None = Field(
+        None, ge=1, description="training images for tuning, the first of the seeded order (default: all the rest)"
+    )
 
 
 class TuneSettings(Strict):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+
+import numpy as np
 
 from restnet_compile._util.hashing import sha256_file
 from restnet_compile._util.images import ImagePolicy
@@ -113,9 +116,9 @@ def load_splits(config: BuildConfig, model: BlockSequence) -> Splits:
             f"dataset {config.dataset}: label {int(ds.labels.max())} but model {model.model_name} has "
             f"{model.num_classes()} classes"
         )
-    sizes = split_sizes(len(ds) - ds.train_only)
-    given = config.splits
-    calib, val, test = (
-        sizes if given is None else (given.calib or sizes[0], given.val or sizes[1], given.test or sizes[2])
-    )
-    return make_splits(ds, seed=config.seed, calib=calib, val=val, test=test)
+    default, given = split_sizes(len(ds) - ds.train_only), config.splits
+    calib, val, test = given.calib or default[0], given.val or default[1], given.test or default[2]
+    splits = make_splits(ds, seed=config.seed, calib=calib, val=val, test=test)
+    if given.train is None or given.train >= len(splits.train):
+        return splits
+    return dataclasses.replace(splits, train=splits.train.subset(np.arange(given.train), "first"))
