@@ -645,3 +645,64 @@ def segments(d: dict) -> Lines:
         + ", ".join(f"`{n}` {p['patch_over_bundle']:.2f}" for n, p in patches3.items())
         + ".",
     ]
+
+
+def fashion(d: dict) -> Lines:
+    """The Fashion-MNIST build: the donors as trained, every variant against the anchors' line, the goals."""
+    st = d["settings"]
+    donors = [
+        [
+            role,
+            x["arch"],
+            f"{x['train_images']:,}",
+            str(x["epochs"]),
+            f"{x['train_seconds']:.0f}",
+            pct(x["test_accuracy"]),
+        ]
+        for role, x in d["donors"].items()
+    ]
+    out = [
+        f"{d['dataset']}, 3 x 32 x 32; splits: {d.get('n_val', '-')} validation and {d.get('n_test', '-')} test "
+        f"images from the held-out file, {st['train']:,} training images; {st['tune_epochs']} tuning epochs, "
+        f"tune.qat {st['qat']}, at most {st['candidates']} candidates, {st['threads']} torch thread(s).",
+        "",
+        *table(["donor", "architecture", "training images", "epochs", "seconds", "test acc %"], donors),
+        "",
+    ]
+    if d["exit_code"] != 0:
+        return [*out, f"**Result.** The build ended with exit {d['exit_code']}: `{d['error']}`"]
+    rows = []
+    for v in d["variants"]:
+        line = "-" if v["anchor_line"] is None else pct(v["anchor_line"], 2)
+        by = "-" if v["above_line_by_se"] is None else f"{v['above_line_by_se']:+.1f}"
+        dep = "-" if v["deployed_accuracy"] is None else pct(v["deployed_accuracy"], 2)
+        ships = "yes" if v["shipped"] else "no: " + "; ".join(_short_reason(r) for r in v["reasons"])
+        rows.append(
+            [
+                v["id"],
+                f"{v['flops'] / 1e6:.2f}",
+                f"{v['latency_ms']:.3f}",
+                pct(v["val_accuracy"], 2),
+                f"{pct(v['test_accuracy'], 2)} ± {pct(v['test_se'], 2)}",
+                line,
+                by,
+                dep,
+                ships,
+            ]
+        )
+    header = ["variant", "MFLOPs", "est. ms", "val %", "test % ± SE", "line %", "above line (SE)", "int8 %", "ships"]
+    g = d["goals"]
+    drops = "; ".join(f"{k}: {v}" for k, v in d["parity_drops"].items()) or "none"
+    worst = max((abs(x) for x in d["int8_gap_points"].values()), default=0.0)
+    return [
+        *out,
+        *table(header, rows),
+        "",
+        f"Parity drops: {drops}.",
+        "",
+        f"**Result.** Shipped stitched variants >= 1 SE above the anchors' line: {len(d['shipped_above_line_1se'])} "
+        f"({', '.join(d['shipped_above_line_1se']) or 'none'}; goal 3: {goal_word(g['three_stitches_above_line'])}); "
+        f"largest int8 - fp32 gap of a shipped variant {100 * worst:.2f} points (goal <= 1: "
+        f"{goal_word(g['int8_within_1_point'])}); build exit code {d['exit_code']} "
+        f"(no exit 4: {goal_word(g['no_exit_4'])}); build {d['build_seconds']:.0f} s.",
+    ]

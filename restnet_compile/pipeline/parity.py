@@ -103,6 +103,10 @@ def parity_stage(ex: Exported, stage: Path, progress: Reporter) -> Manifest | Pa
     return manifest
 
 
+def _reason(why: str, target: str) -> str:
+    return why if why.startswith("does not run") else f"fails parity on {target}: {why}"
+
+
 def drop_variants(a: Analysis, drops: ParityDrops, progress: Reporter) -> Analysis:
     """``a`` with the dropped variants marked and the selection decided again without them.
 
@@ -113,9 +117,7 @@ def drop_variants(a: Analysis, drops: ParityDrops, progress: Reporter) -> Analys
     for vid, why in drops.reasons.items():
         progress(f"  parity: {vid} dropped on {target}: {why}")
     marked = [
-        dataclasses.replace(v, parity_failure=f"fails parity on {target}: {drops.reasons[v.id]}")
-        if v.id in drops.reasons
-        else v
+        dataclasses.replace(v, parity_failure=_reason(drops.reasons[v.id], target)) if v.id in drops.reasons else v
         for v in a.variants
     ]
     try:
