@@ -196,15 +196,6 @@ SECTIONS: dict[str, Section] = {
         "are reported.",
         bt.feature_store,
     ),
-    "fashion.json": Section(
-        "Fashion-MNIST: two torchvision architectures trained here",
-        "On real data where the models are far from 100 % (Fashion-MNIST, Debian's IDX files), do stitched variants "
-        "of two foreign architectures ship above the anchors' line, and does int8 keep their accuracy?",
-        "python bench/bench_fashion.py",
-        ">= 3 shipped stitched variants above the anchors' line by >= 1 standard error (test); every shipped "
-        "variant's int8 accuracy within 1 point of fp32; no exit 4 because of one stitch.",
-        bt.fashion,
-    ),
 }
 
 HEADER = [
