@@ -223,7 +223,9 @@ def read_idx_folder(
     if not pairs:
         raise BadInputError(f"data folder {root}: no IDX images file (e.g. train-images-idx3-ubyte[.gz])")
     order, n_train_parts = _order(pairs)
-    parts, temps, labels = [], [], []
+    parts: list[np.memmap] = []
+    temps: list[Path] = []
+    labels: list[np.ndarray] = []
     try:
         for prefix in order:
             img_path, lab_path = pairs[prefix]
