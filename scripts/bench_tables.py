@@ -645,4 +645,3 @@ def segments(d: dict) -> Lines:
         + ", ".join(f"`{n}` {p['patch_over_bundle']:.2f}" for n, p in patches3.items())
         + ".",
     ]
-
