@@ -100,6 +100,13 @@ def fleet_summary(fleet: FleetResult) -> list[dict[str, Any]]:
     help="Memory the build may hold in data, e.g. 4GiB: tuning's prefix features stay in RAM while they fit, else "
     "go to a file on disk (default: a quarter of this machine's RAM).",
 )
+@click.option(
+    "--strict-parity",
+    is_flag=True,
+    default=None,
+    help="Fail the build (exit 4) when any exported variant fails the target's parity rule, instead of dropping a "
+    "failing stitched variant with its reason and shipping the rest.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress messages on stderr.")
 @click.option(
     "--events",
@@ -119,6 +126,7 @@ def build_cmd(
     executor: str | None,
     device: str | None,
     max_memory: str | None,
+    strict_parity: bool | None,
     quiet: bool,
     events: bool,
     as_json: bool,
@@ -138,7 +146,9 @@ def build_cmd(
 
     overrides = config_overrides(models)
     run = {"executor": executor, "device": device, "max_memory": max_memory, "profiles": list(profiles) or None}
-    config = load_build_config(config_path, target=target, seed=seed, **run, **overrides)
+    config = load_build_config(
+        config_path, target=target, seed=seed, strict_parity=strict_parity or None, **run, **overrides
+    )
     cache = False if no_cache else (cache_dir or True)
     build: Callable[..., BuildResult | FleetResult] = api.build_fleet if len(config.profile_names()) > 1 else api.build
     if events:

@@ -16,7 +16,11 @@ _MODEL_OPTIONS = (
     ("--small", "small", "Small model (suffix donor): demo or torchvision name, timm:NAME or path/file.py:Class."),
     ("--large-weights", "large_weights", "Weights of the large model: .safetensors, .pt/.pth/.bin or a folder."),
     ("--small-weights", "small_weights", "Weights of the small model."),
-    ("--data", "dataset", "Dataset: mnist5k, mnist10k, folder:DIR, npz:FILE, a directory or a .npz file."),
+    (
+        "--data",
+        "dataset",
+        "Dataset: mnist5k, mnist10k, folder:DIR, npz:FILE, idx:DIR (MNIST-style IDX files), a directory or .npz.",
+    ),
 )
 
 

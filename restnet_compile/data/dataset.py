@@ -164,7 +164,15 @@ def load_dataset(
         read = DATA_SOURCES.get(scheme)
         opened = read(path, shape, policy or DEFAULT_POLICY, bad_images)
         opened.labels.setflags(write=False)
-        ds = Dataset(name, opened.images, opened.labels, opened.num_classes, skipped=opened.skipped, notes=opened.notes)
+        ds = Dataset(
+            name,
+            opened.images,
+            opened.labels,
+            opened.num_classes,
+            train_only=opened.images.train_only,
+            skipped=opened.skipped,
+            notes=opened.notes,
+        )
     if shape is not None and tuple(ds.images.shape[1:]) != tuple(shape):
         got, want = "x".join(map(str, ds.images.shape[1:])), "x".join(map(str, shape))
         raise BadInputError(f"dataset {name}: images are {got}, the models take {want}")

@@ -22,6 +22,8 @@ class LazyImages(ABC):
 
     dtype = np.dtype(np.float32)
     ndim = 4
+    #: How many rows at the end only the training split gets (a source's own training set behind its held-out set).
+    train_only = 0
 
     @property
     @abstractmethod

@@ -10,6 +10,10 @@
   ``labels`` (``N`` integers in ``[0, num_classes)``); an optional ``num_classes`` scalar. The images are
   memory-mapped, checked and converted per batch (:mod:`.npz`, :mod:`.checks`); ``bad_images: skip`` leaves out the
   images holding a NaN or an infinity.
+* ``idx:DIR`` (or a directory holding MNIST-style IDX files): every ``<prefix>-images-idx3-ubyte[.gz]`` beside its
+  ``<prefix>-labels-idx1-ubyte[.gz]``, e.g. MNIST or Fashion-MNIST as published; a ``train`` pair is kept for the
+  training split when a held-out pair (``t10k`` / ``test``) is there too. Memory-mapped, converted per batch
+  (:mod:`.idx`).
 
 Images come out as float32 ``N x C x H x W`` in ``[0, 1]``, read when indexed, in a fixed order (sorted file names),
 so splits are deterministic.
@@ -23,6 +27,7 @@ from pathlib import Path
 from restnet_compile._util.images import DEFAULT_POLICY, ImagePolicy
 from restnet_compile._util.registry import Registry
 from restnet_compile.data.folder import BadImages, read_folder_lazy
+from restnet_compile.data.idx import is_idx_folder, read_idx_folder
 from restnet_compile.data.npz import read_npz_lazy
 from restnet_compile.data.opened import Opened, counted, shown
 from restnet_compile.errors import BadInputError
@@ -33,7 +38,8 @@ DATA_SOURCES: Registry[Callable[..., Opened]] = Registry("data source")
 
 
 def parse_source(spec: str) -> tuple[str, Path] | None:
-    """``("folder"|"npz", path)`` for a data spec that names a file source, None for a registered dataset name."""
+    """``("folder"|"npz"|"idx", path)`` for a data spec that names a file source, None for a registered dataset
+    name. A directory of IDX files is an ``idx`` source, any other directory a ``folder`` one."""
     scheme, sep, rest = spec.partition(":")
     if sep and scheme in DATA_SOURCES:
         return scheme, Path(rest)
@@ -41,7 +47,7 @@ def parse_source(spec: str) -> tuple[str, Path] | None:
     if path.suffix == ".npz":
         return "npz", path
     if path.is_dir():
-        return "folder", path
+        return ("idx" if is_idx_folder(path) else "folder"), path
     return None
 
 
@@ -74,3 +80,17 @@ def read_npz(
     left = counted(len(skipped), "image")
     notes = (f"left out {left} with non-finite pixels (bad_images: skip): {shown(skipped)}",)
     return Opened(images, labels, num, skipped, notes if skipped else ())
+
+
+@DATA_SOURCES.register("idx")
+def read_idx(
+    root: Path, shape: Shape | None, policy: ImagePolicy = DEFAULT_POLICY, bad_images: BadImages = "fail"
+) -> Opened:
+    """Open the MNIST-style IDX pairs of ``root``, resized to ``shape`` where its images have another height or
+    width (``policy``'s filter; resize and crop steps do not apply); ``bad_images`` does not apply.
+
+    Raises:
+        BadInputError: no IDX pair, mismatched or truncated files, or images of other channels than ``shape``.
+    """
+    images, labels, num = read_idx_folder(root, shape, ImagePolicy(interpolation=policy.interpolation))
+    return Opened(images, labels, num, (), ())

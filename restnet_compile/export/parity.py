@@ -74,9 +74,9 @@ def check_parity(
         allowed = tol.max_abs_diff + (tol.max_rel_diff or 0.0) * scale
         if diff > allowed:
             rel = f" + {tol.max_rel_diff:.0e} x max |logit| {scale:.3g}" if tol.max_rel_diff else ""
-            failures.append(f"max |diff| {diff:.2e} > {tol.max_abs_diff:.0e}{rel}")
+            failures.append(f"{target.dtype} max |diff| {diff:.2e} > {tol.max_abs_diff:.0e}{rel}")
     if tol.min_top1_agreement is not None and agree < tol.min_top1_agreement:
-        failures.append(f"top-1 agreement {agree:.1%} < {tol.min_top1_agreement:.0%}")
+        failures.append(f"{target.dtype} top-1 agreement {agree:.1%} < {tol.min_top1_agreement:.0%}")
     if tol.max_accuracy_drop is not None and acc_torch - acc > tol.max_accuracy_drop:
-        failures.append(f"accuracy drop {acc_torch - acc:.1%} > {tol.max_accuracy_drop:.0%}")
+        failures.append(f"{target.dtype} accuracy drop {acc_torch - acc:.1%} > {tol.max_accuracy_drop:.0%}")
     return ParityResult(round(diff, 6), round(agree, 4), round(acc, 4), round(acc_torch, 4), tuple(failures))

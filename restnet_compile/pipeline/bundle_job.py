@@ -17,19 +17,31 @@ from restnet_compile._util.progress import Reporter
 from restnet_compile.bundle.manifest import Manifest
 from restnet_compile.bundle.result import CacheEvent
 from restnet_compile.pipeline.export import export_stage
-from restnet_compile.pipeline.parity import parity_stage
+from restnet_compile.pipeline.parity import drop_variants, parity_stage
 from restnet_compile.pipeline.stage_store import StageCache
 from restnet_compile.pipeline.state import Analysis
 
 
 def export_and_check(analysis: Analysis, stage: Path, store: StageCache, progress: Reporter) -> Manifest:
-    """Export ``analysis``'s selection into ``stage`` and check parity; the manifest without reports and checksums."""
+    """Export ``analysis``'s selection into ``stage`` and check parity; the manifest without reports and checksums.
+
+    A stitched variant that fails parity is dropped, the selection decided again without it and the new selection
+    exported (see :mod:`restnet_compile.pipeline.parity`).
+
+    Raises:
+        ParityError: an anchor fails parity, no variant is left, or any variant fails with ``strict_parity``.
+    """
     # beside ``stage``, so a killed build's leftovers are in one place; absolute, because exporters change directory
     # (onnx2tf runs in its work dir) and ``stage`` may be relative
     work = (stage.parent / "work").resolve()
     work.mkdir()
-    exported = export_stage(analysis, stage, work, store, progress)
-    return parity_stage(exported, stage, progress)
+    for _attempt in range(len(analysis.variants)):  # each repeat drops at least one stitched variant
+        exported = export_stage(analysis, stage, work, store, progress)
+        checked = parity_stage(exported, stage, progress)
+        if isinstance(checked, Manifest):
+            return checked
+        analysis = drop_variants(exported.analysis, checked, progress)
+    raise AssertionError("parity dropped more variants than the build has")
 
 
 @dataclass(frozen=True)

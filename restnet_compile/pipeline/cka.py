@@ -16,7 +16,7 @@ from restnet_compile.pipeline.cache_store import Entry, npy_bytes, npy_load
 from restnet_compile.pipeline.stage_store import Saved, StageCache, StageKey
 from restnet_compile.similarity import cka_matrix
 
-KEY = StageKey("cka", 1, ("plan", "tune", "selection", "selection_noise", "profile", "target"))
+KEY = StageKey("cka", 1, ("plan", "tune", "selection", "selection_noise", "strict_parity", "profile", "target"))
 
 
 def compute_cka(

@@ -14,10 +14,12 @@ def decide(variants: list[Variant], profile: Profile, config: BuildConfig, val_s
     """``variants`` with a feasibility / Pareto decision each (``val_samples``: size of the validation split); an
     unusable variant is infeasible with its reason and takes no part in the selection.
 
+    A variant dropped for its parity (``parity_failure``) is left out of the selection and keeps that reason.
+
     Raises:
-        InfeasibleError: no variant fits the profile (the message names the closest miss).
+        InfeasibleError: no other variant fits the profile (the message names the closest miss).
     """
-    usable = [v for v in variants if v.unusable is None]
+    live = [v for v in variants if v.unusable is None and v.parity_failure is None]
     options = [
         Option(
             v.id,
@@ -31,11 +33,16 @@ def decide(variants: list[Variant], profile: Profile, config: BuildConfig, val_s
             arena_bytes=v.cost.arena_bytes,
             val_samples=val_samples,
         )
-        for v in usable
+        for v in live
     ]
     decisions = select(options, profile, config.selection == "pareto", config.selection_noise)
-    decided = {v.id: d for v, d in zip(usable, decisions, strict=True)}
-    return [
-        dataclasses.replace(v, decision=decided.get(v.id) or Decision(v.id, False, False, (v.unusable or "",)))
-        for v in variants
-    ]
+    decided = {d.variant_id: d for d in decisions}
+    return [dataclasses.replace(v, decision=decided.get(v.id) or _left_out(v)) for v in variants]
+
+
+def _left_out(v: Variant) -> Decision:
+    """The decision of a variant kept out of the selection: infeasible when unusable, feasible when dropped for
+    parity."""
+    if v.unusable is not None:
+        return Decision(v.id, False, False, (v.unusable,))
+    return Decision(v.id, True, False, (v.parity_failure or "",))

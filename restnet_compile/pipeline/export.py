@@ -28,7 +28,7 @@ from restnet_compile.pipeline.fingerprint import array_digest
 from restnet_compile.pipeline.stage_store import Saved, StageCache, StageKey, empty_dir, read_meta
 from restnet_compile.pipeline.state import Analysis, Variant
 
-KEY = StageKey("export", 4, ("plan", "tune", "selection", "selection_noise", "profile"))
+KEY = StageKey("export", 5, ("plan", "tune", "selection", "selection_noise", "strict_parity", "profile"))
 
 
 @dataclass(frozen=True)

@@ -135,8 +135,11 @@ def load_splits(config: BuildConfig, model: BlockSequence) -> Splits:
     ds = load_dataset(config.dataset, model.input_shape, image_policy(config), config.bad_images)
     where = f"dataset {config.dataset}"
     check_labels(ds.labels, model.num_classes(), where, f"model {model.model_name}")
-    calib, val, test = split_sizes(len(ds) - ds.train_only)
+    default, given = split_sizes(len(ds) - ds.train_only), config.splits
+    calib, val, test = given.calib or default[0], given.val or default[1], given.test or default[2]
     splits = make_splits(ds, seed=config.seed, calib=calib, val=val, test=test)
+    if given.train is not None and given.train < len(splits.train):
+        splits = dataclasses.replace(splits, train=splits.train.subset(np.arange(given.train), "first"))
     check_classes([(n, getattr(splits, n).labels) for n in ("train", "calib", "val", "test")], where)
     present = len(np.unique(ds.labels))
     if present < model.num_classes():

@@ -22,7 +22,8 @@ class Variant:
     """One variant of the build: an anchor model or a stitched network, with its measurements.
 
     ``unusable`` says why a stitch can never ship whatever the profile (non-finite logits): it is decided
-    infeasible with that reason and left out of the selection.
+    infeasible with that reason and left out of the selection. ``parity_failure`` says why its exported model was
+    dropped (it then takes no part in the selection).
     """
 
     id: str
@@ -35,6 +36,7 @@ class Variant:
     tune: TuneInfo | None = None
     decision: Decision | None = None
     unusable: str | None = None
+    parity_failure: str | None = None
 
 
 @dataclass(frozen=True)

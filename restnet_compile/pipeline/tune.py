@@ -34,7 +34,7 @@ from restnet_compile.stitching import (
 from restnet_compile.stitching.build import FeatureStore, prefix_cache
 from restnet_compile.stitching.tuning.loop import CachedSplit, TuneResult
 
-KEY = StageKey("tune", 1, ("selection", "selection_noise", "profile", "target"))
+KEY = StageKey("tune", 1, ("selection", "selection_noise", "strict_parity", "profile", "target"))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from restnet_compile.models.blocks import BlockSequence
 from restnet_compile.stitching.adapters import ADAPTERS, choose_adapter
 from restnet_compile.stitching.net import StitchedNet
 from restnet_compile.stitching.plan import Candidate
-from restnet_compile.stitching.tuning.loop import CachedSplit, PrefixRows, TuneResult, cache_cuts
+from restnet_compile.stitching.tuning.loop import CachedSplit, PrefixRows, TuneResult, cache_cuts, cached_accuracy
+from restnet_compile.stitching.tuning.qat import qat_adapter
 from restnet_compile.stitching.tuning.recipes import RECIPES, RecipeData
 from restnet_compile.stitching.tuning.store import ComputedRows, Rows, RowsWriter, StoreKind
 
@@ -167,4 +168,7 @@ def _build(
     train, val = (_split_to(s, device) for s in cache[i])
     targets = match_targets(back, j + 1, splits.train.images, store) if recipe.needs_targets else None
     result = recipe.run(net, RecipeData(train, val, targets), tune, _seed_for(seed, candidate))
+    if tune.qat:
+        qat_adapter(net, train, val, tune, _seed_for(seed, candidate))
+        result = replace(result, val_accuracy=round(cached_accuracy(net, val), 4))
     return StitchedVariant(net.eval(), candidate, round(r2, 4), result, round(time.perf_counter() - start, 2))

@@ -10,7 +10,14 @@ FAST = {"dataset": "mnist5k", "plan": {"max_candidates": 2}, "tune": {"epochs": 
 
 
 @pytest.fixture(scope="session")
-def phone_bundle(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def phone_cache(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The build cache :func:`phone_bundle` fills (its CKA, tuned adapters and export), for builds of the same
+    models and data that differ only after tuning."""
+    return tmp_path_factory.mktemp("phone-cache")
+
+
+@pytest.fixture(scope="session")
+def phone_bundle(tmp_path_factory: pytest.TempPathFactory, phone_cache):  # type: ignore[no-untyped-def]
     """A real tflite-int8 bundle of the demo pair for the phone profile, built once per test session.
 
     It is built uninterrupted with a fresh cache of its own (every stage computed, then stored), so it is also the
@@ -20,7 +27,7 @@ def phone_bundle(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
     from restnet_compile.config.build import BuildConfig
 
     config = BuildConfig.model_validate({"profile": "phone", **FAST})
-    return api.build(config, tmp_path_factory.mktemp("dist"), cache=tmp_path_factory.mktemp("phone-cache"))
+    return api.build(config, tmp_path_factory.mktemp("dist"), cache=phone_cache)
 
 
 @pytest.fixture(scope="session")

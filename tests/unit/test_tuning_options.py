@@ -85,3 +85,33 @@ def test_options_that_left_the_package_are_unknown_fields() -> None:
     for field, value in (("augment", "shift"), ("schedule", "constant"), ("ema", 0.9), ("weight_decay", 0.1)):
         with pytest.raises(BadInputError, match=f"tune.{field}"):
             load_build_config(None, tune={field: value})
+
+
+def test_fake_quantization_rounds_to_int8_steps() -> None:
+    from restnet_compile.stitching.tuning.qat import fake_quant_activation, fake_quant_weight
+
+    x = torch.linspace(-1.0, 3.0, 1000)
+    q = fake_quant_activation(x)
+    step = 4.0 / 255
+    assert len(torch.unique(q)) <= 256 and (q - x).abs().max() <= step / 2 + 1e-6
+    w = torch.randn(4, 3, 3, 3)
+    qw = fake_quant_weight(w)
+    for k in range(4):  # per output channel, symmetric: 255 levels at most, max |w| kept
+        assert len(torch.unique(qw[k])) <= 255
+        assert torch.isclose(qw[k].abs().max(), w[k].abs().max(), rtol=1e-5)
+
+
+def test_qat_passes_keep_the_suffix_and_never_lose_under_fake_quantization() -> None:
+    from restnet_compile.stitching.tuning.qat import qat_adapter, quantized_tail
+
+    net, split = _setup()
+    suffix = [p.clone() for p in net.suffix.parameters()]
+    weights = copy.deepcopy(net.adapter.state_dict())
+    run = quantized_tail(net)  # type: ignore[arg-type]
+    start = (run(split.feats[:]).argmax(1) == split.labels).float().mean().item()
+    cfg = TuneSettings(epochs=1, batch_size=32, lr=1e-1, qat=3)
+    best = qat_adapter(net, split, split, cfg, 0)  # type: ignore[arg-type]
+    assert best >= round(start, 4)
+    assert all(torch.equal(a, b) for a, b in zip(suffix, net.suffix.parameters(), strict=True))
+    assert any(not torch.equal(weights[k], v) for k, v in net.adapter.state_dict().items()) or best == round(start, 4)
+    assert not any(p.requires_grad for p in net.parameters())
