@@ -1,11 +1,19 @@
-"""Rich progress bars on stderr for the long stages of a build (CKA, tuning, export, parity)."""
+"""Progress on stderr for the long stages of a build (CKA, tuning, export, parity): rich bars on a terminal, plain
+lines at least every 30 seconds elsewhere (CI, ``nohup``, a pipe), where bars would print nothing until the end."""
 
 from __future__ import annotations
+
+import sys
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from restnet_compile._util.progress import Reporter
+from restnet_compile._util.progress import LineReporter, Reporter
+
+
+def progress_reporter() -> RichReporter | LineReporter:
+    """Bars when stderr is a terminal, else plain lines (a context manager either way)."""
+    return RichReporter() if sys.stderr.isatty() else LineReporter()
 
 
 class RichReporter(Reporter):
