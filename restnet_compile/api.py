@@ -391,7 +391,8 @@ def make_patch(
     cache: Path | bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> PatchResult:
-    """Build ``config`` and write to ``out`` the patch that turns ``old_bundle`` into that build's bundle.
+    """Build ``config`` and write to ``out`` the patch that turns ``old_bundle`` (a directory or its ``.tar.gz``) into
+    that build's bundle.
 
     Raises:
         BadInputError: ``old_bundle`` is not a bundle (exit code 2); and whatever :func:`build` raises.
@@ -401,10 +402,10 @@ def make_patch(
     from restnet_compile._util.atomic import write_atomic
     from restnet_compile.pipeline.patch import make_patch as diff
 
-    old = open_bundle(old_bundle).manifest
-    with tempfile.TemporaryDirectory(prefix="restnet-patch-") as tmp:
+    with bundle_dir(old_bundle) as old_root, tempfile.TemporaryDirectory(prefix="restnet-patch-") as tmp:
+        old = open_bundle(old_root).manifest
         built = build(config, Path(tmp), progress, cache)
-        data = diff(old_bundle, built.bundle_dir)
+        data = diff(old_root, built.bundle_dir)
         size = sum(p.stat().st_size for p in built.bundle_dir.rglob("*") if p.is_file())
     write_atomic(out, data)
     before = {v.id for v in old.shipped()}

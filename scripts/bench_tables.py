@@ -645,3 +645,22 @@ def segments(d: dict) -> Lines:
         + ", ".join(f"`{n}` {p['patch_over_bundle']:.2f}" for n, p in patches3.items())
         + ".",
     ]
+
+
+def photo_digits(d: dict) -> Lines:
+    """Drawn photos of digits through ``run --input``, against a plain resize."""
+    rows = [
+        [r["file"], str(r["digit"]), r["drawn_as"], r["variant"], str(r["read"]), str(r["plain_resize_read"])]
+        for r in d["rows"]
+    ]
+    policy, settings = d["image_policy"] or {}, d["settings"]
+    return [
+        f"Bundle `{d['bundle']}` (image policy: invert `{policy.get('invert')}`, object fitted in "
+        f"{policy.get('fit_object')} px); {settings['per_digit']} pictures per digit, seed {settings['seed']}.",
+        "",
+        *table(["picture", "digit", "drawn as", "variant", "`run` reads", "plain resize reads"], rows),
+        "",
+        f"**Result.** `run` reads {d['correct']} of {d['images']} right ({d['accuracy']:.0%}; goal every one: "
+        f"{goal_word(d['meets_goal'])}); the same variant on a plain resize to 28 x 28 reads "
+        f"{d['plain_resize_correct']} ({d['plain_resize_accuracy']:.0%}).",
+    ]

@@ -1,5 +1,6 @@
 """The device runtime installs alone: a fresh virtual environment with the package and no extras verifies and runs
-a bundle built by this tier, without torch, TensorFlow or onnx2tf, and a compiler verb names the extra it needs."""
+a bundle built by this tier (and its archive), without torch, TensorFlow or onnx2tf, lists the built-in profiles and
+targets, and a compiler verb names the extra it needs."""
 
 from __future__ import annotations
 
@@ -103,12 +104,27 @@ def test_python_api_opens_selects_and_runs_without_the_toolchain(light: dict, ph
     assert proc.stdout.split() == [expected, "2", "[]"]
 
 
-@pytest.mark.parametrize("verb", [["build"], ["analyze"], ["profiles"]])
+@pytest.mark.parametrize("verb", [["build"], ["analyze"]])
 def test_a_compiler_verb_prints_one_line_naming_the_extra(light: dict, verb: list[str]) -> None:
     out = light["cwd"] / "never-written"
-    args = [*verb, "--out", str(out)] if verb != ["profiles"] else verb
-    proc = _in(light, "restnet-compile", *args)
+    proc = _in(light, "restnet-compile", *verb, "--out", str(out))
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].endswith("pip install 'restnet-compile[compile]'"), proc.stderr
     assert proc.stdout == "" and not out.exists()
+
+
+@pytest.mark.parametrize("verb", [["profiles"], ["targets"], ["profiles", "show", "mcu"]])
+def test_the_listing_verbs_work_without_the_compile_extra(light: dict, verb: list[str]) -> None:
+    proc = _in(light, "restnet-compile", *verb)
+    here = subprocess.run(
+        [sys.executable, "-m", "restnet_compile", *verb], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout == here.stdout and len(proc.stdout.splitlines()) > 3
+
+
+def test_inspect_and_verify_read_the_archive(light: dict, phone_bundle: api.BuildResult) -> None:
+    proc = _in(light, "restnet-compile", "verify", str(phone_bundle.archive))
+    assert proc.returncode == 0, proc.stderr
+    assert "verified" in proc.stdout

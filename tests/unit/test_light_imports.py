@@ -90,3 +90,56 @@ def test_a_missing_module_of_our_own_is_a_bug_with_a_traceback(
     missing = ModuleNotFoundError("No module named 'restnet_compile.nope'", name="restnet_compile.nope")
     assert run_guarded(_group(missing)) == 1
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_ctrl_c_exits_130_in_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "argv", ["restnet-compile", "go"])
+    assert run_guarded(_group(KeyboardInterrupt())) == 130
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("interrupted: nothing half-written was published")
+
+
+LIGHT = HEAVY.replace("'onnx2tf'}", "'onnx2tf', 'pydantic', 'yaml'}")
+
+
+@pytest.mark.parametrize("args", [["profiles"], ["targets"], ["profiles", "show", "phone"]])
+def test_listing_verbs_need_neither_pydantic_nor_yaml(args: list[str]) -> None:
+    """The runtime-only install has neither: both are made unimportable here, as there."""
+    code = (
+        "import sys\n"
+        "sys.modules.update({'pydantic': None, 'yaml': None})\n"
+        "from restnet_compile.cli import cli\n"
+        "try:\n"
+        f"    cli.main({args!r}, standalone_mode=False)\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules if sys.modules[m] is not None} & "
+        "{'torch', 'tensorflow', 'pydantic', 'yaml'}))\n"
+    )
+    proc = _run(code)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[-1] == "[]" and len(lines) > 3, proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["build", "--target", "tflm-int9"], "unknown target 'tflm-int9'; valid choices: onnx-fp16"),
+        (["build", "--profile", "phnoe"], "unknown profile 'phnoe'; valid choices: host, jetson, mcu, phone"),
+        (["build", "--large", "demo-large-cn"], "unknown model 'demo-large-cn'; valid choices: demo-hybrid-vit"),
+        (["analyze", "--small", "resnet81"], "unknown model 'resnet81'"),
+    ],
+)
+def test_a_misspelt_name_is_refused_before_torch_is_imported(args: list[str], needle: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    code = (
+        "import sys\n"
+        "from restnet_compile.cli import cli\n"
+        "from restnet_compile.cli.base import run_guarded\n"
+        f"sys.argv = ['restnet-compile', *{args!r}, '--out', {str(tmp_path / 'o')!r}]\n"
+        "code = run_guarded(cli)\n" + HEAVY + "\nprint(code)\n"
+    )
+    proc = _run(code)
+    assert proc.stdout.split("\n")[-3:] == ["[]", "2", ""], proc.stdout + proc.stderr
+    assert proc.stderr.startswith(f"error: {needle}") and proc.stderr.count("\n") == 1, proc.stderr
+    assert not (tmp_path / "o").exists()
