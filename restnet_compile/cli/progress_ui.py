@@ -32,18 +32,22 @@ class RichReporter(Reporter):
             transient=False,
         )
         self._tasks: dict[str, int] = {}
+        self._started = False
 
     def __enter__(self) -> RichReporter:
-        self.bars.start()
-        return self
+        return self  # the bars start with the first counted stage: an early error prints no empty live display
 
     def __exit__(self, *exc: object) -> None:
-        self.bars.stop()
+        if self._started:
+            self.bars.stop()
 
     def __call__(self, message: str) -> None:
         self.bars.console.print(message, highlight=False, markup=False)
 
     def stage(self, name: str, total: int) -> None:
+        if not self._started:
+            self.bars.start()
+            self._started = True
         if name in self._tasks:
             self.bars.reset(self._tasks[name], total=total)
         else:

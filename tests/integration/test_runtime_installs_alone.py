@@ -18,6 +18,7 @@ from PIL import Image
 
 from restnet_compile import api
 from restnet_compile.runtime import Bundle
+from restnet_compile.runtime.inputs import load_image
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLCHAIN = {"torch", "tensorflow", "onnx2tf", "onnx", "pydantic"}
@@ -85,7 +86,7 @@ def test_installed_cli_verifies_and_runs_a_bundle(light: dict, phone_bundle: api
     Image.fromarray(pixels, mode="L").save(png)
     proc = _in(light, "restnet-compile", "run", str(root), "--input", str(png), "--variant", shipped[-1], "--json")
     assert proc.returncode == 0, proc.stderr
-    here = Bundle.open(root).run((pixels / np.float32(255.0))[None], shipped[-1])[0]
+    here = Bundle.open(root).run(load_image(png, phone_bundle.manifest.input)[None], shipped[-1])[0]
     assert json.loads(proc.stdout)["label"] == int(np.argmax(here))
 
 
