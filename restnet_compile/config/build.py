@@ -142,8 +142,8 @@ class BuildConfig(Strict):
     num_classes: int | None = Field(None, ge=2, description="classifier width of torchvision / user models")
     large_preprocess: Preprocess | None = Field(
         None,
-        description="the large model's input contract (default: its timm metadata, else pixels in [0, 1] as they are; for "
-        "image files, the model's own policy: the demo models' is MNIST's)",
+        description="the large model's input contract (default: its timm metadata, else pixels in [0, 1] as they "
+        "are; for image files, the model's own policy: the demo models' is MNIST's)",
     )
     small_preprocess: Preprocess | None = Field(None, description="the small model's input contract (as above)")
     large_split: tuple[str, ...] | None = Field(
