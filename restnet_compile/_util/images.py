@@ -16,6 +16,7 @@ import numpy as np
 
 _FILTERS = {"nearest": 0, "bilinear": 2, "bicubic": 3}  # PIL.Image.Resampling values
 _LANCZOS = 1  # PIL.Image.Resampling.LANCZOS: the anti-aliased shrink of a cropped object
+_WORK_SIDE = 320  # a larger picture is shrunk to this shorter side before its object is found
 INVERT_CHOICES = ("never", "light-background")
 
 
@@ -87,19 +88,21 @@ def _border_is_light(img: Any) -> bool:
 def fit_object(img: Any, shape: tuple[int, int, int], box: int) -> np.ndarray:
     """The light object of a dark-background PIL image as a ``C x H x W`` input, as MNIST was made.
 
-    The background is flattened (a minimum filter wider than the strokes estimates uneven lighting), the object is
+    The background is flattened (a minimum filter wider than the strokes, smoothed, estimates uneven lighting; a
+    picture is first shrunk to a shorter side of 320 pixels where it is larger), the object is
     the pixels above Otsu's threshold (its bounding box trimmed of the 0.5 % outermost object pixels on each side, so
     specks of noise do not stretch it), its levels are stretched so the stroke reads 1 and the background 0, and the
     crop is shrunk to fit ``box`` pixels keeping its aspect, then placed so its centre of mass is the input's centre.
     """
-    from PIL import ImageFilter
-
     c, h, w = shape
-    grey = img.convert("L")
-    k = max(7, (min(grey.size) // 8) | 1)  # odd, wider than a stroke
-    background = grey.filter(ImageFilter.MinFilter(k)).filter(ImageFilter.GaussianBlur(k))
-    level = np.clip(np.asarray(grey, np.float32) - np.asarray(background, np.float32), 0, None) / 255.0
-    smooth = _box_blur(level, max(1, k // 8))
+    if min(img.size) > _WORK_SIDE:  # a camera's megapixels: the object ends up in ``box`` pixels anyway
+        scale = _WORK_SIDE / min(img.size)
+        img = img.resize((max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale))), _LANCZOS)
+    grey = np.asarray(img.convert("L"), np.float32) / 255.0
+    r = max(3, min(grey.shape) // 16)  # a window of 2r + 1 pixels: wider than a stroke
+    background = _box_blur(_erode(grey, r), r)
+    level = np.clip(grey - background, 0, None)
+    smooth = _box_blur(level, max(1, r // 8))
     threshold = _otsu(smooth)
     mask = smooth > threshold
     if threshold <= 0 or mask.sum() < 4:  # a blank picture: nothing to fit
@@ -126,6 +129,17 @@ def _resized(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(Image.fromarray(plane.astype(np.float32)).resize(size, _LANCZOS))
+
+
+def _erode(a: np.ndarray, r: int) -> np.ndarray:
+    """Minimum over a ``(2r+1)`` square around each pixel (edges repeated), one axis at a time: the background where
+    the strokes are narrower than the window."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    out = np.pad(a, r, mode="edge")
+    for axis in (0, 1):
+        out = sliding_window_view(out, 2 * r + 1, axis=axis).min(axis=-1)
+    return out
 
 
 def _box_blur(a: np.ndarray, r: int) -> np.ndarray:
