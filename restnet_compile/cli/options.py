@@ -49,10 +49,16 @@ def model_options(command: F) -> F:
 
 
 def check_names_early(config: Any) -> None:
-    """Refuse an unknown profile, target or model name before torch or TensorFlow is imported (a second, not 20)."""
+    """Refuse an unknown profile, target or model name, or an invalid profile or target file, before torch or
+    TensorFlow is imported (seconds, not a minute)."""
+    from restnet_compile.config.device import load_profile, load_target
     from restnet_compile.config.names import check_names
 
     check_names(config.profile_names(), config.target, (config.large, config.small))
+    for name in config.profile_names():
+        load_profile(name)
+    if config.target is not None:
+        load_target(config.target)
 
 
 def config_overrides(kwargs: dict[str, Any]) -> dict[str, Any]:

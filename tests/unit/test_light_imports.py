@@ -143,3 +143,22 @@ def test_a_misspelt_name_is_refused_before_torch_is_imported(args: list[str], ne
     assert proc.stdout.split("\n")[-3:] == ["[]", "2", ""], proc.stdout + proc.stderr
     assert proc.stderr.startswith(f"error: {needle}") and proc.stderr.count("\n") == 1, proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_an_invalid_profile_file_is_refused_before_torch_is_imported(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from restnet_compile.config.device import builtin_text
+
+    profile = tmp_path / "neg.yaml"
+    profile.write_text(builtin_text("profiles", "phone").replace("budget: 5ms", "budget: -5ms"))
+    code = (
+        "import sys\n"
+        "from restnet_compile.cli import cli\n"
+        "from restnet_compile.cli.base import run_guarded\n"
+        f"sys.argv = ['restnet-compile', 'build', '--profile', {str(profile)!r}, '--out', {str(tmp_path / 'o')!r}]\n"
+        "code = run_guarded(cli)\n" + HEAVY + "\nprint(code)\n"
+    )
+    proc = _run(code)
+    assert proc.stdout.split("\n")[-3:] == ["[]", "2", ""], proc.stdout + proc.stderr
+    assert proc.stderr == (
+        f"error: profile {profile}: field 'latency.budget': duration '-5ms' must be greater than zero, e.g. '20ms'\n"
+    )
