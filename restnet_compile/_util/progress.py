@@ -62,9 +62,9 @@ class JsonLinesReporter(Reporter):
 
 class LineReporter(Reporter):
     """Plain lines for logs without a terminal (CI, ``nohup``, a pipe): every log line, a line when a counted stage
-    starts, advances (at most one per ``gap`` seconds, and always its last step) and at least one line every
-    ``every`` seconds while the build runs, with the current stage's count and time (``tuning adapters: 2/5 after
-    3m10s``), so a log never goes silent for long. Use as a context manager.
+    starts, advances (at most one per ``gap`` seconds, and always its last step) and, once the build has printed its
+    first line, at least one line every ``every`` seconds, with the current stage's count and time (``tuning
+    adapters: 2/5 after 3m10s``), so a log never goes silent for long. Use as a context manager.
     """
 
     def __init__(self, stream: TextIO | None = None, every: float = 30.0, gap: float = 2.0) -> None:
@@ -77,6 +77,7 @@ class LineReporter(Reporter):
         self._started: dict[str, float] = {}
         self._current: str | None = None
         self._last_line = time.monotonic()
+        self._spoken = False
         self._begun = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._heartbeat, name="progress-lines", daemon=True)
@@ -94,6 +95,7 @@ class LineReporter(Reporter):
             self.stream.write(line + "\n")
             self.stream.flush()
             self._last_line = time.monotonic()
+            self._spoken = True
 
     def __call__(self, message: str) -> None:
         self._write(message)
@@ -118,8 +120,8 @@ class LineReporter(Reporter):
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(min(1.0, self.every / 3)):
-            if time.monotonic() - self._last_line < self.every:
-                continue
+            if not self._spoken or time.monotonic() - self._last_line < self.every:
+                continue  # silent until the build has begun speaking: a bad input stays one line
             name = self._current
             if name is not None and self._counts[name][0] < self._counts[name][1]:
                 self._write(self._status(name))

@@ -50,3 +50,11 @@ def test_without_a_terminal_the_cli_prints_lines(monkeypatch) -> None:  # type: 
     assert isinstance(progress_reporter(), LineReporter)
     monkeypatch.setattr("sys.stderr.isatty", lambda: True)
     assert isinstance(progress_reporter(), RichReporter)
+
+
+def test_nothing_is_printed_before_the_build_speaks() -> None:
+    """A bad input found while loading stays a one-line error however long the loading took."""
+    out = io.StringIO()
+    with LineReporter(out, every=0.2):
+        time.sleep(1.0)
+    assert out.getvalue() == ""
