@@ -62,6 +62,7 @@ def main() -> None:
         {
             "bundle": args.bundle.name,
             "config_hash": bundle.manifest.config_hash,
+            "build": {k: bundle.manifest.config[k] for k in ("dataset", "selection", "plan", "tune")},
             "image_policy": {"invert": image.invert, "fit_object": image.fit_object} if image else None,
             "settings": {"per_digit": args.per_digit, "seed": args.seed},
             "images": len(rows),

@@ -653,10 +653,12 @@ def photo_digits(d: dict) -> Lines:
         [r["file"], str(r["digit"]), r["drawn_as"], r["variant"], str(r["read"]), str(r["plain_resize_read"])]
         for r in d["rows"]
     ]
-    policy, settings = d["image_policy"] or {}, d["settings"]
+    policy, settings, b = d["image_policy"] or {}, d["settings"], d["build"]
     return [
-        f"Bundle `{d['bundle']}` (image policy: invert `{policy.get('invert')}`, object fitted in "
-        f"{policy.get('fit_object')} px); {settings['per_digit']} pictures per digit, seed {settings['seed']}.",
+        f"Bundle `{d['bundle']}` of the demo pair built on `{b['dataset']}` (at most {b['plan']['max_candidates']} "
+        f"candidates, {b['tune']['epochs']} tuning epochs, selection `{b['selection']}`); image policy: invert "
+        f"`{policy.get('invert')}`, object fitted in {policy.get('fit_object')} px. {settings['per_digit']} pictures "
+        f"per digit, seed {settings['seed']}; `run` picks the most accurate shipped variant.",
         "",
         *table(["picture", "digit", "drawn as", "variant", "`run` reads", "plain resize reads"], rows),
         "",
