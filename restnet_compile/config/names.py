@@ -104,10 +104,11 @@ def read_plain_fields(path: Path) -> dict[str, object]:
             parents.pop()
         here = parents[-1][1]
         if not value:
-            here[key] = child = {}
+            child: dict[str, object] = {}
+            here[key] = child
             parents.append((indent, child))
         elif value in (">", ">-", "|", "|-"):
-            block = []
+            block: list[str] = []
             while i < len(lines) and (not lines[i].strip() or len(lines[i]) - len(lines[i].lstrip()) > indent):
                 block.append(lines[i].strip())
                 i += 1
