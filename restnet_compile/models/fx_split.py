@@ -59,11 +59,6 @@ class UntraceableError(BadInputError):
         self.reason = reason
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _shape(shape: Sequence[int]) -> str:
     return "x".join(map(str, shape))
 
