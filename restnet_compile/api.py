@@ -6,6 +6,10 @@ verbs (``inspect``, ``verify``, ``predict``, ``bench``, ``apply_patch``) need on
 
 from __future__ import annotations
 
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -257,23 +261,49 @@ def open_bundle(path: Path) -> Bundle:
         raise BadInputError(str(exc)) from None
 
 
+@contextmanager
+def bundle_dir(path: Path) -> Iterator[Path]:
+    """``path`` itself, or for the ``.tar.gz`` a build writes, its bundle unpacked in a temporary directory that is
+    removed after the block.
+
+    Raises:
+        BadInputError: an archive that is not a readable ``.tar.gz`` of one bundle directory (exit code 2).
+    """
+    if not (path.name.endswith((".tar.gz", ".tgz")) and path.is_file()):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="restnet-bundle-") as tmp:
+        try:
+            with tarfile.open(path, "r:gz") as tar:
+                tar.extractall(tmp, filter="data")  # no absolute paths, links out or device files
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise BadInputError(f"{path}: not a readable .tar.gz of a bundle ({exc})") from None
+        roots = [p.parent for p in Path(tmp).glob("*/manifest.json")]
+        if len(roots) != 1:
+            raise BadInputError(f"{path}: expected one bundle directory with a manifest.json inside the archive")
+        yield roots[0]
+
+
 def inspect(path: Path) -> Manifest:
-    """The manifest of a bundle after its seal and checksums pass (``to_json_dict()`` gives its JSON)."""
-    return open_bundle(path).manifest
+    """The manifest of a bundle (a directory or its ``.tar.gz``) after its seal and checksums pass
+    (``to_json_dict()`` gives its JSON)."""
+    with bundle_dir(path) as root:
+        return open_bundle(root).manifest
 
 
 def verify(path: Path) -> list[VariantCheck]:
-    """Checksums, then the stored reference inputs through the device runtime.
+    """Checksums, then the stored reference inputs through the device runtime (a bundle directory or its
+    ``.tar.gz``).
 
     Raises:
         BadInputError: a file is missing or altered (exit code 2).
         ParityError: a variant no longer reproduces its recorded outputs (exit code 4).
     """
-    bundle = open_bundle(path)
-    try:
-        checks = verify_reference(bundle)
-    except BundleError as exc:
-        raise BadInputError(str(exc)) from None
+    with bundle_dir(path) as root:
+        try:
+            checks = verify_reference(open_bundle(root))
+        except BundleError as exc:
+            raise BadInputError(str(exc)) from None
     failed = [c for c in checks if not c.ok]
     if failed:
         c = failed[0]
@@ -364,7 +394,8 @@ def make_patch(
     cache: Path | bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> PatchResult:
-    """Build ``config`` and write to ``out`` the patch that turns ``old_bundle`` into that build's bundle.
+    """Build ``config`` and write to ``out`` the patch that turns ``old_bundle`` (a directory or its ``.tar.gz``) into
+    that build's bundle.
 
     Raises:
         BadInputError: ``old_bundle`` is not a bundle (exit code 2); and whatever :func:`build` raises.
@@ -374,10 +405,10 @@ def make_patch(
     from restnet_compile._util.atomic import write_atomic
     from restnet_compile.pipeline.patch import make_patch as diff
 
-    old = open_bundle(old_bundle).manifest
-    with tempfile.TemporaryDirectory(prefix="restnet-patch-") as tmp:
+    with bundle_dir(old_bundle) as old_root, tempfile.TemporaryDirectory(prefix="restnet-patch-") as tmp:
+        old = open_bundle(old_root).manifest
         built = build(config, Path(tmp), progress, cache)
-        data = diff(old_bundle, built.bundle_dir)
+        data = diff(old_root, built.bundle_dir)
         size = sum(p.stat().st_size for p in built.bundle_dir.rglob("*") if p.is_file())
     write_atomic(out, data)
     before = {v.id for v in old.shipped()}

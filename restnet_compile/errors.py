@@ -7,6 +7,8 @@ Exit codes (also listed in the README and in ``restnet-compile --help``):
 * 2 -- bad input (unknown name, invalid file, bad option)
 * 3 -- infeasible: no variant fits the device profile
 * 4 -- parity failure: an exported variant disagrees with PyTorch
+* 130 -- interrupted (Ctrl-C, SIGINT): nothing half-written is left where a result goes; the cache keeps the stages
+  that finished, so the next build resumes
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
 EXIT_INFEASIBLE = 3
 EXIT_PARITY = 4
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
 
 
 class RestnetError(Exception):

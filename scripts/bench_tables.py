@@ -714,3 +714,24 @@ def firmware(d: dict) -> Lines:
         + ".",
     ]
     return lines
+
+
+def photo_digits(d: dict) -> Lines:
+    """Drawn photos of digits through ``run --input``, against a plain resize."""
+    rows = [
+        [r["file"], str(r["digit"]), r["drawn_as"], r["variant"], str(r["read"]), str(r["plain_resize_read"])]
+        for r in d["rows"]
+    ]
+    policy, settings, b = d["image_policy"] or {}, d["settings"], d["build"]
+    return [
+        f"Bundle `{d['bundle']}` of the demo pair built on `{b['dataset']}` (at most {b['plan']['max_candidates']} "
+        f"candidates, {b['tune']['epochs']} tuning epochs, selection `{b['selection']}`); image policy: invert "
+        f"`{policy.get('invert')}`, object fitted in {policy.get('fit_object')} px. {settings['per_digit']} pictures "
+        f"per digit, seed {settings['seed']}; `run` picks the most accurate shipped variant.",
+        "",
+        *table(["picture", "digit", "drawn as", "variant", "`run` reads", "plain resize reads"], rows),
+        "",
+        f"**Result.** `run` reads {d['correct']} of {d['images']} right ({d['accuracy']:.0%}; goal every one: "
+        f"{goal_word(d['meets_goal'])}); the same variant on a plain resize to 28 x 28 reads "
+        f"{d['plain_resize_correct']} ({d['plain_resize_accuracy']:.0%}).",
+    ]

@@ -187,6 +187,14 @@ SECTIONS: dict[str, Section] = {
         "peak RSS(6,400 images) / peak RSS(400 images) <= 1.3.",
         bt.stream_memory,
     ),
+    "photo_digits.json": Section(
+        "Photo digits",
+        "Does `restnet-compile run --input` read a photographed-looking digit written on paper (300 x 200 RGB, "
+        "uneven light, sensor noise, slight rotation) through the image policy the demo bundle records?",
+        "python bench/bench_photo_digits.py --bundle dist/phone-tflite-int8",
+        "every picture read right; the same variant on a plain resize to 28 x 28 is reported beside it.",
+        bt.photo_digits,
+    ),
     "feature_store.json": Section(
         "Feature stores",
         "What does keeping tuning's prefix features in a file (fp32 or fp16), or recomputing them, cost per epoch "

@@ -11,11 +11,36 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def umask_mode(directory: bool = False) -> int:
+    """The mode ``open()`` / ``mkdir()`` give a new file (0666) or directory (0777) under this process's umask:
+    0644 / 0755 under the usual 022. ``tempfile`` creates 0600 / 0700 instead, which a published file must not keep.
+    """
+    mask = _umask()
+    return (0o777 if directory else 0o666) & ~mask
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it where Linux shows it (``/proc/self/status``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` to write; renamed onto ``path`` when the block succeeds, removed otherwise."""
+    """A temporary path beside ``path`` to write; renamed onto ``path`` when the block succeeds, removed otherwise.
+
+    The file ends with the umask's mode (0644 under 022), as a plain ``open()`` would give it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.fchmod(fd, umask_mode())
     os.close(fd)
     try:
         yield Path(tmp)

@@ -15,7 +15,7 @@ _SIZE = {"B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "KiB": 1024, "MiB": 1
 _TIME_MS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 _OPS = {"OPS": 1.0, "KOPS": 1e3, "MOPS": 1e6, "GOPS": 1e9, "TOPS": 1e12}
 _EXAMPLE = {id(_SIZE): "512KB", id(_TIME_MS): "20ms", id(_OPS): "2GOPS"}
-_NUM = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z/]+)\s*$")
+_NUM = re.compile(r"^\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z/]+)\s*$")
 
 
 def _split(text: str, what: str, units: Mapping[str, float]) -> tuple[float, float]:
@@ -33,7 +33,7 @@ def _split(text: str, what: str, units: Mapping[str, float]) -> tuple[float, flo
     if not math.isfinite(value * scale) or value * scale > 1e30:
         raise ValueError(f"{what} {text!r} is too large")
     if value <= 0 or value * scale <= 0:  # a tiny positive value can underflow to zero once scaled
-        raise ValueError(f"{what} {text!r} must be greater than zero")
+        raise ValueError(f"{what} {text!r} must be greater than zero, e.g. {_example(units)!r}")
     return value, scale
 
 

@@ -76,11 +76,18 @@ class TargetInfo:
 
 @dataclass(frozen=True, kw_only=True)
 class ImageInfo:
-    """How an image file becomes the input: shorter side to ``resize``, centre ``crop``, then the input size."""
+    """How an image file becomes the input: shorter side to ``resize``, centre ``crop``, then the input size.
+
+    *Optional* (absent where they do not apply): ``invert`` (``light-background``: a picture whose border is lighter
+    than mid-grey is inverted) and ``fit_object`` (the object is cropped, fitted in a square of this many pixels
+    keeping its aspect and centred by its centre of mass in the input, as MNIST was made).
+    """
 
     resize: int | None
     crop: int | None
     interpolation: str
+    invert: str | None = field(default=None, metadata=OPTIONAL)
+    fit_object: int | None = field(default=None, metadata=OPTIONAL)
 
 
 @dataclass(frozen=True, kw_only=True)

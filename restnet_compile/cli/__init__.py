@@ -1,6 +1,6 @@
 """Command-line interface: a thin layer over :mod:`restnet_compile.api`, one module per verb.
 
-Exit codes: 0 ok, 1 internal error, 2 bad input, 3 no variant fits the profile, 4 parity failure.
+Exit codes: 0 ok, 1 internal error, 2 bad input, 3 no variant fits the profile, 4 parity failure, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from restnet_compile.cli.patch_cmds import apply_cmd, patch_cmd
 
 EPILOG = (
     "Exit codes: 0 ok; 1 internal error; 2 bad input (unknown name, invalid file or option); "
-    "3 no variant fits the profile; 4 an exported variant failed parity with PyTorch."
+    "3 no variant fits the profile; 4 an exported variant failed parity with PyTorch; 130 interrupted (Ctrl-C)."
 )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from restnet_compile.cli.base import TOOLCHAIN, requires
-from restnet_compile.cli.options import config_overrides, model_options
+from restnet_compile.cli.options import check_names_early, config_overrides, model_options
 
 
 def _check_out(out: Path) -> None:
@@ -34,11 +34,13 @@ def _check_out(out: Path) -> None:
 @requires(*TOOLCHAIN)
 def analyze_cmd(config_path: Path | None, order: str | None, samples: int | None, out: Path, **models: Any) -> None:
     """Print the CKA matrix of two models and the stitch candidates; write OUT/cka.png."""
-    from restnet_compile import api
     from restnet_compile.config.build import load_build_config
 
     _check_out(out)
     config = load_build_config(config_path, **config_overrides(models))
+    check_names_early(config)
+    from restnet_compile import api
+
     if order is not None:
         config = config.model_copy(update={"plan": config.plan.model_copy(update={"order": order})})
     result = api.analyze(config, out, samples)

@@ -10,7 +10,7 @@ from typing import ParamSpec, TypeVar
 
 import click
 
-from restnet_compile.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, BadInputError, RestnetError
+from restnet_compile.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, BadInputError, RestnetError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -58,9 +58,9 @@ def run_guarded(cli: click.Group) -> int:
     except click.ClickException as exc:
         exc.show()
         return EXIT_BAD_INPUT
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        return EXIT_INTERNAL
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("interrupted: nothing half-written was published; a build resumes from its cache", err=True)
+        return EXIT_INTERRUPTED
     except ModuleNotFoundError as exc:
         if not exc.name or exc.name.split(".")[0] == "restnet_compile":
             traceback.print_exc()  # our own module missing is a bug

@@ -11,7 +11,7 @@ import click
 
 from restnet_compile.bundle._codec import encode
 from restnet_compile.cli.base import TOOLCHAIN, requires
-from restnet_compile.cli.options import config_overrides, model_options
+from restnet_compile.cli.options import check_names_early, config_overrides, model_options
 
 if TYPE_CHECKING:
     from restnet_compile.bundle.manifest import Manifest
@@ -113,6 +113,9 @@ def fleet_summary(fleet: FleetResult) -> list[dict[str, Any]]:
     is_flag=True,
     help="Progress as JSON lines on stderr (log, stage, advance and cache events) instead of bars.",
 )
+@click.option(
+    "--verbose", "-v", is_flag=True, help="Also show the log lines of the tools the build drives (Ray's own)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary instead of the table.")
 @requires(*TOOLCHAIN)
 def build_cmd(
@@ -129,6 +132,7 @@ def build_cmd(
     strict_parity: bool | None,
     quiet: bool,
     events: bool,
+    verbose: bool,
     as_json: bool,
     **models: Any,
 ) -> None:
@@ -139,16 +143,26 @@ def build_cmd(
     publishes nothing while the others are published; the exit code is the highest of the failures', and --json
     prints a list (see docs/scale.md).
     """
-    from restnet_compile import api
-    from restnet_compile._util.progress import JsonLinesReporter
-    from restnet_compile.bundle.result import FleetResult
     from restnet_compile.config.build import load_build_config
 
     overrides = config_overrides(models)
     run = {"executor": executor, "device": device, "max_memory": max_memory, "profiles": list(profiles) or None}
     config = load_build_config(
-        config_path, target=target, seed=seed, strict_parity=strict_parity or None, **run, **overrides
+        config_path,
+        target=target,
+        seed=seed,
+        strict_parity=strict_parity or None,
+        verbose=verbose or None,
+        **run,
+        **overrides,
     )
+    check_names_early(config)
+
+    from restnet_compile import api
+    from restnet_compile._util.progress import JsonLinesReporter
+    from restnet_compile.bundle.result import FleetResult
+    from restnet_compile.cli.progress_ui import progress_reporter
+
     cache = False if no_cache else (cache_dir or True)
     build: Callable[..., BuildResult | FleetResult] = api.build_fleet if len(config.profile_names()) > 1 else api.build
     if events:
@@ -156,9 +170,7 @@ def build_cmd(
     elif quiet:
         result = build(config, out, cache=cache)
     else:
-        from restnet_compile.cli.progress_ui import RichReporter
-
-        with RichReporter() as reporter:
+        with progress_reporter() as reporter:
             result = build(config, out, progress=reporter, cache=cache)
     if isinstance(result, FleetResult):
         show_fleet(result, as_json)

@@ -16,7 +16,7 @@ JSON = click.option("--json", "as_json", is_flag=True, help="Print a machine-rea
 @BUNDLE
 @JSON
 def inspect_cmd(bundle: Path, as_json: bool) -> None:
-    """Check BUNDLE's checksums and print its variant table."""
+    """Check BUNDLE's checksums and print its variant table (BUNDLE: a directory or its .tar.gz)."""
     from restnet_compile.api import inspect
     from restnet_compile.report import variant_table
 
@@ -33,7 +33,7 @@ def inspect_cmd(bundle: Path, as_json: bool) -> None:
 @BUNDLE
 @JSON
 def verify_cmd(bundle: Path, as_json: bool) -> None:
-    """Check BUNDLE's checksums, then re-run its reference inputs with the device runtime."""
+    """Check BUNDLE's checksums, then re-run its reference inputs with the device runtime (a directory or .tar.gz)."""
     from restnet_compile.api import verify
 
     checks = verify(bundle)

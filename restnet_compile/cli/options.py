@@ -35,15 +35,34 @@ def parse_shape(text: str | None) -> tuple[int, int, int] | None:
 
 
 def model_options(command: F) -> F:
-    """Add the model, weights, data, input-shape and class-count options and the build config file."""
+    """Add the model, weights, data, input-shape, class-count and bad-images options and the build config file."""
     # click lists options in the reverse order of decoration
     command = click.option("--num-classes", type=int, help="Classifier width of torchvision / timm / user models.")(
         command
     )
+    command = click.option(
+        "--bad-images",
+        type=click.Choice(["fail", "skip"]),
+        help="An image file of a folder dataset that cannot be decoded stops the build, naming it (fail, the "
+        "default), or is left out (skip). Config field: bad_images.",
+    )(command)
     command = click.option("--input-shape", help="C,H,W of torchvision / timm / user models, e.g. 3,64,64.")(command)
     for flag, field, text in reversed(_MODEL_OPTIONS):
         command = click.option(flag, field, help=text)(command)
     return click.option("--config", "config_path", type=click.Path(path_type=Path), help="Build config YAML.")(command)
+
+
+def check_names_early(config: Any) -> None:
+    """Refuse an unknown profile, target or model name, or an invalid profile or target file, before torch or
+    TensorFlow is imported (seconds, not a minute)."""
+    from restnet_compile.config.device import load_profile, load_target
+    from restnet_compile.config.names import check_names
+
+    check_names(config.profile_names(), config.target, (config.large, config.small))
+    for name in config.profile_names():
+        load_profile(name)
+    if config.target is not None:
+        load_target(config.target)
 
 
 def config_overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -51,4 +70,5 @@ def config_overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
     out = {field: kwargs.pop(field) for _flag, field, _text in _MODEL_OPTIONS}
     out["input_shape"] = parse_shape(kwargs.pop("input_shape"))
     out["num_classes"] = kwargs.pop("num_classes")
+    out["bad_images"] = kwargs.pop("bad_images")
     return out

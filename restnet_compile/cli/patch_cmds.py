@@ -32,7 +32,8 @@ def patch_cmd(
     no_cache: bool,
     **models: Any,
 ) -> None:
-    """Build the config and write the patch that turns OLD_BUNDLE into that bundle (only what OLD_BUNDLE lacks)."""
+    """Build the config and write the patch that turns OLD_BUNDLE (a directory or its .tar.gz) into that bundle (only
+    what OLD_BUNDLE lacks)."""
     from restnet_compile import api
     from restnet_compile.config.build import load_build_config
 

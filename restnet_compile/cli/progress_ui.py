@@ -1,6 +1,9 @@
-"""Rich progress bars on stderr for the long stages of a build (CKA, tuning, export, parity)."""
+"""Progress on stderr for the long stages of a build (CKA, tuning, export, parity): rich bars on a terminal, plain
+lines at least every 30 seconds elsewhere (CI, ``nohup``, a pipe), where bars would print nothing until the end."""
 
 from __future__ import annotations
+
+import sys
 
 from rich.console import Console
 from rich.progress import (
@@ -13,7 +16,12 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from restnet_compile._util.progress import Reporter
+from restnet_compile._util.progress import LineReporter, Reporter
+
+
+def progress_reporter() -> RichReporter | LineReporter:
+    """Bars when stderr is a terminal, else plain lines (a context manager either way)."""
+    return RichReporter() if sys.stderr.isatty() else LineReporter()
 
 
 class RichReporter(Reporter):
@@ -32,18 +40,22 @@ class RichReporter(Reporter):
             transient=False,
         )
         self._tasks: dict[str, TaskID] = {}
+        self._started = False
 
     def __enter__(self) -> RichReporter:
-        self.bars.start()
-        return self
+        return self  # the bars start with the first counted stage: an early error prints no empty live display
 
     def __exit__(self, *exc: object) -> None:
-        self.bars.stop()
+        if self._started:
+            self.bars.stop()
 
     def __call__(self, message: str) -> None:
         self.bars.console.print(message, highlight=False, markup=False)
 
     def stage(self, name: str, total: int) -> None:
+        if not self._started:
+            self.bars.start()
+            self._started = True
         if name in self._tasks:
             self.bars.reset(self._tasks[name], total=total)
         else:

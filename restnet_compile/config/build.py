@@ -99,8 +99,9 @@ class Preprocess(Strict):
     """The input a donor model was trained on: what its weights expect, in pixel units of ``[0, 1]``.
 
     ``mean`` / ``std`` are folded into every exported variant's graph (its first op), so every variant of a bundle
-    takes the same device input. ``resize`` / ``crop`` / ``interpolation`` apply to image files (folder datasets and
-    ``run --input``); the large model's policy is the bundle's, since all variants share one input.
+    takes the same device input. ``resize`` / ``crop`` / ``interpolation`` / ``invert`` / ``fit_object`` apply to
+    image files (folder datasets and ``run --input``); the large model's policy is the bundle's, since all variants
+    share one input. Given none of them, the large model's own policy applies (the demo models': MNIST's).
     """
 
     mean: tuple[float, ...] | None = Field(None, description="per-channel mean subtracted from pixels in [0, 1]")
@@ -109,6 +110,17 @@ class Preprocess(Strict):
     crop: int | None = Field(None, ge=1, description="image files: then centre-crop a square of this many pixels")
     interpolation: Literal["nearest", "bilinear", "bicubic"] | None = Field(
         None, description="image files: resize filter (default bilinear)"
+    )
+    invert: Literal["never", "light-background"] | None = Field(
+        None,
+        description="image files: light-background inverts a picture whose border is lighter than mid-grey (dark "
+        "strokes on paper become light on dark, as MNIST's digits are); default never",
+    )
+    fit_object: int | None = Field(
+        None,
+        ge=1,
+        description="image files: crop to the object, fit it in a square of this many pixels keeping its aspect and "
+        "centre it by its centre of mass in the input (MNIST: 20 in 28); default: keep the whole picture",
     )
 
     @field_validator("std")
@@ -125,6 +137,10 @@ class Preprocess(Strict):
         if self.mean is not None and self.std is not None and len(self.mean) != len(self.std):
             raise ValueError(f"mean has {len(self.mean)} values but std has {len(self.std)}")
         return self
+
+
+#: The fields of :class:`Preprocess` that make an image file's policy (the rest is the in-graph normalisation).
+IMAGE_FIELDS = frozenset({"resize", "crop", "interpolation", "invert", "fit_object"})
 
 
 class BuildConfig(Strict):
@@ -155,7 +171,8 @@ class BuildConfig(Strict):
     num_classes: int | None = Field(None, ge=2, description="classifier width of torchvision / user models")
     large_preprocess: Preprocess | None = Field(
         None,
-        description="the large model's input contract (default: its timm metadata, else pixels in [0, 1] as they are)",
+        description="the large model's input contract (default: its timm metadata, else pixels in [0, 1] as they "
+        "are; for image files, the model's own policy: the demo models' is MNIST's)",
     )
     small_preprocess: Preprocess | None = Field(None, description="the small model's input contract (as above)")
     large_split: tuple[str, ...] | None = Field(
@@ -211,6 +228,11 @@ class BuildConfig(Strict):
         exclude=True,
         description="how the build's jobs run: in this process, or as Ray tasks (tuning per candidate, export and "
         "parity per profile) on $RAY_ADDRESS's cluster or a local instance; the bundles are the same bytes",
+    )
+    verbose: bool = Field(
+        False,
+        exclude=True,
+        description="show the log lines of the tools a build drives (Ray's own; hidden otherwise)",
     )
     selection: Literal["pareto", "feasible"] = Field(
         "pareto", description="ship the Pareto front of accuracy vs latency, or every feasible variant"

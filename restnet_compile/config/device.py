@@ -8,7 +8,6 @@ YAML file.
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -16,6 +15,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from restnet_compile._util.units import parse_bandwidth, parse_duration_ms, parse_percent, parse_rate, parse_size
+from restnet_compile.config.names import builtin_names, resolve
 from restnet_compile.errors import BadInputError
 
 FORMAT_VERSION = 1
@@ -171,30 +171,8 @@ class Target(Strict):
         return self
 
 
-def _builtin_dir(kind: str) -> Path:
-    return Path(str(resources.files("restnet_compile").joinpath(f"builtin/{kind}")))
-
-
-def builtin_names(kind: Literal["profiles", "targets"]) -> list[str]:
-    """Names of the built-in profiles or targets."""
-    return sorted(p.stem for p in _builtin_dir(kind).glob("*.yaml"))
-
-
-def _resolve(kind: Literal["profiles", "targets"], name_or_path: str | Path) -> Path:
-    text = str(name_or_path)
-    if text.endswith((".yaml", ".yml")) or "/" in text:
-        path = Path(text)
-        if not path.is_file():
-            raise BadInputError(f"{kind[:-1]} file {text} does not exist")
-        return path
-    path = _builtin_dir(kind) / f"{text}.yaml"
-    if not path.is_file():
-        raise BadInputError(f"unknown {kind[:-1]} {text!r}; valid choices: {', '.join(builtin_names(kind))}")
-    return path
-
-
 def _load(kind: Literal["profiles", "targets"], name_or_path: str | Path, schema: type[Strict]) -> Strict:
-    path = _resolve(kind, name_or_path)
+    path = resolve(kind, name_or_path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
@@ -239,7 +217,7 @@ def load_target(name_or_path: str | Path) -> Target:
 
 def builtin_text(kind: Literal["profiles", "targets"], name: str) -> str:
     """The YAML text of a built-in profile or target (or of a user's file)."""
-    return _resolve(kind, name).read_text()
+    return resolve(kind, name).read_text()
 
 
 def list_profiles() -> list[Profile]:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import yaml
 
+from restnet_compile._util.atomic import umask_mode
 from restnet_compile.config.device import Profile, builtin_text, load_profile
 from restnet_compile.cost.latency import Fit, OpTerms, fit_latency_model, roofline_ms
 from restnet_compile.errors import BadInputError
@@ -175,6 +176,7 @@ def write_atomic(path: Path, text: str) -> None:
         raise BadInputError(f"output {path} is a directory; give a file name such as {path / 'calibrated.yaml'}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.fchmod(fd, umask_mode())
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)

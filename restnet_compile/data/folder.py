@@ -76,7 +76,8 @@ class FolderImages(LazyImages):
             ) from None
         except (OSError, ValueError, SyntaxError) as exc:
             raise BadInputError(
-                f"data folder {self.root}: cannot decode image {path}: {exc} (bad_images: skip leaves such files out)"
+                f"data folder {self.root}: cannot decode image {path}: {exc}; to leave such files out, build with "
+                f"--bad-images skip (config: bad_images: skip)"
             ) from None
 
     def update_digest(self, h: Any) -> None:
@@ -181,7 +182,8 @@ def read_folder_lazy(
         except (OSError, ValueError, SyntaxError) as exc:
             if bad == "fail":
                 raise BadInputError(
-                    f"data folder {root}: cannot read image {f}: {exc} (bad_images: skip leaves such files out)"
+                    f"data folder {root}: cannot read image {f}: {exc}; to leave such files out, build with "
+                    f"--bad-images skip (config: bad_images: skip)"
                 ) from None
             skipped.append(str(f))
             continue

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from restnet_compile.errors import BadInputError
+from restnet_compile.models.input_errors import input_failure
 
 FeatureKind = Literal["map", "tokens"]
 
@@ -111,6 +112,15 @@ class BlockSequence(nn.Module):
         self.normalization: Normalization | None = None  # the input normalisation folded into block 0 (a build's)
         self._largest = 0  # elements per image of the largest layer output, found with the specs
 
+    def _runs(self, shape: tuple[int, int, int]) -> bool:
+        """Whether every block and the head run on two zero images of ``shape``."""
+        try:
+            with torch.no_grad():
+                self(torch.zeros(2, *shape))
+        except Exception:
+            return False
+        return True
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
             x = block(x)
@@ -164,8 +174,7 @@ class BlockSequence(nn.Module):
                     try:
                         x = block(x)
                     except Exception as exc:  # shape errors surface as RuntimeError, AssertionError, ValueError...
-                        shape = "x".join(str(s) for s in self.input_shape)
-                        raise BadInputError(f"{where} cannot take input {shape}: {_first_line(exc)}") from None
+                        raise input_failure(where, self.input_shape, exc, self._runs) from None
                     specs.append(_spec_of(x, where))
                 try:
                     self.head(x)

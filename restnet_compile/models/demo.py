@@ -9,10 +9,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from restnet_compile._util.images import ImagePolicy
 from restnet_compile.models.blocks import BlockSequence
 
 DEMO_INPUT_SHAPE = (1, 28, 28)
 NUM_CLASSES = 10
+#: How a picture becomes a demo model's input, as MNIST was made: grey, light on dark (a light background is
+#: inverted), the digit fitted in 20 x 20 keeping its aspect and centred by its centre of mass in 28 x 28.
+DEMO_IMAGE_POLICY = ImagePolicy(invert="light-background", fit_object=20)
 
 
 def _conv(cin: int, cout: int, stride: int = 1, pool: bool = False) -> nn.Sequential:

@@ -44,6 +44,7 @@ from restnet_compile.models.fx_graph import (
     select_output,
 )
 from restnet_compile.models.fx_trace import failure_text, trace_attempts
+from restnet_compile.models.input_errors import input_failure
 
 DEFAULT_MAX_BLOCKS = 6
 _LISTED = 24  # cut points named in an error
@@ -58,13 +59,18 @@ class UntraceableError(BadInputError):
         self.reason = reason
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _shape(shape: Sequence[int]) -> str:
     return "x".join(map(str, shape))
+
+
+def _runs(module: nn.Module, shape: tuple[int, int, int]) -> bool:
+    """Whether ``module`` runs on two zero images of ``shape`` (two: batch norm in training mode needs them)."""
+    try:
+        with torch.no_grad():
+            module(torch.zeros(2, *shape))
+    except Exception:
+        return False
+    return True
 
 
 def _reference(module: nn.Module, name: str, x: torch.Tensor, num_classes: int | None, errors: list) -> tuple:
@@ -75,7 +81,7 @@ def _reference(module: nn.Module, name: str, x: torch.Tensor, num_classes: int |
     except Exception as exc:
         if errors:  # neither traceable nor runnable: the trace failure says more
             raise UntraceableError(failure_text(errors) + f"; it fails on input {_shape(x.shape[1:])} too") from None
-        raise BadInputError(f"model {name}: cannot take input {_shape(x.shape[1:])}: {_first_line(exc)}") from None
+        raise input_failure(f"model {name}", x.shape[1:], exc, lambda shape: _runs(module, shape)) from None
     try:
         key = logits_key(out, int(x.shape[0]), num_classes)
     except ValueError as exc:

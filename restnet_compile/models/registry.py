@@ -15,14 +15,21 @@ from pathlib import Path
 
 from torch import nn
 
+from restnet_compile._util.images import ImagePolicy
 from restnet_compile._util.registry import Registry
+from restnet_compile.config.names import DEMO_MODELS, TORCHVISION_ARCHS
 from restnet_compile.errors import BadInputError
 from restnet_compile.models.blocks import BlockSequence
 from restnet_compile.models.checkpoints import load_checkpoint
-from restnet_compile.models.demo import demo_hybrid_vit, demo_large_cnn, demo_small_cnn, demo_vit
+from restnet_compile.models.demo import (
+    DEMO_IMAGE_POLICY,
+    demo_hybrid_vit,
+    demo_large_cnn,
+    demo_small_cnn,
+    demo_vit,
+)
 from restnet_compile.models.fx_split import DEFAULT_MAX_BLOCKS
 from restnet_compile.models.sources import (
-    TORCHVISION_ARCHS,
     TORCHVISION_DEFAULT_SHAPE,
     ModelOptions,
     check_torchvision_arch,
@@ -54,6 +61,11 @@ def load_state_dict(model: nn.Module, path: Path, name: str | None = None) -> No
     load_checkpoint(model, Path(path), name or str(getattr(model, "model_name", type(model).__name__)))
 
 
+def default_image_policy(name: str) -> ImagePolicy | None:
+    """The image policy model ``name`` was trained with, where the registry knows it (the demo models: MNIST's)."""
+    return DEMO_IMAGE_POLICY if name in DEMO_MODELS else None
+
+
 def _demo_source(factory: Callable[[], BlockSequence]) -> ModelSource:
     def build(name: str, opts: ModelOptions) -> BlockSequence:
         model = factory()
@@ -80,12 +92,7 @@ def _torchvision_source(arch: str) -> ModelSource:
     return build
 
 
-for _name, _factory in (
-    ("demo-large-cnn", demo_large_cnn),
-    ("demo-small-cnn", demo_small_cnn),
-    ("demo-vit", demo_vit),
-    ("demo-hybrid-vit", demo_hybrid_vit),
-):
+for _name, _factory in zip(DEMO_MODELS, (demo_large_cnn, demo_small_cnn, demo_vit, demo_hybrid_vit), strict=True):
     MODELS.register(_name)(_demo_source(_factory))
 for _arch in TORCHVISION_ARCHS:
     MODELS.register(_arch)(_torchvision_source(_arch))

@@ -33,16 +33,6 @@ from restnet_compile.models.splitters import split_model
 from restnet_compile.models.timm_source import create_timm, is_timm_spec
 from restnet_compile.models.tv import classification_names, import_torchvision, shim_for_user_code, torchvision_arch
 
-TORCHVISION_ARCHS = (
-    "resnet18",
-    "resnet50",
-    "mobilenet_v2",
-    "mobilenet_v3_small",
-    "mobilenet_v3_large",
-    "efficientnet_b0",
-    "vit_b_16",
-    "swin_t",
-)
 TORCHVISION_DEFAULT_SHAPE = (3, 224, 224)
 
 

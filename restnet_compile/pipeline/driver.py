@@ -242,7 +242,7 @@ def _run(config: BuildConfig, out_dir: Path, progress: Reporter, cache: Path | b
         failures[r.name] = ProfileFailure(r.profile.name, exc.exit_code, str(exc))
 
     gpus = 1.0 if requests[0].config.device == "cuda" else 0.0
-    with open_executor(config.executor, config.seed, config.threads, gpus) as executor:
+    with open_executor(config.executor, config.seed, config.threads, gpus, config.verbose) as executor:
         store = StageCache.open(cache, progress)
         analyses = analyze_fleet(requests, progress, store, executor, failed if keep_going else None)
         staged = _stage_remotely(analyses, store, executor, progress) if executor.remote and analyses else {}

@@ -19,7 +19,7 @@ import os
 import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeAlias, TypeVar
 from urllib.parse import urlsplit
@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import torch
 
 from restnet_compile._util.progress import Reporter
+from restnet_compile._util.quiet import quiet_native_output
 from restnet_compile.errors import BadInputError, RestnetError
 
 T = TypeVar("T")
@@ -213,7 +214,9 @@ def probe_address(address: str) -> None:
 
 
 @contextmanager
-def open_executor(kind: str, seed: int, threads: int, num_gpus: float = 0.0) -> Iterator[Executor]:
+def open_executor(
+    kind: str, seed: int, threads: int, num_gpus: float = 0.0, verbose: bool = False
+) -> Iterator[Executor]:
     """The executor ``kind`` for one build; a Ray instance it started, and any environment change, is undone after.
 
     Raises:
@@ -238,7 +241,10 @@ def open_executor(kind: str, seed: int, threads: int, num_gpus: float = 0.0) -> 
     try:
         opts: dict[str, Any] = {"address": address} if address else {"num_cpus": os.cpu_count()}
         try:
-            ray.init(**opts, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+            with nullcontext() if verbose else quiet_native_output(keep_tail_on_error=0):  # Ray's own lines
+                ray.init(
+                    **opts, include_dashboard=False, logging_level="INFO" if verbose else "ERROR", log_to_driver=verbose
+                )
         except (ConnectionError, RuntimeError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise BadInputError(f"executor ray: cannot start or reach a Ray cluster: {first}") from None

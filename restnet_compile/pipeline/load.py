@@ -9,7 +9,7 @@ import numpy as np
 
 from restnet_compile._util.hashing import sha256_file
 from restnet_compile._util.images import ImagePolicy
-from restnet_compile.config.build import BuildConfig, Preprocess
+from restnet_compile.config.build import IMAGE_FIELDS, BuildConfig, Preprocess
 from restnet_compile.data import Splits, load_dataset, make_splits, split_sizes
 from restnet_compile.data.checks import check_classes, check_labels
 from restnet_compile.errors import BadInputError
@@ -17,7 +17,7 @@ from restnet_compile.models import BlockSequence, create_model
 from restnet_compile.models.checkpoints import weights_file
 from restnet_compile.models.normalize import Normalization, fit_channels, normalized
 from restnet_compile.models.preprocess_meta import preprocess_meta
-from restnet_compile.models.registry import shipped_weights
+from restnet_compile.models.registry import default_image_policy, shipped_weights
 
 
 def weights_sha(name: str, weights: str | None) -> str:
@@ -54,11 +54,15 @@ def normalization(config: BuildConfig, role: str, model: BlockSequence) -> Norma
 
 
 def image_policy(config: BuildConfig) -> ImagePolicy:
-    """How image files become the bundle's input: the large model's ``resize`` / ``crop`` / ``interpolation``."""
+    """How image files become the bundle's input: the large model's image fields in ``large_preprocess`` where it
+    gives any (``resize``, ``crop``, ``interpolation``, ``invert``, ``fit_object``), else the large model's own
+    policy (the demo models': MNIST's), else a plain resize to the input size."""
     given = config.large_preprocess
-    if given is None:
-        return ImagePolicy()
-    return ImagePolicy(given.resize, given.crop, given.interpolation or "bilinear")
+    if given is None or not given.model_fields_set & IMAGE_FIELDS:
+        return default_image_policy(config.large) or ImagePolicy()
+    return ImagePolicy(
+        given.resize, given.crop, given.interpolation or "bilinear", given.invert or "never", given.fit_object
+    )
 
 
 def check_weights(config: BuildConfig, role: str) -> None:

@@ -155,7 +155,13 @@ def build_manifest(
             shape=(c, h, w),
             range=(0.0, 1.0),
             dtype="float32",
-            image=ImageInfo(resize=policy.resize, crop=policy.crop, interpolation=policy.interpolation),
+            image=ImageInfo(
+                resize=policy.resize,
+                crop=policy.crop,
+                interpolation=policy.interpolation,
+                invert=None if policy.invert == "never" else policy.invert,
+                fit_object=policy.fit_object,
+            ),
         ),
         models=Models(
             large=_model_info(a, "large", a.large, cfg.large_weights),

@@ -8,6 +8,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from restnet_compile._util.quiet import quiet_native_output
+
 
 class Backend(Protocol):
     """Runs one signature / graph of one model file on a batch of 1 in the model's layout."""
@@ -56,6 +58,12 @@ class _FirstSubgraph:
         return {"output": self.interpreter.get_tensor(self.output["index"])}
 
 
+def _first_call(runner: Any, in_name: str, in_detail: dict[str, Any]) -> None:
+    """Run a runner once on zeros: LiteRT allocates tensors and applies its delegate (and logs it) on the first call."""
+    shape = tuple(int(d) for d in in_detail["shape"])
+    runner(**{in_name: np.zeros(shape, dtype=in_detail["dtype"])})
+
+
 class LiteRTBackend:
     """One interpreter per .tflite file (a multi-signature bundle has one); one cached runner per signature."""
 
@@ -72,15 +80,17 @@ class LiteRTBackend:
     def _runner(self, file: str, signature: str) -> tuple[Any, dict[str, Any], dict[str, Any], str, str]:
         key = (file, signature)
         if key not in self._runners:
-            if file not in self.interpreters:
-                self.interpreters[file] = self._make(self.root / file)
-            interpreter = self.interpreters[file]
-            if interpreter.get_signature_list():
-                runner = interpreter.get_signature_runner(signature)
-            else:  # a TFLite Micro segment: no signature table, one graph
-                runner = _FirstSubgraph(interpreter)
-            ((in_name, in_detail),) = runner.get_input_details().items()
-            ((out_name, out_detail),) = runner.get_output_details().items()
+            with quiet_native_output():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate for CPU." and the like
+                if file not in self.interpreters:
+                    self.interpreters[file] = self._make(self.root / file)
+                interpreter = self.interpreters[file]
+                if interpreter.get_signature_list():
+                    runner = interpreter.get_signature_runner(signature)
+                else:  # a TFLite Micro segment: no signature table, one graph
+                    runner = _FirstSubgraph(interpreter)
+                ((in_name, in_detail),) = runner.get_input_details().items()
+                ((out_name, out_detail),) = runner.get_output_details().items()
+                _first_call(runner, in_name, in_detail)  # allocates tensors and applies the delegate, quietly
             self._runners[key] = (runner, in_detail, out_detail, in_name, out_name)
         return self._runners[key]
 

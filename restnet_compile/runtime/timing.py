@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from restnet_compile._util.atomic import umask_mode
 from restnet_compile.errors import BadInputError
 
 # Per-model convention of LiteRT benchmark_model's summary line ("count=50 first=.. curr=.. min=.. max=.. avg=..
@@ -107,6 +108,7 @@ def write_csv(timings: Iterable[Timing], path: Path) -> None:
     """Write ``timings`` as a measurements CSV, atomically (a temporary file renamed into place)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.fchmod(fd, umask_mode())
     try:
         with os.fdopen(fd, "w", newline="") as fh:
             writer = csv.writer(fh)

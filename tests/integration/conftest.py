@@ -32,7 +32,7 @@ def phone_bundle(tmp_path_factory: pytest.TempPathFactory, phone_cache):  # type
 
 @pytest.fixture(scope="session")
 def tflm_bundle(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """A real tflm-int8 bundle (one flatbuffer per variant + C arrays) for the MCU profile."""
+    """A real tflm-int8 bundle (one flatbuffer per segment + C arrays) for the MCU profile."""
     from restnet_compile import api
     from restnet_compile.config.build import BuildConfig
 

@@ -27,7 +27,7 @@ import torch
 import yaml
 from torch import nn
 
-from restnet_compile.config.device import _builtin_dir
+from restnet_compile.config.names import builtin_dir as _builtin_dir
 from restnet_compile.models.registry import shipped_weights
 
 OUT = "dist"  # every case passes --out dist (relative to the case's directory)

@@ -6,13 +6,17 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from bench.lib.photo_digits import draw_digit, write_set
 from restnet_compile import api
+from restnet_compile._util.atomic import umask_mode
+from restnet_compile.bundle.manifest import ImageInfo, load_manifest, write_manifest
 from restnet_compile.data import load_dataset, make_splits
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,17 +89,52 @@ def test_run_classifies_a_png_within_a_budget(phone_bundle: api.BuildResult, tmp
     assert "first run" in line
 
 
-def test_run_refuses_wrong_image_size_and_impossible_budget(phone_bundle: api.BuildResult, tmp_path: Path) -> None:
-    big = tmp_path / "big.png"
-    Image.fromarray(np.zeros((32, 32), dtype=np.uint8), mode="L").save(big)
-    proc = _cli("run", str(phone_bundle.bundle_dir), "--input", str(big))
-    assert proc.returncode == 2 and "takes 1x28x28" in proc.stderr
-    rgb = tmp_path / "rgb.png"
-    Image.fromarray(np.zeros((28, 28, 3), dtype=np.uint8), mode="RGB").save(rgb)
-    assert _cli("run", str(phone_bundle.bundle_dir), "--input", str(rgb)).returncode == 2
+def test_run_reads_drawn_photos_through_the_recorded_policy(phone_bundle: api.BuildResult, tmp_path: Path) -> None:
+    """Photographed-looking digits on paper (300 x 200 RGB): the demo bundle's MNIST policy prepares them."""
+    image = phone_bundle.manifest.input.image
+    assert image is not None and (image.invert, image.fit_object) == ("light-background", 20)
+    right = 0
+    for path, digit in write_set(tmp_path, per_digit=1, seed=2):
+        proc = _cli("run", str(phone_bundle.bundle_dir), "--input", str(path), "--json")
+        assert proc.returncode == 0 and "XNNPACK" not in proc.stderr, proc.stderr
+        right += json.loads(proc.stdout)["label"] == digit
+    assert right >= 8, f"{right}/10 drawn photos read right"
+
+
+def test_run_refuses_another_size_where_no_policy_resizes(bundle_copy: Path, tmp_path: Path) -> None:
+    manifest = load_manifest(bundle_copy)
+    plain = ImageInfo(resize=None, crop=None, interpolation="bilinear")
+    write_manifest(bundle_copy / "manifest.json", replace(manifest, input=replace(manifest.input, image=plain)))
+    big = tmp_path / "big.jpg"
+    draw_digit(7, seed=0, pen=True).save(big)
+    proc = _cli("run", str(bundle_copy), "--input", str(big))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "is 3x200x300 (CxHxW); the bundle takes 1x28x28 (grey, pixels in [0, 1])" in proc.stderr
+    assert "PIL.Image.open(f).convert('L').resize((28, 28))" in proc.stderr
+
+
+def test_run_refuses_an_impossible_budget(phone_bundle: api.BuildResult, tmp_path: Path) -> None:
     png, _ = _digit_png(tmp_path / "digit.png")
     proc = _cli("run", str(phone_bundle.bundle_dir), "--input", str(png), "--budget", "1us")
     assert proc.returncode == 3 and "closest is" in proc.stderr
+    proc = _cli("run", str(phone_bundle.bundle_dir), "--input", str(png), "--budget", "-5ms")
+    assert proc.returncode == 2 and "'-5ms' must be greater than zero, e.g. '20ms'" in proc.stderr
+
+
+def test_inspect_and_verify_read_the_archive(phone_bundle: api.BuildResult) -> None:
+    proc = _cli("inspect", str(phone_bundle.archive))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == _cli("inspect", str(phone_bundle.bundle_dir)).stdout
+    proc = _cli("verify", str(phone_bundle.archive), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)) == len(phone_bundle.manifest.shipped())
+
+
+def test_published_files_have_the_umask_mode(phone_bundle: api.BuildResult) -> None:
+    files = [p for p in phone_bundle.bundle_dir.rglob("*") if p.is_file()] + [phone_bundle.archive]
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in files}
+    assert set(modes.values()) == {oct(umask_mode())}, modes
+    assert oct(phone_bundle.bundle_dir.stat().st_mode & 0o777) == oct(umask_mode(directory=True))
 
 
 def test_bench_reports_every_variant(phone_bundle: api.BuildResult) -> None:

@@ -1,5 +1,6 @@
 """The device runtime installs alone: a fresh virtual environment with the package and no extras verifies and runs
-a bundle built by this tier, without torch, TensorFlow or onnx2tf, and a compiler verb names the extra it needs."""
+a bundle built by this tier (and its archive), without torch, TensorFlow or onnx2tf, lists the built-in profiles and
+targets, and a compiler verb names the extra it needs."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from PIL import Image
 
 from restnet_compile import api
 from restnet_compile.runtime import Bundle
+from restnet_compile.runtime.inputs import load_image
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLCHAIN = {"torch", "tensorflow", "onnx2tf", "onnx", "pydantic"}
@@ -84,7 +86,7 @@ def test_installed_cli_verifies_and_runs_a_bundle(light: dict, phone_bundle: api
     Image.fromarray(pixels, mode="L").save(png)
     proc = _in(light, "restnet-compile", "run", str(root), "--input", str(png), "--variant", shipped[-1], "--json")
     assert proc.returncode == 0, proc.stderr
-    here = Bundle.open(root).run((pixels / np.float32(255.0))[None], shipped[-1])[0]
+    here = Bundle.open(root).run(load_image(png, phone_bundle.manifest.input)[None], shipped[-1])[0]
     assert json.loads(proc.stdout)["label"] == int(np.argmax(here))
 
 
@@ -103,12 +105,27 @@ def test_python_api_opens_selects_and_runs_without_the_toolchain(light: dict, ph
     assert proc.stdout.split() == [expected, "2", "[]"]
 
 
-@pytest.mark.parametrize("verb", [["build"], ["analyze"], ["profiles"]])
+@pytest.mark.parametrize("verb", [["build"], ["analyze"]])
 def test_a_compiler_verb_prints_one_line_naming_the_extra(light: dict, verb: list[str]) -> None:
     out = light["cwd"] / "never-written"
-    args = [*verb, "--out", str(out)] if verb != ["profiles"] else verb
-    proc = _in(light, "restnet-compile", *args)
+    proc = _in(light, "restnet-compile", *verb, "--out", str(out))
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].endswith("pip install 'restnet-compile[compile]'"), proc.stderr
     assert proc.stdout == "" and not out.exists()
+
+
+@pytest.mark.parametrize("verb", [["profiles"], ["targets"], ["profiles", "show", "mcu"]])
+def test_the_listing_verbs_work_without_the_compile_extra(light: dict, verb: list[str]) -> None:
+    proc = _in(light, "restnet-compile", *verb)
+    here = subprocess.run(
+        [sys.executable, "-m", "restnet_compile", *verb], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout == here.stdout and len(proc.stdout.splitlines()) > 3
+
+
+def test_inspect_and_verify_read_the_archive(light: dict, phone_bundle: api.BuildResult) -> None:
+    proc = _in(light, "restnet-compile", "verify", str(phone_bundle.archive))
+    assert proc.returncode == 0, proc.stderr
+    assert "verified" in proc.stdout

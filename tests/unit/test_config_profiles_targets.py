@@ -187,3 +187,33 @@ def test_profiles_are_frozen() -> None:
     p = load_profile("mcu")
     with pytest.raises(ValueError):
         p.ram = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_the_light_reader_lists_a_profile_as_the_schema_reads_it(name: str) -> None:
+    from restnet_compile._util.units import format_size
+    from restnet_compile.cli.listing import profile_line
+    from restnet_compile.config.names import builtin_dir, read_plain_fields
+
+    p = load_profile(name)
+    expected = (
+        f"{p.name:8} {p.device_class:7} latency p{p.latency.percentile} <= {p.latency.budget:g} ms, "
+        f"RAM {format_size(p.ram)}, flash {format_size(p.flash)}, {'/'.join(p.dtypes)}, target {p.target}  - {p.soc}"
+    )
+    assert profile_line(read_plain_fields(builtin_dir("profiles") / f"{name}.yaml")) == expected
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_the_light_reader_lists_a_target_as_the_schema_reads_it(name: str) -> None:
+    from restnet_compile.cli.listing import target_line
+    from restnet_compile.config.names import builtin_dir, read_plain_fields
+
+    t = load_target(name)
+    fields = read_plain_fields(builtin_dir("targets") / f"{name}.yaml")
+    assert target_line(fields) == f"{t.name:12} {t.exporter:7} {t.dtype:5} - {t.description}"
+
+
+def test_the_tflm_target_says_what_its_bundle_holds() -> None:
+    text = load_target("tflm-int8").description + builtin_text("profiles", "mcu")
+    assert "one per variant" not in text and "flatbuffer per variant" not in text
+    assert "one seg-<id>.tflite per segment" in text and "one flatbuffer per segment" in text

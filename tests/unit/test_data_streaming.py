@@ -86,7 +86,9 @@ def test_npz_images_are_memory_mapped_in_both_zip_kinds(tmp_path: Path, save: ob
 def test_an_unreadable_image_is_named_and_fatal_by_default(tmp_path: Path) -> None:
     root = _jpeg_folder(tmp_path / "imgs")
     (root / "class1" / "zzz.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    with pytest.raises(BadInputError, match=r"cannot read image .*zzz\.jpg.*bad_images: skip"):
+    with pytest.raises(
+        BadInputError, match=r"cannot read image .*zzz\.jpg.*--bad-images skip \(config: bad_images: skip\)"
+    ):
         load_dataset(str(root), (3, 8, 8))
 
 

@@ -92,37 +92,73 @@ def test_a_missing_module_of_our_own_is_a_bug_with_a_traceback(
     assert "Traceback" in capsys.readouterr().err
 
 
-# What the device runtime may import, and nothing else: the standard library, numpy, the interpreters, Pillow (`run
-# --input image.png`) and, of the package, the bundle's standard-library types, _util and errors.
-RUNTIME_ALLOWED_EXTERNAL = {"numpy", "ai_edge_litert", "tflite_runtime", "onnxruntime", "PIL"}
-RUNTIME_ALLOWED_OWN = (
-    "restnet_compile.runtime",
-    "restnet_compile.bundle.manifest",
-    "restnet_compile.bundle.segment_info",
-    "restnet_compile.bundle._codec",
-    "restnet_compile._util",
-    "restnet_compile.errors",
+def test_ctrl_c_exits_130_in_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "argv", ["restnet-compile", "go"])
+    assert run_guarded(_group(KeyboardInterrupt())) == 130
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("interrupted: nothing half-written was published")
+
+
+LIGHT = HEAVY.replace("'onnx2tf'}", "'onnx2tf', 'pydantic', 'yaml'}")
+
+
+@pytest.mark.parametrize("args", [["profiles"], ["targets"], ["profiles", "show", "phone"]])
+def test_listing_verbs_need_neither_pydantic_nor_yaml(args: list[str]) -> None:
+    """The runtime-only install has neither: both are made unimportable here, as there."""
+    code = (
+        "import sys\n"
+        "sys.modules.update({'pydantic': None, 'yaml': None})\n"
+        "from restnet_compile.cli import cli\n"
+        "try:\n"
+        f"    cli.main({args!r}, standalone_mode=False)\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules if sys.modules[m] is not None} & "
+        "{'torch', 'tensorflow', 'pydantic', 'yaml'}))\n"
+    )
+    proc = _run(code)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[-1] == "[]" and len(lines) > 3, proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["build", "--target", "tflm-int9"], "unknown target 'tflm-int9'; valid choices: onnx-fp16"),
+        (["build", "--profile", "phnoe"], "unknown profile 'phnoe'; valid choices: host, jetson, mcu, phone"),
+        (["build", "--large", "demo-large-cn"], "unknown model 'demo-large-cn'; valid choices: demo-hybrid-vit"),
+        (["analyze", "--small", "resnet81"], "unknown model 'resnet81'"),
+    ],
 )
+def test_a_misspelt_name_is_refused_before_torch_is_imported(args: list[str], needle: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    code = (
+        "import sys\n"
+        "from restnet_compile.cli import cli\n"
+        "from restnet_compile.cli.base import run_guarded\n"
+        f"sys.argv = ['restnet-compile', *{args!r}, '--out', {str(tmp_path / 'o')!r}]\n"
+        "code = run_guarded(cli)\n" + HEAVY + "\nprint(code)\n"
+    )
+    proc = _run(code)
+    assert proc.stdout.split("\n")[-3:] == ["[]", "2", ""], proc.stdout + proc.stderr
+    assert proc.stderr.startswith(f"error: {needle}") and proc.stderr.count("\n") == 1, proc.stderr
+    assert not (tmp_path / "o").exists()
 
 
-def _runtime_imports() -> set[str]:
-    """Every module the runtime package imports, directly or through the package's own modules it imports."""
-    grimp = pytest.importorskip("grimp")  # import-linter's graph
-    graph = grimp.build_graph("restnet_compile", include_external_packages=True, cache_dir=None)
-    seen, todo = set(), ["restnet_compile.runtime", *graph.find_descendants("restnet_compile.runtime")]
-    while todo:
-        module = todo.pop()
-        for imported in graph.find_modules_directly_imported_by(module) - seen:
-            seen.add(imported)
-            if imported.startswith("restnet_compile."):
-                todo.append(imported)
-    return seen
+def test_an_invalid_profile_file_is_refused_before_torch_is_imported(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from restnet_compile.config.device import builtin_text
 
-
-def test_the_runtime_imports_only_its_allow_list() -> None:
-    imported = _runtime_imports()
-    own = {m for m in imported if m.startswith("restnet_compile.")}
-    external = {m.split(".")[0] for m in imported - own} - set(sys.stdlib_module_names)
-    assert sorted(m for m in own if not m.startswith(RUNTIME_ALLOWED_OWN)) == []
-    assert sorted(external - RUNTIME_ALLOWED_EXTERNAL) == []
-    assert "numpy" in external  # the graph was read (an empty one would pass)
+    profile = tmp_path / "neg.yaml"
+    profile.write_text(builtin_text("profiles", "phone").replace("budget: 5ms", "budget: -5ms"))
+    code = (
+        "import sys\n"
+        "from restnet_compile.cli import cli\n"
+        "from restnet_compile.cli.base import run_guarded\n"
+        f"sys.argv = ['restnet-compile', 'build', '--profile', {str(profile)!r}, '--out', {str(tmp_path / 'o')!r}]\n"
+        "code = run_guarded(cli)\n" + HEAVY + "\nprint(code)\n"
+    )
+    proc = _run(code)
+    assert proc.stdout.split("\n")[-3:] == ["[]", "2", ""], proc.stdout + proc.stderr
+    assert proc.stderr == (
+        f"error: profile {profile}: field 'latency.budget': duration '-5ms' must be greater than zero, e.g. '20ms'\n"
+    )

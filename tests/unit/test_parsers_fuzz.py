@@ -23,7 +23,8 @@ from pydantic import BaseModel
 
 from restnet_compile._util.units import parse_bandwidth, parse_duration_ms, parse_rate, parse_size
 from restnet_compile.config.build import BuildConfig, load_build_config
-from restnet_compile.config.device import Profile, Target, _builtin_dir, builtin_names, load_profile, load_target
+from restnet_compile.config.device import Profile, Target, builtin_names, load_profile, load_target
+from restnet_compile.config.names import builtin_dir as _builtin_dir
 from restnet_compile.errors import BadInputError
 
 FUZZ = settings(deadline=None)  # examples per test: the loaded profile's (tests/conftest.py)

@@ -78,7 +78,8 @@ def _profile(tmp_path: Path, **changes: object) -> Path:
     ("change", "needle"),
     [
         ({"ram": "0KB"}, "field 'ram': size '0KB' must be greater than zero"),
-        ({"flash": "-2MB"}, "field 'flash': size '-2MB' is not a number with a unit"),
+        ({"flash": "-2MB"}, "field 'flash': size '-2MB' must be greater than zero, e.g. '512KB'"),
+        ({"latency__budget": "-5ms"}, "field 'latency.budget': duration '-5ms' must be greater than zero, e.g. '20ms'"),
         ({"ram": "512 furlongs"}, "field 'ram': size '512 furlongs' has unknown unit 'furlongs'"),
         ({"latency__budget": "20KB"}, "field 'latency.budget': duration '20KB' has unknown unit 'KB'"),
         ({"latency__budget": "0ms"}, "field 'latency.budget': duration '0ms' must be greater than zero"),
