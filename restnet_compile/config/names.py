@@ -7,6 +7,7 @@ install and a misspelt ``--profile``, ``--target`` or model name is refused in w
 
 from __future__ import annotations
 
+import difflib
 import re
 from importlib import resources
 from pathlib import Path
@@ -59,15 +60,109 @@ def resolve(kind: Kind, name_or_path: str | Path) -> Path:
     return path
 
 
+#: Every classification architecture of the pinned torchvision (``torchvision.models.list_models``), so a bare name
+#: is checked before torchvision is imported; a unit test holds it equal to the installed torchvision's list.
+TORCHVISION_CLASSIFIERS = (
+    "alexnet",
+    "convnext_base",
+    "convnext_large",
+    "convnext_small",
+    "convnext_tiny",
+    "densenet121",
+    "densenet161",
+    "densenet169",
+    "densenet201",
+    "efficientnet_b0",
+    "efficientnet_b1",
+    "efficientnet_b2",
+    "efficientnet_b3",
+    "efficientnet_b4",
+    "efficientnet_b5",
+    "efficientnet_b6",
+    "efficientnet_b7",
+    "efficientnet_v2_l",
+    "efficientnet_v2_m",
+    "efficientnet_v2_s",
+    "googlenet",
+    "inception_v3",
+    "maxvit_t",
+    "mnasnet0_5",
+    "mnasnet0_75",
+    "mnasnet1_0",
+    "mnasnet1_3",
+    "mobilenet_v2",
+    "mobilenet_v3_large",
+    "mobilenet_v3_small",
+    "regnet_x_16gf",
+    "regnet_x_1_6gf",
+    "regnet_x_32gf",
+    "regnet_x_3_2gf",
+    "regnet_x_400mf",
+    "regnet_x_800mf",
+    "regnet_x_8gf",
+    "regnet_y_128gf",
+    "regnet_y_16gf",
+    "regnet_y_1_6gf",
+    "regnet_y_32gf",
+    "regnet_y_3_2gf",
+    "regnet_y_400mf",
+    "regnet_y_800mf",
+    "regnet_y_8gf",
+    "resnet101",
+    "resnet152",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnext101_32x8d",
+    "resnext101_64x4d",
+    "resnext50_32x4d",
+    "shufflenet_v2_x0_5",
+    "shufflenet_v2_x1_0",
+    "shufflenet_v2_x1_5",
+    "shufflenet_v2_x2_0",
+    "squeezenet1_0",
+    "squeezenet1_1",
+    "swin_b",
+    "swin_s",
+    "swin_t",
+    "swin_v2_b",
+    "swin_v2_s",
+    "swin_v2_t",
+    "vgg11",
+    "vgg11_bn",
+    "vgg13",
+    "vgg13_bn",
+    "vgg16",
+    "vgg16_bn",
+    "vgg19",
+    "vgg19_bn",
+    "vit_b_16",
+    "vit_b_32",
+    "vit_h_14",
+    "vit_l_16",
+    "vit_l_32",
+    "wide_resnet101_2",
+    "wide_resnet50_2",
+)
+
+
 def check_model_name(name: str) -> None:
-    """Refuse a model name that is neither registered, ``timm:NAME`` nor a user's ``file.py:Class`` spec.
+    """Refuse a model name that is neither a demo model, a torchvision classification architecture, a
+    ``torchvision:NAME`` / ``timm:NAME`` spec nor a user's ``file.py:Class`` spec (specs are checked when the model
+    is created).
 
     Raises:
-        BadInputError: the message lists the registered names.
+        BadInputError: the message lists the demo models, the other forms and close matches.
     """
-    if ":" not in name and name not in DEMO_MODELS + TORCHVISION_ARCHS:
-        valid = ", ".join(sorted(DEMO_MODELS + TORCHVISION_ARCHS))
-        raise BadInputError(f"unknown model {name!r}; valid choices: {valid}, timm:NAME or path/file.py:Class")
+    known = DEMO_MODELS + TORCHVISION_CLASSIFIERS
+    if ":" in name or name in known:
+        return
+    close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
+    hint = f"; close matches: {', '.join(close)}" if close else ""
+    raise BadInputError(
+        f"unknown model {name!r}; valid choices: {', '.join(sorted(DEMO_MODELS))}, a torchvision classification "
+        f"model (NAME or torchvision:NAME), timm:NAME or path/file.py:Class{hint}"
+    )
 
 
 def check_names(profiles: list[str], target: str | None, models: tuple[str, ...]) -> None:

@@ -48,3 +48,14 @@ def test_unknown_torchvision_names_are_one_line_with_close_matches(spec: str, li
     with pytest.raises(BadInputError, match=line) as err:
         create_model(spec, input_shape=SHAPE)
     assert "\n" not in str(err.value)
+
+
+def test_the_early_name_check_knows_every_torchvision_classifier() -> None:
+    """The list checked before torchvision is imported is the installed torchvision's own."""
+    from restnet_compile.config.names import TORCHVISION_CLASSIFIERS, check_model_name
+    from restnet_compile.models.tv import classification_names
+
+    assert list(TORCHVISION_CLASSIFIERS) == classification_names()
+    check_model_name("shufflenet_v2_x0_5")
+    with pytest.raises(BadInputError, match=r"unknown model 'shufflenet_v2_x0_6'; .*close matches: shufflenet_v2_x0_5"):
+        check_model_name("shufflenet_v2_x0_6")
