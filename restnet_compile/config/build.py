@@ -176,6 +176,13 @@ class BuildConfig(Strict):
         description="how the build's jobs run: in this process, or as Ray tasks (tuning per candidate, export and "
         "parity per profile) on $RAY_ADDRESS's cluster or a local instance; the bundles are the same bytes",
     )
+    ray_timeout: float = Field(
+        30.0,
+        gt=0,
+        exclude=True,
+        description="executor ray: seconds to wait for the cluster at $RAY_ADDRESS to answer, and for a job that no "
+        "live node can run, before the build stops in one line",
+    )
     selection: Literal["pareto", "feasible"] = Field(
         "pareto", description="ship the Pareto front of accuracy vs latency, or every feasible variant"
     )

@@ -12,6 +12,9 @@ Bad files (``bad_images``):
   split) and listed in ``Dataset.skipped``.
 
 A file that disappears after loading stops the build when it is read, naming it.
+
+Sent to another process (a Ray worker, maybe on another machine), the images travel as the files' bytes, read once
+here: the copy decodes them as this process would and never opens a path.
 """
 
 from __future__ import annotations
@@ -38,9 +41,16 @@ class FolderImages(LazyImages):
     """Image files decoded to ``shape`` by ``policy`` when indexed."""
 
     def __init__(
-        self, root: Path, files: list[Path], shape: tuple[int, int, int], policy: ImagePolicy, digest: str
+        self,
+        root: Path,
+        files: list[Path],
+        shape: tuple[int, int, int],
+        policy: ImagePolicy,
+        digest: str,
+        blobs: list[bytes] | None = None,
     ) -> None:
         self.root, self.files, self.sample, self.policy, self.digest = root, files, shape, policy, digest
+        self.blobs = dict(zip(files, blobs, strict=True)) if blobs is not None else None
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -59,13 +69,20 @@ class FolderImages(LazyImages):
                 out[k] = arr
         return out
 
-    def _decode(self, path: Path) -> np.ndarray:
+    def _bytes(self, path: Path) -> bytes:
+        if self.blobs is not None:
+            return self.blobs[path]
         try:
-            return decode(path.read_bytes(), self.sample, self.policy)
+            return path.read_bytes()
         except FileNotFoundError:
             raise BadInputError(
                 f"data folder {self.root}: image {path} vanished during the build; restore it or start again"
             ) from None
+
+    def _decode(self, path: Path) -> np.ndarray:
+        data = self._bytes(path)
+        try:
+            return decode(data, self.sample, self.policy)
         except (OSError, ValueError, SyntaxError) as exc:
             raise BadInputError(
                 f"data folder {self.root}: cannot decode image {path}: {exc} (bad_images: skip leaves such files out)"
@@ -73,6 +90,10 @@ class FolderImages(LazyImages):
 
     def update_digest(self, h: Any) -> None:
         h.update(f"folder\0{self.digest}\0{self.sample}\0{self.policy}".encode())
+
+    def __reduce__(self) -> tuple:  # the files' bytes: another process may not see this folder
+        blobs = [self._bytes(p) for p in self.files]
+        return (FolderImages, (self.root, self.files, self.sample, self.policy, self.digest, blobs))
 
 
 def decode(data: bytes, shape: tuple[int, int, int], policy: ImagePolicy = DEFAULT_POLICY) -> np.ndarray:

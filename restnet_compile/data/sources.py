@@ -35,11 +35,12 @@ DATA_SOURCES: Registry[Callable[..., Opened]] = Registry("data source")
 
 
 def parse_source(spec: str) -> tuple[str, Path] | None:
-    """``("folder"|"npz", path)`` for a data spec that names a file source, None for a registered dataset name."""
+    """``("folder"|"npz", absolute path)`` for a data spec that names a file source, None for a registered dataset
+    name."""
     scheme, sep, rest = spec.partition(":")
     if sep and scheme in DATA_SOURCES:
-        return scheme, Path(rest)
-    path = Path(spec)
+        return scheme, Path(rest).absolute()
+    path = Path(spec).absolute()  # from this working directory, wherever the data are read later
     if path.suffix == ".npz":
         return "npz", path
     if path.is_dir():

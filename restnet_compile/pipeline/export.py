@@ -115,15 +115,24 @@ def with_graph_costs(
     return out
 
 
-def _export_once(a: Analysis, stage: Path, work: Path, store: StageCache) -> tuple[dict[str, ExportedVariant], bool]:
-    exporter = EXPORTERS.get(a.target.exporter)()
-    shipped, calib = a.shipped(), np.asarray(a.splits.calib.images[: a.target.calibration_samples])
-    inputs = {
+def _calib(a: Analysis) -> np.ndarray:
+    return np.asarray(a.splits.calib.images[: a.target.calibration_samples])
+
+
+def export_inputs(a: Analysis, store: StageCache) -> dict:
+    """What keys the export of ``a``'s current selection in the cache."""
+    return {
         "config": KEY.config_part(a.config),
         "target": a.target.model_dump(mode="json"),
-        "variants": [[vid, store.module(m)] for vid, m in shipped.items()],
-        "calib": array_digest(calib),
+        "variants": [[vid, store.module(m)] for vid, m in a.shipped().items()],
+        "calib": array_digest(_calib(a)),
     }
+
+
+def _export_once(a: Analysis, stage: Path, work: Path, store: StageCache) -> tuple[dict[str, ExportedVariant], bool]:
+    exporter = EXPORTERS.get(a.target.exporter)()
+    shipped, calib = a.shipped(), _calib(a)
+    inputs = export_inputs(a, store)
 
     def save(exported: dict[str, ExportedVariant]) -> tuple[dict, dict[str, bytes | Path]]:
         files: dict[str, bytes | Path] = {
