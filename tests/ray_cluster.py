@@ -37,8 +37,16 @@ def free_port() -> int:
 
 
 def can_isolate() -> bool:
-    """Whether this process may make mount namespaces (root with ``unshare`` on PATH)."""
-    return hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("unshare") is not None
+    """Whether this process may run a node in a mount namespace of its own with tmpfs mounts (root, ``unshare``,
+    and the right to mount: a container may refuse it)."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    target = tempfile.mkdtemp(prefix="rc-mount-")
+    try:
+        probe = ["unshare", "-m", "--propagation", "private", "mount", "-t", "tmpfs", "tmpfs", target]
+        return subprocess.run(probe, capture_output=True).returncode == 0
+    finally:
+        os.rmdir(target)
 
 
 def _ports() -> list[str]:

@@ -76,9 +76,9 @@ def cluster(work: Path) -> Iterator[Cluster]:
 
 
 def test_a_user_model_pair_with_mmap_features_gives_the_local_bytes(work: Path, cluster: Cluster) -> None:
-    local = run_build(write_config(work / "user.yaml", USER), work / "local-user", None, None, executor="local")
+    config = write_config(work / "user-mmap.yaml", {**USER, "feature_store": "mmap"})  # recorded in the manifest
+    local = run_build(config, work / "local-user", None, None, executor="local")
     assert local.code == 0, local.stderr[-3000:]
-    config = write_config(work / "user-mmap.yaml", {**USER, "feature_store": "mmap"})
     remote = run_build(config, work / "ray-user", cluster.address, work / "cache-user")
     assert remote.code == 0, remote.stderr[-3000:]
     assert different(remote.out, local.out) == []

@@ -129,3 +129,43 @@ def test_nothing_listening_is_refused_at_once() -> None:
         port = s.getsockname()[1]
     with pytest.raises(BadInputError, match="no Ray cluster answers there"):
         probe_address(f"127.0.0.1:{port}", timeout=5)
+
+
+class _FakeRay:
+    """Records ``ray.init``'s arguments; one live node of 2 CPUs."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+        self.up = False
+
+    def is_initialized(self) -> bool:
+        return self.up
+
+    def init(self, **kwargs: object) -> None:
+        self.calls.append(kwargs)
+        self.up = True
+
+    def shutdown(self) -> None:
+        self.up = False
+
+    def remote(self, fn: object) -> object:
+        return fn
+
+    def nodes(self) -> list[dict]:
+        return [{"Alive": True, "Resources": {"CPU": 2.0}, "NodeID": "n"}]
+
+    def wait(self, refs: list, num_returns: int, timeout: float) -> tuple[list, list]:
+        return refs, []
+
+
+def test_no_address_starts_a_new_local_instance_even_where_ray_start_ran(monkeypatch: pytest.MonkeyPatch) -> None:
+    from restnet_compile.pipeline import executor as ex
+
+    fake = _FakeRay()
+    monkeypatch.setattr(ex, "_import_ray", lambda: fake)
+    monkeypatch.setattr(ex.RayExecutor, "sweep", lambda self: None)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with ex.open_executor("ray", seed=0, threads=1):
+        pass
+    assert fake.calls[0]["address"] == "local"  # never the cluster `ray start` recorded on this machine
+    assert not fake.up
