@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 RAY = str(Path(sys.executable).parent / "ray")
+#: Nodes join no other cluster, and Ray's memory monitor stays off: on a machine shared with other work it kills
+#: workers for memory that other processes hold (the kernel still guards the machine).
+_NODE_ENV = {"RAY_ADDRESS": "", "RAY_memory_monitor_refresh_ms": "0"}
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -76,7 +79,7 @@ class Cluster:
         start = " ".join([RAY, "start", *args, "--disable-usage-stats", *_ports()])
         proc = subprocess.Popen(
             ["unshare", "-m", "--propagation", "private", "sh", "-c", f"{mounts}exec {start}"],
-            env={**os.environ, "RAY_ADDRESS": "", **(env or {})},
+            env={**os.environ, **_NODE_ENV, **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=(self.temp / f"node{len(self.nodes)}.log").open("wb"),
             start_new_session=True,
@@ -105,15 +108,17 @@ class Cluster:
         return Path(f"/proc/{self.nodes[k].pid}/root/tmp")
 
     def node_workers(self, k: int = 0, title: str = "ray::_on_worker") -> list[int]:
-        """Process ids of node ``k``'s workers now running a task (Ray sets the process title to the task's)."""
+        """Process ids of node ``k``'s workers now running a task (Ray sets the process title to the task's): the
+        processes in that node's mount namespace."""
+        namespace = os.readlink(f"/proc/{self.nodes[k].pid}/ns/mnt")
         found = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
             try:
-                same = os.getpgid(int(entry.name)) == self.nodes[k].pid
+                same = os.readlink(entry / "ns" / "mnt") == namespace
                 cmd = (entry / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
-            except (OSError, ProcessLookupError):
+            except OSError:
                 continue
             if same and cmd.startswith(title):
                 found.append(int(entry.name))
@@ -167,7 +172,7 @@ def ray_cluster(cpus: int = 1) -> Iterator[Cluster]:
             f"--ray-client-server-port={free_port()}",
             *_ports(),
         ],
-        env={**_driver_env(), "RAY_ADDRESS": ""},
+        env={**_driver_env(), **_NODE_ENV},
         stdout=subprocess.DEVNULL,
         stderr=(temp / "head.log").open("wb"),
         start_new_session=True,

@@ -299,7 +299,12 @@ class RayExecutor(Executor):
             if cause is None:
                 raise
             raise cause from None
-        except (exceptions.WorkerCrashedError, exceptions.NodeDiedError, exceptions.ObjectLostError) as exc:
+        except (
+            exceptions.WorkerCrashedError,
+            exceptions.NodeDiedError,
+            exceptions.ObjectLostError,
+            exceptions.OutOfMemoryError,  # Ray's memory monitor killed the worker
+        ) as exc:
             reason = f"{type(exc).__name__}: {_first_line(exc)}"
             if tries >= MAX_RETRIES:
                 raise ClusterError(
