@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from restnet_compile._util.tempdirs import stale_dirs
 from restnet_compile.bundle.result import BuildResult
 from tests.cluster_builds import different, run_build, write_config
 from tests.integration.conftest import FAST
@@ -21,12 +22,11 @@ from tests.ray_cluster import can_isolate, ray_cluster
 pytest.importorskip("ray")
 pytestmark = pytest.mark.skipif(not can_isolate(), reason="needs root and unshare for a node without shared files")
 
-OURS = ("restnet-bundle-", "restnet-compile-features-", "restnet-compile-npz")
-
 
 def leftovers(folder: Path) -> list[str]:
-    """Temporary folders of a build under ``folder``."""
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith(OURS))
+    """Temporary folders under ``folder`` that builds made and whose process has ended (those of builds still
+    running on a shared machine are theirs)."""
+    return sorted(p.name for p in stale_dirs(folder, "", r"(restnet-bundle-|restnet-compile-features-)"))
 
 
 def test_a_two_node_cluster_gives_the_local_builds_bytes(tmp_path: Path, phone_bundle: BuildResult) -> None:
