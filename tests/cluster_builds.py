@@ -53,12 +53,13 @@ def write_config(path: Path, settings: dict) -> Path:
 def start_build(
     config: Path, out: Path, address: str | None, cache: Path | None, *extra: str, executor: str = "ray"
 ) -> subprocess.Popen:
-    """A ``restnet-compile build --events`` process for the phone profile (not waited for)."""
+    """A ``restnet-compile build --events`` process for the phone profile (not waited for), run in ``out``'s parent
+    folder: Ray puts the driver's working directory on its workers' path, and a node must import its own install."""
     args = [sys.executable, "-m", "restnet_compile", "build", "--config", str(config), "--profile", "phone"]
     args += ["--executor", executor, "--out", str(out), "--events", *extra]
     args += ["--cache-dir", str(cache)] if cache else ["--no-cache"]
     return subprocess.Popen(
-        args, env=env_for(address), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        args, env=env_for(address), cwd=out.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
