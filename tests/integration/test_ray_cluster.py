@@ -1,7 +1,8 @@
 """The smallest build on a real two-node Ray cluster gives the local build's bytes.
 
-The head (2 CPUs) runs on loopback; the second node (2 CPUs) runs in its own mount namespace with empty tmpfs
-mounts over ``/tmp`` and this test's folders, so it shares no files with the driver, as another machine would
+The head runs on loopback and runs no task (0 CPUs); the second node (2 CPUs) runs in its own mount namespace with
+empty tmpfs mounts over ``/tmp`` and this test's folders, so every task runs where no file of the driver is, as on
+another machine
 (:mod:`tests.ray_cluster`). The build runs through the command line with ``RAY_ADDRESS`` and a build cache; its
 bundle and archive must equal the local build's (fixture ``phone_bundle``, same config) byte for byte, and neither
 node may keep a temporary folder of the build.
@@ -31,7 +32,7 @@ def leftovers(folder: Path) -> list[str]:
 
 def test_a_two_node_cluster_gives_the_local_builds_bytes(tmp_path: Path, phone_bundle: BuildResult) -> None:
     config = write_config(tmp_path / "build.yaml", FAST)
-    with ray_cluster(cpus=2) as cluster:
+    with ray_cluster(cpus=0) as cluster:
         cluster.add_node(cpus=2, hide=(tmp_path,))
         built = run_build(config, tmp_path / "dist", cluster.address, tmp_path / "cache")
         assert built.code == 0, built.stderr[-3000:]

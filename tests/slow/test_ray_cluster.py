@@ -1,8 +1,8 @@
 """A build on a real Ray cluster, as an operator runs one: the same bytes as locally, and one line for each failure.
 
-The cluster is a head of 1 CPU on loopback and a second node of 1 CPU inside its own mount namespace, with empty
-tmpfs mounts over ``/tmp`` and this test's folders (cache, outputs), so the second node shares no file with the
-driver (:mod:`tests.ray_cluster`). Every build runs through the command line with ``RAY_ADDRESS``, ``threads: 1``.
+The cluster is a head on loopback that runs no task (0 CPUs, as operators often keep it) and a second node of 1 CPU
+inside its own mount namespace, with empty tmpfs mounts over ``/tmp`` and this test's folders (cache, outputs), so
+every task runs where no file of the driver is (:mod:`tests.ray_cluster`). Every build runs through the command line with ``RAY_ADDRESS``, ``threads: 1``.
 
 * The user-model pair (``sequential_net.py:SequentialNet`` -> ``digit_cnn.py:CNN``, weights and model files only
   on the driver's side) with ``feature_store: mmap`` gives the local build's bytes.
@@ -69,8 +69,8 @@ def local_demo(work: Path) -> Path:
 
 @pytest.fixture()
 def cluster(work: Path) -> Iterator[Cluster]:
-    """Two nodes of 1 CPU; the second sees none of ``work``."""
-    with ray_cluster(cpus=1) as c:
+    """A head that runs no task and a node of 1 CPU that sees none of ``work``."""
+    with ray_cluster(cpus=0) as c:
         c.add_node(cpus=1, hide=(work,))
         yield c
 
@@ -109,7 +109,7 @@ def test_a_worker_with_a_patched_package_is_refused(work: Path, local_demo: Path
         shutil.copytree(ROOT / "restnet_compile", patched / "restnet_compile")
         tune = patched / "restnet_compile" / "stitching" / "tuning" / "loop.py"
         tune.write_text(tune.read_text(encoding="utf-8") + "\nPATCHED = True\n", encoding="utf-8")
-        with ray_cluster(cpus=1) as c:
+        with ray_cluster(cpus=0) as c:
             c.add_node(cpus=1, hide=(work,), env={"PYTHONPATH": str(patched)})
             config = write_config(work / "demo.yaml", DEMO)
             t0 = time.monotonic()
