@@ -2,7 +2,8 @@
 
 The cluster is a head on loopback that runs no task (0 CPUs, as operators often keep it) and a second node of 1 CPU
 inside its own mount namespace, with empty tmpfs mounts over ``/tmp`` and this test's folders (cache, outputs), so
-every task runs where no file of the driver is (:mod:`tests.ray_cluster`). Every build runs through the command line with ``RAY_ADDRESS``, ``threads: 1``.
+every task runs where no file of the driver is (:mod:`tests.ray_cluster`). Every build runs through the command
+line with ``RAY_ADDRESS``, ``threads: 1``.
 
 * The user-model pair (``sequential_net.py:SequentialNet`` -> ``digit_cnn.py:CNN``, weights and model files only
   on the driver's side) with ``feature_store: mmap`` gives the local build's bytes.
