@@ -119,7 +119,8 @@ def test_a_worker_with_a_patched_package_is_refused(work: Path, local_demo: Path
         assert built.code == 2, built.stderr[-3000:]
         assert len(built.error_lines()) == 1 and "Traceback" not in built.stderr
         line = built.error_lines()[0]
-        assert "127.0.0.1 (node " in line and "runs other code than this machine: source " in line
+        assert line.startswith("error: executor ray: the worker at ") and " (node " in line
+        assert "runs other code than this machine: source " in line
         assert not (work / "ray-patched").exists() or not any((work / "ray-patched").iterdir())
         print(f"patched worker refused in {seconds:.1f} s: {line}")
     finally:
