@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_fail_fast.py
 	$(BIN)/python bench/bench_fleet.py
 	$(BIN)/python bench/bench_ray.py
+	$(BIN)/python bench/bench_cluster.py
 	$(BIN)/python scripts/gen_bench_readme.py
 
 # Generated pages: bench/README.md from bench/results/ (a test checks that it is up to date).

@@ -3,7 +3,7 @@
 Exit codes (also listed in the README and in ``restnet-compile --help``):
 
 * 0 -- success
-* 1 -- internal error (a bug: please report it with the traceback)
+* 1 -- internal error (a bug: please report it with the traceback), or the Ray cluster failed during the build
 * 2 -- bad input (unknown name, invalid file, bad option)
 * 3 -- infeasible: no variant fits the device profile
 * 4 -- parity failure: an exported variant disagrees with PyTorch
@@ -31,6 +31,12 @@ class BadInputError(RestnetError, ValueError):
     """The user's input (a name, a file, an option) is invalid."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+class ClusterError(RestnetError):
+    """The Ray cluster failed during the build: its head, or a worker beyond retries, was lost."""
+
+    exit_code = EXIT_INTERNAL
 
 
 class InfeasibleError(RestnetError):

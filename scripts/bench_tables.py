@@ -440,6 +440,27 @@ def ray(d: dict) -> Lines:
     ]
 
 
+def cluster(d: dict) -> Lines:
+    """A tuning-bound build on 2 nodes x 1 CPU against 1 node x 1 CPU of a real Ray cluster."""
+    rows = [
+        [
+            f"{r['nodes']} x {r['cpus_per_node']} CPU",
+            f"{r['seconds']:.1f}",
+            f"{r['load_before']:.1f} / {r['load_after']:.1f}",
+        ]
+        for r in d["runs"]
+    ]
+    same = "identical" if d["bytes_identical"] else f"DIFFERENT ({', '.join(d['different_files'])})"
+    return [
+        f"{_settings(d)}, profile {d['profile']}, `--no-cache`; clusters started with `ray start` on one machine of "
+        f"{d['cpus']} CPUs, the second node in its own mount namespace (no shared files).",
+        "",
+        *table(["cluster", "build (s)", "load average before / after"], rows),
+        "",
+        f"**Result.** Speed-up {d['speedup']:.2f}x (goal >= {d['goal']}): {goal_word(d['meets_goal'])}; bytes {same}.",
+    ]
+
+
 def _mib(n: float) -> str:
     return f"{n / 2**20:,.0f}"
 

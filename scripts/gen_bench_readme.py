@@ -179,6 +179,14 @@ SECTIONS: dict[str, Section] = {
         "bytes identical; the time ratio is reported.",
         bt.ray,
     ),
+    "cluster.json": Section(
+        "Ray cluster",
+        "Does a tuning-bound build (at least 4 candidates) run faster on a real two-node Ray cluster of 1 CPU per "
+        "node than on one node of 1 CPU, with the same bytes?",
+        "python bench/bench_cluster.py",
+        "speed-up >= 1.7x, bytes identical.",
+        bt.cluster,
+    ),
     "stream_memory.json": Section(
         "Memory as the dataset grows",
         "How does the peak memory of a 224 px build grow from 400 to 6,400 images, now that data are read per batch "

@@ -49,4 +49,7 @@ cli.add_command(targets_cmd)
 
 def main() -> None:
     """Console-script entry point."""
+    from restnet_compile.cli import supervise
+
+    supervise.ENABLED = True
     sys.exit(run_guarded(cli))

@@ -165,6 +165,12 @@ def build_cmd(
 
     cache = False if no_cache else (cache_dir or True)
     build: Callable[..., BuildResult | FleetResult] = api.build_fleet if len(config.profile_names()) > 1 else api.build
+    if config.executor == "ray":
+        import os
+
+        from restnet_compile.cli.supervise import outlive_ray
+
+        outlive_ray(os.environ.get("RAY_ADDRESS"))
     if events:
         result = build(config, out, progress=JsonLinesReporter(), cache=cache)
     elif quiet:

@@ -234,6 +234,13 @@ class BuildConfig(Strict):
         exclude=True,
         description="show the log lines of the tools a build drives (Ray's own; hidden otherwise)",
     )
+    ray_timeout: float = Field(
+        30.0,
+        gt=0,
+        exclude=True,
+        description="executor ray: seconds to wait for the cluster at $RAY_ADDRESS to answer, and for a job that no "
+        "live node can run, before the build stops in one line",
+    )
     selection: Literal["pareto", "feasible"] = Field(
         "pareto", description="ship the Pareto front of accuracy vs latency, or every feasible variant"
     )

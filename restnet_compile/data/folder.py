@@ -17,6 +17,9 @@ images (by suffix) are left out and counted. Decoded files are 8-bit, so their p
 What loading says once (``Opened.notes``, shown on stderr and in the report): the files left out, and the conversion
 of colour images to the grey a one-channel model takes (Pillow's ``L`` mode: the ITU-R 601-2 luma weights
 ``0.299 R + 0.587 G + 0.114 B``) or of grey images to the three channels of an RGB model.
+
+Sent to another process (a Ray worker, maybe on another machine), the images travel as the files' bytes, read once
+here: the copy decodes them as this process would and never opens a path.
 """
 
 from __future__ import annotations
@@ -46,9 +49,16 @@ class FolderImages(LazyImages):
     """Image files decoded to ``shape`` by ``policy`` when indexed."""
 
     def __init__(
-        self, root: Path, files: list[Path], shape: tuple[int, int, int], policy: ImagePolicy, digest: str
+        self,
+        root: Path,
+        files: list[Path],
+        shape: tuple[int, int, int],
+        policy: ImagePolicy,
+        digest: str,
+        blobs: list[bytes] | None = None,
     ) -> None:
         self.root, self.files, self.sample, self.policy, self.digest = root, files, shape, policy, digest
+        self.blobs = dict(zip(files, blobs, strict=True)) if blobs is not None else None
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -67,13 +77,20 @@ class FolderImages(LazyImages):
                 out[k] = arr
         return out
 
-    def _decode(self, path: Path) -> np.ndarray:
+    def _bytes(self, path: Path) -> bytes:
+        if self.blobs is not None:
+            return self.blobs[path]
         try:
-            return decode(path.read_bytes(), self.sample, self.policy)
+            return path.read_bytes()
         except FileNotFoundError:
             raise BadInputError(
                 f"data folder {self.root}: image {path} vanished during the build; restore it or start again"
             ) from None
+
+    def _decode(self, path: Path) -> np.ndarray:
+        data = self._bytes(path)
+        try:
+            return decode(data, self.sample, self.policy)
         except (OSError, ValueError, SyntaxError) as exc:
             raise BadInputError(
                 f"data folder {self.root}: cannot decode image {path}: {exc}; to leave such files out, build with "
@@ -82,6 +99,10 @@ class FolderImages(LazyImages):
 
     def update_digest(self, h: Any) -> None:
         h.update(f"folder\0{self.digest}\0{self.sample}\0{self.policy}".encode())
+
+    def __reduce__(self) -> tuple:  # the files' bytes: another process may not see this folder
+        blobs = [self._bytes(p) for p in self.files]
+        return (FolderImages, (self.root, self.files, self.sample, self.policy, self.digest, blobs))
 
 
 def decode(data: bytes, shape: tuple[int, int, int], policy: ImagePolicy = DEFAULT_POLICY) -> np.ndarray:

@@ -5,6 +5,9 @@ member is mapped here directly: where it is stored uncompressed (``np.savez``), 
 where it is compressed (``np.savez_compressed``), it is first decompressed, in chunks, into a temporary ``.npy``
 that is mapped instead and removed when the images are no longer used (or at exit). Labels are read whole.
 
+Sent to another process (a Ray worker, maybe on another machine), the images travel as the stored array (uint8
+stays uint8), never as a path.
+
 Each batch read checks its rows (finite, in their dtype's range: :mod:`.checks`) and converts only them to float32
 ``N x C x H x W`` in ``[0, 1]`` (integers scaled by their range, channels last moved first), the same values as
 converting the whole array. With ``bad_images: skip`` the images holding a NaN or an infinity are found while
@@ -60,13 +63,8 @@ class NpzImages(LazyImages):
     def update_digest(self, h: Any) -> None:
         h.update(f"npz\0{self.digest}".encode())
 
-    def __reduce__(self) -> tuple:  # a copy in another process maps the same file (kept until this one goes)
-        raw: Any = self.raw  # a np.memmap: its file and offset
-        return (_reopen, (raw.filename, raw.offset, raw.dtype.str, raw.shape, self.digest, self.source))
-
-
-def _reopen(path: str, offset: int, dtype: str, shape: tuple, digest: str, source: str) -> NpzImages:
-    return NpzImages(np.memmap(path, dtype=np.dtype(dtype), mode="r", offset=offset, shape=shape), digest, None, source)
+    def __reduce__(self) -> tuple:  # the array itself: another process may not see this file (or its unpacked copy)
+        return (NpzImages, (np.array(self.raw), self.digest, None, self.source))
 
 
 def _remove(path: Path) -> None:

@@ -38,12 +38,12 @@ DATA_SOURCES: Registry[Callable[..., Opened]] = Registry("data source")
 
 
 def parse_source(spec: str) -> tuple[str, Path] | None:
-    """``("folder"|"npz"|"idx", path)`` for a data spec that names a file source, None for a registered dataset
-    name. A directory of IDX files is an ``idx`` source, any other directory a ``folder`` one."""
+    """``("folder"|"npz"|"idx", absolute path)`` for a data spec that names a file source, None for a registered
+    dataset name. A directory of IDX files is an ``idx`` source, any other directory a ``folder`` one."""
     scheme, sep, rest = spec.partition(":")
     if sep and scheme in DATA_SOURCES:
-        return scheme, Path(rest)
-    path = Path(spec)
+        return scheme, Path(rest).absolute()
+    path = Path(spec).absolute()  # from this working directory, wherever the data are read later
     if path.suffix == ".npz":
         return "npz", path
     if path.is_dir():

@@ -81,6 +81,10 @@ def torchvision_factory(arch: str) -> Callable[[str, ModelOptions], nn.Module]:
     return build
 
 
+#: Name prefix of the modules user files are imported as (an executor sends them by value: workers lack the file).
+USER_MODULE_PREFIX = "restnet_user_"
+
+
 def load_user_object(spec: str) -> Callable[[], object]:
     """Resolve ``path/to/file.py:Name`` or ``package.module:name`` to the named attribute.
 
@@ -96,7 +100,7 @@ def load_user_object(spec: str) -> Callable[[], object]:
             path = Path(where)
             if not path.is_file():
                 raise BadInputError(f"model {spec}: file {path} does not exist")
-            mod_name = f"restnet_user_{abs(hash(str(path.resolve())))}"
+            mod_name = f"{USER_MODULE_PREFIX}{abs(hash(str(path.resolve())))}"
             mod_spec = importlib.util.spec_from_file_location(mod_name, path)
             assert mod_spec is not None and mod_spec.loader is not None
             module = importlib.util.module_from_spec(mod_spec)

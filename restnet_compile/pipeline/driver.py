@@ -28,7 +28,7 @@ from restnet_compile.config.build import BuildConfig
 from restnet_compile.config.device import Profile, Target, load_profile, load_target
 from restnet_compile.errors import BadInputError, RestnetError
 from restnet_compile.export import EXPORTERS
-from restnet_compile.pipeline.bundle_job import Staged, bundle_job
+from restnet_compile.pipeline.bundle_job import Staged, bundle_job, cache_seed
 from restnet_compile.pipeline.candidates import plan
 from restnet_compile.pipeline.choices import check_choices, resolve_device
 from restnet_compile.pipeline.cka import cka_stage
@@ -193,9 +193,17 @@ def _stage_remotely(
 ) -> dict[str, Staged | RestnetError]:
     """Export and parity of every profile at once, as jobs on the executor's workers."""
     names = list(analyses)
-    root = str(store.root) if store.root else None
+    caching = store.root is not None
     threads = next(iter(analyses.values())).config.threads
-    jobs = [Job(bundle_job, (executor.share(analyses[n]), n, root), f"export {n}", threads) for n in names]
+    jobs = [
+        Job(
+            bundle_job,
+            (executor.share(analyses[n]), n, cache_seed(analyses[n], store), caching),
+            f"export {n}",
+            threads,
+        )
+        for n in names
+    ]
     progress.stage("export + parity", len(jobs))
     done = executor.run(jobs, progress, lambda _k, _d: progress.advance("export + parity"))
     out: dict[str, Staged | RestnetError] = {}
@@ -204,6 +212,7 @@ def _stage_remotely(
             out[n] = d.error
         else:
             out[n] = staged = d.get()
+            store.adopt(staged.entries)  # only the driver writes the cache
             store.record(staged.events)
     return out
 
@@ -242,7 +251,9 @@ def _run(config: BuildConfig, out_dir: Path, progress: Reporter, cache: Path | b
         failures[r.name] = ProfileFailure(r.profile.name, exc.exit_code, str(exc))
 
     gpus = 1.0 if requests[0].config.device == "cuda" else 0.0
-    with open_executor(config.executor, config.seed, config.threads, gpus, config.verbose) as executor:
+    with open_executor(
+        config.executor, config.seed, config.threads, gpus, config.ray_timeout, config.verbose
+    ) as executor:
         store = StageCache.open(cache, progress)
         analyses = analyze_fleet(requests, progress, store, executor, failed if keep_going else None)
         staged = _stage_remotely(analyses, store, executor, progress) if executor.remote and analyses else {}

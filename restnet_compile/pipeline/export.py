@@ -12,6 +12,7 @@ import dataclasses
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -133,15 +134,24 @@ def with_graph_costs(
     return out
 
 
-def _export_once(a: Analysis, stage: Path, work: Path, store: StageCache) -> tuple[dict[str, ExportedVariant], bool]:
-    exporter = EXPORTERS.get(a.target.exporter)()
-    shipped, calib = a.shipped(), np.asarray(a.splits.calib.images[: a.target.calibration_samples])
-    inputs = {
+def _calib(a: Analysis) -> np.ndarray[Any, Any]:
+    return np.asarray(a.splits.calib.images[: a.target.calibration_samples])
+
+
+def export_inputs(a: Analysis, store: StageCache) -> dict[str, Any]:
+    """What keys the export of ``a``'s current selection in the cache."""
+    return {
         "config": KEY.config_part(a.config),
         "target": a.target.model_dump(mode="json"),
-        "variants": [[vid, store.module(m)] for vid, m in shipped.items()],
-        "calib": array_digest(calib),
+        "variants": [[vid, store.module(m)] for vid, m in a.shipped().items()],
+        "calib": array_digest(_calib(a)),
     }
+
+
+def _export_once(a: Analysis, stage: Path, work: Path, store: StageCache) -> tuple[dict[str, ExportedVariant], bool]:
+    exporter = EXPORTERS.get(a.target.exporter)()
+    shipped, calib = a.shipped(), _calib(a)
+    inputs = export_inputs(a, store)
 
     def save(exported: dict[str, ExportedVariant]) -> Saved:
         files = {f"tree/{p.relative_to(stage).as_posix()}": p for p in sorted(stage.rglob("*")) if p.is_file()}

@@ -15,7 +15,7 @@ from restnet_compile import __version__
 from restnet_compile.data import Splits
 from restnet_compile.data.lazy import images_digest
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parents[1]  # the whole package, not only pipeline/
 
 
 def source_digest() -> str:

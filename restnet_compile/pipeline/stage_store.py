@@ -64,6 +64,25 @@ class StageKey:
         return {k: v for k, v in config.model_dump(mode="json").items() if k not in self.not_inputs}
 
 
+@dataclass(frozen=True)
+class CacheBlob:
+    """A cache entry as values, to travel between the driver and a worker: its key, meta and files' bytes."""
+
+    key: str
+    meta: dict[str, Any]
+    files: dict[str, bytes]
+
+
+def entries_of(store: CacheStore, skip: set[str]) -> list[CacheBlob]:
+    """Every entry of ``store`` but those keyed in ``skip``, as values."""
+    out: list[CacheBlob] = []
+    for path in sorted(store.entries.glob("*/*")):
+        entry = store.get(path.name) if path.name not in skip else None
+        if entry is not None:
+            out.append(CacheBlob(path.name, entry.meta, {n: entry.read(n) for n in entry.files}))
+    return out
+
+
 def state_files(state: dict[str, torch.Tensor]) -> dict[str, bytes]:
     """A state dict as numbered ``.npy`` files (names in ``state``'s order)."""
     return {f"state/{i:04d}.npy": npy_bytes(t.detach().cpu().numpy()) for i, t in enumerate(state.values())}
@@ -148,6 +167,29 @@ class StageCache:
         """Fingerprint of the data splits, computed once per object."""
         return self._digest("d", splits, lambda: splits_digest(splits))
 
+    def digest(self, key: StageKey, inputs: Mapping[str, object]) -> str:
+        """The cache key of a stage's ``inputs`` (this process's environment included)."""
+        if self._env is None:
+            self._env = environment()
+        return cache_key(key.kind, key.schema, {**inputs, "environment": self._env})
+
+    def blob(self, digest: str) -> CacheBlob | None:
+        """The entry stored under ``digest`` as values (to send to a worker), or None."""
+        entry = self.store.get(digest) if self.store is not None else None
+        if entry is None:
+            return None
+        return CacheBlob(digest, entry.meta, {name: entry.read(name) for name in entry.files})
+
+    def adopt(self, blobs: list[CacheBlob]) -> None:
+        """Store entries a worker computed (in a store of its own) in this cache."""
+        for b in blobs:
+            if self.store is None:
+                return
+            try:
+                self.store.put(b.key, b.meta, b.files)
+            except OSError as exc:
+                self.progress(f"cache: cannot store {b.key[:12]}: {exc.strerror or exc}")
+
     def lookup(self, stage: str, key: StageKey, inputs: Mapping[str, object], load: Callable[[Entry], T]) -> Lookup[T]:
         """The stored result of ``stage`` for ``inputs``, if any, with the random state it left (torch's is unchanged).
 
@@ -155,9 +197,7 @@ class StageCache:
         """
         if self.store is None:
             return Lookup(None)
-        if self._env is None:
-            self._env = environment()
-        digest = cache_key(key.kind, key.schema, {**inputs, "environment": self._env})
+        digest = self.digest(key, inputs)
         entry = self.store.get(digest)
         if entry is not None:
             try:

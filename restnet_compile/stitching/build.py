@@ -22,7 +22,7 @@ from restnet_compile.stitching.plan import Candidate
 from restnet_compile.stitching.tuning.loop import CachedSplit, PrefixRows, TuneResult, cache_cuts, cached_accuracy
 from restnet_compile.stitching.tuning.qat import qat_adapter
 from restnet_compile.stitching.tuning.recipes import RECIPES, RecipeData
-from restnet_compile.stitching.tuning.store import ComputedRows, Rows, RowsWriter, StoreKind
+from restnet_compile.stitching.tuning.store import ComputedRows, Rows, RowsWriter, StoreKind, received_folder
 
 
 @dataclass
@@ -42,6 +42,13 @@ class FeatureStore:
 
     kind: StoreKind = "ram"
     folder: Path | None = None
+
+    def __reduce__(self) -> tuple:  # in another process, files go in that process's own folder
+        return (_store_here, (self.kind,))
+
+
+def _store_here(kind: StoreKind) -> FeatureStore:
+    return FeatureStore(kind, received_folder() if kind in ("mmap", "mmap-fp16") else None)
 
 
 def prefix_cache(

@@ -63,8 +63,17 @@ def test_profile_and_profiles_together_or_an_empty_list_are_refused(tmp_path: Pa
 
 def test_how_a_build_runs_is_never_a_stage_input() -> None:
     key = StageKey("x", 1, ("plan",))
-    assert key.not_inputs == ("plan", "allow_random_weights", "profiles", "max_memory", "executor")
-    assert key.config_part(BuildConfig(executor="ray", max_memory="1GiB")) == key.config_part(BuildConfig())
+    assert key.not_inputs == (
+        "plan",
+        "allow_random_weights",
+        "profiles",
+        "max_memory",
+        "executor",
+        "verbose",
+        "ray_timeout",
+    )
+    run_only = BuildConfig(executor="ray", max_memory="1GiB", ray_timeout=5)
+    assert key.config_part(run_only) == key.config_part(BuildConfig())
 
 
 def test_the_same_profile_twice_is_one_line_exit_2(tmp_path: Path, cli_in_process: CliCall) -> None:
@@ -114,7 +123,7 @@ def test_an_unreachable_ray_address_is_one_line_exit_2(
     monkeypatch.setattr(executor.socket, "create_connection", connect)
     monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("ray.init retries for minutes; it must not run"))
     proc = _build(cli_in_process, tmp_path, "--executor", "ray")
-    assert waits == [executor._PROBE_SECONDS] and executor._PROBE_SECONDS <= 5  # one bounded probe, then the error
+    assert waits == [executor.TIMEOUT]  # one probe bounded by ray_timeout, then the error
     _one_line_exit_2(proc, f"RAY_ADDRESS {address}: no Ray cluster answers there")
     assert dict(os.environ) == before
     assert not ray.is_initialized()
@@ -174,12 +183,15 @@ def test_a_fleets_exit_code_is_the_worst_and_its_json_lists_every_profile() -> N
     assert listed[1] == {"profile": "mcu", "error": "no", "exit_code": 3}
 
 
-def test_a_ray_cluster_too_small_for_one_job_is_refused() -> None:
-    fake = SimpleNamespace(remote=lambda fn: fn, cluster_resources=lambda: {"CPU": 1.0})
+def test_a_ray_cluster_without_a_node_big_enough_for_one_job_is_refused() -> None:
+    nodes = [{"Alive": True, "Resources": {"CPU": 1.0}}, {"Alive": True, "Resources": {"CPU": 1.0}}]
+    nodes.append({"Alive": False, "Resources": {"CPU": 8.0}})  # a dead node counts for nothing
+    fake = SimpleNamespace(remote=lambda fn: fn, nodes=lambda: nodes)
     executor = RayExecutor(fake, seed=0, threads=2)
-    with pytest.raises(BadInputError, match="the cluster has 1 CPUs but each job needs threads = 2"):
+    # two CPUs in all, but a job runs on one node: threads 2 would wait forever
+    with pytest.raises(BadInputError, match="needs threads = 2 CPUs on one node, but the largest of the cluster's 2 "):
         executor.check_resources(2, 0.0)
-    with pytest.raises(BadInputError, match="device cuda, but the Ray cluster has no GPU"):
+    with pytest.raises(BadInputError, match="device cuda, but no node of the Ray cluster has a GPU"):
         executor.check_resources(1, 1.0)
     executor.check_resources(1, 0.0)
 

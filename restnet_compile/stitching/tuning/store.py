@@ -15,12 +15,18 @@ indices), so the tuning loop reads a store as it would read a tensor. Four kinds
   the last bits (batches of another size).
 
 :class:`RowsWriter` fills a ``ram``, ``mmap`` or ``mmap-fp16`` store batch by batch from one pass over the data.
+
+A file store sent to another process (a Ray worker, maybe on another machine) travels as its rows, never as a path:
+the copy spills them to a file in that process's own temporary folder (:func:`received_folder`), which the process
+removes when its job is done (:func:`release_received`); one a killed process left is removed by the next.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +34,8 @@ from typing import Literal
 
 import numpy as np
 import torch
+
+from restnet_compile._util.tempdirs import make_owned_dir, remove_stale
 
 StoreKind = Literal["ram", "mmap", "mmap-fp16", "recompute"]
 STORE_KINDS: tuple[StoreKind, ...] = ("ram", "mmap", "mmap-fp16", "recompute")
@@ -109,6 +117,47 @@ class FileRows(Rows):
 
     def to(self, device: str | torch.device) -> Rows:
         return FileRows(self.path, self.dtype, self.shape, device)
+
+    def __reduce__(self) -> tuple:  # the rows themselves: another process cannot see this file
+        data = np.fromfile(self.path, dtype=self.dtype, count=int(np.prod(self.shape, dtype=np.int64)))
+        return (_received_rows, (data, self.shape, str(self.device)))
+
+
+#: Prefix of a process's folder of feature files (its own spills and what it received).
+RECEIVED_PREFIX = "restnet-compile-features-"
+_received: list[Path] = []
+
+
+def received_folder() -> Path:
+    """This process's folder for the feature files of stores it received (made on first use, after removing the
+    folders of dead processes)."""
+    if not _received:
+        parent = Path(tempfile.gettempdir())
+        remove_stale(parent, RECEIVED_PREFIX)
+        _received.append(make_owned_dir(parent, RECEIVED_PREFIX))
+    return _received[0]
+
+
+def release_received() -> None:
+    """Remove :func:`received_folder` and every file in it (the job that used them is done)."""
+    while _received:
+        shutil.rmtree(_received.pop(), ignore_errors=True)
+
+
+def _received_rows(data: np.ndarray, shape: tuple[int, ...], device: str) -> FileRows:
+    fd, name = tempfile.mkstemp(prefix="features.", suffix=".bin", dir=received_folder())
+    with os.fdopen(fd, "wb") as f:
+        f.write(np.ascontiguousarray(data).tobytes())
+    rows = FileRows(Path(name), data.dtype, shape, device)
+    weakref.finalize(rows, _unlink, name)
+    return rows
+
+
+def _unlink(name: str) -> None:
+    try:
+        os.unlink(name)
+    except OSError:
+        pass
 
 
 class ComputedRows(Rows):

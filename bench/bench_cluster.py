@@ -1,0 +1,97 @@
+"""A tuning-bound build on a real Ray cluster of 2 nodes x 1 CPU against 1 node x 1 CPU: speed-up and bytes (JSON).
+
+Usage: ``python bench/bench_cluster.py [--epochs 10] [--candidates 4] [--out bench/results/cluster.json]``
+(as root: the second node runs in its own mount namespace).
+
+Both clusters are started on this machine as an operator starts them (:mod:`tests.ray_cluster`): a head of 1 CPU on
+loopback, and for the second a further node of 1 CPU in its own mount namespace, with empty tmpfs mounts over
+``/tmp`` and the benchmark's folder, so it shares no file with the driver. The same build (the demo pair for the
+phone profile, ``threads: 1``, ``--no-cache``, at least 4 candidates) runs on each through the command line with
+``RAY_ADDRESS``; every published file of both is compared by sha256. Tuning tasks declare 1 CPU, so the 1-node
+cluster tunes one candidate at a time and the 2-node cluster two. The speed-up is of wall time; the machine's load
+average is recorded before and after each build, since other processes on a shared machine stretch wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lib.files import write_json
+
+from tests.cluster_builds import SMALL, different, run_build, write_config
+from tests.ray_cluster import can_isolate, ray_cluster
+
+GOAL = 1.7
+
+
+def timed_build(nodes: int, config: Path, work: Path) -> dict:
+    """The build on a cluster of ``nodes`` nodes of 1 CPU; its wall time, load and output folder."""
+    out = work / f"out-{nodes}"
+    with ray_cluster(cpus=1) as cluster:
+        for _ in range(nodes - 1):
+            cluster.add_node(cpus=1, hide=(work,))
+        load_before = os.getloadavg()[0]
+        built = run_build(config, out, cluster.address, None)
+        load_after = os.getloadavg()[0]
+    if built.code:
+        raise SystemExit(f"the build on {nodes} node(s) failed:\n{built.stderr[-3000:]}")
+    tuned = [line.strip() for line in built.stderr.splitlines() if '"message": "  L' in line]
+    return {
+        "nodes": nodes,
+        "cpus_per_node": 1,
+        "seconds": round(built.seconds, 2),
+        "load_before": round(load_before, 2),
+        "load_after": round(load_after, 2),
+        "tuned_lines": len(tuned),
+        "out": str(out),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=10, help="tuning epochs")
+    ap.add_argument("--candidates", type=int, default=4, help="most stitch candidates (at least 4)")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "cluster.json")
+    args = ap.parse_args()
+    if not can_isolate():
+        raise SystemExit("bench_cluster needs root and unshare (the second node runs in its own mount namespace)")
+    settings = {
+        **SMALL,
+        "threads": 1,
+        "plan": {"max_candidates": args.candidates},
+        "tune": {"epochs": args.epochs, "patience": args.epochs},
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-cluster-", dir="/var/tmp") as tmp:
+        work = Path(tmp)
+        config = write_config(work / "build.yaml", settings)
+        one = timed_build(1, config, work)
+        two = timed_build(2, config, work)
+        diff = different(Path(one.pop("out")), Path(two.pop("out")))
+    speedup = round(one["seconds"] / two["seconds"], 3)
+    result = {
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "pair": "demo-large-cnn -> demo-small-cnn",
+        "profile": "phone",
+        "settings": settings,
+        "runs": [one, two],
+        "speedup": speedup,
+        "goal": GOAL,
+        "meets_goal": speedup >= GOAL,
+        "bytes_identical": diff == [],
+        "different_files": diff,
+    }
+    write_json(args.out, result)
+    print(f"2 nodes x 1 CPU vs 1 node x 1 CPU: speed-up {speedup} (goal >= {GOAL}); bytes identical: {diff == []}")
+    print(f"load average: {one['load_before']}-{one['load_after']} (1 node), {two['load_before']}-{two['load_after']}")
+
+
+if __name__ == "__main__":
+    main()
