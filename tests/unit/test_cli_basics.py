@@ -126,7 +126,7 @@ def test_build_other_bad_input_exits_2(tmp_path: Path, args: list[str], needle: 
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--data", "npz:missing.npz"], "data file missing.npz does not exist"),
+        (["--data", "npz:missing.npz"], "missing.npz does not exist"),
         (["--large-weights", "missing.pt"], "missing.pt"),
         (["--large", "resnet18", "--input-shape", "3,32"], "expected C,H,W"),
     ],

@@ -49,7 +49,7 @@ class PoolNet(nn.Module):
 def _message(tmp_path: Path, large: str, small: str, shape: tuple[int, int, int]) -> str:
     (tmp_path / "nets.py").write_text(NETS)
     spec = {"large": f"{tmp_path}/nets.py:{large}", "small": f"{tmp_path}/nets.py:{small}"}
-    config = BuildConfig.model_validate({**spec, "input_shape": shape, "num_classes": 10})
+    config = BuildConfig.model_validate({**spec, "input_shape": shape, "num_classes": 10, "allow_random_weights": True})
     with pytest.raises(BadInputError) as info:
         load_models(config)
     msg = str(info.value)

@@ -190,7 +190,10 @@ def test_user_model_that_cannot_be_split(user_file: Path) -> None:
 def test_user_model_with_an_input_it_cannot_take_names_the_layer(user_file: Path) -> None:
     with pytest.raises(BadInputError, match=r"Net: head fails on map 8x8x8"):
         create_model(f"{user_file}:Net", input_shape=(1, 16, 16))
-    with pytest.raises(BadInputError, match=r"model .*:Net: block 0 \(blocks\.0\) cannot take input 3x12x12"):
+    with pytest.raises(
+        BadInputError,
+        match=r"model .*:Net: block 0 \(blocks\.0\): takes grey \(1-channel\) images but the build.s input is 3x12x12",
+    ):
         create_model(f"{user_file}:Net", input_shape=(3, 12, 12))
 
 

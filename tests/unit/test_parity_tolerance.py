@@ -28,7 +28,7 @@ def _check(scale: float, delta: float) -> tuple[str, ...]:
 def test_float_parity_allows_rounding_that_grows_with_the_logits() -> None:
     assert _check(1.0, 0.9e-4) == ()
     (why,) = _check(1.0, 1.2e-4)
-    assert why.startswith("max |diff| 1.20e-04 > 1e-04 + 1e-05 x max |logit| 1")
+    assert why.startswith("fp32 max |diff| 1.20e-04 > 1e-04 + 1e-05 x max |logit| 1")
     assert _check(40.0, 4.5e-4) == ()  # 1e-4 + 40 x 1e-5 = 5e-4
     assert _check(40.0, 5.5e-4) != ()
     assert _check(40.0, 0.1) != ()  # a conversion error is still one
