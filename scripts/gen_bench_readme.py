@@ -135,6 +135,16 @@ SECTIONS: dict[str, Section] = {
         "bundle / (large + small + adapters) <= 1.05; chain / one graph latency <= 1.05; patch / bundle <= 0.15.",
         bt.segments,
     ),
+    "firmware.json": Section(
+        "Firmware",
+        "Does every MCU variant run in a real TensorFlow Lite Micro firmware (host, Cortex-M4 and Cortex-M55 under "
+        "QEMU), bit-identical to TFLM's Python interpreter, in the flash and arena the manifest states, and does a "
+        "second firmware build reuse the TFLM library?",
+        "python bench/bench_firmware.py --bundle dist/mcu-tflm-int8 [--bundle ...] --tflm $RESTNET_TFLM_DIR",
+        "reference kernels bit-identical on every variant, CMSIS-NN top-1 agreement 100 %; model data in the ELF "
+        "<= 1.02 x the bundle's model bytes; measured arena / estimate in [0.9, 1.0]; second build / first <= 0.2.",
+        bt.firmware,
+    ),
     "switch.json": Section(
         "Variant switching",
         "What does switching to another variant of an open bundle cost, against loading that variant's own file?",

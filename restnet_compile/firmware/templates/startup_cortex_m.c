@@ -14,6 +14,8 @@ extern int main(void);
 
 void _init(void) {}
 void _fini(void) {}
+/* -nostartfiles leaves out crtbegin.o, which defines this handle for C++ static destructors (__cxa_atexit). */
+void* __dso_handle = &__dso_handle;
 
 /* The heap: newlib's malloc grows it here, never into the stack. */
 void* _sbrk(ptrdiff_t incr) {
