@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PROFILE ?= phone
 
-.PHONY: install demo test test-unit test-slow bench docs lint pretrain clean
+.PHONY: install demo test test-unit test-slow test-extended bench docs lint pretrain clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test-unit: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# Every torchvision classification family through a .safetensors round trip, and foreign architectures' estimated
+# size and RAM against their exported files: long sweeps, kept out of CI's time budget.
+test-extended: $(STAMP)
+	$(BIN)/python -m pytest -q -m extended
 
 # Benchmarks print and write JSON ratios measured side by side in one run (bench/results/), then bench/README.md
 # is regenerated from them; about 40 minutes.

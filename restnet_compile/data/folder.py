@@ -206,7 +206,8 @@ def read_folder_lazy(
                     f"data folder {root}: cannot read image {f}: {exc}; to leave such files out, build with "
                     f"--bad-images skip (config: bad_images: skip)"
                 ) from None
-            skipped.append(str(f))
+            # named from the data folder, not by its absolute path: the manifest records it
+            skipped.append(f"{root.name}/{f.relative_to(root).as_posix()}")
             continue
         h.update(f"{f.relative_to(root).as_posix()}\0{len(data)}\0".encode() + hashlib.sha256(data).digest())
         kept.append(f)

@@ -44,7 +44,7 @@ def input_failure(
         wanted, got = int(m.group(1)), int(m.group(2))
         return BadInputError(
             f"{where}: takes {_kind(wanted)} ({wanted}-channel) images but the build's input is {given} "
-            f"({_kind(got)}); both models of a pair read the same input: pair it with a {_kind(wanted)} model, or "
+            f"({_kind(got)}); both models of a pair read the same input: pair it with {_article(_kind(wanted))} model, or "
             f"give --input-shape {wanted},{h},{w} where the other model takes that too"
         )
     if any(s in text.lower() for s in _TOO_SMALL):
@@ -55,3 +55,9 @@ def input_failure(
             f"kernel); {hint}"
         )
     return BadInputError(f"{where} cannot take input {given}: {first}")
+
+
+def _article(kind: str) -> str:
+    """``a grey`` / ``an RGB``."""
+    return f"{'an' if kind[:1] in 'AEIOURaeiou' else 'a'} {kind}"
+

@@ -91,7 +91,7 @@ def test_cli_analyze_prints_matrix_candidates_and_writes_png(tmp_path: Path) -> 
     ("args", "words"),
     [
         (["--large", "demo-huge"], "unknown model 'demo-huge'; valid choices:"),
-        (["--data", "npz:missing.npz"], "data file missing.npz does not exist"),
+        (["--data", "npz:missing.npz"], "missing.npz does not exist"),
         (["--large", "resnet18"], "model resnet18: checkpoint"),
     ],
 )
@@ -124,7 +124,7 @@ def test_cli_analyze_models_with_different_inputs(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert proc.returncode == 2
-    assert "model resnet18: block 0 (stem) cannot take input 1x28x28" in proc.stderr
+    assert "model resnet18: block 0 (stem): takes RGB (3-channel) images but the build's input is 1x28x28" in proc.stderr
     assert list(tmp_path.iterdir()) == []
 
 

@@ -20,7 +20,7 @@ from restnet_compile.stitching import ADAPTERS, StitchedNet, StitchPoint
 from restnet_compile.stitching.plan import stitch_pairs
 from tests.slow.export_costs import check_costs
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.extended  # many architectures: `make test-extended`, outside CI
 
 SHAPE = (3, 32, 32)
 EXPORT = "@export"  # the model is split from its torch.export graph, as when torch.fx cannot trace it

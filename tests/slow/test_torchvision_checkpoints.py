@@ -16,7 +16,7 @@ from restnet_compile.models.sources import ModelOptions, torchvision_factory
 from restnet_compile.models.tv import classification_names
 from tests.unit.test_checkpoint_metadata import scramble
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.extended  # many architectures: `make test-extended`, outside CI
 
 #: family prefix -> its smallest architecture (by parameters) and the input size it is run at
 FAMILIES = {
