@@ -44,8 +44,8 @@ def input_failure(
         wanted, got = int(m.group(1)), int(m.group(2))
         return BadInputError(
             f"{where}: takes {_kind(wanted)} ({wanted}-channel) images but the build's input is {given} "
-            f"({_kind(got)}); both models of a pair read the same input: pair it with {_article(_kind(wanted))} model, or "
-            f"give --input-shape {wanted},{h},{w} where the other model takes that too"
+            f"({_kind(got)}); both models of a pair read the same input: pair it with {_article(_kind(wanted))} "
+            f"model, or give --input-shape {wanted},{h},{w} where the other model takes that too"
         )
     if any(s in text.lower() for s in _TOO_SMALL):
         bigger = next((s for s in _SIZES if s > max(h, w) and takes((c, s, s))), None)
@@ -60,4 +60,3 @@ def input_failure(
 def _article(kind: str) -> str:
     """``a grey`` / ``an RGB``."""
     return f"{'an' if kind[:1] in 'AEIOURaeiou' else 'a'} {kind}"
-

@@ -124,7 +124,8 @@ def test_cli_analyze_models_with_different_inputs(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert proc.returncode == 2
-    assert "model resnet18: block 0 (stem): takes RGB (3-channel) images but the build's input is 1x28x28" in proc.stderr
+    said = "model resnet18: block 0 (stem): takes RGB (3-channel) images but the build's input is 1x28x28"
+    assert said in proc.stderr
     assert list(tmp_path.iterdir()) == []
 
 
