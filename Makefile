@@ -20,7 +20,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/restnet-compile build --profile $(PROFILE) --out dist
 
-# The unit tier (every stage alone on tiny models, under a minute) then the integration tier (real builds);
+# The unit tier (every stage alone on tiny models, about 1.5 minutes) then the integration tier (real builds);
 # property tests draw 200 examples here, 50 in the unit tier alone.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --hypothesis-profile=thorough tests/unit tests/integration
