@@ -27,8 +27,9 @@ from pathlib import Path
 
 RAY = str(Path(sys.executable).parent / "ray")
 #: Nodes join no other cluster, and Ray's memory monitor stays off: on a machine shared with other work it kills
-#: workers for memory that other processes hold (the kernel still guards the machine).
-_NODE_ENV = {"RAY_ADDRESS": "", "RAY_memory_monitor_refresh_ms": "0"}
+#: workers for memory that other processes hold (the kernel still guards the machine). Token authentication is off:
+#: `ray start` turns it on once any local ray.init has written ~/.ray/auth_token, and the test drivers carry no token.
+_NODE_ENV = {"RAY_ADDRESS": "", "RAY_memory_monitor_refresh_ms": "0", "RAY_AUTH_MODE": "disabled"}
 ROOT = Path(__file__).resolve().parents[1]
 
 
