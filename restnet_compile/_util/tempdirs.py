@@ -46,7 +46,7 @@ def stale_dirs(parent: Path, prefix: str, prefix_pattern: str | None = None) -> 
     ``prefix_pattern`` (a regular expression) replaces the literal ``prefix`` to match several prefixes at once.
     """
     head = prefix_pattern if prefix_pattern is not None else re.escape(prefix)
-    pattern = re.compile(head + re.escape(_HOST) + r"\.(\d+)\.[A-Za-z0-9_]+$")
+    pattern = re.compile(head + re.escape(_HOST) + r"\.(?P<pid>\d+)\.[A-Za-z0-9_]+$")
     try:
         entries = sorted(parent.iterdir())
     except OSError:
@@ -54,7 +54,7 @@ def stale_dirs(parent: Path, prefix: str, prefix_pattern: str | None = None) -> 
     found = []
     for path in entries:
         m = pattern.match(path.name)
-        if m and int(m.group(1)) != os.getpid() and not pid_alive(int(m.group(1))) and path.is_dir():
+        if m and int(m["pid"]) != os.getpid() and not pid_alive(int(m["pid"])) and path.is_dir():
             found.append(path)
     return found
 

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(not can_isolate(), reason="needs root and unshar
 def leftovers(folder: Path) -> list[str]:
     """Temporary folders under ``folder`` that builds made and whose process has ended (those of builds still
     running on a shared machine are theirs)."""
-    return sorted(p.name for p in stale_dirs(folder, "", r"(restnet-bundle-|restnet-compile-features-)"))
+    return sorted(p.name for p in stale_dirs(folder, "", r"(?:restnet-bundle-|restnet-compile-features-)"))
 
 
 def test_a_two_node_cluster_gives_the_local_builds_bytes(tmp_path: Path, phone_bundle: BuildResult) -> None:
