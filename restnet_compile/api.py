@@ -155,18 +155,23 @@ class ModelBlocks:
 
 
 def blocks(config: BuildConfig, roles: tuple[str, ...] = ("large", "small")) -> list[ModelBlocks]:
-    """The blocks of ``config``'s models named by ``roles``, as the build splits them (with ``*_split`` and
-    ``max_blocks``); no data is read.
+    """The blocks of ``config``'s models named by ``roles`` (a family's: every anchor, ``roles`` aside), as the build
+    splits them (with ``*_split`` and ``max_blocks``); no data is read.
 
     Raises:
         BadInputError: invalid models, checkpoints, splits or preprocessing contracts.
     """
     from restnet_compile._util.torch_state import deterministic
     from restnet_compile.models.block_table import block_table
-    from restnet_compile.pipeline.load import load_model
+    from restnet_compile.pipeline.load import load_model, load_spec
 
     with deterministic(config.seed, config.threads):
         out = []
+        if config.models is not None:  # a family: every anchor, as given
+            for i, spec in enumerate(config.models):
+                model = load_spec(config, spec, f"models[{i}].preprocess", f"models[{i}]")
+                out.append(ModelBlocks(f"models[{i}]", model.model_name, model.input_shape, block_table(model)))
+            return out
         for role in roles:
             model = load_model(config, role)
             out.append(ModelBlocks(role, model.model_name, model.input_shape, block_table(model)))

@@ -126,11 +126,24 @@ class ModelInfo:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AnchorInfo:
+    """One anchor of a family: its id (``large``, ``middle``, ... ``small``), its letter in variant ids, the
+    multiply-adds of one forward pass it was ordered by, and the model."""
+
+    id: str
+    tag: str
+    flops: int
+    model: ModelInfo
+
+
+@dataclass(frozen=True, kw_only=True)
 class Models:
-    """The two donors: ``large`` (prefix donor by default) and ``small``."""
+    """The two donors: ``large`` (prefix donor by default) and ``small``; for a family, its largest and smallest
+    anchor, and (*optional*, a family of three or more only) ``anchors``: all of them, largest first."""
 
     large: ModelInfo
     small: ModelInfo
+    anchors: tuple[AnchorInfo, ...] | None = field(default=None, metadata=OPTIONAL)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,17 +172,34 @@ class CandidateRule:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PairInfo:
+    """One stitched pair of a family's anchors (``L-M``): the bigger and the smaller anchor's ids, their CKA matrix
+    (rows: the bigger anchor's blocks) and (*optional*) why the rule rejected each pair of blocks when it found no
+    candidate between them."""
+
+    name: str
+    big: str
+    little: str
+    cka: tuple[tuple[float, ...], ...]
+    rejected: tuple[str, ...] | None = field(default=None, metadata=OPTIONAL)
+
+
+@dataclass(frozen=True, kw_only=True)
 class StitchingInfo:
     """Which model runs first, the candidate rule and the CKA matrix (rows: large blocks, columns: small).
 
     ``rejected`` (optional): present when the rule found no stitch candidate; why it rejected each pair of blocks,
     one line each (``L2-S0: adapter conv-bn-relu cannot resize ...``).
+
+    ``pairs`` (*optional*, a family of three or more only): each stitched pair of anchors with its own CKA matrix;
+    ``cka`` is then empty.
     """
 
     order: str
     rule: CandidateRule
     cka: tuple[tuple[float, ...], ...]
     rejected: tuple[str, ...] | None = field(default=None, metadata=OPTIONAL)
+    pairs: tuple[PairInfo, ...] | None = field(default=None, metadata=OPTIONAL)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -183,6 +213,7 @@ class StitchInfo:
     cka: float | None = field(default=None, metadata=OPTIONAL)
     ls_r2: float | None = field(default=None, metadata=OPTIONAL)
     front: str | None = field(default=None, metadata=OPTIONAL)
+    back: str | None = field(default=None, metadata=OPTIONAL)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -47,6 +47,20 @@ def model_options(command: F) -> F:
         "default), or is left out (skip). Config field: bad_images.",
     )(command)
     command = click.option("--input-shape", help="C,H,W of torchvision / timm / user models, e.g. 3,64,64.")(command)
+    command = click.option(
+        "--pairs",
+        type=click.Choice(["neighbours", "all"]),
+        help="Which anchors of a family are stitched: each with its neighbours in FLOPs (default) or every two. "
+        "Config field: pairs.",
+    )(command)
+    command = click.option(
+        "--model",
+        "models",
+        multiple=True,
+        metavar="NAME[=WEIGHTS]",
+        help="An anchor of a family, repeated (2 to 8; ordered by measured FLOPs, stitched along neighbours), instead "
+        "of --large / --small. Config field: models.",
+    )(command)
     for flag, field, text in reversed(_MODEL_OPTIONS):
         command = click.option(flag, field, help=text)(command)
     return click.option("--config", "config_path", type=click.Path(path_type=Path), help="Build config YAML.")(command)
@@ -58,7 +72,7 @@ def check_names_early(config: Any) -> None:
     from restnet_compile.config.device import load_profile, load_target
     from restnet_compile.config.names import check_names
 
-    check_names(config.profile_names(), config.target, (config.large, config.small))
+    check_names(config.profile_names(), config.target, tuple(m.name for m in config.anchor_specs()))
     for name in config.profile_names():
         load_profile(name)
     if config.target is not None:
@@ -71,4 +85,6 @@ def config_overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
     out["input_shape"] = parse_shape(kwargs.pop("input_shape"))
     out["num_classes"] = kwargs.pop("num_classes")
     out["bad_images"] = kwargs.pop("bad_images")
+    out["models"] = list(kwargs.pop("models")) or None
+    out["pairs"] = kwargs.pop("pairs")
     return out

@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from restnet_compile._util.units import parse_size
 from restnet_compile.config.device import Strict, describe_validation_error
@@ -143,6 +150,45 @@ class Preprocess(Strict):
 IMAGE_FIELDS = frozenset({"resize", "crop", "interpolation", "invert", "fit_object"})
 
 
+#: The most anchors a family takes: their letters in variant ids run from ``L`` (the largest) to ``S`` (the smallest).
+MAX_ANCHORS = 8
+#: The fields of the pair form (``large`` / ``small``) that a family (``models``) gives per entry instead.
+PAIR_FIELDS = (
+    "large",
+    "small",
+    "large_weights",
+    "small_weights",
+    "large_preprocess",
+    "small_preprocess",
+    "large_split",
+    "small_split",
+)
+
+
+class AnchorModel(Strict):
+    """One anchor of a family (``models:``): exactly what ``large`` / ``small`` give for a pair.
+
+    In YAML an entry is a mapping, or just the model's name; ``NAME=WEIGHTS`` is a name with its weights.
+    """
+
+    name: str = Field(description="registered name, timm:NAME, a torchvision name or path/file.py:Class")
+    weights: str | None = Field(None, description="state_dict file or timm / hub folder of this model")
+    preprocess: Preprocess | None = Field(None, description="this model's input contract (as large_preprocess)")
+    split: tuple[str, ...] | None = Field(None, description="module or graph-node names to cut this model after")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, data: object) -> object:
+        if isinstance(data, str):
+            name, sep, weights = data.partition("=")
+            return {"name": name, "weights": weights} if sep and weights else {"name": name}
+        return data
+
+    def label(self) -> str:
+        """``NAME`` or ``NAME=WEIGHTS``, as the command line gives it."""
+        return f"{self.name}={self.weights}" if self.weights else self.name
+
+
 class BuildConfig(Strict):
     """Everything that determines a bundle's bytes (with the package version)."""
 
@@ -258,6 +304,48 @@ class BuildConfig(Strict):
     )
     plan: PlanSettings = Field(PlanSettings(), description="how stitch candidates are chosen from the CKA matrix")
     tune: TuneSettings = Field(TuneSettings(), description="how each candidate's adapter is initialised and tuned")
+    models: tuple[AnchorModel, ...] | None = Field(
+        None,
+        description="a family of 2 to 8 anchors instead of large / small: ordered by measured FLOPs, stitched along "
+        "their neighbours into one bundle (two models are the large / small build)",
+    )
+    pairs: Literal["neighbours", "all"] = Field(
+        "neighbours",
+        description="which anchors of a family are stitched: each with its neighbours in FLOPs, or every two of them",
+    )
+
+    @model_serializer(mode="wrap")
+    def _family_fields_when_used(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        """``models`` and ``pairs`` appear only in a family's config (so a pair's bytes are those of the pair form),
+        and the pair fields only in a pair's."""
+        data: dict[str, object] = handler(self)
+        for name in ("models", "pairs") if self.models is None else PAIR_FIELDS:
+            data.pop(name, None)
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_way_to_name_models(cls, data: object) -> object:
+        """``models`` or the pair fields, not both; at least two anchors, at most :data:`MAX_ANCHORS`, none twice."""
+        if not isinstance(data, dict) or data.get("models") is None:
+            return data
+        both = [f for f in PAIR_FIELDS if data.get(f) is not None]
+        if both:
+            raise ValueError(f"give `models` (a family) or `large` / `small` (a pair), not both; also given: {both[0]}")
+        given = data["models"]
+        if isinstance(given, list | tuple) and not 2 <= len(given) <= MAX_ANCHORS:
+            raise ValueError(f"models: give 2 to {MAX_ANCHORS} anchors; got {len(given)}")
+        return data
+
+    @field_validator("models")
+    @classmethod
+    def _distinct(cls, models: tuple[AnchorModel, ...] | None) -> tuple[AnchorModel, ...] | None:
+        seen: set[tuple[str, str | None]] = set()
+        for m in models or ():
+            if (m.name, m.weights) in seen:
+                raise ValueError(f"{m.label()} is given twice; give each anchor once")
+            seen.add((m.name, m.weights))
+        return models
 
     @model_validator(mode="before")
     @classmethod
@@ -280,6 +368,20 @@ class BuildConfig(Strict):
         if value is not None:
             parse_size(value, "max_memory")
         return value
+
+    def anchor_specs(self) -> tuple[AnchorModel, ...]:
+        """The build's models as anchors: ``models`` for a family, else ``large`` then ``small``."""
+        if self.models is not None:
+            return self.models
+        return tuple(
+            AnchorModel(
+                name=getattr(self, role),
+                weights=getattr(self, f"{role}_weights"),
+                preprocess=getattr(self, f"{role}_preprocess"),
+                split=getattr(self, f"{role}_split"),
+            )
+            for role in ("large", "small")
+        )
 
     def profile_names(self) -> list[str]:
         """The requested profiles, in the order given (one for a single-profile build)."""
@@ -316,6 +418,11 @@ def load_build_config(path: Path | None, **overrides: object) -> BuildConfig:
     if "profile" in given or "profiles" in given:  # the command line's profiles replace the file's
         data.pop("profile", None)
         data.pop("profiles", None)
+    if "models" in given:  # the command line's family replaces the file's models, whichever form they take
+        for name in PAIR_FIELDS:
+            data.pop(name, None)
+    elif given.keys() & set(PAIR_FIELDS):
+        data.pop("models", None)
     data.update(given)
     try:
         return BuildConfig.model_validate(data)

@@ -1,6 +1,7 @@
 """Segments: every block range the shipped variants need, once, and each variant as a chain of them.
 
-A variant is a walk over pieces: the anchors ``large`` / ``small`` run all blocks of one donor and its head; a
+A variant is a walk over pieces: the anchors ``large`` / ``small`` (and a family's ``middle``...) run all blocks of
+one donor and its head; a
 stitched variant ``L<i>-S<j>`` runs the front donor's blocks ``0..i``, its adapter, then the back donor's blocks
 ``j+1..`` and head. Counting the head as the block after the last, every walk is a set of half-open ranges over one
 donor's pieces. Cutting each donor at every range end any variant uses gives the segments: a range shared by several
@@ -21,10 +22,17 @@ import torch
 from torch import nn
 
 from restnet_compile.models.blocks import BlockSequence
-from restnet_compile.stitching.net import StitchedNet
+from restnet_compile.stitching.net import ANCHOR_IDS, StitchedNet
 
-ANCHOR_TAGS = {"large": "L", "small": "S"}
-DONORS = {"L": "large", "S": "small"}
+DONORS = ANCHOR_IDS  # letter -> the anchor id a donor's segments name as their ``model``
+ANCHOR_TAGS = {vid: tag for tag, vid in ANCHOR_IDS.items()}
+#: Segments in a file: the large model's first, then the adapters, then each smaller anchor's, largest first.
+_MODEL_ORDER = {"large": 0, "adapter": 1, **{ANCHOR_IDS[t]: 2 + k for k, t in enumerate("MNOPQRS")}}
+
+
+def segment_order(model: str) -> int:
+    """Where a segment of ``model`` (an anchor id, ``adapter`` or ``variant``) comes in a file of segments."""
+    return _MODEL_ORDER.get(model, len(_MODEL_ORDER) + 1)
 
 
 @dataclass(frozen=True)
@@ -153,7 +161,7 @@ def plan_segments(
 
 
 def _order(s: SegmentPlan) -> tuple[int, int, str]:
-    return ({"large": 0, "adapter": 1, "small": 2}.get(s.model, 3), s.start, s.id)
+    return (segment_order(s.model), s.start, s.id)
 
 
 @torch.no_grad()

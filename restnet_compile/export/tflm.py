@@ -18,6 +18,7 @@ from restnet_compile.config.device import Target
 from restnet_compile.errors import BadInputError
 from restnet_compile.export.base import EXPORTERS, ExportedVariant, Exporter, VariantBudget
 from restnet_compile.export.c_array import render_c_arrays
+from restnet_compile.export.segments import segment_order
 from restnet_compile.export.tflite_segments import export_segments
 
 
@@ -49,4 +50,4 @@ class TFLMExporter(Exporter):
 
 
 def _segment_order(s: Segment) -> tuple[int, int, str]:
-    return ({"large": 0, "adapter": 1, "small": 2}.get(s.model, 3), s.start, s.id)
+    return (segment_order(s.model), s.start, s.id)

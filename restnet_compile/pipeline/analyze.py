@@ -10,6 +10,7 @@ import torch
 from restnet_compile.bundle.manifest import CandidateRule
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.cost.flops import count_flops
+from restnet_compile.errors import BadInputError
 from restnet_compile.models.blocks import BlockSequence
 from restnet_compile.pipeline.candidates import candidate_rule, plan
 from restnet_compile.pipeline.choices import check_choices, resolve_device
@@ -83,6 +84,12 @@ def survey(config: BuildConfig, out_dir: Path | None = None, samples: int | None
         samples: Calibration images to use (default: the whole calibration split).
     """
     check_choices(config)
+    if config.models is not None:
+        names = " ".join(f"--model {m.label()}" for m in config.models)
+        raise BadInputError(
+            f"models: analyze surveys one pair (--large / --small); a family's build ({names}) reports the CKA of "
+            "every pair it stitches in its report.md"
+        )
     large, small = load_models(config)
     images = load_splits(config, large).calib.images[:samples]
     cka = compute_cka(large, small, images, config.cka_batch_size, None, resolve_device(config.device))

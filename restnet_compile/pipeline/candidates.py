@@ -46,15 +46,18 @@ def plan(
     small: BlockSequence,
     allowed: Collection[tuple[int, int]] | None = None,
     misses: Mapping[tuple[int, int], str] | None = None,
+    tags: tuple[str, str] = ("L", "S"),
 ) -> Plan:
     """The rule, the candidates and the (front, back) models in the configured stitch order.
 
     ``allowed``: the (front cut, back block) pairs the device can run (see :mod:`.screen`); None allows all.
     ``misses``: the limits each pair the device cannot run misses, for the lines that say why there is no candidate.
+    ``tags``: the letters of ``large`` and ``small`` in variant ids (a family's pair: its anchors' letters).
     """
     rule = config.plan
     front, back, matrix = (small, large, cka.T) if rule.order == "small-large" else (large, small, cka)
+    ordered = (tags[1], tags[0]) if rule.order == "small-large" else tags
     specs_f, specs_b = front.feature_specs(), back.feature_specs()
-    candidates = plan_candidates(matrix, specs_f, specs_b, rule, allowed)
-    rejected = () if candidates else tuple(rejections(specs_f, specs_b, rule, misses))
+    candidates = plan_candidates(matrix, specs_f, specs_b, rule, allowed, ordered)
+    rejected = () if candidates else tuple(rejections(specs_f, specs_b, rule, misses, ordered))
     return Plan(rule, candidates, front, back, rejected)

@@ -1,4 +1,4 @@
-"""Stage 2: the large x small CKA matrix over the calibration split (cached)."""
+"""Stage 2: the large x small CKA matrix over the calibration split (cached); a family's, one per pair."""
 
 from __future__ import annotations
 
@@ -7,14 +7,17 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+import torch
 
 from restnet_compile._util.progress import Reporter
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.data import Images, Splits
 from restnet_compile.models import BlockSequence
 from restnet_compile.pipeline.cache_store import Entry, npy_bytes, npy_load
+from restnet_compile.pipeline.family import Family
 from restnet_compile.pipeline.stage_store import Saved, StageCache, StageKey
 from restnet_compile.similarity import cka_matrix
+from restnet_compile.similarity.cka import cka_matrices
 
 KEY = StageKey("cka", 1, ("plan", "tune", "selection", "selection_noise", "strict_parity", "profile", "target"))
 
@@ -74,3 +77,42 @@ def cka_stage(
     if reused:
         progress("  CKA: reused (cache)")
     return cka
+
+
+def family_cka(
+    config: BuildConfig, family: Family, splits: Splits, store: StageCache, progress: Reporter
+) -> dict[str, np.ndarray[Any, Any]]:
+    """Pair name (``L-M``) -> the CKA matrix of that pair (rows: its bigger anchor's blocks), from the store where
+    its inputs were seen before (keyed as the pair's own build keys it). The pairs not stored are computed together in
+    one streaming pass, so each anchor runs once over the calibration split, however many pairs it is in."""
+    if family.is_pair:
+        pair = family.pairs[0]
+        return {pair.name: cka_stage(config, pair.big.model, pair.little.model, splits, store, progress)}
+    models = list(family.models)
+    index = {a.tag: k for k, a in enumerate(family.anchors)}
+    blocks = ", ".join(f"{a.tag} {len(a.model.blocks)}" for a in family.anchors)
+    progress(f"CKA: {len(family.pairs)} pairs of {blocks} blocks on {len(splits.calib)} calibration images")
+    found = {}
+    out: dict[str, np.ndarray[Any, Any]] = {}
+    for pair in family.pairs:
+        inputs = cka_inputs(pair.config(config), pair.big.model, pair.little.model, splits, store)
+        found[pair.name] = store.lookup(f"cka {pair.name}", KEY, inputs, load_cka)
+        if (hit := found[pair.name].hit) is not None:
+            out[pair.name] = hit[0]
+            progress(f"  CKA {pair.name}: reused (cache)")
+    todo = [p for p in family.pairs if p.name not in out]
+    if todo:
+        images = splits.calib.images
+        starts = range(0, len(images), config.cka_batch_size)
+        progress.stage("CKA", len(starts))
+
+        def batches() -> Iterator[np.ndarray[Any, Any]]:
+            for i in starts:
+                yield images[i : i + config.cka_batch_size]
+                progress.advance("CKA")
+
+        pairs = [(index[p.big.tag], index[p.little.tag]) for p in todo]
+        for pair, matrix in zip(todo, cka_matrices(models, pairs, batches(), config.device), strict=True):
+            out[pair.name] = matrix
+            store.keep(f"cka {pair.name}", found[pair.name], matrix, save_cka, torch.get_rng_state())
+    return {p.name: out[p.name] for p in family.pairs}

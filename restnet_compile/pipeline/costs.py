@@ -21,6 +21,7 @@ from restnet_compile.models import BlockSequence
 from restnet_compile.models.batching import forward_rows
 from restnet_compile.pipeline.state import Variant
 from restnet_compile.stitching import StitchedVariant
+from restnet_compile.stitching.net import ANCHOR_IDS
 
 
 @torch.no_grad()
@@ -65,7 +66,8 @@ def checked_accuracy(variant: str, module: nn.Module, data: Dataset, split: str)
 
 
 def anchor_variant(kind: str, model: BlockSequence, splits: Splits, cost: CostReport) -> Variant:
-    """The whole ``large`` or ``small`` model as a variant, of estimated ``cost`` (see :mod:`.screen`).
+    """A whole anchor (``large``, ``small``, a family's ``middle``...) as a variant, of estimated ``cost`` (see
+    :mod:`.screen`).
 
     Raises:
         BadInputError: the model's logits are not finite on the validation or test split.
@@ -81,11 +83,12 @@ def anchor_variant(kind: str, model: BlockSequence, splits: Splits, cost: CostRe
     )
 
 
-def stitched_variant(sv: StitchedVariant, splits: Splits, cost: CostReport) -> Variant:
+def stitched_variant(sv: StitchedVariant, splits: Splits, cost: CostReport, family: bool = False) -> Variant:
     """A tuned stitched network as a variant of estimated ``cost`` (its validation accuracy is the tuning's); one
-    whose logits are not finite is kept as unusable, with that reason."""
+    whose logits are not finite is kept as unusable, with that reason. ``family``: record the back donor too (a
+    family's stitch joins two of its K anchors)."""
     c = sv.candidate
-    front, back = ("small", "large") if c.point.front_tag == "S" else ("large", "small")
+    front, back = ANCHOR_IDS[c.point.front_tag], ANCHOR_IDS[c.point.back_tag]
     test_accuracy, first = scored(sv.net, splits.test.images, splits.test.labels)
     return Variant(
         id=c.point.variant_id,
@@ -98,6 +101,7 @@ def stitched_variant(sv: StitchedVariant, splits: Splits, cost: CostReport) -> V
             cka=round(c.cka, 4),
             ls_r2=sv.ls_r2,
             front=front,
+            back=back if family else None,
             description=f"{front}[0..{c.point.front_block}] -> {c.adapter} -> {back}[{c.point.back_block + 1}..]",
         ),
         val_accuracy=sv.tune.val_accuracy,

@@ -3,6 +3,10 @@
 load -> screen -> cka -> candidates -> tune -> costs -> decide -> export (graph costs, decide again) -> parity ->
 publish
 
+A family of K anchors (``models:``) runs the same stages over its pairs of anchors (:mod:`.family`): one screen of
+every anchor and stitch, one CKA pass for every pair, each pair planned and tuned as its own build would be, then one
+selection, export and bundle across the whole family.
+
 A fleet (``profiles: [mcu, phone, jetson]``) shares everything that does not depend on the device: the models and
 data are loaded, CKA is computed and each candidate is tuned once (the union of the profiles' candidates); then each
 profile gets its own costs, selection, export, parity, manifest and archive, published atomically, exactly the bundle
@@ -29,18 +33,19 @@ from restnet_compile.config.device import Profile, Target, load_profile, load_ta
 from restnet_compile.errors import BadInputError, RestnetError
 from restnet_compile.export import EXPORTERS
 from restnet_compile.pipeline.bundle_job import Staged, bundle_job, cache_seed
-from restnet_compile.pipeline.candidates import plan
+from restnet_compile.pipeline.candidates import Plan, plan
 from restnet_compile.pipeline.choices import check_choices, resolve_device
-from restnet_compile.pipeline.cka import cka_stage
+from restnet_compile.pipeline.cka import family_cka
 from restnet_compile.pipeline.costs import anchor_variant, on_profile, stitched_variant
 from restnet_compile.pipeline.decide import decide
 from restnet_compile.pipeline.executor import Executor, Job, LocalExecutor, open_executor
-from restnet_compile.pipeline.load import load_models, load_splits
+from restnet_compile.pipeline.family import Family, load_family
+from restnet_compile.pipeline.load import load_splits
 from restnet_compile.pipeline.memory import check_batch_fits
 from restnet_compile.pipeline.publish import publish
 from restnet_compile.pipeline.screen import screen
 from restnet_compile.pipeline.stage_store import StageCache
-from restnet_compile.pipeline.state import Analysis
+from restnet_compile.pipeline.state import Analysis, PairResult, Variant
 from restnet_compile.pipeline.tune import tune_stage
 
 Progress = Callable[[str], None] | Reporter
@@ -109,17 +114,22 @@ def analyze_fleet(
 ) -> dict[str, Analysis]:
     """Load, screen, CKA and tuning once; costs and decisions per request. Request name -> its analysis.
 
+    A family's pairs are planned and tuned each as that pair's own build would be, and selected together.
     A request that nothing fits is passed to ``failed`` and left out (raised when ``failed`` is None).
     """
+    family = load_family(requests[0].config)
+    requests = [dataclasses.replace(r, config=family.canonical(r.config)) for r in requests]
     base = requests[0].config  # CKA and tuning do not depend on the profile: any request's config keys them
-    large, small = load_models(base)
-    check_batch_fits(base, large, small)
-    screened = screen(base, [(r.profile, r.target) for r in requests], large, small)
+    if not family.is_pair:
+        order = ", ".join(f"{a.tag} {a.id} {a.spec.name} ({a.flops / 1e6:.2f} MFLOPs)" for a in family.anchors)
+        progress(f"family of {len(family.anchors)} anchors by FLOPs: {order}; {len(family.pairs)} pairs stitched")
+    check_batch_fits(base, *family.models)
+    screened = screen(base, [(r.profile, r.target) for r in requests], family)
     infeasible = [r for r in requests if r.profile.name in screened.failures]
     if infeasible and failed is None:
         raise screened.failures[infeasible[0].profile.name]
     live = [r for r in requests if r not in infeasible]
-    splits = load_splits(base, large) if live else None  # bad data is refused before anything is reported
+    splits = load_splits(base, family.anchors[0].model) if live else None  # bad data is refused before reporting
     if failed is not None:
         for r in infeasible:
             failed(r, screened.failures[r.profile.name])
@@ -127,39 +137,92 @@ def analyze_fleet(
         return {}
     for note in splits.notes:
         progress(f"data: {note}")
-    fits = ", ".join(f"{r.profile.name} runs {len(screened.runnable[r.profile.name])}" for r in live)
+    fits = ", ".join(f"{r.profile.name} runs {screened.fits(r.profile.name)}" for r in live)
     progress(f"costs screened before CKA: of {len(screened.stitches)} possible stitches, {fits}")
-    cka = cka_stage(base, large, small, splits, store, progress)
+    ckas = family_cka(base, family, splits, store, progress)
     plans = {
-        r.name: plan(r.config, cka, large, small, screened.runnable[r.profile.name], screened.misses[r.profile.name])
+        r.name: {
+            p.name: plan(
+                r.config,
+                ckas[p.name],
+                p.big.model,
+                p.little.model,
+                screened.runnable[r.profile.name][p.name],
+                screened.misses[r.profile.name][p.name],
+                (p.big.tag, p.little.tag),
+            )
+            for p in family.pairs
+        }
         for r in live
     }
     for r in live:
-        if plans[r.name].rejected:
-            progress(f"profile {r.profile.name}: no stitch candidate, only the two models can ship; pairs rejected:")
-            for line in plans[r.name].rejected:
-                progress(f"  {line}")
-    union = sorted(
-        {c for p in plans.values() for c in p.candidates}, key=lambda c: (c.point.front_block, c.point.back_block)
-    )
-    shared = dataclasses.replace(plans[live[0].name], candidates=union)
-    progress(f"stitching {len(union)} candidates: {', '.join(c.point.variant_id for c in union)}")
+        _say_rejected(family, plans[r.name], r.profile.name, progress)
     costs = screened.costs[live[0].profile.name]
-    anchors = [anchor_variant(k, m, splits, costs[k]) for k, m in (("large", large), ("small", small))]
-    tuned = tune_stage(base, shared, large, small, splits, store, progress, executor)
-    stitched = {
-        sv.candidate.point.variant_id: stitched_variant(sv, splits, costs[sv.candidate.point.variant_id])
-        for sv in tuned
-    }
+    anchors = [anchor_variant(a.id, a.model, splits, costs[a.id]) for a in family.anchors]
+    stitched: dict[str, Variant] = {}
+    shared: dict[str, Plan] = {}
+    for p in family.pairs:
+        union = sorted(
+            {c for mine in plans.values() for c in mine[p.name].candidates},
+            key=lambda c: (c.point.front_block, c.point.back_block),
+        )
+        shared[p.name] = dataclasses.replace(plans[live[0].name][p.name], candidates=union)
+    listed = [c.point.variant_id for sp in shared.values() for c in sp.candidates]
+    progress(f"stitching {len(listed)} candidates: {', '.join(listed)}")
+    for p in family.pairs:
+        if not family.is_pair and not shared[p.name].candidates:
+            continue
+        pair_config = p.config(base)
+        for sv in tune_stage(
+            pair_config, shared[p.name], p.big.model, p.little.model, splits, store, progress, executor
+        ):
+            vid = sv.candidate.point.variant_id
+            stitched[vid] = stitched_variant(sv, splits, costs[vid], family=not family.is_pair)
     analyses: dict[str, Analysis] = {}
     for r in live:
-        mine = anchors + [stitched[c.point.variant_id] for c in plans[r.name].candidates]
+        mine = anchors + [stitched[c.point.variant_id] for p in family.pairs for c in plans[r.name][p.name].candidates]
         variants = decide(on_profile(mine, screened.costs[r.profile.name]), r.profile, r.config, len(splits.val))
-        why = plans[r.name].rejected
+        pairs = tuple(
+            PairResult(p.name, p.big.id, p.little.id, ckas[p.name], plans[r.name][p.name].rejected)
+            for p in family.pairs
+        )
+        first = family.pairs[0].name
+        why = plans[r.name][first].rejected if family.is_pair else _family_rejected(pairs)
         analyses[r.name] = Analysis(
-            r.config, r.profile, r.target, large, small, splits, cka, shared.rule, variants, why
+            r.config,
+            r.profile,
+            r.target,
+            family.anchors[0].model,
+            family.anchors[-1].model,
+            splits,
+            ckas[first],
+            shared[first].rule,
+            variants,
+            why,
+            family.anchors,
+            pairs,
         )
     return analyses
+
+
+def _family_rejected(pairs: tuple[PairResult, ...]) -> tuple[str, ...]:
+    """A family's lines for the manifest's ``rejected``: every pair's, named by pair, when no pair has a candidate."""
+    if not all(p.rejected for p in pairs):
+        return ()
+    return tuple(f"{p.name}: {line}" for p in pairs for line in p.rejected)
+
+
+def _say_rejected(family: Family, plans: dict[str, Plan], profile: str, progress: Reporter) -> None:
+    """Say why a pair has no stitch candidate on ``profile`` (a two-model build: only the two models can ship)."""
+    for name, p in plans.items():
+        if not p.rejected:
+            continue
+        if family.is_pair:
+            progress(f"profile {profile}: no stitch candidate, only the two models can ship; pairs rejected:")
+        else:
+            progress(f"profile {profile}: no stitch candidate between anchors {name}; pairs rejected:")
+        for line in p.rejected:
+            progress(f"  {line}")
 
 
 def analyze_and_stitch(

@@ -9,7 +9,7 @@ import numpy as np
 
 from restnet_compile._util.hashing import sha256_file
 from restnet_compile._util.images import ImagePolicy
-from restnet_compile.config.build import IMAGE_FIELDS, BuildConfig, Preprocess
+from restnet_compile.config.build import IMAGE_FIELDS, AnchorModel, BuildConfig, Preprocess
 from restnet_compile.data import Splits, load_dataset, make_splits, split_sizes
 from restnet_compile.data.checks import check_classes, check_labels
 from restnet_compile.errors import BadInputError
@@ -37,7 +37,16 @@ def normalization(config: BuildConfig, role: str, model: BlockSequence) -> Norma
     Raises:
         BadInputError: ``mean`` / ``std`` of another length than the model's channels.
     """
-    given: Preprocess | None = getattr(config, f"{role}_preprocess")
+    return spec_normalization(getattr(config, f"{role}_preprocess"), f"{role}_preprocess", role, model)
+
+
+def spec_normalization(given: Preprocess | None, field: str, role: str, model: BlockSequence) -> Normalization:
+    """A model's input normalisation (see :func:`normalization`); ``field`` names where the config gives it
+    (``large_preprocess``, ``models[1].preprocess``) and ``role`` the model in messages (``large``, ``models[1]``).
+
+    Raises:
+        BadInputError: ``mean`` / ``std`` of another length than the model's channels.
+    """
     channels = model.input_shape[0]
     if given is not None and given.mean is not None and given.std is not None:
         mean, std, source = given.mean, given.std, "build config"
@@ -47,7 +56,7 @@ def normalization(config: BuildConfig, role: str, model: BlockSequence) -> Norma
             mean, std = (sum(mean) / 3,), (sum(std) / 3,)
     else:
         return Normalization((0.0,) * channels, (1.0,) * channels, "none: pixels in [0, 1] as they are")
-    where = f"build config: {role}_preprocess" if source == "build config" else f"{role} model {model.model_name}"
+    where = f"build config: {field}" if source == "build config" else f"{role} model {model.model_name}"
     mean = fit_channels(mean, channels, f"{where}: mean", model.model_name)
     std = fit_channels(std, channels, f"{where}: std", model.model_name)
     return Normalization(mean, std, source)
@@ -56,10 +65,12 @@ def normalization(config: BuildConfig, role: str, model: BlockSequence) -> Norma
 def image_policy(config: BuildConfig) -> ImagePolicy:
     """How image files become the bundle's input: the large model's image fields in ``large_preprocess`` where it
     gives any (``resize``, ``crop``, ``interpolation``, ``invert``, ``fit_object``), else the large model's own
-    policy (the demo models': MNIST's), else a plain resize to the input size."""
-    given = config.large_preprocess
+    policy (the demo models': MNIST's), else a plain resize to the input size. A family's large model is its first
+    anchor (the largest, once the family is ordered)."""
+    first = config.anchor_specs()[0]
+    given = first.preprocess
     if given is None or not given.model_fields_set & IMAGE_FIELDS:
-        return default_image_policy(config.large) or ImagePolicy()
+        return default_image_policy(first.name) or ImagePolicy()
     return ImagePolicy(
         given.resize, given.crop, given.interpolation or "bilinear", given.invert or "never", given.fit_object
     )
@@ -72,13 +83,39 @@ def check_weights(config: BuildConfig, role: str) -> None:
     Raises:
         BadInputError: one line naming the model and the two ways out.
     """
-    name = getattr(config, role)
-    if config.allow_random_weights or getattr(config, f"{role}_weights") or shipped_weights(name).is_file():
+    spec = AnchorModel(name=getattr(config, role), weights=getattr(config, f"{role}_weights"))
+    check_spec_weights(config, spec, role, f"give {role}_weights")
+
+
+def check_spec_weights(config: BuildConfig, spec: AnchorModel, role: str, way_out: str) -> None:
+    """:func:`check_weights` of one anchor; ``way_out`` says where its weights are given (``give large_weights``)."""
+    if config.allow_random_weights or spec.weights or shipped_weights(spec.name).is_file():
         return
     raise BadInputError(
-        f"model {name} ({role}): no weights given, so it would run with random weights; give {role}_weights "
+        f"model {spec.name} ({role}): no weights given, so it would run with random weights; {way_out} "
         "(a checkpoint file or a timm / hub folder), or set allow_random_weights: true"
     )
+
+
+def load_spec(config: BuildConfig, spec: AnchorModel, field: str, role: str) -> BlockSequence:
+    """One model of ``config``, frozen, split, normalising its input (see :func:`load_models`); ``field`` and
+    ``role`` name it in messages (see :func:`spec_normalization`).
+
+    Raises:
+        BadInputError: unknown model, bad checkpoint, unsplittable model or a bad preprocessing contract.
+    """
+    raw = create_model(
+        spec.name,
+        Path(spec.weights) if spec.weights else None,
+        input_shape=config.input_shape,
+        num_classes=config.num_classes,
+        split=spec.split,
+        max_blocks=config.max_blocks,
+    )
+    norm = spec_normalization(spec.preprocess, field, role, raw)
+    model = normalized(raw, norm)
+    model.normalization = norm
+    return model
 
 
 def load_model(config: BuildConfig, role: str) -> BlockSequence:
@@ -88,19 +125,35 @@ def load_model(config: BuildConfig, role: str) -> BlockSequence:
     Raises:
         BadInputError: unknown model, bad checkpoint, unsplittable model or a bad preprocessing contract.
     """
-    weights = getattr(config, f"{role}_weights")
-    raw = create_model(
-        getattr(config, role),
-        Path(weights) if weights else None,
-        input_shape=config.input_shape,
-        num_classes=config.num_classes,
+    return load_spec(config, role_spec(config, role), f"{role}_preprocess", role)
+
+
+def role_spec(config: BuildConfig, role: str) -> AnchorModel:
+    """The ``large`` or ``small`` model of a pair config as one anchor's fields."""
+    return AnchorModel(
+        name=getattr(config, role),
+        weights=getattr(config, f"{role}_weights"),
+        preprocess=getattr(config, f"{role}_preprocess"),
         split=getattr(config, f"{role}_split"),
-        max_blocks=config.max_blocks,
     )
-    norm = normalization(config, role, raw)
-    model = normalized(raw, norm)
-    model.normalization = norm
-    return model
+
+
+def check_agree(models: list[BlockSequence]) -> None:
+    """Refuse models that take different inputs or give different classes (the first disagreeing two, named).
+
+    Raises:
+        BadInputError: one line naming both models and what differs.
+    """
+    first = models[0]
+    for other in models[1:]:
+        if first.input_shape != other.input_shape:
+            shapes = f"{'x'.join(map(str, first.input_shape))} vs {'x'.join(map(str, other.input_shape))}"
+            raise BadInputError(f"models {first.model_name} and {other.model_name} take different inputs: {shapes}")
+        if first.num_classes() != other.num_classes():
+            raise BadInputError(
+                f"models {first.model_name} and {other.model_name} have different classes: "
+                f"{first.num_classes()} vs {other.num_classes()}"
+            )
 
 
 def load_models(config: BuildConfig) -> tuple[BlockSequence, BlockSequence]:
@@ -116,15 +169,8 @@ def load_models(config: BuildConfig) -> tuple[BlockSequence, BlockSequence]:
     for role in ("large", "small"):
         models.append(load_model(config, role))
         check_weights(config, role)
+    check_agree(models)
     large, small = models
-    if large.input_shape != small.input_shape:
-        shapes = f"{'x'.join(map(str, large.input_shape))} vs {'x'.join(map(str, small.input_shape))}"
-        raise BadInputError(f"models {large.model_name} and {small.model_name} take different inputs: {shapes}")
-    if large.num_classes() != small.num_classes():
-        raise BadInputError(
-            f"models {large.model_name} and {small.model_name} have different classes: "
-            f"{large.num_classes()} vs {small.num_classes()}"
-        )
     return large, small
 
 

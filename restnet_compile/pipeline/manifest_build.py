@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 from importlib import metadata
+from typing import Any
+
+import numpy as np
 
 from restnet_compile import __version__
 from restnet_compile.bundle.manifest import (
     FORMAT_VERSION,
+    AnchorInfo,
     DataInfo,
     ImageInfo,
     InputSpec,
     Manifest,
     ModelInfo,
     Models,
+    PairInfo,
     Parity,
     PreprocessInfo,
     ProfileInfo,
@@ -117,6 +122,26 @@ def _model_info(a: Analysis, role: str, model: BlockSequence, weights: str | Non
     )
 
 
+def _rounded(cka: np.ndarray[Any, Any]) -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(round(float(x), 4) for x in row) for row in cka)
+
+
+def _models(a: Analysis) -> Models:
+    """The donors: the pair's two, or a family's ends and (``anchors``) all of its anchors."""
+    cfg = a.config
+    if not a.is_family:
+        return Models(
+            large=_model_info(a, "large", a.large, cfg.large_weights),
+            small=_model_info(a, "small", a.small, cfg.small_weights),
+        )
+    infos = {x.id: _model_info(a, x.id, x.model, x.spec.weights) for x in a.anchors}
+    return Models(
+        large=infos[a.anchors[0].id],
+        small=infos[a.anchors[-1].id],
+        anchors=tuple(AnchorInfo(id=x.id, tag=x.tag, flops=x.flops, model=infos[x.id]) for x in a.anchors),
+    )
+
+
 def build_manifest(
     a: Analysis, exported: dict[str, ExportedVariant], layout: str, segment_costs: dict[str, GraphCost] | None = None
 ) -> Manifest:
@@ -163,10 +188,7 @@ def build_manifest(
                 fit_object=policy.fit_object,
             ),
         ),
-        models=Models(
-            large=_model_info(a, "large", a.large, cfg.large_weights),
-            small=_model_info(a, "small", a.small, cfg.small_weights),
-        ),
+        models=_models(a),
         data=DataInfo(
             dataset=cfg.dataset,
             split_seed=cfg.seed,
@@ -179,8 +201,14 @@ def build_manifest(
         stitching=StitchingInfo(
             order="large-prefix -> small-suffix" if cfg.plan.order == "large-small" else "small-prefix -> large-suffix",
             rule=candidate_rule(a.rule),
-            cka=tuple(tuple(round(float(x), 4) for x in row) for row in a.cka),
+            cka=() if a.is_family else _rounded(a.cka),
             rejected=a.rejected or None,
+            pairs=tuple(
+                PairInfo(name=p.name, big=p.big, little=p.little, cka=_rounded(p.cka), rejected=p.rejected or None)
+                for p in a.pairs
+            )
+            if a.is_family
+            else None,
         ),
         variants=tuple(_variant_entry(v, exported.get(v.id)) for v in a.variants),
         segments=_segments(exported, segment_costs or {}),

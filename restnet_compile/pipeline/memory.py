@@ -46,13 +46,13 @@ def batch_bytes(model: BlockSequence) -> int:
     return forward_rows(model) * image_bytes(model.activation_shapes())
 
 
-def check_batch_fits(config: BuildConfig, large: BlockSequence, small: BlockSequence) -> None:
+def check_batch_fits(config: BuildConfig, *models: BlockSequence) -> None:
     """Refuse a ``max_memory`` below what one batch of the prefix pass needs.
 
     Raises:
         BadInputError: the budget is too small, naming both sizes.
     """
-    model = max((large, small), key=batch_bytes)
+    model = max(models, key=batch_bytes)
     need, budget = batch_bytes(model), memory_budget(config)
     if budget < need:
         raise BadInputError(

@@ -18,12 +18,14 @@ import dataclasses
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.config.device import Profile, Target
 from restnet_compile.cost import CostReport, cost_on, footprint
 from restnet_compile.errors import InfeasibleError
 from restnet_compile.models import BlockSequence
+from restnet_compile.pipeline.family import Family
 from restnet_compile.selection.rule import Option, limit_violations, require_feasible
 from restnet_compile.stitching import ADAPTERS, StitchedNet, StitchPoint
 from restnet_compile.stitching.adapters import choose_adapter
@@ -37,22 +39,31 @@ class Screen:
     Attributes:
         stitches: Ids of every stitch the plan could pick (``L1-S0``...).
         costs: Profile name -> variant id (``large``, ``small``, ``L1-S0``...) -> estimated cost on that profile.
-        runnable: Profile name -> the (front cut, back block) pairs whose stitch fits that profile.
+        runnable: Profile name -> pair of anchors (``L-S``) -> the (front cut, back block) pairs whose stitch fits
+            that profile.
         failures: Profile name -> why nothing fits it (the profiles that fit something are absent).
-        misses: Profile name -> (front cut, back block) -> the limits of that profile the pair's stitch misses.
+        misses: Profile name -> pair of anchors -> (front cut, back block) -> the limits of that profile the pair's
+            stitch misses.
     """
 
     stitches: tuple[str, ...]
     costs: dict[str, dict[str, CostReport]]
-    runnable: dict[str, frozenset[tuple[int, int]]]
+    runnable: dict[str, dict[str, frozenset[tuple[int, int]]]]
     failures: dict[str, InfeasibleError]
-    misses: dict[str, dict[tuple[int, int], str]] = dataclasses.field(default_factory=dict)
+    misses: dict[str, dict[str, dict[tuple[int, int], str]]] = dataclasses.field(default_factory=dict)
+
+    def fits(self, profile: str) -> int:
+        """How many stitches ``profile`` can run, over every pair."""
+        return sum(len(p) for p in self.runnable[profile].values())
 
 
-def possible_stitches(config: BuildConfig, large: BlockSequence, small: BlockSequence) -> list[StitchedNet]:
-    """An untuned network for every pair the plan could pick, with the adapter tuning would give it."""
+def possible_stitches(
+    config: BuildConfig, large: BlockSequence, small: BlockSequence, tags: tuple[str, str] = ("L", "S")
+) -> list[StitchedNet]:
+    """An untuned network for every pair the plan could pick, with the adapter tuning would give it; ``tags``: the
+    letters of ``large`` and ``small`` in variant ids."""
     front, back = (small, large) if config.plan.order == "small-large" else (large, small)
-    tags = ("S", "L") if config.plan.order == "small-large" else ("L", "S")
+    tags = (tags[1], tags[0]) if config.plan.order == "small-large" else tags
     specs_f, specs_b = front.feature_specs(), back.feature_specs()
     nets = []
     with torch.random.fork_rng(devices=[]):  # adapters initialise from the global stream: leave it where it was
@@ -67,21 +78,30 @@ def _option(vid: str, cost: CostReport) -> Option:
     return Option(vid, cost.latency_ms, cost.ram_bytes, cost.flash_bytes, 0.0, cost.flops, dtype=cost.dtype)
 
 
-def screen(
-    config: BuildConfig, devices: list[tuple[Profile, Target]], large: BlockSequence, small: BlockSequence
-) -> Screen:
-    """Cost both anchors and every possible stitch on each of ``devices`` and decide what each can run."""
-    nets = {"large": large, "small": small} | {n.point.variant_id: n for n in possible_stitches(config, large, small)}
+def screen(config: BuildConfig, devices: list[tuple[Profile, Target]], family: Family) -> Screen:
+    """Cost every anchor and every possible stitch of every pair on each of ``devices``; decide what each can run."""
+    nets: dict[str, nn.Module] = {a.id: a.model for a in family.anchors}
+    pair_of: dict[str, str] = {}
+    for pair in family.pairs:
+        for n in possible_stitches(config, pair.big.model, pair.little.model, (pair.big.tag, pair.little.tag)):
+            nets[n.point.variant_id] = n
+            pair_of[n.point.variant_id] = pair.name
     points = {vid: (n.point.front_block, n.point.back_block) for vid, n in nets.items() if isinstance(n, StitchedNet)}
-    prints = {vid: footprint(net, large.input_shape) for vid, net in nets.items()}
+    prints = {vid: footprint(net, family.anchors[0].model.input_shape) for vid, net in nets.items()}
     costs, runnable, failures, misses = {}, {}, {}, {}
     for profile, target in devices:
         mine = {vid: cost_on(fp, profile, target.dtype) for vid, fp in prints.items()}
         options = [_option(vid, c) for vid, c in mine.items()]
         costs[profile.name] = mine
-        over = {points[o.variant_id]: limit_violations(o, profile) for o in options if o.variant_id in points}
-        runnable[profile.name] = frozenset(p for p, why in over.items() if not why)
-        misses[profile.name] = {p: ", ".join(why) for p, why in over.items() if why}
+        over = {o.variant_id: limit_violations(o, profile) for o in options if o.variant_id in points}
+        runnable[profile.name] = {
+            p.name: frozenset(points[v] for v, why in over.items() if not why and pair_of[v] == p.name)
+            for p in family.pairs
+        }
+        misses[profile.name] = {
+            p.name: {points[v]: ", ".join(why) for v, why in over.items() if why and pair_of[v] == p.name}
+            for p in family.pairs
+        }
         try:
             require_feasible(options, profile)
         except InfeasibleError as exc:

@@ -14,6 +14,7 @@ from restnet_compile.config.device import Profile, Target
 from restnet_compile.cost import CostReport
 from restnet_compile.data import Splits
 from restnet_compile.models import BlockSequence
+from restnet_compile.pipeline.family import Anchor
 from restnet_compile.selection.rule import Decision
 
 
@@ -40,10 +41,25 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class PairResult:
+    """What planning found for one pair of anchors (``L-M``): its CKA matrix (rows: ``big``'s blocks) and, when it
+    has no candidate, why the rule rejected each pair of blocks."""
+
+    name: str
+    big: str
+    little: str
+    cka: np.ndarray[Any, np.dtype[np.float64]]
+    rejected: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Analysis:
     """Everything the export stage needs: the inputs, the CKA matrix and every costed, decided variant.
 
     ``rejected``: when the plan found no stitch candidate, why it rejected each pair of blocks, one line each.
+
+    A family of three or more anchors has ``anchors`` (largest first; ``large`` and ``small`` are its ends) and
+    ``pairs``, one result per stitched pair; ``cka`` is then its first pair's.
     """
 
     config: BuildConfig
@@ -56,6 +72,13 @@ class Analysis:
     rule: PlanSettings
     variants: list[Variant]
     rejected: tuple[str, ...] = ()
+    anchors: tuple[Anchor, ...] = ()
+    pairs: tuple[PairResult, ...] = ()
+
+    @property
+    def is_family(self) -> bool:
+        """Whether this is a family of three or more anchors (its manifest and report have the family fields)."""
+        return len(self.anchors) > 2
 
     def shipped(self) -> dict[str, nn.Module]:
         """Variant id -> module of every selected variant, in build order."""

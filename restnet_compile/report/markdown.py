@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from restnet_compile._util.units import format_size
 from restnet_compile.bundle.manifest import Manifest
+from restnet_compile.report.anchors_line import line_section
 
 COLUMNS = (
     "variant",
@@ -65,11 +66,41 @@ def variant_table(manifest: Manifest) -> str:
     return "\n".join(lines)
 
 
-def _cka_table(manifest: Manifest) -> str:
-    cka = manifest.stitching.cka
-    head = "| large \\ small | " + " | ".join(f"S{j}" for j in range(len(cka[0]))) + " |"
-    rows = [f"| L{i} | " + " | ".join(f"{x:.3f}" for x in row) + " |" for i, row in enumerate(cka)]
+def _cka_table(
+    cka: tuple[tuple[float, ...], ...], big: str = "large", little: str = "small", tags: tuple[str, str] = ("L", "S")
+) -> str:
+    head = f"| {big} \\ {little} | " + " | ".join(f"{tags[1]}{j}" for j in range(len(cka[0]))) + " |"
+    rows = [f"| {tags[0]}{i} | " + " | ".join(f"{x:.3f}" for x in row) + " |" for i, row in enumerate(cka)]
     return "\n".join([head, "|" + "---|" * (len(cka[0]) + 1), *rows])
+
+
+def _cka_section(manifest: Manifest) -> list[str]:
+    """The CKA matrix of the pair, or one per pair of a family's anchors."""
+    if not manifest.stitching.pairs:
+        return [_cka_table(manifest.stitching.cka)]
+    tags = {a.id: a.tag for a in manifest.models.anchors or ()}
+    out: list[str] = []
+    for p in manifest.stitching.pairs:
+        out += [f"Pair `{p.name}`:", "", _cka_table(p.cka, p.big, p.little, (tags[p.big], tags[p.little])), ""]
+        if p.rejected:
+            out += ["No stitch candidate in this pair; pairs of blocks the rule rejected:", ""]
+            out += [*(f"- {line}" for line in p.rejected), ""]
+    return out[:-1]
+
+
+def _models_line(manifest: Manifest) -> str:
+    m = manifest.models
+    if not m.anchors:
+        return (
+            f"- large model: `{m.large.name}` ({m.large.test_accuracy:.1%} test accuracy); "
+            f"small model: `{m.small.name}` ({m.small.test_accuracy:.1%})"
+        )
+    each = "; ".join(
+        f"{a.id} ({a.tag}): `{a.model.name}` ({a.flops / 1e6:.2f} MFLOPs, {a.model.test_accuracy:.1%} test accuracy)"
+        for a in m.anchors
+    )
+    pairs = ", ".join(p.name for p in manifest.stitching.pairs or ())
+    return f"- family of {len(m.anchors)} anchors, largest first: {each}; pairs stitched: {pairs}"
 
 
 def accuracy_note(manifest: Manifest) -> str:
@@ -97,8 +128,7 @@ def render_report(manifest: Manifest, model_files: Mapping[str, int]) -> str:
             f"- device: {p.soc} ({p.runtime}); limits: latency p{p.latency_percentile} <= "
             f"{p.latency_budget_ms:g} ms, RAM <= {format_size(p.ram_bytes)}, "
             f"flash <= {format_size(p.flash_bytes)}",
-            f"- large model: `{m.large.name}` ({m.large.test_accuracy:.1%} test accuracy); "
-            f"small model: `{m.small.name}` ({m.small.test_accuracy:.1%})",
+            _models_line(manifest),
             f"- data: `{manifest.data.dataset}`: selection on the validation split ({manifest.data.val} images), "
             f"test accuracy on the test split ({manifest.data.test} images)",
             *(f"- data: {note}" for note in manifest.data.notes or ()),
@@ -114,12 +144,13 @@ def render_report(manifest: Manifest, model_files: Mapping[str, int]) -> str:
             *([f"Selection: {manifest.selection.rule}.", ""] if manifest.selection is not None else []),
             "## CKA between block outputs (calibration split)",
             "",
-            _cka_table(manifest),
+            *_cka_section(manifest),
             "",
             f"Candidate rule `{rule.rule}`: depth band {rule.depth_band}, at least {rule.min_suffix_blocks} "
             f"suffix block(s), at most {rule.max_candidates} candidates.",
             "",
             *_rejected_section(manifest),
+            *(line_section(manifest) if m.anchors else []),
         ]
     )
 
@@ -129,5 +160,6 @@ def _rejected_section(manifest: Manifest) -> list[str]:
     rejected = manifest.stitching.rejected
     if not rejected:
         return []
-    head = "The rule found no stitch candidate, so only the two models could ship. Pairs of blocks it rejected:"
+    ends = "the anchors" if manifest.models.anchors else "the two models"
+    head = f"The rule found no stitch candidate, so only {ends} could ship. Pairs of blocks it rejected:"
     return ["## No stitch candidate", "", head, "", *(f"- {line}" for line in rejected), ""]

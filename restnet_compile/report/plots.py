@@ -1,7 +1,8 @@
 """``pareto.png``: accuracy against estimated latency and against FLOPs, with the profile's limit drawn.
 
 The points are the validation accuracy the selection decided on, with one binomial standard error as error bars;
-the test accuracy of each variant is drawn beside it as a grey dash (reported only, not used to decide).
+the test accuracy of each variant is drawn beside it as a grey dash (reported only, not used to decide). A family's
+FLOPs panel also draws the anchors' line through its anchors' test accuracies.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from restnet_compile.bundle.manifest import Manifest, VariantEntry
+from restnet_compile.report.anchors_line import anchors_line
 from restnet_compile.report.markdown import standard_error
 
 _STYLE = {  # marker, face colour, label
@@ -104,6 +106,16 @@ def write_pareto_plot(manifest: Manifest, path: Path) -> Path:
                 linewidth=1,
                 alpha=0.6,
             )
+            if key == "mflops" and manifest.models.anchors:
+                line = anchors_line(manifest)
+                ax.plot(
+                    [q.flops / 1e6 for q in line],
+                    [100 * q.accuracy for q in line],
+                    color="0.45",
+                    linestyle=":",
+                    linewidth=1,
+                    label="anchors' line (test accuracy)",
+                )
             ax.set_xlabel(label)
             ax.grid(alpha=0.3)
         axes[0].axvline(
@@ -111,6 +123,8 @@ def write_pareto_plot(manifest: Manifest, path: Path) -> Path:
         )
         axes[0].set_ylabel("fp32 accuracy (%): validation points, test dashes")
         axes[0].legend(fontsize=7, loc="lower right")
+        if manifest.models.anchors:
+            axes[1].legend(handles=axes[1].get_lines()[-1:], fontsize=7, loc="lower right")
         fig.suptitle(
             f"profile {p.name}: the selection's validation accuracy (bars: ±1 standard error, "
             f"n = {manifest.data.val}) against the latency budget",

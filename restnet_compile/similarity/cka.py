@@ -14,7 +14,7 @@ is held at once, however large the images.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -137,14 +137,31 @@ def cka_matrix(
         batches: Minibatches of images ``B x C x H x W`` (use at least 4 per batch; 64-256 is typical).
         device: Where the forward passes and the sums run (the models are moved there and back).
     """
-    large.eval()
-    small.eval()
-    acc = StreamingCKA()
-    rows_a, rows_b = forward_rows(large), forward_rows(small)
-    with on_device((large, small), device):
+    return cka_matrices([large, small], [(0, 1)], batches, device)[0]
+
+
+@torch.no_grad()
+def cka_matrices(
+    models: Sequence[BlockSequence],
+    pairs: Sequence[tuple[int, int]],
+    batches: Iterable[np.ndarray],
+    device: str | torch.device = "cpu",
+) -> list[np.ndarray]:
+    """The CKA matrix of each pair ``(a, b)`` of ``models`` (rows: blocks of ``models[a]``, columns: of
+    ``models[b]``), all in one streaming pass: each model used by some pair runs once per minibatch, and its Gram
+    matrices serve every pair it is in (a family's middle anchor serves both of its neighbours).
+    """
+    used = sorted({m for p in pairs for m in p})
+    for m in used:
+        models[m].eval()
+    accs = [StreamingCKA() for _ in pairs]
+    rows = {m: forward_rows(models[m]) for m in used}
+    with on_device(tuple(models[m] for m in used), device):
         for images in batches:
             if len(images) < 4:
                 continue
             x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-            acc.update_grams(block_grams(large, x, rows_a), block_grams(small, x, rows_b))
-    return acc.result()
+            grams = {m: block_grams(models[m], x, rows[m]) for m in used}
+            for acc, (a, b) in zip(accs, pairs, strict=True):
+                acc.update_grams(grams[a], grams[b])
+    return [acc.result() for acc in accs]

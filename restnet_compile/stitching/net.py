@@ -7,8 +7,29 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from restnet_compile.config.build import MAX_ANCHORS
 from restnet_compile.models.blocks import BlockSequence
 from restnet_compile.stitching.adapters import Adapter
+
+#: Anchor letter -> anchor id (also the ``model`` of its segments); ``L`` is the largest anchor, ``S`` the smallest.
+ANCHOR_IDS = {
+    "L": "large",
+    "M": "middle",
+    "N": "middle2",
+    "O": "middle3",
+    "P": "middle4",
+    "Q": "middle5",
+    "R": "middle6",
+    "S": "small",
+}
+assert len(ANCHOR_IDS) == MAX_ANCHORS
+
+
+def anchor_tags(k: int) -> tuple[str, ...]:
+    """The letters of a family of ``k`` anchors, largest first: ``L``, ``M``, ... and ``S`` last."""
+    if not 2 <= k <= MAX_ANCHORS:
+        raise ValueError(f"a family has 2 to {MAX_ANCHORS} anchors, not {k}")
+    return ("L", *"MNOPQR"[: k - 2], "S")
 
 
 @dataclass(frozen=True)
@@ -18,7 +39,8 @@ class StitchPoint:
     Attributes:
         front_block: Last block of the front model that is kept.
         back_block: Block of the back model whose output the adapter imitates; the suffix starts after it.
-        front_tag: Letter of the front model in ids: ``L`` (large, the default ReStNet order) or ``S``.
+        front_tag: Letter of the front model in ids: ``L`` (large, the default ReStNet order) or ``S``, or a family
+            anchor's (see :data:`ANCHOR_IDS`).
         back_tag: Letter of the back model in ids.
     """
 

@@ -65,6 +65,7 @@ def plan_candidates(
     back: list[FeatureSpec],
     rule: PlanSettings,
     allowed: Collection[tuple[int, int]] | None = None,
+    tags: tuple[str, str] | None = None,
 ) -> list[Candidate]:
     """Apply ``rule`` to the CKA matrix (rows: front blocks, columns: back blocks).
 
@@ -74,8 +75,9 @@ def plan_candidates(
         back: Output specs of the back model's blocks.
         rule: The rule's parameters (``BuildConfig.plan``).
         allowed: The (front cut, back block) pairs the device can run (condition (d)); None allows every pair.
+        tags: The (front, back) letters in variant ids; default ``L`` / ``S`` in the rule's order.
     """
-    tags = ("S", "L") if rule.order == "small-large" else ("L", "S")
+    tags = tags or (("S", "L") if rule.order == "small-large" else ("L", "S"))
     best: dict[int, Candidate] = {}
     for i, j, adapter in stitch_pairs(front, back, rule):
         if allowed is not None and (i, j) not in allowed:
@@ -91,6 +93,7 @@ def rejections(
     back: list[FeatureSpec],
     rule: PlanSettings,
     unrunnable: Mapping[tuple[int, int], str] | None = None,
+    tags: tuple[str, str] | None = None,
 ) -> list[str]:
     """Why the rule rejects each pair of blocks, one line each (``L2-S0: adapter ... cannot resize ...``).
 
@@ -99,8 +102,9 @@ def rejections(
         back: Output specs of the back model's blocks.
         rule: The rule's parameters.
         unrunnable: (front cut, back block) -> the profile's limits that stitch misses (condition (d)).
+        tags: The (front, back) letters in variant ids; default ``L`` / ``S`` in the rule's order.
     """
-    tf, tb = ("S", "L") if rule.order == "small-large" else ("L", "S")
+    tf, tb = tags or (("S", "L") if rule.order == "small-large" else ("L", "S"))
     n_f, n_b = len(front), len(back)
     if n_f < 2:
         return [f"the prefix model has {n_f} block: no cut leaves a block for the suffix"]
