@@ -18,7 +18,7 @@ from restnet_compile.errors import BadInputError
 Kind = Literal["profiles", "targets"]
 
 #: The demo zoo (weights ship with the package).
-DEMO_MODELS = ("demo-large-cnn", "demo-small-cnn", "demo-vit", "demo-hybrid-vit")
+DEMO_MODELS = ("demo-large-cnn", "demo-mid-cnn", "demo-small-cnn", "demo-vit", "demo-hybrid-vit")
 #: torchvision architectures registered by name.
 TORCHVISION_ARCHS = (
     "resnet18",

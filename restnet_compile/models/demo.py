@@ -1,6 +1,6 @@
-"""The built-in demo zoo: a large CNN, a small CNN and a small vision transformer for 28x28 grey digits.
+"""The built-in demo zoo: a large, a middle and a small CNN and two small vision transformers for 28x28 grey digits.
 
-The pair differs by capacity (width and depth), not by training budget: both are trained with the same recipe by
+The CNNs differ by capacity (width and depth), not by training budget: all are trained with the same recipe by
 ``scripts/pretrain_demo_zoo.py`` and their weights ship with the package.
 """
 
@@ -46,6 +46,19 @@ def demo_large_cnn() -> BlockSequence:
         _conv(128, 128),  # 128x7x7
     ]
     return BlockSequence(blocks, _PoolHead(128), DEMO_INPUT_SHAPE, "demo-large-cnn")
+
+
+def demo_mid_cnn() -> BlockSequence:
+    """Middle CNN: five 3x3 conv blocks, 16-32-64 channels, 5.53 M multiply-adds (between the small CNN's 0.92 M and
+    the large CNN's 29.13 M, near their geometric mean)."""
+    blocks = [
+        _conv(1, 16),  # 16x28x28
+        _conv(16, 16, pool=True),  # 16x14x14
+        _conv(16, 32),  # 32x14x14
+        _conv(32, 32, pool=True),  # 32x7x7
+        _conv(32, 64),  # 64x7x7
+    ]
+    return BlockSequence(blocks, _PoolHead(64), DEMO_INPUT_SHAPE, "demo-mid-cnn")
 
 
 def demo_small_cnn() -> BlockSequence:

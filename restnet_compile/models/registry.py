@@ -25,6 +25,7 @@ from restnet_compile.models.demo import (
     DEMO_IMAGE_POLICY,
     demo_hybrid_vit,
     demo_large_cnn,
+    demo_mid_cnn,
     demo_small_cnn,
     demo_vit,
 )
@@ -92,7 +93,8 @@ def _torchvision_source(arch: str) -> ModelSource:
     return build
 
 
-for _name, _factory in zip(DEMO_MODELS, (demo_large_cnn, demo_small_cnn, demo_vit, demo_hybrid_vit), strict=True):
+_DEMO_FACTORIES = (demo_large_cnn, demo_mid_cnn, demo_small_cnn, demo_vit, demo_hybrid_vit)
+for _name, _factory in zip(DEMO_MODELS, _DEMO_FACTORIES, strict=True):
     MODELS.register(_name)(_demo_source(_factory))
 for _arch in TORCHVISION_ARCHS:
     MODELS.register(_arch)(_torchvision_source(_arch))
