@@ -136,7 +136,9 @@ def load_family(config: BuildConfig) -> Family:
     loaded: list[tuple[AnchorModel, BlockSequence]] = []
     for i, spec in enumerate(config.models):
         model = load_spec(config, spec, f"models[{i}].preprocess", f"models[{i}]")
-        check_spec_weights(config, spec, f"models[{i}]", f"give its weights (models[{i}].weights or NAME=WEIGHTS)")
+        check_spec_weights(
+            config, spec, f"models[{i}]", f"give its weights as models[{i}].weights or --model NAME=WEIGHTS"
+        )
         loaded.append((spec, model))
     check_agree([m for _, m in loaded])
     flops = [_measured(m) for _, m in loaded]

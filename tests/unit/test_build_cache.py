@@ -17,7 +17,7 @@ import torch
 from restnet_compile._util.progress import Reporter
 from restnet_compile._util.tempdirs import make_owned_dir, owner_tag, remove_stale
 from restnet_compile.bundle.writer import STAGING_PATTERN, staging
-from restnet_compile.config.build import BuildConfig
+from restnet_compile.config.build import PAIR_FIELDS, BuildConfig
 from restnet_compile.data import Dataset, Splits
 from restnet_compile.models import create_model
 from restnet_compile.pipeline import cka, export, tune
@@ -140,8 +140,11 @@ def test_key_is_canonical_and_changes_with_every_input() -> None:
 def test_every_config_field_is_keyed_except_the_listed_ones() -> None:
     """Fields added to BuildConfig later are part of every stage's key unless someone excludes them on purpose."""
     fields = set(BuildConfig.model_fields)
+    family = BuildConfig(models=["demo-large-cnn", "demo-vit", "demo-small-cnn"])
     for key in (cka.KEY, tune.KEY, export.KEY):
-        assert set(key.config_part(BuildConfig())) == fields - set(key.not_inputs)
+        # a pair's config has no family fields (its stages key as they did before families), a family's no pair ones
+        assert set(key.config_part(BuildConfig())) == fields - set(key.not_inputs) - {"models", "pairs"}
+        assert set(key.config_part(family)) == fields - set(key.not_inputs) - set(PAIR_FIELDS)
     a, b = BuildConfig(), BuildConfig(tune={"lr": BuildConfig().tune.lr * 2})
     assert tune.KEY.config_part(a) != tune.KEY.config_part(b)
     assert cka.KEY.config_part(a) == cka.KEY.config_part(b)  # tuning cannot change the CKA matrix

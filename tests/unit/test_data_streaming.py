@@ -149,14 +149,14 @@ def test_a_file_vanishing_mid_build_stops_it_in_one_line_and_a_later_build_resum
     order = np.random.default_rng(0).permutation(len(ds))
     victim = ds.images.files[order[calib + val + test]]  # type: ignore[union-attr]  # a training image
     saved = victim.read_bytes()
-    real_cka = driver.cka_stage
+    real_cka = driver.family_cka
 
     def cka_then_delete(*args: object, **kwargs: object) -> object:
         out = real_cka(*args, **kwargs)  # type: ignore[arg-type]
         victim.unlink()  # after the folder was opened and CKA ran: tuning reads the training split
         return out
 
-    monkeypatch.setattr(driver, "cka_stage", cka_then_delete)
+    monkeypatch.setattr(driver, "family_cka", cka_then_delete)
     cache, out = tmp_path / "cache", tmp_path / "dist"
     args = ("--data", f"folder:{root}", "--cache-dir", str(cache), "--quiet")
     r = cli_in_process("build", *args, "--out", str(out))
@@ -164,7 +164,7 @@ def test_a_file_vanishing_mid_build_stops_it_in_one_line_and_a_later_build_resum
     assert r.stderr.count("\n") == 1 and f"image {victim} vanished during the build" in r.stderr
     assert not out.exists() or not [p for p in out.iterdir() if not p.name.startswith(".")]
     assert not list((cache / "tmp").iterdir())  # no feature files left behind
-    monkeypatch.setattr(driver, "cka_stage", real_cka)
+    monkeypatch.setattr(driver, "family_cka", real_cka)
     victim.write_bytes(saved)
 
     def reached_tuning(*_a: object, **_k: object) -> None:

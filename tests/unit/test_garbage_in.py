@@ -259,7 +259,7 @@ def test_non_finite_anchor_logits_are_refused_naming_variant_and_stage() -> None
 
 
 def _stitch(variant_id: str, net: nn.Module) -> SimpleNamespace:
-    point = SimpleNamespace(front_tag="L", front_block=1, back_block=1, variant_id=variant_id)
+    point = SimpleNamespace(front_tag="L", back_tag="S", front_block=1, back_block=1, variant_id=variant_id)
     candidate = SimpleNamespace(point=point, adapter="conv-bn-relu", cka=0.5)
     return SimpleNamespace(
         candidate=candidate,

@@ -15,6 +15,7 @@ from restnet_compile.cost import estimate_cost
 from restnet_compile.data import Dataset, make_splits
 from restnet_compile.errors import InfeasibleError
 from restnet_compile.pipeline import driver
+from restnet_compile.pipeline.family import load_family
 from restnet_compile.pipeline.load import load_models
 from restnet_compile.pipeline.screen import screen
 from restnet_compile.stitching import build_stitched, plan_candidates
@@ -43,7 +44,7 @@ def _forbid(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
 def test_a_profile_nothing_fits_exits_3_before_the_data_cka_or_tuning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli_in_process: CliCall
 ) -> None:
-    _forbid(monkeypatch, "load_splits", "cka_stage", "tune_stage")
+    _forbid(monkeypatch, "load_splits", "family_cka", "tune_stage")
     watch = str(_profile(tmp_path, "watch", "0.01ms"))
     # the stages that take time are forbidden above; how fast the exit is, is bench/bench_fail_fast.py's to measure
     proc = cli_in_process("build", "--profile", watch, "--out", "dist", "--quiet", cwd=tmp_path)
@@ -55,7 +56,7 @@ def test_a_profile_nothing_fits_exits_3_before_the_data_cka_or_tuning(
 
 
 def test_the_api_raises_selections_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _forbid(monkeypatch, "load_splits", "cka_stage", "tune_stage")
+    _forbid(monkeypatch, "load_splits", "family_cka", "tune_stage")
     config = BuildConfig(profile=str(_profile(tmp_path, "watch", "0.01ms")))
     with pytest.raises(InfeasibleError, match=r"^no variant fits profile watch; closest is small: latency p90"):
         api.build(config, tmp_path / "dist", cache=False)
@@ -64,12 +65,13 @@ def test_the_api_raises_selections_error(tmp_path: Path, monkeypatch: pytest.Mon
 def test_screened_pairs_are_the_ones_whose_costs_fit(tmp_path: Path) -> None:
     profile = load_profile(_profile(tmp_path, "tight", "1.5ms"))
     config = BuildConfig()
-    large, small = load_models(config)
-    found = screen(config, [(profile, load_target(profile.target))], large, small)
+    family = load_family(config)
+    large, small = family.models
+    found = screen(config, [(profile, load_target(profile.target))], family)
     costs = found.costs["tight"]
     pairs = {(i, j) for i, j, _a in stitch_pairs(large.feature_specs(), small.feature_specs(), config.plan)}
     fits = {(int(v[1]), int(v[4])) for v, c in costs.items() if "-" in v and c.latency_ms <= 1.5}
-    assert found.runnable["tight"] == fits
+    assert found.runnable["tight"] == {"L-S": fits}
     assert fits and fits < pairs  # some stitches fit, some do not
     assert costs["large"].latency_ms > 1.5 >= costs["small"].latency_ms
     assert "tight" not in found.failures
@@ -78,8 +80,9 @@ def test_screened_pairs_are_the_ones_whose_costs_fit(tmp_path: Path) -> None:
 def test_an_untuned_stitch_costs_what_the_tuned_one_does() -> None:
     config = BuildConfig(tune={"recipe": "ls-only"})
     profile = load_profile("phone")
-    large, small = load_models(config)
-    found = screen(config, [(profile, load_target("tflite-int8"))], large, small)
+    family = load_family(config)
+    large, small = family.models
+    found = screen(config, [(profile, load_target("tflite-int8"))], family)
     rng = np.random.default_rng(0)
     few = Dataset("noise", rng.uniform(size=(250, 1, 28, 28)).astype(np.float32), np.arange(250) % 10, 10)
     splits = make_splits(few, seed=0, calib=60, val=60, test=60)  # shapes are what costs depend on
