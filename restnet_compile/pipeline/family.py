@@ -133,13 +133,13 @@ def load_family(config: BuildConfig) -> Family:
         specs = config.anchor_specs()
         pair = (Anchor("large", "L", large, specs[0], 0), Anchor("small", "S", small, specs[1], 0))
         return Family(config, pair, stitched_pairs(pair, "neighbours"))
-    loaded: list[tuple[AnchorModel, BlockSequence]] = []
-    for i, spec in enumerate(config.models):
-        model = load_spec(config, spec, f"models[{i}].preprocess", f"models[{i}]")
-        check_spec_weights(
-            config, spec, f"models[{i}]", f"give its weights as models[{i}].weights or --model NAME=WEIGHTS"
-        )
-        loaded.append((spec, model))
+    for i, spec in enumerate(config.models):  # before any model is built: a missing checkpoint is found in seconds
+        way_out = f"give its weights as models[{i}].weights or --model NAME=WEIGHTS"
+        check_spec_weights(config, spec, f"models[{i}]", way_out)
+    loaded = [
+        (spec, load_spec(config, spec, f"models[{i}].preprocess", f"models[{i}]"))
+        for i, spec in enumerate(config.models)
+    ]
     check_agree([m for _, m in loaded])
     flops = [_measured(m) for _, m in loaded]
     order = sorted(range(len(loaded)), key=lambda i: (-flops[i], i))

@@ -163,3 +163,27 @@ def test_anchors_line_interpolates_between_neighbouring_anchors() -> None:
     assert line_at(line, 3_000) == ("small-middle", pytest.approx(0.92))
     assert line_at(line, 15_000) == ("middle-large", pytest.approx(0.965))
     assert line_at(line, 500) is None and line_at(line, 30_000) is None
+
+
+def test_cli_family_refusals_exit_2_in_one_line_and_write_nothing(tmp_path: Path, cli_in_process) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "o"
+    one = cli_in_process("build", "--model", "demo-large-cnn", "--out", str(out))
+    assert one.returncode == 2 and one.stderr.strip().endswith("models: give 2 to 8 anchors; got 1")
+    unknown = cli_in_process("build", "--model", "demo-large-cnn", "--model", "demo-large-cnnn", "--out", str(out))
+    assert unknown.returncode == 2 and "demo-large-cnnn" in unknown.stderr and len(unknown.stderr.splitlines()) == 1
+    twice = cli_in_process("build", "--model", "demo-mid-cnn", "--model", "demo-mid-cnn", "--out", str(out))
+    assert twice.returncode == 2 and "demo-mid-cnn is given twice" in twice.stderr
+    survey = cli_in_process("analyze", "--model", "demo-mid-cnn", "--model", "demo-small-cnn")
+    assert survey.returncode == 2 and "analyze surveys one pair" in survey.stderr
+    assert not out.exists()
+
+
+def test_blocks_of_a_family_lists_every_anchor() -> None:
+    from restnet_compile import api
+
+    listed = api.blocks(BuildConfig(models=["demo-large-cnn", "demo-mid-cnn", "demo-small-cnn"]))
+    assert [(b.role, b.model, len(b.rows)) for b in listed] == [  # the blocks and the head
+        ("models[0]", "demo-large-cnn", 7),
+        ("models[1]", "demo-mid-cnn", 6),
+        ("models[2]", "demo-small-cnn", 5),
+    ]
