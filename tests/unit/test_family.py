@@ -187,3 +187,20 @@ def test_blocks_of_a_family_lists_every_anchor() -> None:
         ("models[1]", "demo-mid-cnn", 6),
         ("models[2]", "demo-small-cnn", 5),
     ]
+
+
+def test_a_pair_of_the_family_plans_with_its_anchors_letters_in_either_order() -> None:
+    from restnet_compile.pipeline.candidates import plan
+
+    family = load_family(BuildConfig(models=["demo-large-cnn", "demo-mid-cnn", "demo-small-cnn"]))
+    lm, ms = family.pairs
+    cka = np.random.default_rng(0).uniform(size=(6, 5))
+    ids = [
+        c.point.variant_id for c in plan(family.config, cka, lm.big.model, lm.little.model, tags=("L", "M")).candidates
+    ]
+    assert ids and all(i.startswith("L") and "-M" in i for i in ids)
+    sn = family.config.model_copy(update={"plan": family.config.plan.model_copy(update={"order": "small-large"})})
+    rev = plan(sn, cka, lm.big.model, lm.little.model, tags=("L", "M"))
+    assert rev.front is lm.little.model and all(c.point.variant_id.startswith("M") for c in rev.candidates)
+    assert all("-L" in c.point.variant_id for c in rev.candidates)
+    assert ms.tags("small-large") == ("S", "M") and ms.front_back("large-small") == (ms.big.model, ms.little.model)
