@@ -1,11 +1,10 @@
 """A tiny family of three demo CNNs built end to end into one tflm-int8 bundle: anchors ordered by FLOPs, stitches
 along neighbours, every block stored once across the three models, the bundle verifies and its runtime switches
-across the whole span; a patch adds a stitch to it."""
+across the whole span (a patch that adds a stitch to a family bundle: tests/slow/test_family_builds.py)."""
 
 from __future__ import annotations
 
 import itertools
-import shutil
 from pathlib import Path
 
 import pytest
@@ -81,16 +80,3 @@ def test_family_bundle_verifies_and_switches_across_the_span(family: tuple[api.B
     report = (result.bundle_dir / "report.md").read_text()
     assert "Pair `L-M`" in report and "Pair `M-S`" in report
     assert "## Stitches against the anchors' line" in report and "small-middle" in report
-
-
-def test_a_patch_adds_a_stitch_to_a_family_bundle(family: tuple[api.BuildResult, Path], tmp_path: Path) -> None:
-    result, cache = family
-    old = tmp_path / "old"
-    shutil.copytree(result.bundle_dir, old)
-    wider = BuildConfig.model_validate({**TINY, "plan": {"max_candidates": 2}})
-    patch = api.make_patch(old, wider, tmp_path / "family.patch", cache=cache)
-    assert patch.variants_added, "the wider plan adds no stitch"
-    assert patch.patch_bytes < patch.bundle_bytes
-    manifest = api.apply_patch(old, patch.path)
-    assert {v.id for v in manifest.shipped()} >= set(patch.variants_added)
-    assert all(c.ok for c in api.verify(old))

@@ -1,8 +1,9 @@
-"""Families in the slow tier: the demo family of three CNNs as one fleet build for every profile, and a heterogeneous
-family (a CNN, a hybrid and a ViT)."""
+"""Families in the slow tier: the demo family of three CNNs as one fleet build for every profile, a heterogeneous
+family (a CNN, a hybrid and a ViT), and a patch that adds a stitch to a family bundle."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,19 @@ def test_a_heterogeneous_family_of_a_cnn_a_hybrid_and_a_vit(tmp_path: Path) -> N
     assert any(vid.startswith("M") for vid in adapters), adapters  # hybrid tokens -> ViT tokens
     assert {v.id for v in m.shipped()} >= {"large", "middle", "small"}
     assert all(c.ok for c in api.verify(result.bundle_dir))
+
+
+def test_a_patch_adds_a_stitch_to_a_family_bundle(tmp_path: Path) -> None:
+    from tests.integration.test_family_build import TINY
+
+    cache = tmp_path / "cache"
+    first = api.build(BuildConfig.model_validate(TINY), tmp_path / "dist", cache=cache)
+    old = tmp_path / "old"
+    shutil.copytree(first.bundle_dir, old)
+    wider = BuildConfig.model_validate({**TINY, "plan": {"max_candidates": 2}})
+    patch = api.make_patch(old, wider, tmp_path / "family.patch", cache=cache)
+    assert patch.variants_added, "the wider plan adds no stitch"
+    assert patch.patch_bytes < patch.bundle_bytes
+    manifest = api.apply_patch(old, patch.path)
+    assert {v.id for v in manifest.shipped()} >= set(patch.variants_added)
+    assert all(c.ok for c in api.verify(old))
