@@ -61,16 +61,6 @@ class Pair:
             }
         return family.model_copy(update=update)
 
-    def tags(self, order: str) -> tuple[str, str]:
-        """(front letter, back letter) in the stitch ``order``."""
-        return (self.little.tag, self.big.tag) if order == "small-large" else (self.big.tag, self.little.tag)
-
-    def front_back(self, order: str) -> tuple[BlockSequence, BlockSequence]:
-        """(front model, back model) in the stitch ``order``: the prefix donor first."""
-        if order == "small-large":
-            return self.little.model, self.big.model
-        return self.big.model, self.little.model
-
 
 @dataclass(frozen=True)
 class Family:
@@ -101,10 +91,6 @@ class Family:
             return config
         ordered = config.model_copy(update={"models": tuple(a.spec for a in self.anchors)})
         return self.pairs[0].config(ordered) if self.is_pair else ordered
-
-    def by_tag(self, tag: str) -> Anchor:
-        """The anchor of letter ``tag``."""
-        return next(a for a in self.anchors if a.tag == tag)
 
 
 def stitched_pairs(anchors: tuple[Anchor, ...], pairs: str) -> tuple[Pair, ...]:

@@ -203,4 +203,4 @@ def test_a_pair_of_the_family_plans_with_its_anchors_letters_in_either_order() -
     rev = plan(sn, cka, lm.big.model, lm.little.model, tags=("L", "M"))
     assert rev.front is lm.little.model and all(c.point.variant_id.startswith("M") for c in rev.candidates)
     assert all("-L" in c.point.variant_id for c in rev.candidates)
-    assert ms.tags("small-large") == ("S", "M") and ms.front_back("large-small") == (ms.big.model, ms.little.model)
+    assert (ms.big.tag, ms.little.tag) == ("M", "S")
