@@ -756,3 +756,61 @@ def photo_digits(d: dict) -> Lines:
         f"{goal_word(d['meets_goal'])}); the same variant on a plain resize to 28 x 28 reads "
         f"{d['plain_resize_correct']} ({d['plain_resize_accuracy']:.0%}).",
     ]
+
+
+def family(d: dict) -> Lines:
+    """A family of three anchors against the two pair builds it replaces: the anchors' line, bytes, time, K = 2."""
+    s = d["settings"]
+    anchors = ", ".join(
+        f"`{a['id']}` {a['model']} ({a['mflops']:.2f} MFLOPs, {pct(a['test'])} %)" for a in d["anchors"]
+    )
+    line_rows = [
+        [
+            r["id"],
+            f"{r['mflops']:.2f}",
+            pct(r["test"]),
+            r["interval"] or "outside",
+            "-" if r["above_pp"] is None else f"{r['above_pp']:+.2f}",
+            "yes" if r["id"] in d["line"]["shipped"] else "no",
+        ]
+        for r in d["line"]["stitches"]
+    ]
+    byte_rows = [
+        [
+            target,
+            f"{b['model_file_bytes']:,}",
+            f"{sum(b['anchors_bytes'].values()):,}",
+            f"{b['adapters_int8_bytes']:,}",
+            f"{b['ratio']:.4f}",
+            goal_word(b["goal_met"]),
+        ]
+        for target, b in d["bytes"].items()
+    ]
+    t = d["time"]
+    time_rows = [
+        [name.replace("_", " "), f"{t[name]['cpu_seconds']:.1f}", f"{t[name]['seconds']:.1f}"]
+        for name in ("family", "pair_large_mid", "pair_mid_small")
+    ]
+    counts = ", ".join(f"{k}: {v}" for k, v in d["line"]["above_per_interval"].items())
+    return [
+        f"Anchors: {anchors}; `{s['dataset']}`, {s['tune']['epochs']} tuning epochs, at most "
+        f"{s['plan']['max_candidates']} candidates per pair, {s['threads']} torch thread, phone profile.",
+        "",
+        "Every stitch of the family against the anchors' line (test accuracy, points):",
+        "",
+        *table(["stitch", "MFLOPs", "test %", "interval", "vs the line (pp)", "ships"], line_rows),
+        "",
+        "Bytes with every feasible variant shipped (reference: the three anchors' own models plus every adapter's "
+        "int8 weights):",
+        "",
+        *table(["target", "model files", "anchors", "adapters", "ratio", "goal <= 1.05"], byte_rows),
+        "",
+        *table(["build", "CPU s", "wall s"], time_rows),
+        "",
+        f"**Result.** Stitches strictly above the line per interval: {counts} (goal >= 2 each: "
+        f"{goal_word(d['line']['goal_met'])}). Family / the two pair builds = {t['cpu_ratio']} in CPU time "
+        f"({t['wall_ratio']} wall; goal <= 0.6: {goal_word(t['goal_met'])}), every stitch's accuracy "
+        f"{'the same as in its pair build' if t['same_adapters_accuracy'] else 'DIFFERENT from its pair build'}. "
+        f"`models:` of two against `large` / `small`: {d['k2']['files']} files and the archive "
+        f"{'byte-identical' if d['k2']['identical'] else 'DIFFERENT'}.",
+    ]

@@ -181,6 +181,16 @@ SECTIONS: dict[str, Section] = {
         "fleet time / separate builds' time <= 0.5, every bundle byte-identical to its separate build's.",
         bt.fleet,
     ),
+    "family.json": Section(
+        "A family of three anchors",
+        "Does one build of three demo CNNs, stitched along their neighbours, put stitches above the anchors' line in "
+        "each interval, store every weight once, and cost less than the two pair builds it replaces?",
+        "python bench/bench_family.py",
+        ">= 2 stitches above the anchors' line per interval; bytes <= 1.05 x (anchors + adapters) on tflite-int8 "
+        "and tflm-int8; family time <= 0.6 x the two pair builds', same adapters; `models:` of two byte-identical "
+        "to `large` / `small`.",
+        bt.family,
+    ),
     "ray.json": Section(
         "Ray executor",
         "What does running the build's jobs as Ray tasks on a local 2-CPU instance cost against the local executor, "
