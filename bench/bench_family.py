@@ -14,7 +14,10 @@ with the default tuning and the default (Pareto) selection, one torch thread, ev
   ``tflite-int8`` and ``tflm-int8``: the model files' bytes against the three anchors' own models plus every
   shipped adapter's weights (int8, one byte each);
 * K = 2: ``models: [demo-small-cnn, demo-large-cnn]`` against ``large`` / ``small``, both ``--no-cache`` with one
-  tuning epoch and two candidates on ``tflm-int8``: every file of both bundles and both archives by sha256.
+  tuning epoch and two candidates on ``tflm-int8``: every file of both bundles and both archives by sha256;
+* all pairs: the same family with ``pairs: all`` (the large and the small model stitched too), its own fresh cache:
+  CPU time against the family's, and its stitches against the line. ``--parts all-pairs`` runs this part alone and
+  adds it to an existing results file.
 
 Goals: at least 2 stitches above the line in each interval; bytes <= 1.05 x (anchors + adapters) on both targets;
 family CPU time <= 0.6 x the two pair builds', with the same adapters' accuracy; K = 2 byte-identical.
@@ -124,11 +127,29 @@ def _same_stitches(family: Path, pairs: dict[str, Path]) -> list[dict]:
     return rows
 
 
+def all_pairs(settings: dict, work: Path, family_cpu: float) -> dict:
+    """The family with ``pairs: all``: its CPU time against the neighbours' family's, and the line."""
+    config = str(write_config(work / "all.yaml", {**settings, "pairs": "all"}))
+    run = cached_build(
+        ["--config", config, "--profile", "phone", *_models([SMALL, LARGE, MID]), "--out", "all"], work, work / "c-all"
+    )
+    manifest = load_manifest(_bundle(run, work))
+    return {
+        "seconds": run.seconds,
+        "cpu_seconds": run.cpu_seconds,
+        "cpu_over_neighbours": round(run.cpu_seconds / family_cpu, 3),
+        "pairs": [p.name for p in manifest.stitching.pairs or ()],
+        "above_per_interval": above_per_interval(manifest),
+        "shipped": [v.id for v in manifest.shipped()],
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=20, help="tuning epochs")
     ap.add_argument("--candidates", type=int, default=8, help="most stitch candidates per pair")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "family.json")
+    ap.add_argument("--parts", choices=["all", "all-pairs"], default="all", help="everything, or the all-pairs part")
     args = ap.parse_args()
     settings = {
         "dataset": "mnist10k",
@@ -136,6 +157,13 @@ def main() -> None:
         "plan": {"max_candidates": args.candidates},
         "threads": 1,
     }
+    if args.parts == "all-pairs":
+        result = json.loads(args.out.read_text())
+        with tempfile.TemporaryDirectory(prefix="bench-family-") as tmp:
+            result["all_pairs"] = all_pairs(settings, Path(tmp), result["time"]["family"]["cpu_seconds"])
+        write_json(args.out, result)
+        print(json.dumps(result["all_pairs"], indent=1))
+        return
     with tempfile.TemporaryDirectory(prefix="bench-family-") as tmp:
         work = Path(tmp)
         config = str(write_config(work / "build.yaml", settings))
@@ -200,6 +228,7 @@ def main() -> None:
                 "codes": [as_pair.code, as_models.code],
             },
         }
+        result["all_pairs"] = all_pairs(settings, work, family.cpu_seconds)
     write_json(args.out, result)
     print(json.dumps({k: result[k] for k in ("line", "bytes", "time", "k2")}, indent=1)[:6000])
 
