@@ -792,6 +792,18 @@ def family(d: dict) -> Lines:
         for name in ("family", "pair_large_mid", "pair_mid_small")
     ]
     counts = ", ".join(f"{k}: {v}" for k, v in d["line"]["above_per_interval"].items())
+    every = d.get("all_pairs")
+    all_pairs = (
+        [
+            f"With `pairs: all` ({', '.join(every['pairs'])}): {every['cpu_seconds']:.1f} CPU s, "
+            f"{every['cpu_over_neighbours']} x the neighbours' family; stitches above the line per interval: "
+            + ", ".join(f"{k}: {v}" for k, v in every["above_per_interval"].items())
+            + f"; ships {', '.join(every['shipped'])}.",
+            "",
+        ]
+        if every
+        else []
+    )
     return [
         f"Anchors: {anchors}; `{s['dataset']}`, {s['tune']['epochs']} tuning epochs, at most "
         f"{s['plan']['max_candidates']} candidates per pair, {s['threads']} torch thread, phone profile.",
@@ -807,6 +819,7 @@ def family(d: dict) -> Lines:
         "",
         *table(["build", "CPU s", "wall s"], time_rows),
         "",
+        *all_pairs,
         f"**Result.** Stitches strictly above the line per interval: {counts} (goal >= 2 each: "
         f"{goal_word(d['line']['goal_met'])}). Family / the two pair builds = {t['cpu_ratio']} in CPU time "
         f"({t['wall_ratio']} wall; goal <= 0.6: {goal_word(t['goal_met'])}), every stitch's accuracy "
