@@ -725,6 +725,10 @@ def firmware(d: dict) -> Lines:
                 ],
             ),
             "",
+            f"Measured on {d['cpus']} CPUs shared with other work: 1-minute load average {b['load']['before']} before "
+            f"and {b['load']['after']} after this bundle's runs ({b['load']['wall_s']:.0f} s wall, "
+            f"{b['load']['own_cpu_s']:.0f} CPU-seconds of its own, compilers and QEMU included).",
+            "",
         ]
     rb = d["rebuild"]
     source = "built in this run" if rb["library_built_in_this_run"] else "its recorded build time added"
@@ -733,14 +737,12 @@ def firmware(d: dict) -> Lines:
         if d["cmsis_nn_top1"] is not None
         else "CMSIS-NN not run"
     )
-    load = d["load"]
     lines += [
         f"{rb['cpu']} firmware built twice: first {rb['first_s']:.1f} s (TFLM library {source}), second "
         f"{rb['second_s']:.1f} s, ratio {rb['second_over_first']}. Runs: {', '.join(d['runs'])}; QEMU runs the first "
-        f"{d['samples_on_qemu']} reference inputs of every variant, the host all of them. Machine: {d['cpus']} CPUs, "
-        f"1-minute load average {load['before']} before and {load['after']} after ({load['wall_s']:.0f} s wall, "
-        f"{load['own_cpu_s']:.0f} CPU-seconds of its own). Arena estimate: the build's, with TFLite Micro's "
-        "bookkeeping laid out for the CPU's pointers; CMSIS-NN's scratch buffers come on top of it.",
+        f"{d['samples_on_qemu']} reference inputs of every variant, the host all of them. Arena estimate: the "
+        "build's, with TFLite Micro's bookkeeping laid out for the CPU's pointers; CMSIS-NN's scratch buffers come "
+        "on top of it.",
         "",
         f"**Result.** Reference kernels bit-identical on every variant: {'yes' if d['bit_identical'] else 'NO'}; "
         f"{cmsis}; model data / bundle bytes up to {d['model_over_bundle_max']}; measured arena / estimate on the "
