@@ -101,6 +101,7 @@ def bench_rebuild(bundle: Path, tflm: Path, cache: Path, work: Path, cpu: str, k
         library_s = json.loads((first.library.parent / "build.json").read_text())["seconds"]
     first_s = times[0] + library_s
     return {
+        "bundle": bundle.name,
         "cpu": f"{cpu}/{kernels}",
         "library_built_in_this_run": not first.library_reused,
         "library_s_from_cache_entry": library_s,

@@ -732,13 +732,14 @@ def firmware(d: dict) -> Lines:
         ]
     rb = d["rebuild"]
     source = "built in this run" if rb["library_built_in_this_run"] else "its recorded build time added"
+    of_bundle = f" of `{rb['bundle']}`" if "bundle" in rb else ""
     cmsis = (
         f"CMSIS-NN top-1 agreement {pct(d['cmsis_nn_top1'], 0)} % (max {d['cmsis_nn_max_int8_diff']} int8 steps)"
         if d["cmsis_nn_top1"] is not None
         else "CMSIS-NN not run"
     )
     lines += [
-        f"{rb['cpu']} firmware built twice: first {rb['first_s']:.1f} s (TFLM library {source}), second "
+        f"{rb['cpu']} firmware{of_bundle} built twice: first {rb['first_s']:.1f} s (TFLM library {source}), second "
         f"{rb['second_s']:.1f} s, ratio {rb['second_over_first']}. Runs: {', '.join(d['runs'])}; QEMU runs the first "
         f"{d['samples_on_qemu']} reference inputs of every variant, the host all of them. Arena estimate: the "
         "build's, with TFLite Micro's bookkeeping laid out for the CPU's pointers; CMSIS-NN's scratch buffers come "
