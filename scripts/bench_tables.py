@@ -668,6 +668,12 @@ def segments(d: dict) -> Lines:
     ]
 
 
+FIRMWARE_SIZE_COLUMNS = (
+    *("cpu / kernels", "flash total", "model", "model / bundle", "runtime", "tflm", "libc", "RAM total"),
+    *("arena", "build s"),
+)
+
+
 def firmware(d: dict) -> Lines:
     """Every MCU variant in a TFLite Micro firmware: numerics, flash and arena against the manifest, rebuild time."""
     lines: Lines = []
@@ -683,7 +689,8 @@ def firmware(d: dict) -> Lines:
                     ]
                 )  # fmt: skip
         lines += [
-            f"Bundle `{b['bundle']}` ({len(b['variants'])} variants, {b['bundle_model_bytes']:,} bytes of models):",
+            f"Bundle `{b['bundle']}` (profile `{b['profile']}`, {len(b['variants'])} variants, "
+            f"{b['bundle_model_bytes']:,} bytes of models):",
             "",
             *table(
                 [
@@ -700,7 +707,7 @@ def firmware(d: dict) -> Lines:
             ),
             "",
             *table(
-                ["cpu / kernels", "flash total", "model", "model / bundle", "runtime", "tflm", "libc", "RAM total"],
+                [*FIRMWARE_SIZE_COLUMNS],
                 [
                     [
                         run,
@@ -711,28 +718,37 @@ def firmware(d: dict) -> Lines:
                         f"{r['flash']['tflm']:,}",
                         f"{r['flash']['libc']:,}",
                         f"{r['ram']['total']:,}",
+                        f"{r['ram']['arena']:,}",
+                        f"{r['build_s']:.1f}",
                     ]
                     for run, r in b["runs"].items()
                 ],
             ),
             "",
+            f"Measured on {d['cpus']} CPUs shared with other work: 1-minute load average {b['load']['before']} before "
+            f"and {b['load']['after']} after this bundle's runs ({b['load']['wall_s']:.0f} s wall, "
+            f"{b['load']['own_cpu_s']:.0f} CPU-seconds of its own, compilers and QEMU included).",
+            "",
         ]
     rb = d["rebuild"]
     source = "built in this run" if rb["library_built_in_this_run"] else "its recorded build time added"
+    of_bundle = f" of `{rb['bundle']}`" if "bundle" in rb else ""
     cmsis = (
         f"CMSIS-NN top-1 agreement {pct(d['cmsis_nn_top1'], 0)} % (max {d['cmsis_nn_max_int8_diff']} int8 steps)"
         if d["cmsis_nn_top1"] is not None
         else "CMSIS-NN not run"
     )
     lines += [
-        f"{rb['cpu']} firmware built twice: first {rb['first_s']:.1f} s (TFLM library {source}), second "
-        f"{rb['second_s']:.1f} s, ratio {rb['second_over_first']}. Runs: {', '.join(d['runs'])}.",
+        f"{rb['cpu']} firmware{of_bundle} built twice: first {rb['first_s']:.1f} s (TFLM library {source}), second "
+        f"{rb['second_s']:.1f} s, ratio {rb['second_over_first']}. Runs: {', '.join(d['runs'])}; QEMU runs the first "
+        f"{d['samples_on_qemu']} reference inputs of every variant, the host all of them. Arena estimate: the "
+        "build's, with TFLite Micro's bookkeeping laid out for the CPU's pointers; CMSIS-NN's scratch buffers come "
+        "on top of it.",
         "",
         f"**Result.** Reference kernels bit-identical on every variant: {'yes' if d['bit_identical'] else 'NO'}; "
-        f"{cmsis}; model data / bundle bytes up to {d['model_over_bundle_max']}; measured arena / estimate "
-        f"{d['arena_ratio_min']}-{d['arena_ratio_max']}; goals: {goal_word(d['meets_goal'])}"
-        + ("" if len(d["runs"]) == 3 else " (not every run was made)")
-        + ".",
+        f"{cmsis}; model data / bundle bytes up to {d['model_over_bundle_max']}; measured arena / estimate on the "
+        f"Cortex-M4 {d['arena_ratio_min']}-{d['arena_ratio_max']} (CMSIS-NN up to {d['cmsis_nn_arena_ratio_max']}); "
+        f"goals: {goal_word(d['meets_goal'])}" + ("" if len(d["runs"]) == 3 else " (not every run was made)") + ".",
     ]
     return lines
 

@@ -229,14 +229,33 @@ def signature_file_name(signature: str) -> str:
 # TFLite Micro's bookkeeping in the arena's tail, by what its RecordingMicroAllocator reports (tflite-micro wheel,
 # 64-bit host build): 24 B TfLiteEvalTensor per tensor, 64 B NodeAndRegistration per op, 64 B TfLiteTensor + 32 B
 # quantization data per model input/output, and per op "persistent buffer data" (OpData; per-channel multipliers and
-# shifts, 8 B per output channel of a quantized convolution). The constants round those up; ``_TFLM_FIXED`` covers
-# the allocator, graph and subgraph structs (measured 664-824 B on the demo variants).
-_TFLM_PER_TENSOR = 24
-_TFLM_PER_OP = 64 + 96
-_TFLM_PER_IO = 96
-_TFLM_PER_CHANNEL = 8
-_TFLM_FIXED = 1024
+# shifts, 8 B per output channel of a quantized convolution). The constants round those up; ``fixed`` covers the
+# allocator, graph and subgraph structs (measured 664-824 B on the demo variants).
+# Most of these structs are pointers, so a 32-bit core (Cortex-M) needs about half: sizeof as arm-none-eabi-g++ 12.2
+# lays them out against the same TFLM tree (64-bit host in brackets) is TfLiteEvalTensor 12 (24), NodeAndRegistration
+# 32 (64), TfLiteTensor 32 (64), TfLiteAffineQuantization 12 (24), OpDataConv 56 (72), OpDataFullyConnected 48 (64),
+# MicroAllocator 36 (72), MicroInterpreterGraph 36 (64), SingleArenaBufferAllocator 36 (72), GreedyMemoryPlanner
+# 44 (72). OpData is a 16-byte aligned persistent buffer (OpDataConv: 64, 80 on the host); the per-channel arrays are
+# int32 on both.
 _PER_CHANNEL_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV"}
+
+
+@dataclass(frozen=True)
+class TflmBookkeeping:
+    """Bytes of TFLite Micro's persistent structs in the arena's tail, for one pointer width."""
+
+    per_tensor: int
+    per_op: int
+    per_io: int
+    per_channel: int
+    fixed: int
+
+
+BOOKKEEPING = {
+    8: TflmBookkeeping(per_tensor=24, per_op=64 + 96, per_io=96, per_channel=8, fixed=1024),
+    4: TflmBookkeeping(per_tensor=12, per_op=32 + 80, per_io=48, per_channel=8, fixed=512),
+}
+HOST_POINTER_BYTES = 8  # the TFLM interpreter a build runs (tflite-micro wheel, x86-64 / arm64)
 
 
 @dataclass(frozen=True)
@@ -257,14 +276,18 @@ class ArenaEstimate:
         return self.head + self.tail
 
 
-def arena_estimate(sg: SubgraphInfo) -> ArenaEstimate:
-    """The TFLite Micro arena ``sg`` needs: liveness peak + persistent bookkeeping."""
+def arena_estimate(sg: SubgraphInfo, pointer_bytes: int = HOST_POINTER_BYTES) -> ArenaEstimate:
+    """The TFLite Micro arena ``sg`` needs: liveness peak + persistent bookkeeping, laid out for a core whose
+    pointers are ``pointer_bytes`` wide (8: the 64-bit TFLM interpreter a build measures with; 4: Cortex-M)."""
+    if pointer_bytes not in BOOKKEEPING:
+        raise ValueError(f"pointer_bytes must be one of {sorted(BOOKKEEPING)}, not {pointer_bytes}")
+    k = BOOKKEEPING[pointer_bytes]
     channels = sum(sg.tensors[op.outputs[0]].shape[-1] for op in sg.ops if op.name in _PER_CHANNEL_OPS and op.outputs)
     tail = (
-        _TFLM_PER_TENSOR * len(sg.tensors)
-        + _TFLM_PER_OP * len(sg.ops)
-        + _TFLM_PER_IO * (len(sg.inputs) + len(sg.outputs))
-        + _TFLM_PER_CHANNEL * channels
-        + _TFLM_FIXED
+        k.per_tensor * len(sg.tensors)
+        + k.per_op * len(sg.ops)
+        + k.per_io * (len(sg.inputs) + len(sg.outputs))
+        + k.per_channel * channels
+        + k.fixed
     )
     return ArenaEstimate(peak_activation_bytes(sg), _aligned(tail))

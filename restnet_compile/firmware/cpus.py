@@ -6,6 +6,7 @@ Cortex-M builds use hard-float code (the FPU each core has; MVE on the Cortex-M5
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from restnet_compile.errors import BadInputError
@@ -26,6 +27,11 @@ class Cpu:
     def is_host(self) -> bool:
         """Whether the firmware is a native program of this machine."""
         return not self.machine
+
+    @property
+    def pointer_bytes(self) -> int:
+        """Width of a pointer in its code: TFLite Micro's bookkeeping structs are mostly pointers (Cortex-M: 4)."""
+        return struct.calcsize("P") if self.is_host else 4
 
 
 _COMMON_M = ("-mthumb", "-mfloat-abi=hard", "-mlittle-endian")

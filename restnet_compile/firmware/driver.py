@@ -20,6 +20,7 @@ import numpy as np
 from restnet_compile._util.atomic import replace_dir
 from restnet_compile.bundle.manifest import MANIFEST, REFERENCE_FILE, BundleError, Manifest, read_manifest
 from restnet_compile.errors import BadInputError, ParityError
+from restnet_compile.firmware.arena import variant_arenas
 from restnet_compile.firmware.cpus import cpu_by_name
 from restnet_compile.firmware.execute import DeviceRun, make, run_firmware
 from restnet_compile.firmware.library import build_library
@@ -46,7 +47,7 @@ class VariantResult:
     top1_agreement: float  # with that interpreter
     max_abs_diff_deployed: float  # dequantized outputs against reference.npz's deployed_<id> (LiteRT, at build time)
     arena_used_bytes: int  # the largest arena a segment used, as TFLite Micro reported it on the device
-    arena_bytes_estimate: int  # the manifest's estimate of that arena (the boundary buffer not included)
+    arena_bytes_estimate: int  # the estimate of that arena for this CPU (firmware.arena; boundary buffer not included)
     boundary_bytes: int  # the buffer that carries a tensor between two segments
 
 
@@ -94,19 +95,19 @@ def _check_out(out: Path) -> None:
         raise BadInputError(f"--out {out} exists and is not a firmware project; give a new folder or a previous one")
 
 
-def _arena_estimate(manifest: Manifest, vid: str) -> tuple[int, int]:
-    """(tensor arena, boundary buffer) the manifest estimates for ``vid``: its ``arena_bytes`` counts both, the
-    buffer being the largest inner boundary tensor, 16-byte aligned (as ``model_data.cc``'s variant table has them)."""
+def _boundary_bytes(manifest: Manifest, vid: str) -> int:
+    """The buffer that carries ``vid``'s tensors between segments: its largest inner boundary tensor, 16-byte aligned
+    (as ``model_data.cc``'s variant table has it)."""
     chain = manifest.chain(vid)
     largest = max((int(np.prod(s.output.shape)) for s in chain[:-1]), default=0)
-    boundary = -(-largest // 16) * 16
-    return int(manifest.variant(vid).arena_bytes or 0) - boundary, boundary
+    return -(-largest // 16) * 16
 
 
 def compare(
-    bundle: Path, manifest: Manifest, device: DeviceRun, samples: int | None = None
+    bundle: Path, manifest: Manifest, device: DeviceRun, arenas: dict[str, int], samples: int | None = None
 ) -> tuple[VariantResult, ...]:
-    """Every variant's device outputs against the TFLM Python interpreter and reference.npz."""
+    """Every variant's device outputs against the TFLM Python interpreter and reference.npz, and its measured arena
+    against ``arenas`` (the estimate for the CPU it ran on)."""
     expected = tflm_outputs(bundle, manifest, reference_inputs(bundle, manifest, samples))
     results = []
     with np.load(bundle / REFERENCE_FILE) as ref:
@@ -117,7 +118,6 @@ def compare(
             last = manifest.chain(v.id)[-1].output
             deployed = ref[f"deployed_{v.id}"][: len(got)].reshape(len(got), -1)
             floats = dequantize(got, last)
-            arena, boundary = _arena_estimate(manifest, v.id)
             results.append(
                 VariantResult(
                     id=v.id,
@@ -126,8 +126,8 @@ def compare(
                     top1_agreement=float(np.mean(got.argmax(axis=1) == want.argmax(axis=1))),
                     max_abs_diff_deployed=float(np.abs(floats - deployed).max()),
                     arena_used_bytes=device.arena_used_bytes[v.id],
-                    arena_bytes_estimate=arena,
-                    boundary_bytes=boundary,
+                    arena_bytes_estimate=arenas[v.id],
+                    boundary_bytes=_boundary_bytes(manifest, v.id),
                 )
             )
     return tuple(results)
@@ -164,6 +164,7 @@ def build_firmware(
     if run and not cpu.is_host:
         find_qemu(cpu)
     start = time.perf_counter()
+    arenas = variant_arenas(bundle, manifest, cpu)
     ops = bundle_ops(bundle, manifest)
     methods = resolver_methods(root, ops)
     say(f"TFLite Micro library for {cpu.name} ({kernels} kernels)")
@@ -174,7 +175,7 @@ def build_firmware(
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         spec = ProjectSpec(
-            bundle, manifest, cpu, kernels, root, lib.path, lib.defines, compiler, tuple(methods), samples
+            bundle, manifest, cpu, kernels, root, lib.path, lib.defines, compiler, tuple(methods), arenas, samples
         )
         write_project(spec, staging)
         say(f"firmware project for {len(manifest.shipped())} variants: make")
@@ -185,7 +186,7 @@ def build_firmware(
         if run:
             say(f"running on {cpu.machine or 'the host'}")
             device = run_firmware(cpu, staging)
-            variants, run_seconds = compare(bundle, manifest, device, samples), device.seconds
+            variants, run_seconds = compare(bundle, manifest, device, arenas, samples), device.seconds
         result = FirmwareResult(
             out, out / ELF, cpu.name, kernels, lib.path, lib.reused, lib.seconds, build_seconds, flash, ram,
             int(manifest.bundle_model_bytes or 0), variants, run_seconds,

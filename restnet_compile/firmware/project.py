@@ -17,6 +17,7 @@ import numpy as np
 from restnet_compile._util.hashing import sha256_file
 from restnet_compile.bundle.manifest import MANIFEST, REFERENCE_FILE, Manifest
 from restnet_compile.bundle.segment_info import Boundary
+from restnet_compile.firmware.arena import render_arena_header
 from restnet_compile.firmware.cpus import Cpu
 from restnet_compile.firmware.toolchain import Compiler, include_dirs
 from restnet_compile.runtime.chain import quantize
@@ -39,6 +40,7 @@ class ProjectSpec:
     defines: tuple[str, ...]
     compiler: Compiler
     resolver_calls: tuple[str, ...]  # AddConv2D-style methods for the bundle's operators (opset.resolver_methods)
+    arenas: dict[str, int]  # tensor arena per variant on this CPU (firmware.arena.variant_arenas)
     samples: int | None = None  # reference inputs the main runs (None: all of reference.npz)
 
 
@@ -158,6 +160,7 @@ def write_project(spec: ProjectSpec, out: Path) -> None:
     (out / "reference_data.h").write_text(header)
     (out / "reference_data.cc").write_text(source)
     (out / "restnet_ops.h").write_text(render_ops(list(spec.resolver_calls)))
+    (out / "restnet_arena.h").write_text(render_arena_header(spec.cpu, spec.arenas))
     if not spec.cpu.is_host:
         (out / "startup_cortex_m.c").write_text(_template("startup_cortex_m.c"))
         (out / "board.ld").write_text(render_linker_script(spec.cpu))

@@ -3,18 +3,20 @@
 #include <cstdio>
 
 #include "model_data.h"
+#include "restnet_arena.h"
 #include "reference_data.h"
 #include "restnet_ops.h"
 #include "restnet_runtime.h"
 
-// The arena: the manifest's estimate for TFLite Micro's reference kernels. CMSIS-NN kernels also take scratch
-// buffers (im2col and the like) from the arena, which that estimate leaves out: a quarter more is reserved for them,
-// and the run prints what each variant used. Define RESTNET_ARENA_BYTES to reserve another size.
+// The arena: the largest a variant needs on this CPU (restnet_arena.h: the estimate with TFLite Micro's bookkeeping
+// laid out for this core's pointers). CMSIS-NN kernels also take scratch buffers (im2col and the like) from the
+// arena, which that estimate leaves out: a quarter more is reserved for them (bench/results/firmware.json measures
+// what they took), and the run prints what each variant used. Define RESTNET_ARENA_BYTES to reserve another size.
 #ifndef RESTNET_ARENA_BYTES
 #ifdef CMSIS_NN
-#define RESTNET_ARENA_BYTES ((RESTNET_MAX_ARENA_BYTES + RESTNET_MAX_ARENA_BYTES / 4 + 15) / 16 * 16)
+#define RESTNET_ARENA_BYTES ((RESTNET_CPU_ARENA_BYTES + RESTNET_CPU_ARENA_BYTES / 4 + 15) / 16 * 16)
 #else
-#define RESTNET_ARENA_BYTES RESTNET_MAX_ARENA_BYTES
+#define RESTNET_ARENA_BYTES RESTNET_CPU_ARENA_BYTES
 #endif
 #endif
 
@@ -40,7 +42,7 @@ bool RunVariant(restnet::ChainRunner& runner, const RestnetVariant& v) {
     for (unsigned int j = 0; j < out_bytes; ++j) std::printf(" %d", static_cast<int>(g_output[j]));
     std::printf("\n");
   }
-  std::printf("restnet: arena %s %u %u\n", v.id, static_cast<unsigned>(peak), v.arena_bytes);
+  std::printf("restnet: arena %s %u %u\n", v.id, static_cast<unsigned>(peak), restnet::ArenaBytes(v));
   return true;
 }
 

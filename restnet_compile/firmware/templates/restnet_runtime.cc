@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "restnet_arena.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_log.h"
 #include "tensorflow/lite/schema/schema_generated.h"
@@ -14,7 +15,7 @@ const RestnetVariant* Select(unsigned int ram_bytes, float latency_ms) {
   const RestnetVariant* best = nullptr;
   for (unsigned int i = 0; i < g_restnet_variants_len; ++i) {
     const RestnetVariant& v = g_restnet_variants[i];
-    if (v.arena_bytes + v.boundary_bytes > ram_bytes || v.latency_ms > latency_ms) continue;
+    if (ArenaBytes(v) + v.boundary_bytes > ram_bytes || v.latency_ms > latency_ms) continue;
     if (best == nullptr || v.accuracy > best->accuracy ||
         (v.accuracy == best->accuracy && v.latency_ms < best->latency_ms)) {
       best = &v;

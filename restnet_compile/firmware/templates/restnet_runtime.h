@@ -12,8 +12,8 @@
 
 namespace restnet {
 
-// The most accurate variant whose tensor arena plus boundary buffer fits ram_bytes and whose estimated latency fits
-// latency_ms (ties: the faster one); nullptr when none does.
+// The most accurate variant whose tensor arena on this CPU (ArenaBytes, restnet_arena.h) plus boundary buffer fits
+// ram_bytes and whose estimated latency fits latency_ms (ties: the faster one); nullptr when none does.
 const RestnetVariant* Select(unsigned int ram_bytes, float latency_ms);
 
 // The variant called `id`; nullptr when the bundle has none.
