@@ -55,6 +55,7 @@ def test_a_heterogeneous_family_of_a_cnn_a_hybrid_and_a_vit(tmp_path: Path) -> N
             **QUICK,
             "models": ["demo-vit", "demo-large-cnn", "demo-hybrid-vit"],
             "profile": "phone",
+            "target": "tflite-fp16",  # int8 parity of the two transformers depends on the calibration images
             "selection": "feasible",
         }
     )
