@@ -1,4 +1,4 @@
-"""A content-addressed store for the results of expensive build stages.
+"""The on-disk cache: a content-addressed directory of the results of expensive build stages.
 
 The key of an entry is the sha256 of the canonical JSON of everything that determines the stage's output
 (:func:`cache_key`). Layout under the cache root::
@@ -6,7 +6,7 @@ The key of an entry is the sha256 of the canonical JSON of everything that deter
     entries/<key[:2]>/<key>/   one complete entry: payload files + entry.json (key, metadata, sha256 of every file)
     tmp/<host>.<pid>.<rnd>/    an entry being written; it becomes visible only by one os.rename into entries/
 
-A killed writer therefore leaves at most a directory under ``tmp/``, which the next store removes once that process
+A killed writer therefore leaves at most a directory under ``tmp/``, which the next opener removes once that process
 is gone. Reading checks entry.json's own checksum and every payload file's sha256: an entry that is incomplete,
 corrupt or unreadable is removed and reads as a miss, never as an error. Arrays are stored as ``.npy`` bytes
 (no pickle), so they round-trip bit for bit.
@@ -97,11 +97,11 @@ class Entry:
         return (self.path / name).read_bytes()
 
 
-class CacheStore:
+class DiskCache:
     """Entries under ``root``, written atomically and verified on every read."""
 
     def __init__(self, root: Path) -> None:
-        """Open (and create) the store; remove what killed writers left in ``tmp/``.
+        """Open (and create) the cache directory; remove what killed writers left in ``tmp/``.
 
         Raises:
             OSError: ``root`` cannot be created or written.
