@@ -105,7 +105,10 @@ def test_auto_store_follows_the_budget(tmp_path: Path) -> None:
     huge = 10**18  # more than any disk
     choice = choose_feature_store(small, huge, 10**6, tmp_path)
     assert choice.kind == "recompute" and "last bits" in choice.reason
-    assert choose_feature_store(BuildConfig(max_memory="100MB", feature_store="mmap-fp16"), 1, 1, tmp_path).kind == "mmap-fp16"
+    assert (
+        choose_feature_store(BuildConfig(max_memory="100MB", feature_store="mmap-fp16"), 1, 1, tmp_path).kind
+        == "mmap-fp16"
+    )
     assert memory_budget(BuildConfig()) > 0  # a share of this machine's memory
 
 

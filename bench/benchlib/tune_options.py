@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lib.suffix_ideas import SUFFIX_IDEAS, recalibrate, trained_params
+from benchlib.suffix_ideas import SUFFIX_IDEAS, recalibrate, trained_params
 from restnet_compile.config.build import TuneSettings
 from restnet_compile.stitching.net import StitchedNet
 from restnet_compile.stitching.tuning.loop import CachedSplit, TuneResult, fixed_split, frozen_tail, split_accuracy
