@@ -14,13 +14,14 @@ corrupt or unreadable is removed and reads as a miss, never as an error. Arrays 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import numpy as np
 
 from restnet_compile._util.hashing import sha256_file
 from restnet_compile._util.tempdirs import make_owned_dir, remove_stale
+from restnet_compile.bundle._codec import OPTIONAL, decode, encode
 
 CACHE_ENV = "RESTNET_COMPILE_CACHE"
 ENTRY_FILE = "entry.json"
@@ -72,6 +74,23 @@ def _check_name(name: str) -> str:
     if not parts or Path(name).is_absolute() or ".." in parts or name == ENTRY_FILE:
         raise ValueError(f"bad cache file name {name!r}")
     return Path(name).as_posix()
+
+
+@dataclass(frozen=True)
+class EntryRecord:
+    """``entry.json``: the store's format, the entry's key, the stage's metadata, the sha256 of every payload file,
+    and ``checksum``, the sha256 of the canonical JSON of the other four."""
+
+    format: int
+    key: str
+    meta: dict[str, Any]
+    files: dict[str, str]
+    checksum: str | None = field(default=None, metadata=OPTIONAL)
+
+    def sealed(self) -> EntryRecord:
+        """This record with its checksum computed."""
+        body = encode(dataclasses.replace(self, checksum=None))
+        return dataclasses.replace(self, checksum=hashlib.sha256(canonical_json(body)).hexdigest())
 
 
 @dataclass(frozen=True)
@@ -130,16 +149,15 @@ class DiskCache:
             return None
 
     def _verified(self, path: Path, key: str) -> Entry:
-        doc = json.loads((path / ENTRY_FILE).read_text(encoding="ascii"))
-        body = {k: doc[k] for k in ("format", "key", "meta", "files")}
-        if doc["checksum"] != hashlib.sha256(canonical_json(body)).hexdigest():
+        record: EntryRecord = decode(EntryRecord, json.loads((path / ENTRY_FILE).read_text(encoding="ascii")))
+        if record.checksum is None or record.checksum != record.sealed().checksum:
             raise ValueError("entry.json checksum mismatch")
-        if body["format"] != STORE_FORMAT or body["key"] != key or not isinstance(body["meta"], dict):
+        if record.format != STORE_FORMAT or record.key != key:
             raise ValueError("entry of another key or format")
-        for name, digest in body["files"].items():
+        for name, digest in record.files.items():
             if sha256_file(path / _check_name(name)) != digest:
                 raise ValueError(f"payload {name} checksum mismatch")
-        return Entry(path, body["meta"], tuple(body["files"]))
+        return Entry(path, record.meta, tuple(record.files))
 
     def put(self, key: str, meta: Mapping[str, object], files: Mapping[str, bytes | Path] | None = None) -> Entry:
         """Store ``meta`` and ``files`` (name -> bytes, or a file to copy) under ``key``, atomically.
@@ -161,9 +179,8 @@ class DiskCache:
                 else:
                     dest.write_bytes(content)
                 digests[dest.relative_to(tmp).as_posix()] = sha256_file(dest)
-            body = {"format": STORE_FORMAT, "key": key, "meta": dict(meta), "files": digests}
-            doc = {**body, "checksum": hashlib.sha256(canonical_json(body)).hexdigest()}
-            (tmp / ENTRY_FILE).write_text(json.dumps(doc, indent=1, sort_keys=True), encoding="ascii")
+            record = EntryRecord(STORE_FORMAT, key, dict(meta), digests).sealed()
+            (tmp / ENTRY_FILE).write_text(json.dumps(encode(record), indent=1, sort_keys=True), encoding="ascii")
             final.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.rename(tmp, final)
