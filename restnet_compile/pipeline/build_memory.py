@@ -77,7 +77,7 @@ def feature_bytes(
 
 @dataclass(frozen=True)
 class FeatureStoreChoice:
-    """The store kind tuning uses and why (a progress line)."""
+    """The feature store tuning uses and why (a progress line)."""
 
     kind: StoreKind
     reason: str

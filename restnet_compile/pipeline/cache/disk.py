@@ -78,7 +78,7 @@ def _check_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class EntryRecord:
-    """``entry.json``: the store's format, the entry's key, the stage's metadata, the sha256 of every payload file,
+    """``entry.json``: the disk cache's format, the entry's key, the stage's metadata, the sha256 of every payload file,
     and ``checksum``, the sha256 of the canonical JSON of the other four."""
 
     format: int
