@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import torch
-from lib.pareto import anchor_line
+from benchlib.pareto import anchor_line
 
 from restnet_compile.config.build import BuildConfig, TuneSettings
 from restnet_compile.cost.flops import count_flops

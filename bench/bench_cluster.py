@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.files import write_json
+from benchlib.files import write_json
 
 from tests.cluster_builds import SMALL, different, run_build, write_config
 from tests.ray_cluster import can_isolate, ray_cluster

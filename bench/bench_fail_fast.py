@@ -16,8 +16,8 @@ import platform
 import tempfile
 from pathlib import Path
 
-from lib.cli_builds import build, impossible_profile, write_config
-from lib.files import write_json
+from benchlib.cli_builds import build, impossible_profile, write_config
+from benchlib.files import write_json
 
 GOAL = 0.05
 

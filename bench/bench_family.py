@@ -34,8 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from lib.cli_builds import Run, _children_cpu, build, bundle_digests, write_config
-from lib.files import write_json
+from benchlib.cli_builds import Run, _children_cpu, build, bundle_digests, write_config
+from benchlib.files import write_json
 
 from restnet_compile.bundle.manifest import load_manifest
 from restnet_compile.models import create_model

@@ -3,7 +3,7 @@
 Real data where models do not all score 97-99 %: the original Fashion-MNIST IDX files from Debian's
 ``dataset-fashion-mnist`` package, read by the build's own ``idx:`` source at 3 x 32 x 32 (grey repeated over three
 channels, as grey image files are read). ``mnasnet0_5`` (the large, prefix donor) and ``shufflenet_v2_x0_5`` (the
-small, suffix donor) are trained by a seeded plain-torch loop (``bench/lib/fashion_train.py``) on the build's own
+small, suffix donor) are trained by a seeded plain-torch loop (``bench/benchlib/fashion_train.py``) on the build's own
 training split, then built with ``restnet-compile``'s API for the ``phone`` profile.
 
 Splits: the held-out ``t10k`` file (10,000 images) gives calibration 500, validation 3,000 and test 6,000 images; the
@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 import torch
-from lib.fashion_models import NUM_CLASSES, SHAPE
-from lib.fashion_train import train_model
-from lib.pareto import anchor_line
+from benchlib.fashion_models import NUM_CLASSES, SHAPE
+from benchlib.fashion_train import train_model
+from benchlib.pareto import anchor_line
 
 from restnet_compile import api
 from restnet_compile.config.build import BuildConfig
@@ -40,7 +40,7 @@ from restnet_compile.pipeline.load import load_splits
 ROOT = Path(__file__).resolve().parents[1]
 
 DATA = "/usr/share/datasets/fashion-mnist"
-MODELS = {"large": "bench/lib/fashion_models.py:mnasnet", "small": "bench/lib/fashion_models.py:shufflenet"}
+MODELS = {"large": "bench/benchlib/fashion_models.py:mnasnet", "small": "bench/benchlib/fashion_models.py:shufflenet"}
 ARCH = {"large": "torchvision mnasnet0_5", "small": "torchvision shufflenet_v2_x0_5"}
 
 

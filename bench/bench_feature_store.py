@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import torch
-from lib.files import write_json
+from benchlib.files import write_json
 
 from restnet_compile.config.build import BuildConfig, TuneSettings
 from restnet_compile.pipeline.costs import accuracy

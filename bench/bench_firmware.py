@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lib.files import write_json
+from benchlib.files import write_json
 
 from restnet_compile import api
 from restnet_compile.firmware import TFLM_ENV

@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lib.stats import spearman
+from benchlib.stats import spearman
 
 from restnet_compile.bundle.manifest import load_manifest
 from restnet_compile.config.device import load_profile

@@ -19,8 +19,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from lib.files import write_json
-from lib.photo_digits import write_set
+from benchlib.files import write_json
+from benchlib.photo_digits import write_set
 
 from restnet_compile._util.images import DEFAULT_POLICY, read_image
 from restnet_compile.runtime import Bundle

@@ -17,8 +17,8 @@ import platform
 import tempfile
 from pathlib import Path
 
-from lib.cli_builds import build, bundle_digests, write_config
-from lib.files import write_json
+from benchlib.cli_builds import build, bundle_digests, write_config
+from benchlib.files import write_json
 
 
 def compare(threads: int, settings: dict, work: Path) -> dict:

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from bench_stitch_tuning import end_to_end
-from lib import research_adapters  # noqa: F401  (registers the adapters that lost, compared here)
-from lib.pareto import anchor_line, pareto_reasons
+from benchlib import research_adapters  # noqa: F401  (registers the adapters that lost, compared here)
+from benchlib.pareto import anchor_line, pareto_reasons
 
 from restnet_compile.config.build import BuildConfig, TuneSettings
 from restnet_compile.cost.flops import count_flops

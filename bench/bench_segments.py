@@ -30,6 +30,8 @@ import numpy as np
 from restnet_compile._util.progress import as_reporter
 from restnet_compile._util.torch_state import deterministic
 from restnet_compile.bundle.manifest import MANIFEST, Manifest, write_manifest
+from restnet_compile.bundle.patch import read_patch
+from restnet_compile.bundle.patch_make import make_patch
 from restnet_compile.bundle.writer import checksums
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.config.device import Target, load_profile, load_target
@@ -38,14 +40,12 @@ from restnet_compile.export.base import VariantBudget, boundary_bytes
 from restnet_compile.export.graph_cost import graph_cost, variant_model
 from restnet_compile.export.graph_memory import extract_signature
 from restnet_compile.export.parity import check_parity, torch_logits
+from restnet_compile.pipeline.cache.stages import StageCache
 from restnet_compile.pipeline.driver import analyze_and_stitch
 from restnet_compile.pipeline.manifest_build import build_manifest
-from restnet_compile.pipeline.patch import make_patch
-from restnet_compile.pipeline.stage_store import StageCache
 from restnet_compile.pipeline.state import Analysis
 from restnet_compile.runtime import Bundle
 from restnet_compile.runtime.chain import quantize, requantize
-from restnet_compile.runtime.patch import read_patch
 
 MODEL_SUFFIXES = (".tflite", ".onnx", ".bin")
 TARGETS = ["tflite-int8", "tflite-int8-segments", "tflite-int8-segments each", "tflm-int8", "tflm-int8 every-block"]

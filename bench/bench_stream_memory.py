@@ -26,8 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from lib.cli_builds import write_config
-from lib.files import write_json
+from benchlib.cli_builds import write_config
+from benchlib.files import write_json
 from tv_pair import NUM_CLASSES, random_weights
 
 GOAL = 1.3

@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from lib import research_adapters  # noqa: F401  (registers the adapters that lost, for ideas that name one)
-from lib.pareto import anchor_line
-from lib.suffix_ideas import unshared_params
-from lib.tune_options import TuneOptions, options_recipe
+from benchlib import research_adapters  # noqa: F401  (registers the adapters that lost, for ideas that name one)
+from benchlib.pareto import anchor_line
+from benchlib.suffix_ideas import unshared_params
+from benchlib.tune_options import TuneOptions, options_recipe
 
 from restnet_compile.config.build import BuildConfig, TuneSettings
 from restnet_compile.cost.flops import count_flops

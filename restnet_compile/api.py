@@ -408,7 +408,7 @@ def make_patch(
     import tempfile
 
     from restnet_compile._util.atomic import write_atomic
-    from restnet_compile.pipeline.patch import make_patch as diff
+    from restnet_compile.bundle.patch_make import make_patch as diff
 
     with bundle_dir(old_bundle) as old_root, tempfile.TemporaryDirectory(prefix="restnet-patch-") as tmp:
         old = open_bundle(old_root).manifest

@@ -12,6 +12,8 @@ import re
 import shutil
 import socket
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
@@ -65,3 +67,13 @@ def remove_stale(parent: Path, prefix: str, prefix_pattern: str | None = None) -
     for path in removed:
         shutil.rmtree(path, ignore_errors=True)
     return removed
+
+
+@contextmanager
+def owned_dir(parent: Path, prefix: str) -> Iterator[Path]:
+    """A directory made by :func:`make_owned_dir`, removed with everything in it when the block ends."""
+    path = make_owned_dir(parent, prefix)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

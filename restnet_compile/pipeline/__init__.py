@@ -13,8 +13,9 @@
 ``publish``    reports, checksums, sealed manifest, archive, atomic rename
 =============  ===========================================================================================
 
-``driver`` runs them for one profile or a fleet (shared load, CKA and tuning; the rest per profile); ``executor``
-runs the jobs (each candidate's tuning, each profile's ``bundle_job``: export + parity) in process or as Ray tasks.
-``analyze`` is the ``analyze`` verb: load, cka and candidates without tuning. ``stage_store`` keys, keeps and restores
-stage results; ``cache_store`` is the content-addressed directory under it; ``fingerprint`` digests models and data.
+``driver`` runs them for one profile or a fleet (shared load, CKA and tuning; the rest per profile), each stage called
+by name, and passes the records of :mod:`.state` between them; ``executor`` runs the jobs (each candidate's tuning,
+each profile's export + parity) in process or as Ray tasks. ``analyze`` is the ``analyze`` verb: load, cka and
+candidates without tuning. ``cache/`` keys, keeps and restores stage results; ``build_memory`` is the build machine's
+memory budget (one batch affordable, where tuning keeps its feature store).
 """

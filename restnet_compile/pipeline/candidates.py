@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -11,21 +10,8 @@ import numpy as np
 from restnet_compile.bundle.manifest import CandidateRule
 from restnet_compile.config.build import CANDIDATE_RULE, BuildConfig, PlanSettings
 from restnet_compile.models import BlockSequence
-from restnet_compile.stitching import Candidate, plan_candidates, rejections
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The candidate rule, its candidates, and which model gives the prefix (front) and which the suffix (back).
-
-    ``rejected``: when there is no candidate, why the rule rejected each pair of blocks, one line each.
-    """
-
-    rule: PlanSettings
-    candidates: list[Candidate]
-    front: BlockSequence
-    back: BlockSequence
-    rejected: tuple[str, ...] = ()
+from restnet_compile.pipeline.state import Plan
+from restnet_compile.stitching import plan_candidates, rejections
 
 
 def candidate_rule(settings: PlanSettings) -> CandidateRule:

@@ -13,9 +13,9 @@ from restnet_compile._util.progress import Reporter
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.data import Images, Splits
 from restnet_compile.models import BlockSequence
-from restnet_compile.pipeline.cache_store import Entry, npy_bytes, npy_load
+from restnet_compile.pipeline.cache.disk import Entry, npy_bytes, npy_load
+from restnet_compile.pipeline.cache.stages import Saved, StageCache, StageKey
 from restnet_compile.pipeline.family import Family
-from restnet_compile.pipeline.stage_store import Saved, StageCache, StageKey
 from restnet_compile.similarity import cka_matrix
 from restnet_compile.similarity.cka import cka_matrices
 
@@ -45,14 +45,14 @@ def compute_cka(
 
 
 def cka_inputs(
-    config: BuildConfig, large: BlockSequence, small: BlockSequence, splits: Splits, store: StageCache
+    config: BuildConfig, large: BlockSequence, small: BlockSequence, splits: Splits, cache: StageCache
 ) -> dict[str, Any]:
     """What the CKA matrix depends on: its part of the config, the two models and the data."""
-    return {"config": KEY.config_part(config), "models": store.models(large, small, config), "data": store.data(splits)}
+    return {"config": KEY.config_part(config), "models": cache.models(large, small, config), "data": cache.data(splits)}
 
 
 def save_cka(matrix: np.ndarray[Any, Any]) -> Saved:
-    """The matrix as one ``.npy`` file of a store entry."""
+    """The matrix as one ``.npy`` file of a cache entry."""
     return None, {"cka.npy": npy_bytes(matrix)}
 
 
@@ -66,28 +66,28 @@ def cka_stage(
     large: BlockSequence,
     small: BlockSequence,
     splits: Splits,
-    store: StageCache,
+    cache: StageCache,
     progress: Reporter,
 ) -> np.ndarray[Any, Any]:
-    """The CKA matrix of the build, from the store when its inputs were seen before."""
+    """The CKA matrix of the build, from the cache when its inputs were seen before."""
     progress(f"CKA: {len(large.blocks)} x {len(small.blocks)} blocks on {len(splits.calib)} calibration images")
-    inputs = cka_inputs(config, large, small, splits, store)
+    inputs = cka_inputs(config, large, small, splits, cache)
     compute = partial(compute_cka, large, small, splits.calib.images, config.cka_batch_size, progress, config.device)
-    cka, reused = store.run("cka", KEY, inputs, compute, save_cka, load_cka)
+    cka, reused = cache.run("cka", KEY, inputs, compute, save_cka, load_cka)
     if reused:
         progress("  CKA: reused (cache)")
     return cka
 
 
 def family_cka(
-    config: BuildConfig, family: Family, splits: Splits, store: StageCache, progress: Reporter
+    config: BuildConfig, family: Family, splits: Splits, cache: StageCache, progress: Reporter
 ) -> dict[str, np.ndarray[Any, Any]]:
-    """Pair name (``L-M``) -> the CKA matrix of that pair (rows: its bigger anchor's blocks), from the store where
+    """Pair name (``L-M``) -> the CKA matrix of that pair (rows: its bigger anchor's blocks), from the cache where
     its inputs were seen before (keyed as the pair's own build keys it). The pairs not stored are computed together in
     one streaming pass, so each anchor runs once over the calibration split, however many pairs it is in."""
     if family.is_pair:
         pair = family.pairs[0]
-        return {pair.name: cka_stage(config, pair.big.model, pair.little.model, splits, store, progress)}
+        return {pair.name: cka_stage(config, pair.big.model, pair.little.model, splits, cache, progress)}
     models = list(family.models)
     index = {a.tag: k for k, a in enumerate(family.anchors)}
     blocks = ", ".join(f"{a.tag} {len(a.model.blocks)}" for a in family.anchors)
@@ -95,8 +95,8 @@ def family_cka(
     found = {}
     out: dict[str, np.ndarray[Any, Any]] = {}
     for pair in family.pairs:
-        inputs = cka_inputs(pair.config(config), pair.big.model, pair.little.model, splits, store)
-        found[pair.name] = store.lookup(f"cka {pair.name}", KEY, inputs, load_cka)
+        inputs = cka_inputs(pair.config(config), pair.big.model, pair.little.model, splits, cache)
+        found[pair.name] = cache.lookup(f"cka {pair.name}", KEY, inputs, load_cka)
         if (hit := found[pair.name].hit) is not None:
             out[pair.name] = hit[0]
             progress(f"  CKA {pair.name}: reused (cache)")
@@ -114,5 +114,5 @@ def family_cka(
         pairs = [(index[p.big.tag], index[p.little.tag]) for p in todo]
         for pair, matrix in zip(todo, cka_matrices(models, pairs, batches(), config.device), strict=True):
             out[pair.name] = matrix
-            store.keep(f"cka {pair.name}", found[pair.name], matrix, save_cka, torch.get_rng_state())
+            cache.keep(f"cka {pair.name}", found[pair.name], matrix, save_cka, torch.get_rng_state())
     return {p.name: out[p.name] for p in family.pairs}

@@ -1,7 +1,8 @@
 """The driver: runs the build's stages in data-flow order, for one device profile or a fleet of them.
 
-load -> screen -> cka -> candidates -> tune -> costs -> decide -> export (graph costs, decide again) -> parity ->
-publish
+load -> screen -> cka -> candidates -> tune -> costs -> decide (:func:`analyze_fleet`), then per profile export
+(graph costs, decide again) -> parity (a stitch that fails it dropped, export again) (:func:`export_and_check`) ->
+publish (:func:`_ship`). The records they pass are in :mod:`.state`.
 
 A family of K anchors (``models:``) runs the same stages over its pairs of anchors (:mod:`.family`): one screen of
 every anchor and stitch, one CKA pass for every pair, each pair planned and tuned as its own build would be, then one
@@ -16,36 +17,48 @@ raises the failure instead. Every check of the input (names, files, the same pro
 device) comes first, before anything is computed or written.
 
 The jobs (one tuning per candidate, one export + parity per profile) run through an executor (:mod:`.executor`).
+On a remote executor, export and parity run on a worker, which may be another machine and shares no files with the
+driver (:func:`bundle_job`): it writes them into a temporary folder of its own and sends them back (:class:`Staged`),
+and the driver writes them into its own folder before publishing, so the bytes are the same. The worker never opens
+the driver's build cache: the driver sends the cache entry the export would reuse, if it has one, and the worker sends
+back the entries it computed, which the driver stores.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from restnet_compile._util.progress import Reporter, as_reporter
+from restnet_compile._util.tempdirs import make_owned_dir, owned_dir
+from restnet_compile.bundle.manifest import Manifest
 from restnet_compile.bundle.result import BuildResult, FleetResult, ProfileFailure
 from restnet_compile.bundle.writer import check_output_dir
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.config.device import Profile, Target, load_profile, load_target
 from restnet_compile.errors import BadInputError, RestnetError
 from restnet_compile.export import EXPORTERS
-from restnet_compile.pipeline.bundle_job import Staged, bundle_job, cache_seed
-from restnet_compile.pipeline.candidates import Plan, plan
+from restnet_compile.pipeline.build_memory import check_batch_fits
+from restnet_compile.pipeline.cache.disk import DiskCache
+from restnet_compile.pipeline.cache.stages import CacheBlob, StageCache, entries_of
+from restnet_compile.pipeline.candidates import plan
 from restnet_compile.pipeline.choices import check_choices, resolve_device
 from restnet_compile.pipeline.cka import family_cka
 from restnet_compile.pipeline.costs import anchor_variant, on_profile, stitched_variant
 from restnet_compile.pipeline.decide import decide
-from restnet_compile.pipeline.executor import Executor, Job, LocalExecutor, open_executor
+from restnet_compile.pipeline.executor import BUNDLE_PREFIX, Executor, Job, LocalExecutor, open_executor, sweep_temp
+from restnet_compile.pipeline.export import KEY as EXPORT_KEY
+from restnet_compile.pipeline.export import export_inputs, export_stage
 from restnet_compile.pipeline.family import Family, load_family
 from restnet_compile.pipeline.load import load_splits
-from restnet_compile.pipeline.memory import check_batch_fits
+from restnet_compile.pipeline.parity import drop_variants, parity_stage
 from restnet_compile.pipeline.publish import publish
 from restnet_compile.pipeline.screen import screen
-from restnet_compile.pipeline.stage_store import StageCache
-from restnet_compile.pipeline.state import Analysis, PairResult, Variant
+from restnet_compile.pipeline.state import Analysis, Checked, PairResult, Plan, Staged, Variant
 from restnet_compile.pipeline.tune import tune_stage
 
 Progress = Callable[[str], None] | Reporter
@@ -110,7 +123,7 @@ def resolve_all(config: BuildConfig) -> list[Request]:
 
 
 def analyze_fleet(
-    requests: list[Request], progress: Reporter, store: StageCache, executor: Executor, failed: Failed | None
+    requests: list[Request], progress: Reporter, cache: StageCache, executor: Executor, failed: Failed | None
 ) -> dict[str, Analysis]:
     """Load, screen, CKA and tuning once; costs and decisions per request. Request name -> its analysis.
 
@@ -139,7 +152,7 @@ def analyze_fleet(
         progress(f"data: {note}")
     fits = ", ".join(f"{r.profile.name} runs {screened.fits(r.profile.name)}" for r in live)
     progress(f"costs screened before CKA: of {len(screened.stitches)} possible stitches, {fits}")
-    ckas = family_cka(base, family, splits, store, progress)
+    ckas = family_cka(base, family, splits, cache, progress)
     plans = {
         r.name: {
             p.name: plan(
@@ -174,7 +187,7 @@ def analyze_fleet(
             continue
         pair_config = p.config(base)
         for sv in tune_stage(
-            pair_config, shared[p.name], p.big.model, p.little.model, splits, store, progress, executor
+            pair_config, shared[p.name], p.big.model, p.little.model, splits, cache, progress, executor
         ):
             vid = sv.candidate.point.variant_id
             stitched[vid] = stitched_variant(sv, splits, costs[vid], family=not family.is_pair)
@@ -226,11 +239,11 @@ def _say_rejected(family: Family, plans: dict[str, Plan], profile: str, progress
 
 
 def analyze_and_stitch(
-    config: BuildConfig, profile: Profile, target: Target, progress: Progress, store: StageCache | None = None
+    config: BuildConfig, profile: Profile, target: Target, progress: Progress, cache: StageCache | None = None
 ) -> Analysis:
     """Load models and data, screen costs, compute CKA, plan, build and tune candidates, cost them and decide.
 
-    ``store`` serves the CKA matrix and tuned adapters from the build cache where it can (default: no cache).
+    ``cache`` serves the CKA matrix and tuned adapters from the build cache where it can (default: no cache).
     The caller sets the process state (see :func:`restnet_compile._util.torch_state.deterministic`).
 
     Raises:
@@ -238,30 +251,77 @@ def analyze_and_stitch(
     """
     reporter = as_reporter(progress)
     request = Request(config.model_copy(update={"device": resolve_device(config.device)}), profile, target)
-    store = store or StageCache(None, reporter)
-    return analyze_fleet([request], reporter, store, LocalExecutor(), None)[request.name]
+    cache = cache or StageCache(None, reporter)
+    return analyze_fleet([request], reporter, cache, LocalExecutor(), None)[request.name]
 
 
-def _publish(
-    a: Analysis, out_dir: Path, name: str, progress: Reporter, store: StageCache, staged: Staged | None
-) -> BuildResult:
+def export_and_check(a: Analysis, stage: Path, cache: StageCache, progress: Reporter) -> Checked:
+    """export -> parity: ``a``'s selection exported into ``stage`` and checked against PyTorch through the device
+    runtime; the files and the manifest without reports, model bytes and checksums.
+
+    A stitched variant that fails parity is dropped, the selection decided again without it and the new selection
+    exported (see :mod:`restnet_compile.pipeline.parity`).
+
+    Raises:
+        ParityError: an anchor fails parity, no variant is left, or any variant fails with ``strict_parity``.
+    """
+    # beside ``stage``, so a killed build's leftovers are in one place; absolute, because exporters change directory
+    # (onnx2tf runs in its work dir) and ``stage`` may be relative
+    work = (stage.parent / "work").resolve()
+    work.mkdir()
+    for _attempt in range(len(a.variants)):  # each repeat drops at least one stitched variant
+        exported = export_stage(a, stage, work, cache, progress)
+        checked = parity_stage(exported, stage, progress)
+        if isinstance(checked, Manifest):
+            return Checked(checked, stage)
+        a = drop_variants(exported.analysis, checked, progress)
+    raise AssertionError("parity dropped more variants than the build has")
+
+
+def cache_seed(a: Analysis, cache: StageCache) -> list[CacheBlob]:
+    """The driver's cache entry for the export of ``a``'s selection, if it has one (for :func:`bundle_job`)."""
+    if cache.root is None:
+        return []
+    found = cache.blob(cache.digest(EXPORT_KEY, export_inputs(a, cache)))
+    return [found] if found is not None else []
+
+
+def bundle_job(a: Analysis, name: str, seed: list[CacheBlob], caching: bool, *, progress: Reporter) -> Staged:
+    """export -> parity of ``a`` in a temporary folder (a job of the executor), sent back whole.
+
+    ``seed`` holds the driver's cache entries the job may reuse; with ``caching``, the entries it computes are sent
+    back for the driver to store.
+    """
+    sweep_temp()
+    tmp = make_owned_dir(Path(tempfile.gettempdir()), BUNDLE_PREFIX)
     try:
-        return publish(a, out_dir, name, progress, store, staged)
-    except OSError as exc:  # a full disk or a vanished directory while writing: nothing is published
-        raise RestnetError(f"output {out_dir}: cannot write the bundle: {exc.strerror or exc}") from None
+        cache = StageCache(DiskCache(tmp / "cache"), progress) if caching else StageCache(None, progress)
+        if cache.disk is not None:
+            for b in seed:
+                cache.disk.put(b.key, b.meta, b.files)
+        stage = tmp / name
+        stage.mkdir()
+        checked = export_and_check(a, stage, cache, progress)
+        paths = sorted(stage.rglob("*"))
+        files = {p.relative_to(stage).as_posix(): p.read_bytes() for p in paths if p.is_file()}
+        dirs = [p.relative_to(stage).as_posix() for p in paths if p.is_dir()]
+        fresh = entries_of(cache.disk, {b.key for b in seed}) if cache.disk is not None else []
+        return Staged(checked.manifest, files, dirs, cache.events, fresh)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _stage_remotely(
-    analyses: dict[str, Analysis], store: StageCache, executor: Executor, progress: Reporter
+    analyses: dict[str, Analysis], cache: StageCache, executor: Executor, progress: Reporter
 ) -> dict[str, Staged | RestnetError]:
     """Export and parity of every profile at once, as jobs on the executor's workers."""
     names = list(analyses)
-    caching = store.root is not None
+    caching = cache.root is not None
     threads = next(iter(analyses.values())).config.threads
     jobs = [
         Job(
             bundle_job,
-            (executor.share(analyses[n]), n, cache_seed(analyses[n], store), caching),
+            (executor.share(analyses[n]), n, cache_seed(analyses[n], cache), caching),
             f"export {n}",
             threads,
         )
@@ -275,9 +335,28 @@ def _stage_remotely(
             out[n] = d.error
         else:
             out[n] = staged = d.get()
-            store.adopt(staged.entries)  # only the driver writes the cache
-            store.record(staged.events)
+            cache.adopt(staged.entries)  # only the driver writes the cache
+            cache.record(staged.events)
     return out
+
+
+def _ship(
+    a: Analysis, out_dir: Path, name: str, progress: Reporter, cache: StageCache, staged: Staged | None
+) -> BuildResult:
+    """export -> parity -> publish of one profile's bundle (``staged``: export and parity done on a worker).
+
+    The files are made in a folder beside the bundle, so a killed build's leftovers are in one place and publishing
+    moves them without copying.
+    """
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with owned_dir(out_dir, f".{name}.tmp-") as scratch:
+            stage = scratch / name
+            stage.mkdir()
+            checked = staged.unpack(stage) if staged else export_and_check(a, stage, cache, progress)
+            return publish(checked, a.profile, out_dir, name, cache.summary())
+    except OSError as exc:  # a full disk or a vanished directory while writing: nothing is published
+        raise RestnetError(f"output {out_dir}: cannot write the bundle: {exc.strerror or exc}") from None
 
 
 def run_fleet(config: BuildConfig, out_dir: Path, progress: Progress, cache: Path | bool = True) -> FleetResult:
@@ -304,7 +383,9 @@ def run_build(config: BuildConfig, out_dir: Path, progress: Progress, cache: Pat
     return _run(config, out_dir, as_reporter(progress), cache, keep_going=False).bundles[0]
 
 
-def _run(config: BuildConfig, out_dir: Path, progress: Reporter, cache: Path | bool, keep_going: bool) -> FleetResult:
+def _run(
+    config: BuildConfig, out_dir: Path, progress: Reporter, cache_dir: Path | bool, keep_going: bool
+) -> FleetResult:
     requests = resolve_all(config)
     check_output_dir(out_dir)
     failures: dict[str, ProfileFailure] = {}
@@ -317,9 +398,11 @@ def _run(config: BuildConfig, out_dir: Path, progress: Reporter, cache: Path | b
     with open_executor(
         config.executor, config.seed, config.threads, gpus, config.ray_timeout, config.verbose
     ) as executor:
-        store = StageCache.open(cache, progress)
-        analyses = analyze_fleet(requests, progress, store, executor, failed if keep_going else None)
-        staged = _stage_remotely(analyses, store, executor, progress) if executor.remote and analyses else {}
+        cache = StageCache.open(cache_dir, progress)
+        # load -> screen -> cka -> candidates -> tune -> costs -> decide: once, for every profile
+        analyses = analyze_fleet(requests, progress, cache, executor, failed if keep_going else None)
+        # export -> parity: on the workers, every profile at once; else per profile in _ship
+        staged = _stage_remotely(analyses, cache, executor, progress) if executor.remote and analyses else {}
         bundles = []
         for r in requests:
             if r.name not in analyses:
@@ -328,7 +411,7 @@ def _run(config: BuildConfig, out_dir: Path, progress: Reporter, cache: Path | b
                 ready = staged.get(r.name)
                 if isinstance(ready, RestnetError):
                     raise ready
-                bundles.append(_publish(analyses[r.name], out_dir, r.name, progress, store, ready))
+                bundles.append(_ship(analyses[r.name], out_dir, r.name, progress, cache, ready))
             except RestnetError as exc:
                 if not keep_going:
                     raise

@@ -9,8 +9,8 @@
   down after it (one already started in this process, e.g. by a test, is used and left running).
 
 Each task first proves that it runs the caller's code: the package's source digest and the tool versions
-(:func:`restnet_compile.pipeline.fingerprint.environment`) must equal the caller's, or the task refuses and the build
-stops with one line naming the node and the difference. Each task runs under the build's numeric state
+(:func:`restnet_compile.pipeline.cache.fingerprint.environment`) must equal the caller's, or the task refuses and the
+build stops with one line naming the node and the difference. Each task runs under the build's numeric state
 (:func:`restnet_compile._util.torch_state.deterministic`: seed, thread pools, denormal flushing, deterministic
 algorithms) and starts from the caller's random state, so the bundles are byte-identical to the local executor's.
 
@@ -141,7 +141,7 @@ class LocalExecutor(Executor):
 
 def worker_environment() -> dict[str, Any]:
     """What a worker must share with the caller: package version and source digest, tool versions, platform."""
-    from restnet_compile.pipeline.fingerprint import environment
+    from restnet_compile.pipeline.cache.fingerprint import environment
 
     return environment()
 

@@ -1,4 +1,5 @@
-"""Stage 7: the shipped variants exported for the target; costs re-read from the exported graphs (cached).
+"""Stage 7: the shipped variants exported for the target; costs re-read from the exported graphs (cached); the
+manifest of the exported files written beside them.
 
 Before export, RAM and flash come from a trace of the PyTorch module. Once a ``.tflite`` exists its own execution
 order and tensors are the truth (see :mod:`restnet_compile.export.graph_cost`): each exported variant's costs are
@@ -17,17 +18,19 @@ from typing import Any
 import numpy as np
 
 from restnet_compile._util.progress import Reporter
+from restnet_compile.bundle.manifest import MANIFEST, write_manifest
 from restnet_compile.config.device import Profile, Target
 from restnet_compile.cost import CostReport
 from restnet_compile.cost.latency import roofline_ms
 from restnet_compile.export import EXPORTERS, ExportedVariant
 from restnet_compile.export.base import VariantBudget, boundary_bytes
 from restnet_compile.export.graph_cost import GraphCost, chain_cost, graph_cost, is_tflm, variant_model
-from restnet_compile.pipeline.cache_store import Entry
+from restnet_compile.pipeline.cache.disk import Entry
+from restnet_compile.pipeline.cache.fingerprint import array_digest
+from restnet_compile.pipeline.cache.stages import Saved, StageCache, StageKey, empty_dir, read_meta
 from restnet_compile.pipeline.decide import decide
-from restnet_compile.pipeline.fingerprint import array_digest
-from restnet_compile.pipeline.stage_store import Saved, StageCache, StageKey, empty_dir, read_meta
-from restnet_compile.pipeline.state import Analysis, Variant
+from restnet_compile.pipeline.manifest_build import build_manifest
+from restnet_compile.pipeline.state import Analysis, Exported, Variant
 
 KEY = StageKey("export", 5, ("plan", "tune", "selection", "selection_noise", "strict_parity", "profile"))
 
@@ -42,20 +45,9 @@ class ExportedRow:
 
 @dataclass(frozen=True)
 class ExportMeta:
-    """What the store keeps beside the exported files: where every variant lives, in export order."""
+    """What the cache keeps beside the exported files: where every variant lives, in export order."""
 
     exported: tuple[ExportedRow, ...]
-
-
-@dataclass(frozen=True)
-class Exported:
-    """The analysis with graph-measured costs and its final decisions, where each shipped variant lives, and the
-    cost of each segment (for targets that store variants as chains of segments)."""
-
-    analysis: Analysis
-    variants: dict[str, ExportedVariant]
-    layout: str
-    segment_costs: dict[str, GraphCost] = dataclasses.field(default_factory=dict)
 
 
 def _cost_of(
@@ -138,20 +130,20 @@ def _calib(a: Analysis) -> np.ndarray[Any, Any]:
     return np.asarray(a.splits.calib.images[: a.target.calibration_samples])
 
 
-def export_inputs(a: Analysis, store: StageCache) -> dict[str, Any]:
+def export_inputs(a: Analysis, cache: StageCache) -> dict[str, Any]:
     """What keys the export of ``a``'s current selection in the cache."""
     return {
         "config": KEY.config_part(a.config),
         "target": a.target.model_dump(mode="json"),
-        "variants": [[vid, store.module(m)] for vid, m in a.shipped().items()],
+        "variants": [[vid, cache.module(m)] for vid, m in a.shipped().items()],
         "calib": array_digest(_calib(a)),
     }
 
 
-def _export_once(a: Analysis, stage: Path, work: Path, store: StageCache) -> tuple[dict[str, ExportedVariant], bool]:
+def _export_once(a: Analysis, stage: Path, work: Path, cache: StageCache) -> tuple[dict[str, ExportedVariant], bool]:
     exporter = EXPORTERS.get(a.target.exporter)()
     shipped, calib = a.shipped(), _calib(a)
-    inputs = export_inputs(a, store)
+    inputs = export_inputs(a, cache)
 
     def save(exported: dict[str, ExportedVariant]) -> Saved:
         files = {f"tree/{p.relative_to(stage).as_posix()}": p for p in sorted(stage.rglob("*")) if p.is_file()}
@@ -172,7 +164,7 @@ def _export_once(a: Analysis, stage: Path, work: Path, store: StageCache) -> tup
     def compute() -> dict[str, ExportedVariant]:
         return exporter.export(shipped, a.large.input_shape, calib, a.target, stage, work)
 
-    return store.run("export", KEY, inputs, compute, save, load)
+    return cache.run("export", KEY, inputs, compute, save, load)
 
 
 def _budgets(a: Analysis, exported: dict[str, ExportedVariant]) -> list[VariantBudget]:
@@ -185,7 +177,7 @@ def _budgets(a: Analysis, exported: dict[str, ExportedVariant]) -> list[VariantB
     ]
 
 
-def export_stage(a: Analysis, stage: Path, work: Path, store: StageCache, progress: Reporter) -> Exported:
+def export_stage(a: Analysis, stage: Path, work: Path, cache: StageCache, progress: Reporter) -> Exported:
     """Export the selected variants into ``stage`` until the graph-measured selection is the exported one."""
     exported: dict[str, ExportedVariant] = {}
     segments: dict[str, GraphCost] = {}
@@ -194,7 +186,7 @@ def export_stage(a: Analysis, stage: Path, work: Path, store: StageCache, progre
         before = set(a.shipped())
         progress(f"export: {len(before)} variants -> target {a.target.name}")
         progress.stage("export", 1)
-        exported, reused = _export_once(a, stage, work, store)
+        exported, reused = _export_once(a, stage, work, cache)
         if reused:
             progress("  export: reused (cache)")
         progress.advance("export")
@@ -207,4 +199,6 @@ def export_stage(a: Analysis, stage: Path, work: Path, store: StageCache, progre
         progress(f"  exported graphs changed the selection: {', '.join(sorted(before ^ after))}; exporting again")
     exporter = EXPORTERS.get(a.target.exporter)
     exporter().finish(stage, exported, _budgets(a, exported))
-    return Exported(a, exported, exporter.layout, segments)
+    manifest = build_manifest(a, exported, exporter.layout, segments)
+    write_manifest(stage / MANIFEST, manifest)  # the device runtime opens the bundle through it
+    return Exported(a, exported, manifest)

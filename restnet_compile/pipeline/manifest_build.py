@@ -1,14 +1,12 @@
-"""The bundle manifest: everything a device, a CI job or a person needs to trust and use the bundle."""
+"""The build's manifest made from its analysis and exported files (the manifest format: ``bundle/manifest.py``)."""
 
 from __future__ import annotations
 
 import dataclasses
-from importlib import metadata
 from typing import Any
 
 import numpy as np
 
-from restnet_compile import __version__
 from restnet_compile.bundle.manifest import (
     FORMAT_VERSION,
     AnchorInfo,
@@ -32,23 +30,11 @@ from restnet_compile.export.base import ExportedVariant
 from restnet_compile.export.graph_cost import GraphCost
 from restnet_compile.export.parity import ParityResult
 from restnet_compile.models import BlockSequence
+from restnet_compile.pipeline.cache.fingerprint import tool_versions
 from restnet_compile.pipeline.candidates import candidate_rule
 from restnet_compile.pipeline.load import image_policy, weights_sha
 from restnet_compile.pipeline.state import Analysis, Variant
 from restnet_compile.selection.rule import describe_rule
-
-_TOOLS = ("torch", "numpy", "fvcore", "onnx", "onnxscript", "onnx2tf", "tensorflow", "onnxruntime", "ai-edge-litert")
-
-
-def tool_versions() -> dict[str, str]:
-    """Versions of the tools that shape the bundle's bytes."""
-    out = {"restnet-compile": __version__}
-    for name in _TOOLS:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def _variant_entry(v: Variant, exported: ExportedVariant | None) -> VariantEntry:

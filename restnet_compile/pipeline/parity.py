@@ -1,39 +1,30 @@
 """Stage 8: every exported variant run through the device runtime and checked against PyTorch; reference outputs kept.
 
-The manifest is written first, because the device runtime opens the bundle through it.
+The device runtime opens the exported files through the manifest the export stage wrote beside them.
 
 A stitched variant that fails the target's parity rule (or does not run on the device's runtime) is dropped with its
-reason, unless the build asks for ``strict_parity``: the caller then decides the selection again without it and
-exports again (:func:`restnet_compile.pipeline.bundle_job.export_and_check`). An anchor that fails is always an error:
+reason, unless the build asks for ``strict_parity``: the driver then decides the selection again without it and
+exports again (:func:`restnet_compile.pipeline.driver.export_and_check`). An anchor that fails is always an error:
 its failure says the target cannot run the model itself, not that one stitch rounds badly.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 
 from restnet_compile._util.progress import Reporter
 from restnet_compile._util.quiet import quiet_native_output
-from restnet_compile.bundle.manifest import MANIFEST, Manifest, write_manifest
+from restnet_compile.bundle.manifest import Manifest
 from restnet_compile.bundle.reference import REFERENCE_SAMPLES, write_reference
 from restnet_compile.data import Images
 from restnet_compile.errors import InfeasibleError, ParityError
 from restnet_compile.export.parity import ParityResult, check_parity, torch_logits
 from restnet_compile.models.batching import forward_rows
 from restnet_compile.pipeline.decide import decide
-from restnet_compile.pipeline.export import Exported
-from restnet_compile.pipeline.manifest_build import add_parity, build_manifest
-from restnet_compile.pipeline.state import Analysis
+from restnet_compile.pipeline.manifest_build import add_parity
+from restnet_compile.pipeline.state import Analysis, Exported, ParityDrops
 from restnet_compile.runtime import Bundle
-
-
-@dataclass(frozen=True)
-class ParityDrops:
-    """Stitched variants that failed parity: variant id -> why (the caller drops them and exports again)."""
-
-    reasons: dict[str, str]
 
 
 def _runtime_failures(bundle: Bundle, ex: Exported, images: Images) -> dict[str, str]:
@@ -74,8 +65,7 @@ def parity_stage(ex: Exported, stage: Path, progress: Reporter) -> Manifest | Pa
     """
     a = ex.analysis
     shipped = a.shipped()
-    manifest = build_manifest(a, ex.variants, ex.layout, ex.segment_costs)
-    write_manifest(stage / MANIFEST, manifest)
+    manifest = ex.manifest
     test = a.splits.test
     with quiet_native_output():  # interpreters announce their delegates on first use
         bundle = Bundle.open(stage)

@@ -14,9 +14,6 @@ the untuned adapter costs what the tuned one will. Each requested profile then l
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
@@ -26,35 +23,11 @@ from restnet_compile.cost import CostReport, cost_on, footprint
 from restnet_compile.errors import InfeasibleError
 from restnet_compile.models import BlockSequence
 from restnet_compile.pipeline.family import Family
+from restnet_compile.pipeline.state import Screen
 from restnet_compile.selection.rule import Option, limit_violations, require_feasible
 from restnet_compile.stitching import ADAPTERS, StitchedNet, StitchPoint
 from restnet_compile.stitching.adapters import choose_adapter
 from restnet_compile.stitching.plan import stitch_pairs
-
-
-@dataclass(frozen=True)
-class Screen:
-    """Costs of every variant that could be built, per profile, and what each profile can run.
-
-    Attributes:
-        stitches: Ids of every stitch the plan could pick (``L1-S0``...).
-        costs: Profile name -> variant id (``large``, ``small``, ``L1-S0``...) -> estimated cost on that profile.
-        runnable: Profile name -> pair of anchors (``L-S``) -> the (front cut, back block) pairs whose stitch fits
-            that profile.
-        failures: Profile name -> why nothing fits it (the profiles that fit something are absent).
-        misses: Profile name -> pair of anchors -> (front cut, back block) -> the limits of that profile the pair's
-            stitch misses.
-    """
-
-    stitches: tuple[str, ...]
-    costs: dict[str, dict[str, CostReport]]
-    runnable: dict[str, dict[str, frozenset[tuple[int, int]]]]
-    failures: dict[str, InfeasibleError]
-    misses: dict[str, dict[str, dict[tuple[int, int], str]]] = dataclasses.field(default_factory=dict)
-
-    def fits(self, profile: str) -> int:
-        """How many stitches ``profile`` can run, over every pair."""
-        return sum(len(p) for p in self.runnable[profile].values())
 
 
 def possible_stitches(

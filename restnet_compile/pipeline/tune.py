@@ -17,12 +17,26 @@ from restnet_compile._util.progress import Reporter
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.data import Splits
 from restnet_compile.models import BlockSequence
-from restnet_compile.pipeline.cache_store import Entry
-from restnet_compile.pipeline.candidates import Plan
+from restnet_compile.pipeline.build_memory import (
+    batch_bytes,
+    choose_feature_store,
+    feature_bytes,
+    spill_folder,
+    spill_parent,
+)
+from restnet_compile.pipeline.cache.disk import Entry
+from restnet_compile.pipeline.cache.fingerprint import module_digest
+from restnet_compile.pipeline.cache.stages import (
+    Lookup,
+    Saved,
+    StageCache,
+    StageKey,
+    read_meta,
+    read_state,
+    state_files,
+)
 from restnet_compile.pipeline.executor import Done, Executor, Job, LocalExecutor
-from restnet_compile.pipeline.fingerprint import module_digest
-from restnet_compile.pipeline.memory import batch_bytes, choose_store, feature_bytes, spill_folder, spill_parent
-from restnet_compile.pipeline.stage_store import Lookup, Saved, StageCache, StageKey, read_meta, read_state, state_files
+from restnet_compile.pipeline.state import Plan
 from restnet_compile.stitching import (
     ADAPTERS,
     Adapter,
@@ -39,7 +53,7 @@ KEY = StageKey("tune", 1, ("selection", "selection_noise", "strict_parity", "pro
 
 @dataclass(frozen=True)
 class TunedMeta:
-    """What the store keeps beside a tuned adapter's tensors.
+    """What the cache keeps beside a tuned adapter's tensors.
 
     Attributes:
         candidate: The stitch that was tuned.
@@ -155,7 +169,7 @@ def tune_stage(
     large: BlockSequence,
     small: BlockSequence,
     splits: Splits,
-    store: StageCache,
+    cache: StageCache,
     progress: Reporter,
     executor: Executor | None = None,
 ) -> list[StitchedVariant]:
@@ -165,7 +179,7 @@ def tune_stage(
     """
     executor = executor or LocalExecutor()
     need = feature_bytes(plan.front, plan.back, plan.candidates, splits, config.tune.recipe)
-    choice = choose_store(config, need, batch_bytes(plan.front), spill_parent(store.root))
+    choice = choose_feature_store(config, need, batch_bytes(plan.front), spill_parent(cache.root))
     progress.stage("tuning adapters", len(plan.candidates))
     found: dict[Candidate, Lookup[StitchedVariant]] = {}
     results: dict[Candidate, tuple[StitchedVariant, torch.Tensor]] = {}
@@ -173,11 +187,11 @@ def tune_stage(
         inputs = {
             "config": KEY.config_part(config),
             "candidate": dataclasses.asdict(c),
-            "models": store.models(large, small, config),
-            "data": store.data(splits),
+            "models": cache.models(large, small, config),
+            "data": cache.data(splits),
             "features": "exact" if choice.kind in ("ram", "mmap") else choice.kind,  # ram and mmap: same values
         }
-        found[c] = store.lookup(f"tune {c.point.variant_id}", KEY, inputs, lambda e: _load(plan.front, plan.back, e))
+        found[c] = cache.lookup(f"tune {c.point.variant_id}", KEY, inputs, lambda e: _load(plan.front, plan.back, e))
         if (hit := found[c].hit) is not None:
             results[c] = hit
             _report(progress, hit[0], True)
@@ -186,12 +200,12 @@ def tune_stage(
     def finished(k: int, done: Done[Tuned]) -> None:
         sv = done.get().attach(plan.front, plan.back)
         results[todo[k]] = sv, done.rng
-        store.keep(f"tune {todo[k].point.variant_id}", found[todo[k]], sv, _save, done.rng)
+        cache.keep(f"tune {todo[k].point.variant_id}", found[todo[k]], sv, _save, done.rng)
         _report(progress, sv, False)
 
     if todo:
         progress(choice.reason)
-        with spill_folder(store.root) as folder:
+        with spill_folder(cache.root) as folder:
             jobs = _jobs(config, plan, large, splits, todo, executor, FeatureStore(choice.kind, folder))
             executor.run(jobs, progress, finished)
     if plan.candidates:  # the random state the last candidate left, as if all had run here in plan order

@@ -114,7 +114,9 @@ def noise_margin(a: Option, b: Option, z: float) -> float:
     return z * math.sqrt(var)
 
 
-def _dominator(c: Option, others: list[Option], z: float) -> Option | None:
+def dominator(c: Option, others: list[Option], z: float) -> Option | None:
+    """The first of ``others`` that dominates ``c``: no slower and no less accurate (by ``z`` standard errors of
+    validation noise, see :func:`noise_margin`), and faster or more accurate; None when none does."""
     for o in others:
         if o.variant_id == c.variant_id:
             continue
@@ -209,7 +211,7 @@ def select(candidates: list[Option], profile: Profile, pareto: bool = True, nois
     require_feasible(candidates, profile)
     violations = {c.variant_id: limit_violations(c, profile) for c in candidates}
     feasible = [c for c in candidates if not violations[c.variant_id]]
-    dominators = {c.variant_id: _dominator(c, feasible, noise_z) if pareto else None for c in feasible}
+    dominators = {c.variant_id: dominator(c, feasible, noise_z) if pareto else None for c in feasible}
     front = [c for c in feasible if dominators[c.variant_id] is None]
     thinned = thin_front(front, profile.selection.min_latency_gain) if pareto else {}
     decisions = []

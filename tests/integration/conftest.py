@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.unit.conftest import cli_in_process  # noqa: F401  (a command run in this process, as the unit tier has it)
+
 # Few candidates and one tuning epoch keep the default run short; "feasible" ships every feasible variant, so
 # stitched variants are exported and checked even when the Pareto filter would drop them.
 FAST = {"dataset": "mnist5k", "plan": {"max_candidates": 2}, "tune": {"epochs": 1}, "selection": "feasible"}

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from restnet_compile import api
+from restnet_compile.bundle.patch import read_patch
 from restnet_compile.config.build import BuildConfig
-from restnet_compile.runtime.patch import read_patch
 from tests.integration.conftest import FAST
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.lib.photo_digits import draw_digit, write_set
+from bench.benchlib.photo_digits import draw_digit, write_set
 from restnet_compile import api
 from restnet_compile._util.atomic import umask_mode
 from restnet_compile.bundle.manifest import ImageInfo, load_manifest, write_manifest

@@ -1,9 +1,9 @@
-"""The benchmarks' FLOPs Pareto filter (bench/lib/pareto.py): dominator reasons, ties and the anchors' line."""
+"""The benchmarks' FLOPs Pareto filter (bench/benchlib/pareto.py): dominator reasons, ties and the anchors' line."""
 
 from __future__ import annotations
 
 import pytest
-from lib.pareto import anchor_line, pareto_reasons
+from benchlib.pareto import anchor_line, pareto_reasons
 
 ANCHORS = {"small": {"flops": 2.1e6, "val_accuracy": 0.961}, "large": {"flops": 34.7e6, "val_accuracy": 0.982}}
 

@@ -21,17 +21,17 @@ from restnet_compile.config.build import PAIR_FIELDS, BuildConfig
 from restnet_compile.data import Dataset, Splits
 from restnet_compile.models import create_model
 from restnet_compile.pipeline import cka, export, tune
-from restnet_compile.pipeline.cache_store import (
+from restnet_compile.pipeline.cache.disk import (
     CACHE_ENV,
     ENTRY_FILE,
-    CacheStore,
+    DiskCache,
     cache_key,
     default_cache_dir,
     npy_bytes,
     npy_load,
 )
-from restnet_compile.pipeline.fingerprint import array_digest, module_digest, splits_digest
-from restnet_compile.pipeline.stage_store import StageCache
+from restnet_compile.pipeline.cache.fingerprint import array_digest, module_digest, splits_digest
+from restnet_compile.pipeline.cache.stages import StageCache
 
 KEY = cache_key("test", 1, {"a": 1})
 
@@ -42,15 +42,15 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def _entry_dir(store: CacheStore, key: str) -> Path:
+def _entry_dir(store: DiskCache, key: str) -> Path:
     return store.entries / key[:2] / key
 
 
 def test_hit_returns_what_was_stored_and_miss_is_none(tmp_path: Path) -> None:
-    store = CacheStore(tmp_path / "c")
+    store = DiskCache(tmp_path / "c")
     assert store.get(KEY) is None
     store.put(KEY, {"x": [1, 2.5, "s"]}, {"a.bin": b"\x00\x01", "sub/b.npy": npy_bytes(np.arange(3))})
-    entry = CacheStore(tmp_path / "c").get(KEY)  # a new process would open the store again
+    entry = DiskCache(tmp_path / "c").get(KEY)  # a new process would open the store again
     assert entry is not None
     assert entry.meta == {"x": [1, 2.5, "s"]}
     assert entry.read("a.bin") == b"\x00\x01"
@@ -110,7 +110,7 @@ def _corrupt(kind: str, path: Path) -> None:
     ],
 )
 def test_corrupt_or_partial_entry_is_a_miss_and_removed(tmp_path: Path, kind: str) -> None:
-    store = CacheStore(tmp_path)
+    store = DiskCache(tmp_path)
     store.put(KEY, {"n": 1}, {"p.bin": bytes(range(64))})
     _corrupt(kind, _entry_dir(store, KEY))
     assert store.get(KEY) is None
@@ -181,7 +181,7 @@ def test_tests_never_use_the_real_home_cache() -> None:
 
 
 def test_failed_write_leaves_nothing_visible(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = CacheStore(tmp_path)
+    store = DiskCache(tmp_path)
     monkeypatch.setattr(os, "rename", lambda *a: (_ for _ in ()).throw(OSError(28, "No space left on device")))
     with pytest.raises(OSError):
         store.put(KEY, {}, {"p.bin": b"123"})
@@ -193,8 +193,8 @@ def test_failed_write_leaves_nothing_visible(tmp_path: Path, monkeypatch: pytest
 _WRITER = """
 import sys
 from pathlib import Path
-from restnet_compile.pipeline.cache_store import CacheStore, cache_key
-store = CacheStore(Path(sys.argv[1]))
+from restnet_compile.pipeline.cache.disk import DiskCache, cache_key
+store = DiskCache(Path(sys.argv[1]))
 blob = bytes(range(256)) * 40000  # 10 MB: the kill lands in the middle of a write
 for i in range(10**6):
     store.put(cache_key("kill", 1, {"i": i}), {"i": i}, {"a.bin": blob, "b.bin": blob})
@@ -212,7 +212,7 @@ def test_sigkill_while_writing_leaves_complete_entries_or_none(tmp_path: Path) -
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     left = [p for p in (root / "tmp").iterdir()]
-    store = CacheStore(root)  # opening removes what the dead writer left in tmp/
+    store = DiskCache(root)  # opening removes what the dead writer left in tmp/
     assert list(store.tmp.iterdir()) == [] and len(left) <= 1
     found = [store.get(cache_key("kill", 1, {"i": i})) for i in range(20)]
     done = [e for e in found if e is not None]
@@ -262,7 +262,7 @@ def test_unusable_cache_dir_builds_without_cache(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     lines: list[str] = []
     stages = StageCache.open(blocker / "cache", Reporter(lines.append))
-    assert stages.store is None and len(lines) == 1 and "building without the cache" in lines[0]
+    assert stages.disk is None and len(lines) == 1 and "building without the cache" in lines[0]
 
 
 def test_stale_temp_dirs_of_dead_builds_are_removed_and_nothing_else(tmp_path: Path) -> None:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from restnet_compile import api
-from restnet_compile.bundle.manifest import MANIFEST, write_manifest
+from restnet_compile.bundle.manifest import MANIFEST, BundleError, write_manifest
+from restnet_compile.bundle.patch import COPY, MAGIC, read_patch
+from restnet_compile.bundle.patch_make import byte_delta, make_patch
 from restnet_compile.errors import EXIT_BAD_INPUT, BadInputError
-from restnet_compile.pipeline.patch import byte_delta, make_patch
-from restnet_compile.runtime.patch import COPY, MAGIC, read_patch
 from tests.manifests import sample_manifest
 
 SEGMENT = bytes(range(256)) * 40  # a shared segment: 10 KB that must not travel
@@ -157,7 +160,7 @@ def test_a_segment_cut_anew_travels_as_copies_of_the_old_one(tmp_path: Path) -> 
 
 def test_a_format_1_patch_with_json_ops_still_applies(pair: tuple[Path, Path], tmp_path: Path) -> None:
     from restnet_compile.bundle.manifest import load_manifest
-    from restnet_compile.runtime.patch import DATA, patch_bytes
+    from restnet_compile.bundle.patch import DATA, FileRecord, PatchRecord, patch_bytes
 
     old, new = pair
     files = {}
@@ -166,19 +169,49 @@ def test_a_format_1_patch_with_json_ops_still_applies(pair: tuple[Path, Path], t
         data = (new / name).read_bytes()
         sha = hashlib.sha256(data).hexdigest()
         if (old / name).is_file() and (old / name).read_bytes() == data:
-            files[name] = {"sha256": sha, "source": "base"}
-        else:  # format 1: a delta copies from the file of its own name, ops as JSON lists
-            blobs[f"{len(blobs):04d}"] = data
-            files[name] = {"sha256": sha, "source": "delta", "blob": f"{len(blobs) - 1:04d}",
-                           "ops": [[DATA, 0, len(data)]]}  # fmt: skip
-            if not (old / name).is_file():
-                files[name] = {"sha256": sha, "source": "patch", "blob": files[name]["blob"]}
-    data = {
-        "format_version": 1,
-        "base_manifest_sha256": load_manifest(old).manifest_sha256,
-        "result_manifest_sha256": load_manifest(new).manifest_sha256,
-        "files": files,
-    }
-    (tmp_path / "p.patch").write_bytes(patch_bytes(data, blobs))
+            files[name] = FileRecord(sha, "base")
+            continue
+        blob = f"{len(blobs):04d}"
+        blobs[blob] = data
+        if (old / name).is_file():  # format 1: a delta copies from the file of its own name, ops as JSON lists
+            files[name] = FileRecord(sha, "delta", blob=blob, ops=((DATA, 0, len(data)),))
+        else:
+            files[name] = FileRecord(sha, "patch", blob=blob)
+    base, result = load_manifest(old).manifest_sha256, load_manifest(new).manifest_sha256
+    assert base is not None and result is not None
+    raw = patch_bytes(PatchRecord(1, base, result, files), blobs)
+    assert b'"ops": [' in raw and b'"from"' not in raw and b'"ops_blob"' not in raw
+    (tmp_path / "p.patch").write_bytes(raw)
     api.apply_patch(old, tmp_path / "p.patch")
     assert _tree(old) == _tree(new)
+
+
+def _resealed(data: bytes, edit: Callable[[dict[str, Any]], None]) -> bytes:
+    """``data`` (a patch) with ``edit`` applied to its ``patch.json`` and the seal recomputed."""
+    head = len(MAGIC) + 8
+    size = int.from_bytes(data[len(MAGIC) : head], "big")
+    record = json.loads(data[head : head + size])
+    edit(record)
+    raw = (json.dumps({**record, "patch_sha256": "0" * 64}, indent=2, sort_keys=True) + "\n").encode()
+    raw = raw.replace(b"0" * 64, hashlib.sha256(raw).hexdigest().encode(), 1)
+    return MAGIC + len(raw).to_bytes(8, "big") + raw + data[head + size :]
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda r: r["blobs"]["0000"].__setitem__(1, "10"), r"'blobs\.0000\[1\]' must be int"),
+        (lambda r: r["files"]["model_data.h"].__setitem__("from", "model_data.h"), r"'files\.model_data\.h\.from'"),
+        (lambda r: r["files"]["model_data.h"].__setitem__("size", 3), r"'files\.model_data\.h\.size' is unknown"),
+        (lambda r: r["files"]["model_data.h"].__setitem__("source", "cloud"), "unknown source 'cloud'"),
+        (lambda r: r.pop("result_manifest_sha256"), "'result_manifest_sha256' is missing"),
+        (lambda r: r.__setitem__("format_version", 3), "patch format 3 is not one this code reads"),
+    ],
+)
+def test_a_sealed_patch_with_a_bad_field_is_refused_naming_it(
+    pair: tuple[Path, Path], tmp_path: Path, edit: Callable[[dict[str, Any]], None], match: str
+) -> None:
+    old, new = pair
+    (tmp_path / "p.patch").write_bytes(_resealed(make_patch(old, new), edit))
+    with pytest.raises(BundleError, match=match):
+        read_patch(tmp_path / "p.patch")

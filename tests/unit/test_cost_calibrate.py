@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from benchlib.stats import spearman
 from click.testing import CliRunner
-from lib.stats import spearman
 
 from restnet_compile.cli import cli
 from restnet_compile.cli.base import run_guarded

@@ -5,7 +5,7 @@
 * every ``restnet-compile`` command in a fenced ``sh`` block of README.md or docs/*.md, and in inline code of
   README.md, names a verb (and sub-command) and options that its ``--help`` lists; every ``make`` target shown
   exists in the Makefile;
-* bench/README.md is exactly what ``scripts/gen_bench_readme.py`` writes from bench/results/.
+* bench/README.md is exactly what ``bench/gen_readme.py`` writes from bench/results/.
 """
 
 from __future__ import annotations
@@ -138,10 +138,10 @@ def test_readme_stays_short_and_narrow() -> None:
 
 
 def _generator():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("gen_bench_readme", ROOT / "scripts" / "gen_bench_readme.py")
+    spec = importlib.util.spec_from_file_location("gen_readme", ROOT / "bench" / "gen_readme.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("gen_bench_readme", module)
+    sys.modules.setdefault("gen_readme", module)
     spec.loader.exec_module(module)
     return module
 
@@ -149,7 +149,16 @@ def _generator():  # type: ignore[no-untyped-def]
 def test_bench_readme_is_what_the_generator_writes() -> None:
     expected = _generator().render()
     actual = (ROOT / "bench" / "README.md").read_text(encoding="utf-8")
-    assert actual == expected, "bench/README.md is out of date: run python scripts/gen_bench_readme.py"
+    assert actual == expected, "bench/README.md is out of date: run python bench/gen_readme.py"
+
+
+def test_make_bench_runs_every_benchmark_the_page_shows_but_those_it_names() -> None:
+    recipe = (ROOT / "Makefile").read_text(encoding="utf-8").split("\nbench:", 1)[1].split("\n\n", 1)[0]
+    ran = [line.strip().removeprefix("$(BIN)/") for line in recipe.splitlines()[1:]]
+    gen = _generator()
+    assert ran == [*gen.make_commands(), "python bench/gen_readme.py"]
+    manual = [s for s in gen.SECTIONS.values() if s.manual]
+    assert manual and all(f"- {s.title} (" in gen.render() for s in manual)  # the page says which, and why
 
 
 def test_bench_readme_generator_refuses_results_without_a_section(tmp_path: Path) -> None:

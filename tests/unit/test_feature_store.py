@@ -12,7 +12,7 @@ from restnet_compile.config.build import BuildConfig, TuneSettings
 from restnet_compile.data import Dataset, Splits, load_dataset, make_splits
 from restnet_compile.errors import BadInputError
 from restnet_compile.models import BlockSequence, create_model
-from restnet_compile.pipeline.memory import batch_bytes, check_batch_fits, choose_store, memory_budget
+from restnet_compile.pipeline.build_memory import batch_bytes, check_batch_fits, choose_feature_store, memory_budget
 from restnet_compile.stitching import Candidate, StitchPoint, build_stitched
 from restnet_compile.stitching.build import FeatureStore, prefix_cache
 from restnet_compile.stitching.tuning.store import (
@@ -100,12 +100,15 @@ def test_fp16_and_recompute_stay_within_the_documented_tolerance(models, small_s
 
 def test_auto_store_follows_the_budget(tmp_path: Path) -> None:
     small = BuildConfig(max_memory="100MB")
-    assert choose_store(small, 10**7, 10**6, tmp_path).kind == "ram"
-    assert choose_store(small, 2 * 10**8, 10**6, tmp_path).kind == "mmap"
+    assert choose_feature_store(small, 10**7, 10**6, tmp_path).kind == "ram"
+    assert choose_feature_store(small, 2 * 10**8, 10**6, tmp_path).kind == "mmap"
     huge = 10**18  # more than any disk
-    choice = choose_store(small, huge, 10**6, tmp_path)
+    choice = choose_feature_store(small, huge, 10**6, tmp_path)
     assert choice.kind == "recompute" and "last bits" in choice.reason
-    assert choose_store(BuildConfig(max_memory="100MB", feature_store="mmap-fp16"), 1, 1, tmp_path).kind == "mmap-fp16"
+    assert (
+        choose_feature_store(BuildConfig(max_memory="100MB", feature_store="mmap-fp16"), 1, 1, tmp_path).kind
+        == "mmap-fp16"
+    )
     assert memory_budget(BuildConfig()) > 0  # a share of this machine's memory
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.lib.photo_digits import draw_digit, write_set
+from bench.benchlib.photo_digits import draw_digit, write_set
 from restnet_compile._util.images import DEFAULT_POLICY, ImagePolicy, image_to_array, read_image
 from restnet_compile.bundle.manifest import ImageInfo, InputSpec
 from restnet_compile.config.build import BuildConfig

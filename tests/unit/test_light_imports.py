@@ -162,3 +162,42 @@ def test_an_invalid_profile_file_is_refused_before_torch_is_imported(tmp_path) -
     assert proc.stderr == (
         f"error: profile {profile}: field 'latency.budget': duration '-5ms' must be greater than zero, e.g. '20ms'\n"
     )
+
+
+#: What the device runtime may import, directly or through the modules it imports: the standard library, numpy, the
+#: interpreters, Pillow, and of this package the runtime itself, the bundle's standard-library types, _util and errors.
+RUNTIME_EXTERNAL = {"numpy", "PIL", "ai_edge_litert", "tflite_runtime", "onnxruntime"}
+RUNTIME_OWN = (
+    "restnet_compile.runtime",
+    "restnet_compile.bundle._codec",
+    "restnet_compile.bundle.manifest",
+    "restnet_compile.bundle.segment_info",
+    "restnet_compile.bundle.patch",
+    "restnet_compile._util",
+    "restnet_compile.errors",
+)
+
+
+def _outside_the_runtime_allow_list(modules: set[str]) -> list[str]:
+    def allowed(m: str) -> bool:
+        top = m.split(".")[0]
+        if top != "restnet_compile":
+            return top in sys.stdlib_module_names or top in RUNTIME_EXTERNAL
+        return any(m == own or m.startswith(own + ".") for own in RUNTIME_OWN)
+
+    return sorted(m for m in modules if not allowed(m))
+
+
+def test_the_runtime_imports_only_its_allow_list() -> None:
+    """Every module the runtime reaches, on the import graph import-linter checks (imports inside functions too)."""
+    import grimp
+
+    graph = grimp.build_graph("restnet_compile", include_external_packages=True, cache_dir=None)
+    reached = graph.find_upstream_modules("restnet_compile.runtime", as_package=True)
+    assert "numpy" in reached and "restnet_compile.bundle.manifest" in reached  # the graph is the real one
+    assert _outside_the_runtime_allow_list(reached) == []
+
+
+def test_the_allow_list_check_names_what_is_outside_it() -> None:
+    reached = {"numpy", "json", "rich", "torch.nn", "restnet_compile.bundle.patch_make", "restnet_compile.bundle.patch"}
+    assert _outside_the_runtime_allow_list(reached) == ["restnet_compile.bundle.patch_make", "rich", "torch.nn"]

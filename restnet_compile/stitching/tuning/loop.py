@@ -195,17 +195,24 @@ def frozen_tail(net: StitchedNet) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda feats: tail(net.adapter.trainable(feats))
 
 
+def distill_loss(
+    logits: torch.Tensor, labels: torch.Tensor, teacher: torch.Tensor, cfg: TuneSettings, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Cross-entropy on ``labels``, mixed with ``cfg.distill_weight`` of the distillation loss on the ``teacher``'s
+    logits at ``cfg.temperature`` (scaled by its square)."""
+    loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+    if cfg.distill_weight > 0:
+        t = cfg.temperature
+        kd = F.kl_div(F.log_softmax(logits / t, 1), F.softmax(teacher / t, 1), reduction="batchmean")
+        loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * kd * t * t
+    return loss
+
+
 def _loss(
     run: Callable[[torch.Tensor], torch.Tensor], split: CachedSplit, idx: torch.Tensor, cfg: TuneSettings
 ) -> torch.Tensor:
     idx = idx.to(split.feats.device)
-    logits = run(split.feats[idx])
-    loss = F.cross_entropy(logits, split.labels[idx])
-    if cfg.distill_weight > 0:
-        t = cfg.temperature
-        kd = F.kl_div(F.log_softmax(logits / t, 1), F.softmax(split.teacher[idx] / t, 1), reduction="batchmean")
-        loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * kd * t * t
-    return loss
+    return distill_loss(run(split.feats[idx]), split.labels[idx], split.teacher[idx], cfg)
 
 
 def _run_epoch(

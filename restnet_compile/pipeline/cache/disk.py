@@ -1,4 +1,4 @@
-"""A content-addressed store for the results of expensive build stages.
+"""The on-disk cache: a content-addressed directory of the results of expensive build stages.
 
 The key of an entry is the sha256 of the canonical JSON of everything that determines the stage's output
 (:func:`cache_key`). Layout under the cache root::
@@ -6,7 +6,7 @@ The key of an entry is the sha256 of the canonical JSON of everything that deter
     entries/<key[:2]>/<key>/   one complete entry: payload files + entry.json (key, metadata, sha256 of every file)
     tmp/<host>.<pid>.<rnd>/    an entry being written; it becomes visible only by one os.rename into entries/
 
-A killed writer therefore leaves at most a directory under ``tmp/``, which the next store removes once that process
+A killed writer therefore leaves at most a directory under ``tmp/``, which the next opener removes once that process
 is gone. Reading checks entry.json's own checksum and every payload file's sha256: an entry that is incomplete,
 corrupt or unreadable is removed and reads as a miss, never as an error. Arrays are stored as ``.npy`` bytes
 (no pickle), so they round-trip bit for bit.
@@ -14,13 +14,14 @@ corrupt or unreadable is removed and reads as a miss, never as an error. Arrays 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import numpy as np
 
 from restnet_compile._util.hashing import sha256_file
 from restnet_compile._util.tempdirs import make_owned_dir, remove_stale
+from restnet_compile.bundle._codec import OPTIONAL, decode, encode
 
 CACHE_ENV = "RESTNET_COMPILE_CACHE"
 ENTRY_FILE = "entry.json"
@@ -75,6 +77,23 @@ def _check_name(name: str) -> str:
 
 
 @dataclass(frozen=True)
+class EntryRecord:
+    """``entry.json``: the disk cache's format, the entry's key, the stage's metadata, the sha256 of every payload file,
+    and ``checksum``, the sha256 of the canonical JSON of the other four."""
+
+    format: int
+    key: str
+    meta: dict[str, Any]
+    files: dict[str, str]
+    checksum: str | None = field(default=None, metadata=OPTIONAL)
+
+    def sealed(self) -> EntryRecord:
+        """This record with its checksum computed."""
+        body = encode(dataclasses.replace(self, checksum=None))
+        return dataclasses.replace(self, checksum=hashlib.sha256(canonical_json(body)).hexdigest())
+
+
+@dataclass(frozen=True)
 class Entry:
     """One verified cache entry.
 
@@ -97,11 +116,11 @@ class Entry:
         return (self.path / name).read_bytes()
 
 
-class CacheStore:
+class DiskCache:
     """Entries under ``root``, written atomically and verified on every read."""
 
     def __init__(self, root: Path) -> None:
-        """Open (and create) the store; remove what killed writers left in ``tmp/``.
+        """Open (and create) the cache directory; remove what killed writers left in ``tmp/``.
 
         Raises:
             OSError: ``root`` cannot be created or written.
@@ -130,16 +149,15 @@ class CacheStore:
             return None
 
     def _verified(self, path: Path, key: str) -> Entry:
-        doc = json.loads((path / ENTRY_FILE).read_text(encoding="ascii"))
-        body = {k: doc[k] for k in ("format", "key", "meta", "files")}
-        if doc["checksum"] != hashlib.sha256(canonical_json(body)).hexdigest():
+        record: EntryRecord = decode(EntryRecord, json.loads((path / ENTRY_FILE).read_text(encoding="ascii")))
+        if record.checksum is None or record.checksum != record.sealed().checksum:
             raise ValueError("entry.json checksum mismatch")
-        if body["format"] != STORE_FORMAT or body["key"] != key or not isinstance(body["meta"], dict):
+        if record.format != STORE_FORMAT or record.key != key:
             raise ValueError("entry of another key or format")
-        for name, digest in body["files"].items():
+        for name, digest in record.files.items():
             if sha256_file(path / _check_name(name)) != digest:
                 raise ValueError(f"payload {name} checksum mismatch")
-        return Entry(path, body["meta"], tuple(body["files"]))
+        return Entry(path, record.meta, tuple(record.files))
 
     def put(self, key: str, meta: Mapping[str, object], files: Mapping[str, bytes | Path] | None = None) -> Entry:
         """Store ``meta`` and ``files`` (name -> bytes, or a file to copy) under ``key``, atomically.
@@ -161,9 +179,8 @@ class CacheStore:
                 else:
                     dest.write_bytes(content)
                 digests[dest.relative_to(tmp).as_posix()] = sha256_file(dest)
-            body = {"format": STORE_FORMAT, "key": key, "meta": dict(meta), "files": digests}
-            doc = {**body, "checksum": hashlib.sha256(canonical_json(body)).hexdigest()}
-            (tmp / ENTRY_FILE).write_text(json.dumps(doc, indent=1, sort_keys=True), encoding="ascii")
+            record = EntryRecord(STORE_FORMAT, key, dict(meta), digests).sealed()
+            (tmp / ENTRY_FILE).write_text(json.dumps(encode(record), indent=1, sort_keys=True), encoding="ascii")
             final.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.rename(tmp, final)

@@ -76,28 +76,30 @@ def feature_bytes(
 
 
 @dataclass(frozen=True)
-class StoreChoice:
-    """The store kind tuning uses and why (a progress line)."""
+class FeatureStoreChoice:
+    """The feature store tuning uses and why (a progress line)."""
 
     kind: StoreKind
     reason: str
 
 
-def choose_store(config: BuildConfig, need: int, batch: int, folder: Path) -> StoreChoice:
+def choose_feature_store(config: BuildConfig, need: int, batch: int, folder: Path) -> FeatureStoreChoice:
     """``config.feature_store``, or for ``auto`` the first of ram / mmap / recompute that fits: ram when ``need``
     bytes of features and one ``batch`` fit the budget, mmap when the disk holding ``folder`` has room."""
     size = format_size(need)
     if config.feature_store != "auto":
-        return StoreChoice(config.feature_store, f"feature store: {config.feature_store} ({size} of features)")
+        return FeatureStoreChoice(config.feature_store, f"feature store: {config.feature_store} ({size} of features)")
     budget = memory_budget(config)
     if need + batch <= budget:
-        return StoreChoice("ram", f"feature store: ram ({size} of features, memory budget {format_size(budget)})")
+        return FeatureStoreChoice(
+            "ram", f"feature store: ram ({size} of features, memory budget {format_size(budget)})"
+        )
     existing = next(p for p in (folder, *folder.parents) if p.exists())
     free = shutil.disk_usage(existing).free
     if need <= free:
         reason = f"feature store: mmap in {folder} ({size} of features > memory budget {format_size(budget)})"
-        return StoreChoice("mmap", reason)
-    return StoreChoice(
+        return FeatureStoreChoice("mmap", reason)
+    return FeatureStoreChoice(
         "recompute",
         f"feature store: recompute ({size} of features > memory budget {format_size(budget)}, and {folder} has "
         f"{format_size(free)} free); adapters may differ from a ram or mmap build in the last bits",

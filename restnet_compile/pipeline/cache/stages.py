@@ -1,4 +1,4 @@
-"""The build's stage store: a stage's result is kept under a hash of its inputs and reused on a hit.
+"""The build's stage cache: a stage's result is kept under a hash of its inputs and reused on a hit.
 
 Each stage module declares its own :class:`StageKey` and what its result is made of; this module only keys, stores,
 restores and records.
@@ -28,8 +28,8 @@ from restnet_compile.bundle.result import CacheEvent, CacheSummary
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.data import Splits
 from restnet_compile.models import BlockSequence
-from restnet_compile.pipeline.cache_store import CacheStore, Entry, cache_key, default_cache_dir, npy_bytes, npy_load
-from restnet_compile.pipeline.fingerprint import environment, module_digest, splits_digest
+from restnet_compile.pipeline.cache.disk import DiskCache, Entry, cache_key, default_cache_dir, npy_bytes, npy_load
+from restnet_compile.pipeline.cache.fingerprint import environment, module_digest, splits_digest
 from restnet_compile.pipeline.load import weights_sha
 
 T = TypeVar("T")
@@ -44,7 +44,7 @@ class StageKey:
     """How one stage is keyed.
 
     Attributes:
-        kind: The stage's name in the store.
+        kind: The stage's name in the cache.
         schema: Bump it when what the stage stores, or how it is computed, changes without a config change.
         not_inputs: Config fields that cannot change the stage's output (everything else is part of its key, so
             fields added later are keyed automatically). The fields the config leaves out of its own dump (how a
@@ -73,11 +73,11 @@ class CacheBlob:
     files: dict[str, bytes]
 
 
-def entries_of(store: CacheStore, skip: set[str]) -> list[CacheBlob]:
-    """Every entry of ``store`` but those keyed in ``skip``, as values."""
+def entries_of(disk: DiskCache, skip: set[str]) -> list[CacheBlob]:
+    """Every entry of ``disk`` but those keyed in ``skip``, as values."""
     out: list[CacheBlob] = []
-    for path in sorted(store.entries.glob("*/*")):
-        entry = store.get(path.name) if path.name not in skip else None
+    for path in sorted(disk.entries.glob("*/*")):
+        entry = disk.get(path.name) if path.name not in skip else None
         if entry is not None:
             out.append(CacheBlob(path.name, entry.meta, {n: entry.read(n) for n in entry.files}))
     return out
@@ -103,7 +103,7 @@ def read_meta(entry: Entry, cls: type[M]) -> M:
 
 @dataclass(frozen=True)
 class Lookup(Generic[T]):
-    """A stage's key in the store (None: caching off) and, on a hit, the stored result with the random state its
+    """A stage's key in the cache (None: caching off) and, on a hit, the stored result with the random state its
     computation left."""
 
     digest: str | None
@@ -111,10 +111,10 @@ class Lookup(Generic[T]):
 
 
 class StageCache:
-    """The build's view of a :class:`CacheStore` (None: caching off); records what it reused or stored."""
+    """The build's view of a :class:`DiskCache` (None: caching off); records what it reused or stored."""
 
-    def __init__(self, store: CacheStore | None, progress: Reporter) -> None:
-        self.store = store
+    def __init__(self, disk: DiskCache | None, progress: Reporter) -> None:
+        self.disk = disk
         self.progress = progress
         self.events: list[CacheEvent] = []
         self._memo: dict[tuple[str, int], tuple[object, str]] = {}  # keeps the object: its id stays unique
@@ -130,7 +130,7 @@ class StageCache:
             return cls(None, progress)
         root = default_cache_dir() if location is True else Path(location)
         try:
-            return cls(CacheStore(root), progress)
+            return cls(DiskCache(root), progress)
         except OSError as exc:
             progress(f"cache: {root} is not usable ({exc.strerror or exc}); building without the cache")
             return cls(None, progress)
@@ -138,7 +138,7 @@ class StageCache:
     @property
     def root(self) -> Path | None:
         """The cache directory, or None when caching is off."""
-        return self.store.root if self.store else None
+        return self.disk.root if self.disk else None
 
     def _digest(self, kind: str, obj: object, fn: Callable[[], str]) -> str:
         key = (kind, id(obj))
@@ -175,18 +175,18 @@ class StageCache:
 
     def blob(self, digest: str) -> CacheBlob | None:
         """The entry stored under ``digest`` as values (to send to a worker), or None."""
-        entry = self.store.get(digest) if self.store is not None else None
+        entry = self.disk.get(digest) if self.disk is not None else None
         if entry is None:
             return None
         return CacheBlob(digest, entry.meta, {name: entry.read(name) for name in entry.files})
 
     def adopt(self, blobs: list[CacheBlob]) -> None:
-        """Store entries a worker computed (in a store of its own) in this cache."""
+        """Store entries a worker computed (in a disk cache of its own) in this cache."""
         for b in blobs:
-            if self.store is None:
+            if self.disk is None:
                 return
             try:
-                self.store.put(b.key, b.meta, b.files)
+                self.disk.put(b.key, b.meta, b.files)
             except OSError as exc:
                 self.progress(f"cache: cannot store {b.key[:12]}: {exc.strerror or exc}")
 
@@ -195,16 +195,16 @@ class StageCache:
 
         An entry that does not load (older layout, unknown adapter...) is a miss and is discarded.
         """
-        if self.store is None:
+        if self.disk is None:
             return Lookup(None)
         digest = self.digest(key, inputs)
-        entry = self.store.get(digest)
+        entry = self.disk.get(digest)
         if entry is not None:
             try:
                 value = load(entry)
                 rng = torch.from_numpy(npy_load(entry.read(_RNG)))
             except Exception:
-                self.store.discard(digest)
+                self.disk.discard(digest)
             else:
                 self._event(stage, True)
                 return Lookup(digest, (value, rng))
@@ -220,11 +220,11 @@ class StageCache:
     ) -> None:
         """Store ``value``, computed after ``miss``, with the random state ``rng`` its computation left (its
         metadata through the manifest's codec, read back by :func:`read_meta`)."""
-        if miss.digest is None or self.store is None:
+        if miss.digest is None or self.disk is None:
             return
         meta, files = save(value)
         try:
-            self.store.put(
+            self.disk.put(
                 miss.digest, encode(meta) if meta is not None else {}, {**files, _RNG: npy_bytes(rng.numpy())}
             )
         except OSError as exc:
@@ -240,7 +240,7 @@ class StageCache:
         save: Callable[[T], Saved],
         load: Callable[[Entry], T],
     ) -> tuple[T, bool]:
-        """``stage``'s result from the store (torch's random state restored as it was left), else computed and kept."""
+        """``stage``'s result from the cache (torch's random state restored as it was left), else computed and kept."""
         found = self.lookup(stage, key, inputs, load)
         if found.hit is not None:
             value, rng = found.hit
@@ -251,7 +251,7 @@ class StageCache:
         return value, False
 
     def record(self, events: list[CacheEvent]) -> None:
-        """Add the events of a stage that ran elsewhere (on a worker, with its own view of the store)."""
+        """Add the events of a stage that ran elsewhere (on a worker, with its own view of the cache)."""
         for e in events:
             self._event(e.stage, e.reused)
 

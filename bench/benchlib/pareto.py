@@ -1,10 +1,12 @@
 """The anchors' line and the Pareto front of (FLOPs down, accuracy up), with the reason each point is dropped.
 
-Used by the benchmarks to count variants that earn their place; the build's own selection
-(``restnet_compile/selection/rule.py``) applies the same dominance rule with estimated latency in place of FLOPs.
+Used by the benchmarks to count variants that earn their place, through the build's own dominance rule
+(:func:`restnet_compile.selection.rule.dominator`, without a noise margin) with FLOPs in place of latency.
 """
 
 from __future__ import annotations
+
+from restnet_compile.selection.rule import Option, dominator
 
 
 def anchor_line(anchors: dict[str, dict[str, float]], flops: float, key: str = "test_accuracy") -> float:
@@ -27,11 +29,13 @@ def pareto_reasons(
 ) -> dict[str, str | None]:
     """For each of ``points`` (id -> (FLOPs, accuracy)): None when on the front with the anchors, else why not."""
     everyone = {**{r: (a["flops"], a[key]) for r, a in anchors.items()}, **points}
+    options = {
+        n: Option(n, latency_ms=f, ram_bytes=0, flash_bytes=0, val_accuracy=a, flops=int(f))
+        for n, (f, a) in everyone.items()
+    }
+    by_flops = sorted(options.values(), key=lambda o: o.latency_ms)  # the dominator named is the one of fewest FLOPs
     out: dict[str, str | None] = {}
     for name, (f, a) in points.items():
-        out[name] = None
-        for other, (fo, ao) in sorted(everyone.items(), key=lambda kv: kv[1][0]):
-            if other != name and fo <= f and ao >= a and (fo < f or ao > a):
-                out[name] = dominated_reason(name, (f, a), other, (fo, ao))
-                break
+        dom = dominator(options[name], by_flops, 0.0)
+        out[name] = dominated_reason(name, (f, a), dom.variant_id, everyone[dom.variant_id]) if dom else None
     return out

@@ -25,10 +25,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lib.suffix_ideas import SUFFIX_IDEAS, recalibrate, trained_params
+from benchlib.suffix_ideas import SUFFIX_IDEAS, recalibrate, trained_params
 from restnet_compile.config.build import TuneSettings
 from restnet_compile.stitching.net import StitchedNet
-from restnet_compile.stitching.tuning.loop import CachedSplit, TuneResult, fixed_split, frozen_tail, split_accuracy
+from restnet_compile.stitching.tuning.loop import (
+    CachedSplit,
+    TuneResult,
+    distill_loss,
+    fixed_split,
+    frozen_tail,
+    split_accuracy,
+)
 from restnet_compile.stitching.tuning.recipes import RECIPES, Recipe, RecipeData, match_from_ls
 
 
@@ -95,12 +102,7 @@ def _swapped(params: list[nn.Parameter], values: list[torch.Tensor] | None) -> I
 def _loss(
     logits: torch.Tensor, split: CachedSplit, idx: torch.Tensor, cfg: TuneSettings, opts: TuneOptions
 ) -> torch.Tensor:
-    loss = F.cross_entropy(logits, split.labels[idx], label_smoothing=opts.label_smoothing)
-    if cfg.distill_weight > 0:
-        t = cfg.temperature
-        kd = F.kl_div(F.log_softmax(logits / t, 1), F.softmax(split.teacher[idx] / t, 1), reduction="batchmean")
-        loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * kd * t * t
-    return loss
+    return distill_loss(logits, split.labels[idx], split.teacher[idx], cfg, opts.label_smoothing)
 
 
 def tune_with_options(

@@ -1,4 +1,4 @@
-"""Result tables of each benchmark, computed from its JSON file (used by ``gen_bench_readme.py``).
+"""Result tables of each benchmark, computed from its JSON file (used by ``bench/gen_readme.py``).
 
 Every function takes the parsed file and returns Markdown lines: one or more tables and one line of conclusion
 whose figures come from the same file. Accuracies are printed in percent, ratios as they are stored.

@@ -1,4 +1,4 @@
-"""Make a bundle patch: the bytes a newer build has that the old bundle lacks (format: ``runtime.patch``).
+"""Make a bundle patch: the bytes a newer build has that the old bundle lacks (the format: :mod:`.patch`).
 
 Files the old bundle already has byte for byte come from it. Every other file travels as a delta when that is
 smaller: ranges copied from the old bundle's files of its kind (the file of the same name first, then every other file
@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
 from restnet_compile.bundle.manifest import MANIFEST, load_manifest
-from restnet_compile.runtime.patch import COPY, DATA, OP, PATCH_FORMAT, patch_bytes
+from restnet_compile.bundle.patch import COPY, DATA, OP, PATCH_FORMAT, FileRecord, PatchRecord, patch_bytes
 
 MATCH = 32  # the shortest run of bytes copied from a base file
 _STEP = 4  # base offsets indexed: every run of MATCH + _STEP - 1 equal bytes is found
@@ -71,11 +70,11 @@ def _sources(name: str, old_files: list[str]) -> list[str]:
     return same + [f for f in old_files if f != name and Path(f).suffix == suffix]
 
 
-def _entry(name: str, old_dir: Path, old_files: list[str], new: bytes, blobs: dict[str, bytes]) -> dict[str, Any]:
+def _entry(name: str, old_dir: Path, old_files: list[str], new: bytes, blobs: dict[str, bytes]) -> FileRecord:
     sha = hashlib.sha256(new).hexdigest()
     old_path = old_dir / name
     if name in old_files and old_path.read_bytes() == new:
-        return {"sha256": sha, "source": "base"}
+        return FileRecord(sha, "base")
     blob = f"{len(blobs):04d}"
     sources = _sources(name, old_files)
     if sources:
@@ -85,9 +84,9 @@ def _entry(name: str, old_dir: Path, old_files: list[str], new: bytes, blobs: di
             blobs[blob] = data
             ops_blob = f"{len(blobs):04d}"
             blobs[ops_blob] = packed
-            return {"sha256": sha, "source": "delta", "from": sources, "blob": blob, "ops_blob": ops_blob}
+            return FileRecord(sha, "delta", blob=blob, sources=tuple(sources), ops_blob=ops_blob)
     blobs[blob] = new
-    return {"sha256": sha, "source": "patch", "blob": blob}
+    return FileRecord(sha, "patch", blob=blob)
 
 
 def make_patch(old_dir: Path, new_dir: Path) -> bytes:
@@ -103,10 +102,5 @@ def make_patch(old_dir: Path, new_dir: Path) -> bytes:
         name: _entry(name, old_dir, old_files, (new_dir / name).read_bytes(), blobs)
         for name in sorted([*new.files, MANIFEST])
     }
-    data = {
-        "format_version": PATCH_FORMAT,
-        "base_manifest_sha256": old.manifest_sha256,
-        "result_manifest_sha256": new.manifest_sha256,
-        "files": files,
-    }
-    return patch_bytes(data, blobs)
+    assert old.manifest_sha256 is not None and new.manifest_sha256 is not None, "a loaded manifest carries its seal"
+    return patch_bytes(PatchRecord(PATCH_FORMAT, old.manifest_sha256, new.manifest_sha256, files), blobs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import platform
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,20 @@ from restnet_compile.data.lazy import images_digest
 _PACKAGE = Path(__file__).resolve().parents[1]  # the whole package, not only pipeline/
 
 
+_TOOLS = ("torch", "numpy", "fvcore", "onnx", "onnxscript", "onnx2tf", "tensorflow", "onnxruntime", "ai-edge-litert")
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions of the tools that shape the bundle's bytes (the manifest records them; cache keys hold them)."""
+    out = {"restnet-compile": __version__}
+    for name in _TOOLS:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
 def source_digest() -> str:
     """sha256 of the package's Python source: a development change to the code invalidates every entry."""
     h = hashlib.sha256()
@@ -28,10 +43,6 @@ def source_digest() -> str:
 
 def environment() -> dict[str, Any]:
     """Package version and source, tool versions and the platform: what shapes the bytes besides the inputs."""
-    from restnet_compile.pipeline.manifest_build import (
-        tool_versions,  # the manifest module imports the pipeline, which imports us
-    )
-
     return {
         "package": __version__,
         "source": source_digest(),
