@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_profiles.py
 	$(BIN)/python bench/bench_fail_fast.py
 	$(BIN)/python bench/bench_fleet.py
+	$(BIN)/python bench/bench_family.py
 	$(BIN)/python bench/bench_ray.py
 	$(BIN)/python bench/bench_cluster.py
 	$(BIN)/python bench/bench_stream_memory.py
