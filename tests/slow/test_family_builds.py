@@ -53,6 +53,8 @@ def test_a_heterogeneous_family_of_a_cnn_a_hybrid_and_a_vit(tmp_path: Path) -> N
     config = BuildConfig.model_validate(
         {
             **QUICK,
+            "plan": {"max_candidates": 1},  # one stitch per pair: a CNN -> hybrid and a hybrid -> ViT join
+            "tune": {"epochs": 1},
             "models": ["demo-vit", "demo-large-cnn", "demo-hybrid-vit"],
             "profile": "phone",
             "target": "tflite-fp16",  # int8 parity of the two transformers depends on the calibration images
