@@ -54,7 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_fleet.py
 	$(BIN)/python bench/bench_family.py
 	$(BIN)/python bench/bench_ray.py
-	$(BIN)/python bench/bench_cluster.py
+	$(BIN)/python bench/bench_cluster.py --epochs 40 --candidates 4 --dataset mnist10k
 	$(BIN)/python bench/bench_stream_memory.py
 	$(BIN)/python bench/bench_feature_store.py
 	$(BIN)/python bench/gen_readme.py
