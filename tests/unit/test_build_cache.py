@@ -299,3 +299,13 @@ def test_build_summary_line_names_the_reused_stages() -> None:
     assert cache_line(CacheSummary("/c", stages)) == "cache: reused cka (1 of 2 stages)"
     assert cache_line(CacheSummary("/c", stages[1:])) == "cache: 0 of 1 stages reused"
     assert cache_line(CacheSummary(None, ())) == "cache: off"
+
+
+def test_the_source_digest_covers_the_whole_package() -> None:
+    """A change anywhere in the package (here: the tuning loop, outside pipeline/) changes cache keys and the code
+    identity a Ray worker is checked against."""
+    import restnet_compile
+    from restnet_compile.pipeline.cache import fingerprint
+
+    assert fingerprint._PACKAGE == Path(restnet_compile.__file__).resolve().parent
+    assert (fingerprint._PACKAGE / "stitching" / "tuning" / "loop.py").is_file()

@@ -16,7 +16,7 @@ from restnet_compile import __version__
 from restnet_compile.data import Splits
 from restnet_compile.data.lazy import images_digest
 
-_PACKAGE = Path(__file__).resolve().parents[1]  # the whole package, not only pipeline/
+_PACKAGE = Path(__file__).resolve().parents[2]  # the whole package, not only pipeline/ (this is pipeline/cache/)
 
 
 _TOOLS = ("torch", "numpy", "fvcore", "onnx", "onnxscript", "onnx2tf", "tensorflow", "onnxruntime", "ai-edge-litert")
