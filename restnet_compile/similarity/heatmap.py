@@ -31,21 +31,8 @@ def write_cka_heatmap(
         marked: Cells to outline, such as the chosen stitch candidates.
         title: Figure title.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows, cols = cka.shape
-    fig, ax = plt.subplots(figsize=(1.6 + 0.9 * cols, 1.2 + 0.55 * rows), dpi=110)
-    try:
-        _draw(fig, ax, cka, row_labels, col_labels, marked, title, ("small model block", "large model block"))
-        fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    axes = ("small model block", "large model block")
+    return write_cka_heatmaps([Panel(cka, row_labels, col_labels, marked, title, axes)], path)
 
 
 @dataclass(frozen=True)
