@@ -19,7 +19,7 @@ import itertools
 from dataclasses import dataclass
 
 from restnet_compile.config.build import AnchorModel, BuildConfig
-from restnet_compile.cost.flops import count_flops
+from restnet_compile.cost import Footprint, footprint
 from restnet_compile.models import BlockSequence
 from restnet_compile.pipeline.load import check_agree, check_spec_weights, load_models, load_spec
 from restnet_compile.stitching.net import ANCHOR_IDS, anchor_tags
@@ -28,13 +28,15 @@ from restnet_compile.stitching.net import ANCHOR_IDS, anchor_tags
 @dataclass(frozen=True)
 class Anchor:
     """One anchor of the build: its id and letter, the loaded model, the config entry it came from, and its FLOPs
-    (multiply-adds of one forward pass; 0 where a pair's order is given, not measured)."""
+    (multiply-adds of one forward pass; 0 where a pair's order is given, not measured) with the footprint they were
+    measured from (None where not measured: the screen measures it)."""
 
     id: str
     tag: str
     model: BlockSequence
     spec: AnchorModel
     flops: int
+    footprint: Footprint | None = None
 
 
 @dataclass(frozen=True)
@@ -100,10 +102,6 @@ def stitched_pairs(anchors: tuple[Anchor, ...], pairs: str) -> tuple[Pair, ...]:
     return tuple(Pair(a, b) for a, b in itertools.pairwise(anchors))
 
 
-def _measured(model: BlockSequence) -> int:
-    return count_flops(model, model.input_shape).total
-
-
 def load_family(config: BuildConfig) -> Family:
     """The anchors of ``config``, frozen, split and normalising their inputs, with the pairs to stitch.
 
@@ -127,11 +125,12 @@ def load_family(config: BuildConfig) -> Family:
         for i, spec in enumerate(config.models)
     ]
     check_agree([m for _, m in loaded])
-    flops = [_measured(m) for _, m in loaded]
-    order = sorted(range(len(loaded)), key=lambda i: (-flops[i], i))
+    prints = [footprint(m, m.input_shape) for _, m in loaded]  # the screen's costs reuse them
+    order = sorted(range(len(loaded)), key=lambda i: (-prints[i].flops.total, i))
     tags = anchor_tags(len(order))
     anchors = tuple(
-        Anchor(ANCHOR_IDS[tag], tag, loaded[i][1], loaded[i][0], flops[i]) for tag, i in zip(tags, order, strict=True)
+        Anchor(ANCHOR_IDS[tag], tag, loaded[i][1], loaded[i][0], prints[i].flops.total, prints[i])
+        for tag, i in zip(tags, order, strict=True)
     )
     family = Family(config, anchors, stitched_pairs(anchors, config.pairs))
     return dataclasses.replace(family, config=family.canonical(config))

@@ -60,7 +60,9 @@ def screen(config: BuildConfig, devices: list[tuple[Profile, Target]], family: F
             nets[n.point.variant_id] = n
             pair_of[n.point.variant_id] = pair.name
     points = {vid: (n.point.front_block, n.point.back_block) for vid, n in nets.items() if isinstance(n, StitchedNet)}
-    prints = {vid: footprint(net, family.anchors[0].model.input_shape) for vid, net in nets.items()}
+    shape = family.anchors[0].model.input_shape
+    measured = {a.id: a.footprint for a in family.anchors if a.footprint is not None}
+    prints = {vid: measured.get(vid) or footprint(net, shape) for vid, net in nets.items()}
     costs, runnable, failures, misses = {}, {}, {}, {}
     for profile, target in devices:
         mine = {vid: cost_on(fp, profile, target.dtype) for vid, fp in prints.items()}
