@@ -12,6 +12,9 @@ read in place by the kernels. Packing is deterministic, so the same input gives 
   flatbuffers let many tensors point at one table. On the demo's seven segments this is 12.7 KB of 360 KB;
 - points every tensor without constant data at the schema's empty buffer 0 (the converter gives each its own), and
   constants with the same bytes at one buffer; stores equal strings once;
+- stores each tensor table and each operator table once per content: a variant's graph repeats its segments'
+  tensors and most of their operators, and in a file of one signature per whole variant a stitch repeats the
+  tensors of the prefix it shares with its anchor;
 - removes tensor names, the model's description and its metadata (the converter's ``min_runtime_version`` and
   conversion options; the manifest records the tool versions), and when asked (TFLite Micro never reads them) the
   signature tables.
@@ -21,7 +24,8 @@ LiteRT and the TFLite Micro interpreter give the same outputs, bit for bit, on t
 segments' operators in chain order, with a ``QUANTIZE`` operator between two int8 segments whose quantizations
 differ. Its tensors read the segments' constant buffers, and their quantization tables are the segments' (stored
 once), so the variant runs as one graph, as fast as a whole-variant graph, while each block's constants are stored
-once: the graph costs its operator and tensor tables. Two boundary tensors are one only when their quantizations are
+once: the graph costs its tensor and operator vectors, and the tables of operators that read other tensor indices
+than in their segment. Two boundary tensors are one only when their quantizations are
 equal: XNNPACK refuses a ``PAD`` or a pooling whose input and output scales differ in the last bit, so a boundary
 that the same tensor calibrated twice left a float rounding apart gets a ``QUANTIZE`` too; it maps every value to
 itself, as the runtime's chain runner passes such a tensor on unchanged (``passes_unchanged``).
@@ -134,15 +138,18 @@ def _pack(schema, m) -> bytes:
                 vectors[key] = super().CreateNumpyVector(x)
             return vectors[key]
 
-    class _OptionsOnce:
-        """An operator's options table, stored once per content (every copy of a 3x3 convolution's, say)."""
+    class _TableOnce:
+        """A table stored once per content: an operator's options (every copy of a 3x3 convolution's, say), a
+        tensor or an operator. A variant's graph repeats its segments' tensors and the first segment's operators,
+        and a signature per whole variant repeats the tensors of the blocks it shares with the others; a table may
+        be pointed at from any number of vectors."""
 
         def __init__(self, inner) -> None:
             self.inner = inner
 
         def Pack(self, builder):  # noqa: N802
-            key = (type(self.inner).__name__, tuple((k, _plain(v)) for k, v in sorted(vars(self.inner).items())))
-            tables = builder.__dict__.setdefault("options", {})
+            key = _content(self.inner)
+            tables = builder.__dict__.setdefault("tables_once", {})
             if key not in tables:
                 tables[key] = self.inner.Pack(builder)
             return tables[key]
@@ -152,11 +159,15 @@ def _pack(schema, m) -> bytes:
             for field in ("inputs", "outputs", "intermediates"):
                 if getattr(op, field) is not None:
                     setattr(op, field, np.asarray(getattr(op, field), dtype=np.int32))
-            if op.builtinOptions is not None and not isinstance(op.builtinOptions, _OptionsOnce):
-                op.builtinOptions = _OptionsOnce(op.builtinOptions)
+            if op.builtinOptions is not None and not isinstance(op.builtinOptions, _TableOnce):
+                op.builtinOptions = _TableOnce(op.builtinOptions)
         for t in sg.tensors or []:
             if t.shape is not None:
                 t.shape = np.asarray(t.shape, dtype=np.int32)
+            if t.shapeSignature is not None:
+                t.shapeSignature = np.asarray(t.shapeSignature, dtype=np.int32)
+        sg.tensors = [_TableOnce(t) for t in sg.tensors or []]
+        sg.operators = [_TableOnce(op) for op in sg.operators or []]
         for field in ("inputs", "outputs"):
             if getattr(sg, field) is not None:
                 setattr(sg, field, np.asarray(getattr(sg, field), dtype=np.int32))
@@ -166,16 +177,19 @@ def _pack(schema, m) -> bytes:
     return bytes(builder.Output())
 
 
-def _plain(value: object) -> object:
-    """A hashable, exact stand-in for an options field: arrays by dtype, shape and bytes; any other object (a nested
-    table) by identity, so it is never taken for another."""
-    if isinstance(value, np.ndarray):
+def _content(value: object) -> object:
+    """A hashable, exact stand-in for a table's content: arrays by dtype, shape and bytes, nested tables by their
+    class and fields (a table wrapped to be stored once by what it wraps), so two keys are equal only when the
+    packed tables would be."""
+    if isinstance(value, np.ndarray | np.generic):
         return (value.dtype.str, value.shape, value.tobytes())
     if isinstance(value, list | tuple):
-        return tuple(_plain(v) for v in value)
+        return tuple(_content(v) for v in value)
     if value is None or isinstance(value, bool | int | float | str | bytes):
-        return value
-    return ("object", id(value))
+        return (type(value).__name__, value)
+    inner = getattr(value, "inner", value)
+    schema_class = type(inner).__mro__[-2]  # the generated class, under the subclasses that pack it differently
+    return (schema_class.__name__, tuple((k, _content(v)) for k, v in sorted(vars(inner).items())))
 
 
 def _key(value: bytes | str | None) -> str:

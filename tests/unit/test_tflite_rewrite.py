@@ -167,3 +167,25 @@ def test_a_chain_shares_one_arena_on_tflite_micro_and_adds_up_on_litert() -> Non
     assert micro.model_bytes == litert.model_bytes == 1500 and micro.ops == ("ADD", "CONV_2D")
     assert micro.activation_bytes == 464 and litert.activation_bytes == 764  # each LiteRT subgraph keeps its arena
     assert micro.arena_estimate == 664 and micro.arena_measured == 624
+
+
+def _table_positions(model: bytes) -> tuple[list[int], list[int]]:
+    """The positions in the file of every subgraph's tensor and operator tables."""
+    m = S.Model.GetRootAsModel(model, 0)
+    tensors, operators = [], []
+    for g in (m.Subgraphs(i) for i in range(m.SubgraphsLength())):
+        tensors += [g.Tensors(j)._tab.Pos for j in range(g.TensorsLength())]
+        operators += [g.Operators(j)._tab.Pos for j in range(g.OperatorsLength())]
+    return tensors, operators
+
+
+def test_a_variant_graph_points_at_its_segments_tensor_and_operator_tables() -> None:
+    model = compact(_model())
+    with_graph = with_variant_graphs(model, {"fc-only": ["fc"], "fc-rq": ["fc", "rq"]})
+    tensors, operators = _table_positions(with_graph)
+    # fc: 4 tensors, 1 operator; rq: 2 and 1. fc-only repeats fc's tables exactly; fc-rq repeats fc's four tensors
+    # and its operator, and rq's two tensors, but its QUANTIZE between them is new and rq's operator reads
+    # other tensor indices, so it is a table of its own.
+    assert len(tensors) == 4 + 2 + 4 + 6 and len(set(tensors)) == 6
+    assert len(operators) == 1 + 1 + 1 + 3 and len(set(operators)) == 2 + 2
+    assert compact(with_graph) == with_graph
