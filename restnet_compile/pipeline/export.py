@@ -118,6 +118,11 @@ def with_graph_costs(
             ops=gc.ops,
         )
         out.append(dataclasses.replace(v, cost=cost))
+        progress(
+            f"  costs {v.id}: size {v.cost.model_bytes:,} B estimated, {cost.model_bytes:,} B exported "
+            f"({v.cost.model_bytes / cost.model_bytes - 1:+.1%}); RAM {v.cost.ram_bytes:,} / {cost.ram_bytes:,} B "
+            f"({v.cost.ram_bytes / cost.ram_bytes - 1:+.1%})"
+        )
         if gc.arena_measured is not None:
             progress(
                 f"  TFLM arena {v.id}: measured {gc.arena_measured:,} B, estimated {gc.arena_estimate:,} B "
