@@ -12,12 +12,16 @@ with the default tuning and the default (Pareto) selection, one torch thread, ev
   FLOPs, piecewise linear through the three anchors), per interval of neighbouring anchors;
 * bytes: the family built again from its cache with ``selection: feasible`` (every feasible variant ships) on
   ``tflite-int8`` and ``tflm-int8``: the model files' bytes against the three anchors' own models plus every
-  shipped adapter's weights (int8, one byte each);
+  shipped adapter as the int8 file stores it (int8 weights, int32 biases with the BatchNorm folded in: exactly the
+  constants of a TFLite Micro adapter segment); the ratio to the adapters' parameter count at one byte each is
+  kept beside it;
 * K = 2: ``models: [demo-small-cnn, demo-large-cnn]`` against ``large`` / ``small``, both ``--no-cache`` with one
   tuning epoch and two candidates on ``tflm-int8``: every file of both bundles and both archives by sha256;
 * all pairs: the same family with ``pairs: all`` (the large and the small model stitched too), its own fresh cache:
-  CPU time against the family's, and its stitches against the line. ``--parts all-pairs`` runs this part alone and
-  adds it to an existing results file.
+  CPU time against the family's, and its stitches against the line.
+
+``--parts all-pairs`` or ``--parts bytes`` runs that part alone (bytes: with a fresh family cache of its own) and
+replaces it in an existing results file.
 
 Goals: at least 2 stitches above the line in each interval; bytes <= 1.05 x (anchors + adapters) on both targets;
 family CPU time <= 0.6 x the two pair builds', with the same adapters' accuracy; K = 2 byte-identical.
@@ -36,10 +40,12 @@ from pathlib import Path
 
 from benchlib.cli_builds import Run, _children_cpu, build, bundle_digests, write_config
 from benchlib.files import write_json
+from torch import nn
 
 from restnet_compile.bundle.manifest import load_manifest
 from restnet_compile.models import create_model
 from restnet_compile.report.anchors_line import above_per_interval, distances
+from restnet_compile.stitching.adapters import ADAPTERS
 
 LARGE, MID, SMALL = "demo-large-cnn", "demo-mid-cnn", "demo-small-cnn"
 GOALS = {"above_per_interval": 2, "bytes_ratio": 1.05, "time_ratio": 0.6}
@@ -65,14 +71,28 @@ def _models(flags: list[str]) -> list[str]:
     return [a for name in flags for a in ("--model", name)]
 
 
-def _adapter_bytes(bundle: Path) -> int:
-    """int8 weights of every shipped stitch's adapter: its parameters less its prefix's, suffix's and head's."""
+def _stored_bytes(module: nn.Module) -> int:
+    """An adapter's constants as an int8 target stores them: each convolution's and linear layer's int8 weights and
+    int32 bias (one per output channel; a BatchNorm after it folds into them), any other parameter one byte each."""
+    total, folded = 0, set()
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            total += m.weight.numel() + 4 * m.weight.shape[0]
+            folded |= {id(p) for p in m.parameters()}
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            folded |= {id(p) for p in m.parameters()}
+    return total + sum(p.numel() for p in module.parameters() if id(p) not in folded)
+
+
+def _adapter_bytes(bundle: Path) -> dict[str, int]:
+    """Every shipped stitch's adapter: ``params`` (its parameters, one byte each: the stitch's parameters less its
+    prefix's, suffix's and head's) and ``stored`` (as the int8 file stores it, :func:`_stored_bytes`)."""
     m = load_manifest(bundle)
     names = {a.id: a.model.name for a in m.models.anchors or ()} or {
         "large": m.models.large.name,
         "small": m.models.small.name,
     }
-    total = 0
+    params = stored = 0
     for v in m.shipped():
         s = v.stitch
         if v.kind != "stitched" or s.front is None or s.front_block is None or s.back_block is None:
@@ -80,8 +100,10 @@ def _adapter_bytes(bundle: Path) -> int:
         back = s.back or ("small" if s.front == "large" else "large")
         front_model, back_model = create_model(names[s.front]), create_model(names[back])
         donors = [*front_model.blocks[: s.front_block + 1], *back_model.blocks[s.back_block + 1 :], back_model.head]
-        total += v.params - sum(p.numel() for d in donors for p in d.parameters())
-    return total
+        params += v.params - sum(p.numel() for d in donors for p in d.parameters())
+        src, dst = front_model.feature_specs()[s.front_block], back_model.feature_specs()[s.back_block]
+        stored += _stored_bytes(ADAPTERS.get(s.adapter)(src, dst))
+    return {"params": params, "stored": stored}
 
 
 def _bytes(bundle: Path) -> dict:
@@ -89,14 +111,16 @@ def _bytes(bundle: Path) -> dict:
     model_files = sum((bundle / f).stat().st_size for f in m.files if f.endswith(".tflite"))
     anchors = {v.id: v.model_bytes for v in m.variants if v.kind.startswith("anchor-")}
     adapters = _adapter_bytes(bundle)
-    reference = sum(anchors.values()) + adapters
+    reference = sum(anchors.values()) + adapters["stored"]
     return {
         "variants_shipped": [v.id for v in m.shipped()],
         "model_file_bytes": model_files,
         "anchors_bytes": anchors,
-        "adapters_int8_bytes": adapters,
+        "adapters_stored_bytes": adapters["stored"],
+        "adapters_params": adapters["params"],
         "reference_bytes": reference,
         "ratio": round(model_files / reference, 4),
+        "ratio_params_one_byte": round(model_files / (sum(anchors.values()) + adapters["params"]), 4),
         "goal_met": model_files <= GOALS["bytes_ratio"] * reference,
     }
 
@@ -127,6 +151,18 @@ def _same_stitches(family: Path, pairs: dict[str, Path]) -> list[dict]:
     return rows
 
 
+def feasible_bytes(settings: dict, work: Path) -> dict:
+    """The family with ``selection: feasible`` on each int8 target, from the family's cache (``work/c-fam``): its
+    model files' bytes against the anchors' own and the adapters'."""
+    feasible = str(write_config(work / "feasible.yaml", {**settings, "selection": "feasible"}))
+    sizes = {}
+    for target in ("tflite-int8", "tflm-int8"):
+        flags = ["--config", feasible, "--profile", "phone", "--target", target, "--out", f"feasible-{target}"]
+        run = cached_build([*flags, *_models([SMALL, LARGE, MID])], work, work / "c-fam")
+        sizes[target] = _bytes(_bundle(run, work))
+    return sizes
+
+
 def all_pairs(settings: dict, work: Path, family_cpu: float) -> dict:
     """The family with ``pairs: all``: its CPU time against the neighbours' family's, and the line."""
     config = str(write_config(work / "all.yaml", {**settings, "pairs": "all"}))
@@ -149,7 +185,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=20, help="tuning epochs")
     ap.add_argument("--candidates", type=int, default=8, help="most stitch candidates per pair")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "family.json")
-    ap.add_argument("--parts", choices=["all", "all-pairs"], default="all", help="everything, or the all-pairs part")
+    ap.add_argument(
+        "--parts", choices=["all", "all-pairs", "bytes"], default="all", help="everything, or one part alone"
+    )
     args = ap.parse_args()
     settings = {
         "dataset": "mnist10k",
@@ -157,12 +195,17 @@ def main() -> None:
         "plan": {"max_candidates": args.candidates},
         "threads": 1,
     }
-    if args.parts == "all-pairs":
+    if args.parts != "all":
         result = json.loads(args.out.read_text())
         with tempfile.TemporaryDirectory(prefix="bench-family-") as tmp:
-            result["all_pairs"] = all_pairs(settings, Path(tmp), result["time"]["family"]["cpu_seconds"])
+            if args.parts == "all-pairs":
+                part = "all_pairs"
+                result[part] = all_pairs(settings, Path(tmp), result["time"]["family"]["cpu_seconds"])
+            else:
+                part = "bytes"
+                result[part] = feasible_bytes(settings, Path(tmp))
         write_json(args.out, result)
-        print(json.dumps(result["all_pairs"], indent=1))
+        print(json.dumps(result[part], indent=1))
         return
     with tempfile.TemporaryDirectory(prefix="bench-family-") as tmp:
         work = Path(tmp)
@@ -173,12 +216,7 @@ def main() -> None:
         family = cached_build([*phone, *_models([SMALL, LARGE, MID]), "--out", "family"], work, work / "c-fam")
         fam_dir = _bundle(family, work)
         pairs = {"L-M": _bundle(pair_lm, work), "M-S": _bundle(pair_ms, work)}
-        feasible = str(write_config(work / "feasible.yaml", {**settings, "selection": "feasible"}))
-        sizes = {}
-        for target in ("tflite-int8", "tflm-int8"):
-            flags = ["--config", feasible, "--profile", "phone", "--target", target, "--out", f"feasible-{target}"]
-            run = cached_build([*flags, *_models([SMALL, LARGE, MID])], work, work / "c-fam")
-            sizes[target] = _bytes(_bundle(run, work))
+        sizes = feasible_bytes(settings, work)
         fast = {"dataset": "mnist5k", "tune": {"epochs": 1}, "plan": {"max_candidates": 2}, "threads": 1}
         k2 = ["--config", str(write_config(work / "k2.yaml", fast)), "--profile", "mcu", "--target", "tflm-int8"]
         as_pair = build([*k2, "--large", LARGE, "--small", SMALL, "--out", "k2-pair"], work)
