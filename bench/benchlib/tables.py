@@ -796,9 +796,10 @@ def family(d: dict) -> Lines:
             target,
             f"{b['model_file_bytes']:,}",
             f"{sum(b['anchors_bytes'].values()):,}",
-            f"{b['adapters_int8_bytes']:,}",
+            f"{b['adapters_stored_bytes']:,}",
             f"{b['ratio']:.4f}",
             goal_word(b["goal_met"]),
+            f"{b['adapters_params']:,} / {b['ratio_params_one_byte']:.4f}",
         ]
         for target, b in d["bytes"].items()
     ]
@@ -828,10 +829,14 @@ def family(d: dict) -> Lines:
         "",
         *table(["stitch", "MFLOPs", "test %", "interval", "vs the line (pp)", "ships"], line_rows),
         "",
-        "Bytes with every feasible variant shipped (reference: the three anchors' own models plus every adapter's "
-        "int8 weights):",
+        "Bytes with every feasible variant shipped (reference: the three anchors' own models plus every adapter as "
+        "the int8 file stores it, int8 weights and int32 biases; beside it, the adapters' parameter count at one "
+        "byte each and the ratio to that):",
         "",
-        *table(["target", "model files", "anchors", "adapters", "ratio", "goal <= 1.05"], byte_rows),
+        *table(
+            ["target", "model files", "anchors", "adapters", "ratio", "goal <= 1.05", "parameters / ratio"],
+            byte_rows,
+        ),
         "",
         *table(["build", "CPU s", "wall s"], time_rows),
         "",
@@ -842,4 +847,67 @@ def family(d: dict) -> Lines:
         f"{'the same as in its pair build' if t['same_adapters_accuracy'] else 'DIFFERENT from its pair build'}. "
         f"`models:` of two against `large` / `small`: {d['k2']['files']} files and the archive "
         f"{'byte-identical' if d['k2']['identical'] else 'DIFFERENT'}.",
+    ]
+
+
+def fashion(d: dict) -> Lines:
+    """Two torchvision architectures trained on Fashion-MNIST, stitched and built for the phone (tflite-int8)."""
+    s = d["settings"]
+    donors = "; ".join(
+        f"{role} {x['arch']}: {x['epochs']} epochs on {x['train_images']:,} images in {x['train_seconds']:.0f} s, "
+        f"test {pct(x['test_accuracy'])} %"
+        for role, x in d["donors"].items()
+    )
+    rows = []
+    for v in d["variants"]:
+        above = "-" if v["above_line_by_se"] is None else f"{v['above_line_by_se']:+.2f}"
+        deployed = "-" if v["deployed_accuracy"] is None else pct(v["deployed_accuracy"], 2)
+        ships = "yes" if v["shipped"] else f"no: {_short_reason(v['reasons'][0])}" if v["reasons"] else "no"
+        rows.append(
+            [
+                v["id"],
+                f"{v['flops'] / 1e6:.2f}",
+                pct(v["val_accuracy"], 2),
+                f"{pct(v['test_accuracy'], 2)} ± {pct(v['test_se'], 2)}",
+                deployed,
+                "-" if v["anchor_line"] is None else pct(v["anchor_line"], 2),
+                above,
+                ships,
+            ]
+        )
+    cost_rows = [
+        [
+            vid,
+            f"{c['size_estimated']:,}",
+            f"{c['size_exported']:,}",
+            f"{100 * c['size_error']:+.1f}",
+            f"{c['ram_estimated']:,}",
+            f"{c['ram_exported']:,}",
+            f"{100 * c['ram_error']:+.1f}",
+        ]
+        for vid, c in d["cost_errors"].items()
+    ]
+    g = d["goals"]
+    gaps = d["int8_gap_points"]
+    worst = max(gaps.values(), key=abs)
+    drops = ", ".join(f"{k} ({v})" for k, v in d["parity_drops"].items()) or "none"
+    return [
+        f"Fashion-MNIST from Debian's IDX files at 3 x 32 x 32; {donors}. Build: {s['tune_epochs']} tuning epochs, "
+        f"at most {s['candidates']} candidates, tune.qat {s['qat']}, {s['threads']} torch threads; splits from the "
+        f"held-out file: validation {d['n_val']:,}, test {d['n_test']:,} images. Build: {d['build_seconds']:.0f} s.",
+        "",
+        "Every variant (accuracies in %; the anchors' line at the variant's FLOPs; how far above it in standard "
+        "errors of the variant's test accuracy):",
+        "",
+        *table(["variant", "MFLOPs", "val", "test ± s.e.", "int8", "line", "above (s.e.)", "ships"], rows),
+        "",
+        "Size and RAM estimated before export against the exported file (B, error in %):",
+        "",
+        *table(["variant", "size est.", "size exported", "%", "RAM est.", "RAM exported", "%"], cost_rows),
+        "",
+        f"**Result.** Shipped stitches >= 1 s.e. above the anchors' line: "
+        f"{', '.join(d['shipped_above_line_1se']) or 'none'} (goal >= 3: "
+        f"{goal_word(g['three_stitches_above_line'])}); int8 against fp32 at most {100 * abs(worst):.2f} points "
+        f"(goal <= 1: {goal_word(g['int8_within_1_point'])}); parity drops: {drops}; exit "
+        f"{d['exit_code']}; costs within 10 %: {goal_word(g['costs_within_10_percent'])}.",
     ]
