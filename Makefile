@@ -37,7 +37,7 @@ test-extended: $(STAMP)
 	$(BIN)/python -m pytest -q -m extended
 
 # Benchmarks print and write JSON ratios measured side by side in one run (bench/results/), then bench/README.md
-# is regenerated from them. The commands are the page's sections' (tests/unit/test_docs.py keeps them equal); the
+# is regenerated from them (bench_fashion.py reads Debian's dataset-fashion-mnist files). The commands are the page's sections' (tests/unit/test_docs.py keeps them equal); the
 # page lists the benchmarks this target does not run, and why.
 bench: $(STAMP)
 	$(BIN)/python bench/bench_cka.py
@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_fail_fast.py
 	$(BIN)/python bench/bench_fleet.py
 	$(BIN)/python bench/bench_family.py
+	$(BIN)/python bench/bench_fashion.py
 	$(BIN)/python bench/bench_ray.py
 	$(BIN)/python bench/bench_cluster.py --epochs 40 --candidates 4 --dataset mnist10k
 	$(BIN)/python bench/bench_stream_memory.py

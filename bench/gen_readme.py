@@ -200,6 +200,16 @@ SECTIONS: dict[str, Section] = {
         "to `large` / `small`.",
         bt.family,
     ),
+    "fashion.json": Section(
+        "Fashion-MNIST, two foreign architectures",
+        "On real data where models differ (Fashion-MNIST), do stitches of two torchvision architectures trained "
+        "here (resnet18 and shufflenet_v2_x0_5) ship above the anchors' line, keep their accuracy in int8, and are "
+        "they costed right before export?",
+        "python bench/bench_fashion.py",
+        ">= 3 shipped stitches >= 1 s.e. above the anchors' line (test); int8 within 1 point of fp32 for every "
+        "shipped variant, no exit 4; estimated size and RAM within 10 % of the exported figures.",
+        bt.fashion,
+    ),
     "ray.json": Section(
         "Ray executor",
         "What does running the build's jobs as Ray tasks on a local 2-CPU instance cost against the local executor, "
