@@ -185,7 +185,9 @@ def _content(value: object) -> object:
         return (value.dtype.str, value.shape, value.tobytes())
     if isinstance(value, list | tuple):
         return tuple(_content(v) for v in value)
-    if value is None or isinstance(value, bool | int | float | str | bytes):
+    if isinstance(value, float):
+        return ("float", value.hex())  # -0.0 is not 0.0 here
+    if value is None or isinstance(value, bool | int | str | bytes):
         return (type(value).__name__, value)
     inner = getattr(value, "inner", value)
     schema_class = type(inner).__mro__[-2]  # the generated class, under the subclasses that pack it differently
