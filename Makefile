@@ -37,8 +37,9 @@ test-extended: $(STAMP)
 	$(BIN)/python -m pytest -q -m extended
 
 # Benchmarks print and write JSON ratios measured side by side in one run (bench/results/), then bench/README.md
-# is regenerated from them (bench_fashion.py reads Debian's dataset-fashion-mnist files). The commands are the page's sections' (tests/unit/test_docs.py keeps them equal); the
-# page lists the benchmarks this target does not run, and why.
+# is regenerated from them (bench_fashion.py reads Debian's dataset-fashion-mnist files). The commands are the
+# page's sections' (tests/unit/test_docs.py keeps them equal); the page lists the benchmarks this target does not
+# run, and why.
 bench: $(STAMP)
 	$(BIN)/python bench/bench_cka.py
 	$(BIN)/python bench/bench_stitch_tuning.py --epochs 10 --train 3000
