@@ -40,6 +40,16 @@ def boundary_bytes(chain: tuple[Segment, ...], alignment: int = 16) -> int:
 
 
 @dataclass(frozen=True)
+class Conversion:
+    """One model conversion an export runs that no other conversion of it depends on: ``module`` taking one input of
+    ``input_shape`` (no batch dimension), converted under ``name`` (``export.tflite_convert.convert``)."""
+
+    name: str
+    module: nn.Module
+    input_shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class VariantBudget:
     """What a device needs to pick a shipped variant: its chain, arena, estimated latency and accuracy."""
 
@@ -76,6 +86,18 @@ class Exporter(ABC):
             out_dir: Bundle directory to write model files into.
             work_dir: Scratch directory for intermediate files.
         """
+
+    def conversions(
+        self,
+        variants: dict[str, nn.Module],
+        input_shape: tuple[int, int, int],
+        calib: np.ndarray,
+        target: Target,
+    ) -> list[Conversion]:
+        """The conversions ``export`` of the same arguments would run, each independent of the others, so that a
+        caller may run them beforehand in parallel (elsewhere) and hand their results to ``export`` through
+        ``export.tflite_convert.prebuilt``; none by default."""
+        return []
 
     def finish(  # noqa: B027 - a hook most exporters do not need
         self, out_dir: Path, exported: dict[str, ExportedVariant], budgets: list[VariantBudget]

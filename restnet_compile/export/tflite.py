@@ -18,7 +18,7 @@ from torch import nn
 
 from restnet_compile._util.quiet import quiet_native_output
 from restnet_compile.config.device import Target
-from restnet_compile.export.base import EXPORTERS, ExportedVariant, Exporter
+from restnet_compile.export.base import EXPORTERS, Conversion, ExportedVariant, Exporter
 from restnet_compile.export.ops import check_ops, tflite_ops
 from restnet_compile.export.tflite_convert import (
     convert_calibrated,
@@ -27,7 +27,7 @@ from restnet_compile.export.tflite_convert import (
     to_saved_model,
 )
 from restnet_compile.export.tflite_rewrite import compact
-from restnet_compile.export.tflite_segments import export_segments
+from restnet_compile.export.tflite_segments import export_segments, segment_conversions
 
 BUNDLE_FILE = "variants.tflite"
 
@@ -80,6 +80,18 @@ class TFLiteExporter(Exporter):
         check_ops(tflite_ops(model), target)
         (out_dir / BUNDLE_FILE).write_bytes(compact(model))  # every signature's equal tables stored once
         return {name: ExportedVariant(BUNDLE_FILE, name) for name in keys}
+
+    def conversions(
+        self,
+        variants: dict[str, nn.Module],
+        input_shape: tuple[int, int, int],
+        calib: np.ndarray,
+        target: Target,
+    ) -> list[Conversion]:
+        """Every variant's (or with ``segments``, every segment's) onnx2tf conversion."""
+        if target.segments:
+            return segment_conversions(dict(variants), calib, target)
+        return [Conversion(name, m, input_shape) for name, m in variants.items()]
 
 
 def saved_model_with_signatures(

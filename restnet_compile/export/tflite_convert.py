@@ -16,15 +16,21 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
 from torch import nn
 
+from restnet_compile._util.quiet import quiet_native_output
+from restnet_compile._util.torch_digest import module_digest
 from restnet_compile.config.device import Target
 from restnet_compile.errors import BadInputError, RestnetError
+from restnet_compile.export.base import Conversion
 from restnet_compile.export.onnx_maxpool import explicit_maxpool_padding
 from restnet_compile.export.ops import tflite_ops
 from restnet_compile.export.torch_onnx import INPUT_NAME, OUTPUT_NAME, export_onnx
@@ -86,7 +92,59 @@ def tensorflow_quiet() -> Iterator[None]:
             os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
 
 
+@dataclass(frozen=True)
+class Converted:
+    """A module's onnx2tf SavedModel made elsewhere: its files (relative path -> bytes), and what it was made from."""
+
+    name: str
+    digest: str
+    input_shape: tuple[int, ...]
+    files: dict[str, bytes]
+
+
+_PREBUILT: ContextVar[dict[str, Converted] | None] = ContextVar("restnet_compile_prebuilt", default=None)
+
+
+def convert(c: Conversion) -> Converted:
+    """``c``'s module converted to an onnx2tf SavedModel in a temporary folder of its own, returned as bytes (a job
+    an executor may run anywhere; :func:`prebuilt` puts it back where :func:`to_saved_model` would have written
+    it)."""
+    with tempfile.TemporaryDirectory(prefix="restnet-convert-") as tmp, quiet_native_output(), tensorflow_quiet():
+        out = to_saved_model(c.module, c.input_shape, c.name, Path(tmp))
+        files = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    return Converted(c.name, module_digest(c.module), tuple(c.input_shape), files)
+
+
+@contextlib.contextmanager
+def prebuilt(converted: Iterable[Converted]) -> Iterator[None]:
+    """Within the block, :func:`to_saved_model` of a module that one of ``converted`` was made from (same name,
+    architecture, weights and input shape) writes those files instead of converting it again."""
+    token = _PREBUILT.set({c.name: c for c in converted})
+    try:
+        yield
+    finally:
+        _PREBUILT.reset(token)
+
+
+def _reuse(module: nn.Module, input_shape: tuple[int, ...], name: str, out: Path) -> bool:
+    """Write the prebuilt SavedModel of ``module`` into ``out``, if :func:`prebuilt` holds one."""
+    ready = (_PREBUILT.get() or {}).get(name)
+    if ready is None or ready.input_shape != tuple(input_shape) or ready.digest != module_digest(module):
+        return False
+    for rel, data in ready.files.items():
+        dest = out / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+    return True
+
+
 def to_saved_model(module: nn.Module, input_shape: tuple[int, ...], name: str, work_dir: Path) -> Path:
+    """``module`` through ONNX and onnx2tf into the SavedModel ``work_dir/sm_<name>`` (its path); one that
+    :func:`prebuilt` holds is written there instead."""
+    out = work_dir.resolve() / f"sm_{name}"
+    if _reuse(module, input_shape, name, out):
+        return out
+
     import onnx2tf
     import tf_keras
 
@@ -100,7 +158,6 @@ def to_saved_model(module: nn.Module, input_shape: tuple[int, ...], name: str, w
         onnx.save(model, str(copy))
     else:
         shutil.copyfile(onnx_path, copy)
-    out = work_dir / f"sm_{name}"
     with onnx2tf_environment(work_dir):
         onnx2tf.convert(
             input_onnx_file_path=str(copy),

@@ -25,7 +25,7 @@ from restnet_compile._util.quiet import quiet_native_output
 from restnet_compile.bundle.segment_info import Boundary, Segment, chain_mismatch
 from restnet_compile.config.device import Target
 from restnet_compile.errors import RestnetError
-from restnet_compile.export.base import ExportedVariant
+from restnet_compile.export.base import Conversion, ExportedVariant
 from restnet_compile.export.ops import check_ops, tflite_ops
 from restnet_compile.export.segments import SegmentPlan, plan_segments, segment_inputs
 from restnet_compile.export.tflite_convert import (
@@ -122,6 +122,13 @@ def check_chain(vid: str, chain: tuple[Segment, ...]) -> None:
     mismatch = chain_mismatch(chain)
     if mismatch:
         raise RestnetError(f"variant {vid}: {mismatch}")
+
+
+def segment_conversions(variants: dict[str, object], calib: np.ndarray, target: Target) -> list[Conversion]:
+    """The onnx2tf conversion of every segment :func:`export_segments` would write, as it would run it."""
+    plans, chains = plan_segments(variants, target.segment_cuts == "every-block")  # type: ignore[arg-type]
+    shapes = segment_inputs(plans, chains, calib[:1])  # one image is enough to know each segment's input shape
+    return [Conversion(f"seg_{sid}", seg.module, tuple(shapes[sid].shape[1:])) for sid, seg in plans.items()]
 
 
 def export_segments(

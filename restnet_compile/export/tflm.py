@@ -16,10 +16,10 @@ from torch import nn
 from restnet_compile.bundle.segment_info import Segment
 from restnet_compile.config.device import Target
 from restnet_compile.errors import BadInputError
-from restnet_compile.export.base import EXPORTERS, ExportedVariant, Exporter, VariantBudget
+from restnet_compile.export.base import EXPORTERS, Conversion, ExportedVariant, Exporter, VariantBudget
 from restnet_compile.export.c_array import render_c_arrays
 from restnet_compile.export.segments import segment_order
-from restnet_compile.export.tflite_segments import export_segments
+from restnet_compile.export.tflite_segments import export_segments, segment_conversions
 
 
 @EXPORTERS.register("tflm")
@@ -40,6 +40,16 @@ class TFLMExporter(Exporter):
         if target.dtype != "int8":
             raise BadInputError(f"target {target.name}: exporter tflm writes full-int8 models; valid dtypes: int8")
         return export_segments(dict(variants), calib, target, out_dir, work_dir, signatures=False)[0]
+
+    def conversions(
+        self,
+        variants: dict[str, nn.Module],
+        input_shape: tuple[int, int, int],
+        calib: np.ndarray,
+        target: Target,
+    ) -> list[Conversion]:
+        """Every segment's onnx2tf conversion."""
+        return segment_conversions(dict(variants), calib, target) if target.dtype == "int8" else []
 
     def finish(self, out_dir: Path, exported: dict[str, ExportedVariant], budgets: list[VariantBudget]) -> None:
         segments = {s.id: s for ev in exported.values() for s in ev.chain}

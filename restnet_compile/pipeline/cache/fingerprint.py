@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from restnet_compile import __version__
+from restnet_compile._util.torch_digest import module_digest
 from restnet_compile.data import Splits
 from restnet_compile.data.lazy import images_digest
+
+__all__ = ["array_digest", "environment", "module_digest", "source_digest", "splits_digest", "tool_versions"]
 
 _PACKAGE = Path(__file__).resolve().parents[2]  # the whole package, not only pipeline/ (this is pipeline/cache/)
 
@@ -50,16 +51,6 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "machine": platform.machine(),
     }
-
-
-def module_digest(module: nn.Module) -> str:
-    """sha256 of ``module``'s architecture (its repr) and of every tensor of its state (names, dtypes, bytes)."""
-    h = hashlib.sha256(repr(module).encode())
-    for name, tensor in module.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
-        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
 
 
 def array_digest(*arrays: np.ndarray[Any, Any]) -> str:
