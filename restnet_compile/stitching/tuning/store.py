@@ -79,6 +79,13 @@ class RamRows(Rows):
     def to(self, device: str | torch.device) -> Rows:
         return RamRows(self.tensor.to(device))
 
+    def __reduce__(self) -> tuple:
+        # on the CPU, as a numpy array: Ray's object store holds it without pickling a copy, and a worker reads it
+        # in place (a pickled tensor is copied out on both sides, seconds for the features of a build)
+        if self.tensor.device.type != "cpu" or self.tensor.dtype == torch.bfloat16:  # no numpy array of either
+            return (RamRows, (self.tensor,))
+        return (_ram_rows, (self.tensor.detach().numpy(),))
+
 
 class FileRows(Rows):
     """Rows of a C-ordered file of float32 or float16 values, read with positional reads."""
@@ -142,6 +149,11 @@ def release_received() -> None:
     """Remove :func:`received_folder` and every file in it (the job that used them is done)."""
     while _received:
         shutil.rmtree(_received.pop(), ignore_errors=True)
+
+
+def _ram_rows(data: np.ndarray) -> RamRows:
+    # a copy: an array read from Ray's object store is read-only, and a tensor over it could be written to
+    return RamRows(torch.from_numpy(np.array(data, copy=True)))
 
 
 def _received_rows(data: np.ndarray, shape: tuple[int, ...], device: str) -> FileRows:
