@@ -33,6 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from restnet_compile._util.progress import Reporter, as_reporter
 from restnet_compile._util.tempdirs import make_owned_dir, owned_dir
 from restnet_compile.bundle.manifest import Manifest
@@ -42,12 +44,14 @@ from restnet_compile.config.build import BuildConfig
 from restnet_compile.config.device import Profile, Target, load_profile, load_target
 from restnet_compile.errors import BadInputError, RestnetError
 from restnet_compile.export import EXPORTERS
+from restnet_compile.export.tflite_convert import Converted, prebuilt
 from restnet_compile.pipeline.build_memory import check_batch_fits
 from restnet_compile.pipeline.cache.disk import DiskCache
 from restnet_compile.pipeline.cache.stages import CacheBlob, StageCache, entries_of
 from restnet_compile.pipeline.candidates import plan
 from restnet_compile.pipeline.choices import check_choices, resolve_device
 from restnet_compile.pipeline.cka import family_cka
+from restnet_compile.pipeline.convert import Conversions
 from restnet_compile.pipeline.costs import anchor_variant, on_profile, stitched_variant
 from restnet_compile.pipeline.decide import decide
 from restnet_compile.pipeline.executor import BUNDLE_PREFIX, Executor, Job, LocalExecutor, open_executor, sweep_temp
@@ -123,12 +127,18 @@ def resolve_all(config: BuildConfig) -> list[Request]:
 
 
 def analyze_fleet(
-    requests: list[Request], progress: Reporter, cache: StageCache, executor: Executor, failed: Failed | None
+    requests: list[Request],
+    progress: Reporter,
+    cache: StageCache,
+    executor: Executor,
+    failed: Failed | None,
+    conversions: Conversions | None = None,
 ) -> dict[str, Analysis]:
     """Load, screen, CKA and tuning once; costs and decisions per request. Request name -> its analysis.
 
     A family's pairs are planned and tuned each as that pair's own build would be, and selected together.
     A request that nothing fits is passed to ``failed`` and left out (raised when ``failed`` is None).
+    ``conversions``: where the exports' conversions of the anchors that fit a profile start, before CKA.
     """
     family = load_family(requests[0].config)
     requests = [dataclasses.replace(r, config=family.canonical(r.config)) for r in requests]
@@ -150,6 +160,14 @@ def analyze_fleet(
         return {}
     for note in splits.notes:
         progress(f"data: {note}")
+    if conversions is not None:
+        fit = {a for r in live for a in screened.anchors_fit[r.profile.name]}
+        conversions.start_anchors(
+            [r.target for r in live],
+            {a.id: a.model for a in family.anchors if a.id in fit},
+            family.anchors[0].model.input_shape,
+            np.asarray(splits.calib.images[: max(r.target.calibration_samples for r in live)]),
+        )
     fits = ", ".join(f"{r.profile.name} runs {screened.fits(r.profile.name)}" for r in live)
     progress(f"costs screened before CKA: of {len(screened.stitches)} possible stitches, {fits}")
     ckas = family_cka(base, family, splits, cache, progress)
@@ -286,11 +304,19 @@ def cache_seed(a: Analysis, cache: StageCache) -> list[CacheBlob]:
     return [found] if found is not None else []
 
 
-def bundle_job(a: Analysis, name: str, seed: list[CacheBlob], caching: bool, *, progress: Reporter) -> Staged:
+def bundle_job(
+    a: Analysis,
+    name: str,
+    seed: list[CacheBlob],
+    caching: bool,
+    converted: list[Converted],
+    *,
+    progress: Reporter,
+) -> Staged:
     """export -> parity of ``a`` in a temporary folder (a job of the executor), sent back whole.
 
     ``seed`` holds the driver's cache entries the job may reuse; with ``caching``, the entries it computes are sent
-    back for the driver to store.
+    back for the driver to store. ``converted``: the export's model conversions, already run by other jobs.
     """
     sweep_temp()
     tmp = make_owned_dir(Path(tempfile.gettempdir()), BUNDLE_PREFIX)
@@ -301,7 +327,8 @@ def bundle_job(a: Analysis, name: str, seed: list[CacheBlob], caching: bool, *, 
                 cache.disk.put(b.key, b.meta, b.files)
         stage = tmp / name
         stage.mkdir()
-        checked = export_and_check(a, stage, cache, progress)
+        with prebuilt(converted):
+            checked = export_and_check(a, stage, cache, progress)
         paths = sorted(stage.rglob("*"))
         files = {p.relative_to(stage).as_posix(): p.read_bytes() for p in paths if p.is_file()}
         dirs = [p.relative_to(stage).as_posix() for p in paths if p.is_dir()]
@@ -312,16 +339,22 @@ def bundle_job(a: Analysis, name: str, seed: list[CacheBlob], caching: bool, *, 
 
 
 def _stage_remotely(
-    analyses: dict[str, Analysis], cache: StageCache, executor: Executor, progress: Reporter
+    analyses: dict[str, Analysis],
+    cache: StageCache,
+    executor: Executor,
+    conversions: Conversions,
+    progress: Reporter,
 ) -> dict[str, Staged | RestnetError]:
-    """Export and parity of every profile at once, as jobs on the executor's workers."""
+    """Export and parity of every profile at once, as jobs on the executor's workers (their conversions first)."""
     names = list(analyses)
     caching = cache.root is not None
     threads = next(iter(analyses.values())).config.threads
+    seeds = {n: cache_seed(analyses[n], cache) for n in names}
+    converted = conversions.collect(analyses, {n for n in names if seeds[n]}, progress)
     jobs = [
         Job(
             bundle_job,
-            (executor.share(analyses[n]), n, cache_seed(analyses[n], cache), caching),
+            (executor.share(analyses[n]), n, seeds[n], caching, converted.get(n, [])),
             f"export {n}",
             threads,
         )
@@ -400,9 +433,10 @@ def _run(
     ) as executor:
         cache = StageCache.open(cache_dir, progress)
         # load -> screen -> cka -> candidates -> tune -> costs -> decide: once, for every profile
-        analyses = analyze_fleet(requests, progress, cache, executor, failed if keep_going else None)
-        # export -> parity: on the workers, every profile at once; else per profile in _ship
-        staged = _stage_remotely(analyses, cache, executor, progress) if executor.remote and analyses else {}
+        conversions = Conversions(executor, config.threads) if executor.remote else None
+        analyses = analyze_fleet(requests, progress, cache, executor, failed if keep_going else None, conversions)
+        # export -> parity: on the workers, every profile at once (their conversions first); else per profile in _ship
+        staged = _stage_remotely(analyses, cache, executor, conversions, progress) if conversions and analyses else {}
         bundles = []
         for r in requests:
             if r.name not in analyses:

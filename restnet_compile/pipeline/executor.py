@@ -60,13 +60,18 @@ _H2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00
 
 @dataclass(frozen=True)
 class Job:
-    """One job: ``fn(*args, progress=...)``, its label for progress lines and the resources it declares."""
+    """One job: ``fn(*args, progress=...)``, its label for progress lines and the resources it declares.
+
+    ``cost`` is a relative estimate of its run time: a remote executor starts the jobs of one stage longest first,
+    so that the last to finish is a short one (the order changes no result).
+    """
 
     fn: Callable[..., Any]
     args: tuple[Any, ...]
     label: str
     num_cpus: int = 1
     num_gpus: float = 0.0
+    cost: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,14 @@ class Done(Generic[T]):
         if self.error is not None:
             raise self.error
         return self.value  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Started:
+    """Jobs an executor was given (:meth:`Executor.start`), to be waited for once (:meth:`Executor.finish`)."""
+
+    jobs: list[Job]
+    handle: Any = None
 
 
 #: Called with a job's index and outcome as each job finishes.
@@ -109,10 +122,25 @@ class Executor(ABC):
         """``obj`` as jobs take it: itself in process, a reference to one stored copy on Ray."""
 
     @abstractmethod
+    def start(self, jobs: list[Job]) -> Started:
+        """``jobs`` handed to the workers now, without waiting for them (the local executor runs them when they
+        are finished)."""
+
+    @abstractmethod
+    def finish(
+        self, started: Started, progress: Reporter, done: Callable[[int, Done[Any]], None] | None = None
+    ) -> list[Done[Any]]:
+        """Every outcome of the ``started`` jobs, in their order; ``done(index, outcome)`` is called as each one
+        finishes."""
+
+    def cancel(self, started: Started) -> None:  # noqa: B027 - the local executor has nothing running
+        """Drop the ``started`` jobs: those not done yet are stopped, their outcomes never read."""
+
     def run(
         self, jobs: list[Job], progress: Reporter, done: Callable[[int, Done[Any]], None] | None = None
     ) -> list[Done[Any]]:
         """Every job's outcome, in ``jobs``' order; ``done(index, outcome)`` is called as each one finishes."""
+        return self.finish(self.start(jobs), progress, done)
 
 
 class LocalExecutor(Executor):
@@ -124,11 +152,14 @@ class LocalExecutor(Executor):
     def share(self, obj: T) -> T:
         return obj
 
-    def run(
-        self, jobs: list[Job], progress: Reporter, done: Callable[[int, Done[Any]], None] | None = None
+    def start(self, jobs: list[Job]) -> Started:
+        return Started(list(jobs))
+
+    def finish(
+        self, started: Started, progress: Reporter, done: Callable[[int, Done[Any]], None] | None = None
     ) -> list[Done[Any]]:
         out = []
-        for k, job in enumerate(jobs):
+        for k, job in enumerate(started.jobs):
             try:
                 value, error = job.fn(*job.args, progress=progress), None
             except RestnetError as exc:
@@ -256,12 +287,25 @@ class RayExecutor(Executor):
         opts = {"num_cpus": job.num_cpus, "num_gpus": job.num_gpus, "max_retries": 0}
         return self._task.options(**opts).remote(self.expected, self.seed, self.threads, rng, [payload])
 
-    def run(
-        self, jobs: list[Job], progress: Reporter, done: Callable[[int, Done[Any]], None] | None = None
-    ) -> list[Done[Any]]:
+    def start(self, jobs: list[Job]) -> Started:
         rng = torch.get_rng_state()
         payloads = [self.share((j.fn, j.args)) for j in jobs]
-        pending = {self._submit(j, payloads[k], rng): (k, 0) for k, j in enumerate(jobs)}
+        longest_first = sorted(range(len(jobs)), key=lambda k: -jobs[k].cost)  # stable: equal costs keep their order
+        pending = {self._submit(jobs[k], payloads[k], rng): (k, 0) for k in longest_first}
+        return Started(list(jobs), (rng, payloads, pending))
+
+    def cancel(self, started: Started) -> None:
+        for ref in started.handle[2]:
+            try:
+                self.ray.cancel(ref)
+            except Exception:  # done already, or its node gone: nothing left to stop
+                pass
+
+    def finish(
+        self, started: Started, progress: Reporter, done: Callable[[int, Done[Any]], None] | None = None
+    ) -> list[Done[Any]]:
+        jobs = started.jobs
+        rng, payloads, pending = started.handle
         out: dict[int, Done[Any]] = {}
         stuck = time.monotonic()
         while pending:

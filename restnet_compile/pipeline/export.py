@@ -23,8 +23,9 @@ from restnet_compile.config.device import Profile, Target
 from restnet_compile.cost import CostReport
 from restnet_compile.cost.latency import roofline_ms
 from restnet_compile.export import EXPORTERS, ExportedVariant
-from restnet_compile.export.base import VariantBudget, boundary_bytes
+from restnet_compile.export.base import Conversion, VariantBudget, boundary_bytes
 from restnet_compile.export.graph_cost import GraphCost, chain_cost, graph_cost, is_tflm, variant_model
+from restnet_compile.export.tflite_convert import Converted, convert
 from restnet_compile.pipeline.cache.disk import Entry
 from restnet_compile.pipeline.cache.fingerprint import array_digest
 from restnet_compile.pipeline.cache.stages import Saved, StageCache, StageKey, empty_dir, read_meta
@@ -143,6 +144,22 @@ def export_inputs(a: Analysis, cache: StageCache) -> dict[str, Any]:
         "variants": [[vid, cache.module(m)] for vid, m in a.shipped().items()],
         "calib": array_digest(_calib(a)),
     }
+
+
+def conversions_of(a: Analysis) -> list[Conversion]:
+    """The model conversions the export of ``a``'s current selection runs (``Exporter.conversions``)."""
+    exporter = EXPORTERS.get(a.target.exporter)()
+    return exporter.conversions(a.shipped(), a.large.input_shape, _calib(a), a.target)
+
+
+def conversion_cost(c: Conversion) -> float:
+    """A relative estimate of how long converting ``c`` takes: onnx2tf's time grows with the modules it converts."""
+    return float(sum(1 for _ in c.module.modules()))
+
+
+def convert_job(c: Conversion, *, progress: Reporter) -> Converted:
+    """``c`` converted (a job of the executor; see :func:`restnet_compile.export.tflite_convert.convert`)."""
+    return convert(c)
 
 
 def _export_once(a: Analysis, stage: Path, work: Path, cache: StageCache) -> tuple[dict[str, ExportedVariant], bool]:

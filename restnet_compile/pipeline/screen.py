@@ -63,12 +63,15 @@ def screen(config: BuildConfig, devices: list[tuple[Profile, Target]], family: F
     shape = family.anchors[0].model.input_shape
     measured = {a.id: a.footprint for a in family.anchors if a.footprint is not None}
     prints = {vid: measured.get(vid) or footprint(net, shape) for vid, net in nets.items()}
-    costs, runnable, failures, misses = {}, {}, {}, {}
+    costs, runnable, failures, misses, anchors_fit = {}, {}, {}, {}, {}
     for profile, target in devices:
         mine = {vid: cost_on(fp, profile, target.dtype) for vid, fp in prints.items()}
         options = [_option(vid, c) for vid, c in mine.items()]
         costs[profile.name] = mine
         over = {o.variant_id: limit_violations(o, profile) for o in options if o.variant_id in points}
+        anchors_fit[profile.name] = frozenset(
+            o.variant_id for o in options if o.variant_id not in points and not limit_violations(o, profile)
+        )
         runnable[profile.name] = {
             p.name: frozenset(points[v] for v, why in over.items() if not why and pair_of[v] == p.name)
             for p in family.pairs
@@ -81,4 +84,4 @@ def screen(config: BuildConfig, devices: list[tuple[Profile, Target]], family: F
             require_feasible(options, profile)
         except InfeasibleError as exc:
             failures[profile.name] = exc
-    return Screen(tuple(points), costs, runnable, failures, misses)
+    return Screen(tuple(points), costs, runnable, failures, misses, anchors_fit)

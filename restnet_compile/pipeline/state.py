@@ -43,6 +43,7 @@ class Screen:
         failures: Profile name -> why nothing fits it (the profiles that fit something are absent).
         misses: Profile name -> pair of anchors -> (front cut, back block) -> the limits of that profile the pair's
             stitch misses.
+        anchors_fit: Profile name -> the ids of the anchors that fit that profile.
     """
 
     stitches: tuple[str, ...]
@@ -50,6 +51,7 @@ class Screen:
     runnable: dict[str, dict[str, frozenset[tuple[int, int]]]]
     failures: dict[str, InfeasibleError]
     misses: dict[str, dict[str, dict[tuple[int, int], str]]] = dataclasses.field(default_factory=dict)
+    anchors_fit: dict[str, frozenset[str]] = dataclasses.field(default_factory=dict)
 
     def fits(self, profile: str) -> int:
         """How many stitches ``profile`` can run, over every pair."""

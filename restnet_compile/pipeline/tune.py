@@ -12,9 +12,11 @@ import dataclasses
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from restnet_compile._util.progress import Reporter
 from restnet_compile.config.build import BuildConfig
+from restnet_compile.cost.flops import count_flops
 from restnet_compile.data import Splits
 from restnet_compile.models import BlockSequence
 from restnet_compile.pipeline.build_memory import (
@@ -136,6 +138,17 @@ def _report(progress: Reporter, sv: StitchedVariant, reused: bool) -> None:
     progress.advance("tuning adapters")
 
 
+def tuning_cost(front: BlockSequence, back: BlockSequence, c: Candidate) -> float:
+    """Multiply-adds of what tuning ``c`` runs on every image: its adapter, the suffix and the head (the prefix
+    features are computed once, before), an estimate of its run time relative to the other candidates'."""
+    i, j = c.point.front_block, c.point.back_block
+    spec = front.feature_specs()[i]
+    with torch.random.fork_rng(devices=[]):  # an adapter initialises from the global stream: leave it where it was
+        adapter = ADAPTERS.get(c.adapter)(spec, back.feature_specs()[j])
+    tail = StitchedNet(front, back, c.point, adapter)
+    return float(count_flops(nn.Sequential(tail.adapter, tail.suffix, tail.head), spec.shape).total)
+
+
 def _jobs(
     config: BuildConfig,
     plan: Plan,
@@ -158,6 +171,7 @@ def _jobs(
             f"tune {c.point.variant_id}",
             num_cpus=config.threads,
             num_gpus=gpus,
+            cost=tuning_cost(plan.front, plan.back, c) if executor.remote else 0.0,  # longest first on a cluster
         )
         for c in todo
     ]

@@ -16,6 +16,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -169,3 +170,104 @@ def test_no_address_starts_a_new_local_instance_even_where_ray_start_ran(monkeyp
         pass
     assert fake.calls[0]["address"] == "local"  # never the cluster `ray start` recorded on this machine
     assert not fake.up
+
+
+def test_ram_features_travel_as_an_array_and_arrive_writable() -> None:
+    from restnet_compile.stitching.tuning.store import RamRows
+
+    rows = RamRows(torch.arange(24, dtype=torch.float32).reshape(2, 3, 4))
+    reduced = rows.__reduce__()
+    assert isinstance(reduced[1][0], np.ndarray)  # no pickled tensor: the object store keeps the array as is
+    got = pickle.loads(pickle.dumps(rows, protocol=5))
+    assert torch.equal(got.tensor, rows.tensor) and got.shape == rows.shape
+    read_only = np.arange(6, dtype=np.float32).reshape(2, 3)
+    read_only.flags.writeable = False  # as an array read in place from Ray's object store
+    copy = reduced[0](read_only)
+    copy.tensor[0, 0] = 7.0  # the received tensor is its own memory
+    assert read_only[0, 0] == 0.0
+
+
+class _Submitted:
+    """What ``ray.remote(fn).options(...).remote(...)`` was called with, in submission order."""
+
+    def __init__(self) -> None:
+        self.labels: list[str] = []
+        self.cancelled: list[object] = []
+
+    def options(self, **_opts: object) -> _Submitted:
+        return self
+
+    def remote(self, *args: object) -> object:
+        _fn, job_args = args[-1][0]
+        self.labels.append(job_args[0])
+        return object()
+
+
+def test_a_remote_stage_is_submitted_longest_first_and_can_be_cancelled(monkeypatch: pytest.MonkeyPatch) -> None:
+    from restnet_compile.pipeline import executor as ex
+
+    submitted = _Submitted()
+    fake = _FakeRay()
+    fake.remote = lambda fn: submitted  # type: ignore[method-assign]
+    fake.put = lambda obj: obj  # type: ignore[attr-defined]
+    fake.cancel = submitted.cancelled.append  # type: ignore[attr-defined]
+    fake.cloudpickle = SimpleNamespace(register_pickle_by_value=lambda _module: None)  # type: ignore[attr-defined]
+    executor = ex.RayExecutor(fake, seed=0, threads=1)
+    jobs = [ex.Job(print, (name,), name, cost=cost) for name, cost in (("a", 1), ("b", 5), ("c", 3), ("d", 5))]
+    started = executor.start(jobs)
+    assert submitted.labels == ["b", "d", "c", "a"]  # equal costs keep their order
+    assert [j.label for j in started.jobs] == ["a", "b", "c", "d"]  # outcomes come back in the jobs' order
+    executor.cancel(started)
+    assert len(submitted.cancelled) == 4
+
+
+def test_tuning_cost_counts_what_tuning_runs_and_leaves_the_random_stream() -> None:
+    from restnet_compile.models import create_model
+    from restnet_compile.pipeline.tune import tuning_cost
+    from restnet_compile.stitching import Candidate, StitchPoint
+    from restnet_compile.stitching.adapters import adapter_for
+
+    large, small = create_model("demo-large-cnn"), create_model("demo-small-cnn")
+    fl, fs = large.feature_specs(), small.feature_specs()
+
+    def cost(i: int, j: int) -> float:
+        return tuning_cost(large, small, Candidate(StitchPoint(i, j), adapter_for(fl[i], fs[j]) or "", 0.5))
+
+    state = torch.get_rng_state()
+    early, late = cost(0, 0), cost(3, 2)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert early > late > 0  # a longer suffix of the small model runs on every image
+
+
+def test_a_prebuilt_saved_model_is_written_in_place_of_its_conversion(tmp_path: Path) -> None:
+    from restnet_compile._util.torch_digest import module_digest
+    from restnet_compile.export.tflite_convert import Converted, _reuse, prebuilt, to_saved_model
+
+    module = torch.nn.Conv2d(3, 4, 3)
+    made = Converted("large", module_digest(module), (3, 8, 8), {"saved_model.pb": b"pb", "variables/v.index": b"ix"})
+    with prebuilt([made]):
+        out = to_saved_model(module, (3, 8, 8), "large", tmp_path)
+        assert out == tmp_path.resolve() / "sm_large"
+        assert (out / "variables" / "v.index").read_bytes() == b"ix"
+        other = torch.nn.Conv2d(3, 4, 3)  # other weights: converted, not reused
+        assert not _reuse(other, (3, 8, 8), "large", tmp_path / "x")
+        assert not _reuse(module, (3, 16, 16), "large", tmp_path / "y")  # another input shape
+        assert not _reuse(module, (3, 8, 8), "small", tmp_path / "z")
+    assert not _reuse(module, (3, 8, 8), "large", tmp_path / "w")  # only inside the block
+
+
+def test_tflite_exports_convert_each_variant_or_each_segment() -> None:
+    from restnet_compile.config.device import load_target
+    from restnet_compile.export import EXPORTERS
+    from restnet_compile.models import create_model
+
+    large, small = create_model("demo-large-cnn"), create_model("demo-small-cnn")
+    variants = {"large": large, "small": small}
+    calib = np.zeros((2, *large.input_shape), dtype=np.float32)
+    whole = load_target("tflite-int8")
+    got = EXPORTERS.get(whole.exporter)().conversions(variants, large.input_shape, calib, whole)
+    assert [(c.name, c.module, c.input_shape) for c in got] == [(n, m, large.input_shape) for n, m in variants.items()]
+    seg = load_target("tflite-int8-segments")
+    names = [c.name for c in EXPORTERS.get(seg.exporter)().conversions(variants, large.input_shape, calib, seg)]
+    assert names and all(n.startswith("seg_") for n in names)
+    assert EXPORTERS.get("onnx")().conversions(variants, large.input_shape, calib, load_target("onnx-fp32")) == []
