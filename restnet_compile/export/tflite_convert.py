@@ -27,6 +27,7 @@ import onnx
 from torch import nn
 
 from restnet_compile._util.quiet import quiet_native_output
+from restnet_compile._util.tempdirs import make_owned_dir
 from restnet_compile._util.torch_digest import module_digest
 from restnet_compile.config.device import Target
 from restnet_compile.errors import BadInputError, RestnetError
@@ -102,39 +103,49 @@ class Converted:
     files: dict[str, bytes]
 
 
-_PREBUILT: ContextVar[dict[str, Converted] | None] = ContextVar("restnet_compile_prebuilt", default=None)
+#: Prefix of the temporary folder of one conversion (a killed process's is removed by the next job there).
+CONVERT_PREFIX = "restnet-convert-"
+_PREBUILT: ContextVar[tuple[dict[str, Converted], set[str]] | None] = ContextVar("restnet_prebuilt", default=None)
 
 
 def convert(c: Conversion) -> Converted:
     """``c``'s module converted to an onnx2tf SavedModel in a temporary folder of its own, returned as bytes (a job
     an executor may run anywhere; :func:`prebuilt` puts it back where :func:`to_saved_model` would have written
     it)."""
-    with tempfile.TemporaryDirectory(prefix="restnet-convert-") as tmp, quiet_native_output(), tensorflow_quiet():
-        out = to_saved_model(c.module, c.input_shape, c.name, Path(tmp))
+    tmp = make_owned_dir(Path(tempfile.gettempdir()), CONVERT_PREFIX)
+    try:
+        with quiet_native_output(), tensorflow_quiet():
+            out = to_saved_model(c.module, c.input_shape, c.name, tmp)
         files = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return Converted(c.name, module_digest(c.module), tuple(c.input_shape), files)
 
 
 @contextlib.contextmanager
-def prebuilt(converted: Iterable[Converted]) -> Iterator[None]:
+def prebuilt(converted: Iterable[Converted]) -> Iterator[set[str]]:
     """Within the block, :func:`to_saved_model` of a module that one of ``converted`` was made from (same name,
-    architecture, weights and input shape) writes those files instead of converting it again."""
-    token = _PREBUILT.set({c.name: c for c in converted})
+    architecture, weights and input shape) writes those files instead of converting it again; the names of those
+    it used are added to the set it gives."""
+    used: set[str] = set()
+    token = _PREBUILT.set(({c.name: c for c in converted}, used))
     try:
-        yield
+        yield used
     finally:
         _PREBUILT.reset(token)
 
 
 def _reuse(module: nn.Module, input_shape: tuple[int, ...], name: str, out: Path) -> bool:
     """Write the prebuilt SavedModel of ``module`` into ``out``, if :func:`prebuilt` holds one."""
-    ready = (_PREBUILT.get() or {}).get(name)
+    held, used = _PREBUILT.get() or ({}, set())
+    ready = held.get(name)
     if ready is None or ready.input_shape != tuple(input_shape) or ready.digest != module_digest(module):
         return False
     for rel, data in ready.files.items():
         dest = out / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(data)
+    used.add(name)
     return True
 
 

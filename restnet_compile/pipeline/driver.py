@@ -327,8 +327,10 @@ def bundle_job(
                 cache.disk.put(b.key, b.meta, b.files)
         stage = tmp / name
         stage.mkdir()
-        with prebuilt(converted):
+        with prebuilt(converted) as used:
             checked = export_and_check(a, stage, cache, progress)
+        if converted:
+            progress(f"  export: {len(used)} of {len(converted)} conversions made by other tasks")
         paths = sorted(stage.rglob("*"))
         files = {p.relative_to(stage).as_posix(): p.read_bytes() for p in paths if p.is_file()}
         dirs = [p.relative_to(stage).as_posix() for p in paths if p.is_dir()]

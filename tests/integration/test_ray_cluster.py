@@ -10,6 +10,7 @@ node may keep a temporary folder of the build.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,8 @@ pytestmark = pytest.mark.skipif(not can_isolate(), reason="needs root and unshar
 def leftovers(folder: Path) -> list[str]:
     """Temporary folders under ``folder`` that builds made and whose process has ended (those of builds still
     running on a shared machine are theirs)."""
-    return sorted(p.name for p in stale_dirs(folder, "", r"(?:restnet-bundle-|restnet-compile-features-)"))
+    made = r"(?:restnet-bundle-|restnet-compile-features-|restnet-convert-)"
+    return sorted(p.name for p in stale_dirs(folder, "", made))
 
 
 def test_a_two_node_cluster_gives_the_local_builds_bytes(tmp_path: Path, phone_bundle: BuildResult) -> None:
@@ -38,4 +40,6 @@ def test_a_two_node_cluster_gives_the_local_builds_bytes(tmp_path: Path, phone_b
         assert built.code == 0, built.stderr[-3000:]
         assert leftovers(cluster.node_tmp(0)) == []
     assert different(built.out, phone_bundle.bundle_dir.parent) == []
+    said = re.findall(r"export: (\d+) of (\d+) conversions made by other tasks", built.stderr)
+    assert said and said[0][0] == said[0][1] != "0", said  # the export task converted nothing itself
     assert any((tmp_path / "cache" / "entries").glob("*/*"))  # the driver stored what the workers computed

@@ -245,8 +245,9 @@ def test_a_prebuilt_saved_model_is_written_in_place_of_its_conversion(tmp_path: 
 
     module = torch.nn.Conv2d(3, 4, 3)
     made = Converted("large", module_digest(module), (3, 8, 8), {"saved_model.pb": b"pb", "variables/v.index": b"ix"})
-    with prebuilt([made]):
+    with prebuilt([made]) as used:
         out = to_saved_model(module, (3, 8, 8), "large", tmp_path)
+        assert used == {"large"}
         assert out == tmp_path.resolve() / "sm_large"
         assert (out / "variables" / "v.index").read_bytes() == b"ix"
         other = torch.nn.Conv2d(3, 4, 3)  # other weights: converted, not reused
