@@ -5,10 +5,12 @@ conversion independent of the others. On a remote executor each distinct convers
 and each profile's export job gets their SavedModels (``export.tflite_convert.prebuilt``), so it only joins and
 quantizes them; the bytes are those of an export that converted everything itself.
 
-The anchors' conversions start before CKA and tuning, while the workers wait for the driver's prefix features
-(:meth:`Conversions.start_anchors`): an anchor that fits a profile is converted whole whatever else ships. The rest
-start once selection is done (:meth:`Conversions.collect`). A conversion that fails is left to the export, which
-runs it again and says why; one that no export needs is waited for and dropped.
+Conversions of whole variants start before anything says which variants ship, when a node would otherwise wait:
+the anchors' before CKA and tuning, while the driver computes the prefix features
+(:meth:`Conversions.start_anchors`), each stitch's as soon as it is tuned (:meth:`Conversions.start_variant`).
+What else the selection ships (segments, whose cuts depend on it) starts once it is done
+(:meth:`Conversions.collect`). A conversion that no export needs is cancelled; one that fails is left to the
+export, which runs it again and says why.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Conversions:
     def __init__(self, executor: Executor, threads: int) -> None:
         self.executor, self.threads = executor, threads
         self._started: list[tuple[list[Key], Started]] = []
+        self._whole: tuple[list[Target], tuple[int, int, int], np.ndarray[Any, Any]] | None = None
 
     def _job(self, c: Conversion) -> Job:
         return Job(convert_job, (self.executor.share(c),), f"convert {c.name}", self.threads, cost=conversion_cost(c))
@@ -58,14 +61,26 @@ class Conversions:
         calib: np.ndarray[Any, Any],
     ) -> None:
         """Start converting each of ``anchors`` (id -> model; those that fit a profile) whole, for every one of
-        ``targets`` that converts whole variants (not segments, whose cuts depend on the stitches that ship)."""
+        ``targets`` that converts whole variants (not segments, whose cuts depend on the stitches that ship); the
+        stitched variants :meth:`start_variant` is given later are converted for the same targets."""
+        self._whole = (targets, input_shape, calib)
+        for vid, model in anchors.items():
+            self.start_variant(vid, model)
+
+    def start_variant(self, vid: str, module: nn.Module) -> None:
+        """Start converting variant ``vid`` whole, for the targets of :meth:`start_anchors` that convert whole
+        variants, before selection says whether it ships (a stitch as soon as it is tuned: its task waits behind
+        the tuning tasks not started yet, so it runs on a node that would otherwise wait for the last ones)."""
+        if self._whole is None:
+            return
+        targets, input_shape, calib = self._whole
         todo: dict[Key, Conversion] = {}
         for target in targets:
-            for c in EXPORTERS.get(target.exporter)().conversions(anchors, input_shape, calib, target):
-                if c.name in anchors:
+            for c in EXPORTERS.get(target.exporter)().conversions({vid: module}, input_shape, calib, target):
+                if c.name == vid:
                     todo.setdefault((c.name, module_digest(c.module)), c)
-        for key, c in todo.items():  # one at a time: one that no export needs is cancelled alone
-            self._start({key: c})
+        known = self._known()
+        self._start({k: c for k, c in todo.items() if k not in known})  # one variant per start: cancelled alone
 
     def collect(self, analyses: dict[str, Analysis], skip: set[str], progress: Reporter) -> dict[str, list[Converted]]:
         """Every conversion the export of each of ``analyses`` (but ``skip``: exports the cache holds) runs, those

@@ -204,8 +204,9 @@ def analyze_fleet(
         if not family.is_pair and not shared[p.name].candidates:
             continue
         pair_config = p.config(base)
+        early = (lambda sv: conversions.start_variant(sv.candidate.point.variant_id, sv.net)) if conversions else None
         for sv in tune_stage(
-            pair_config, shared[p.name], p.big.model, p.little.model, splits, cache, progress, executor
+            pair_config, shared[p.name], p.big.model, p.little.model, splits, cache, progress, executor, early
         ):
             vid = sv.candidate.point.variant_id
             stitched[vid] = stitched_variant(sv, splits, costs[vid], family=not family.is_pair)

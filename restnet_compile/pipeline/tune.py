@@ -9,6 +9,7 @@ candidate left, wherever it was computed, so every executor gives the same bytes
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -186,10 +187,12 @@ def tune_stage(
     cache: StageCache,
     progress: Reporter,
     executor: Executor | None = None,
+    on_tuned: Callable[[StitchedVariant], None] | None = None,
 ) -> list[StitchedVariant]:
     """Every candidate of ``plan`` built and tuned (the large model is the distillation teacher), in plan order.
 
     ``config.device`` (``cpu`` or ``cuda``, resolved) is where the prefix features and the tuning are computed.
+    ``on_tuned`` is called with each variant tuned here (not with one the cache gave), as soon as it is.
     """
     executor = executor or LocalExecutor()
     need = feature_bytes(plan.front, plan.back, plan.candidates, splits, config.tune.recipe)
@@ -216,6 +219,8 @@ def tune_stage(
         results[todo[k]] = sv, done.rng
         cache.keep(f"tune {todo[k].point.variant_id}", found[todo[k]], sv, _save, done.rng)
         _report(progress, sv, False)
+        if on_tuned is not None:
+            on_tuned(sv)
 
     if todo:
         progress(choice.reason)
