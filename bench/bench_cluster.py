@@ -1,6 +1,6 @@
 """A tuning-bound build on a real Ray cluster of 2 nodes x 1 CPU against 1 node x 1 CPU: speed-up and bytes (JSON).
 
-Usage: ``python bench/bench_cluster.py [--epochs 10] [--candidates 4] [--dataset mnist5k] [--out
+Usage: ``python bench/bench_cluster.py [--epochs 10] [--candidates 4] [--dataset mnist5k] [--rounds 3] [--out
 bench/results/cluster.json]`` (as root: the second node runs in its own mount namespace). The results shown come from
 ``--epochs 40 --candidates 4 --dataset mnist10k``: with an even number of candidates both nodes tune to the end, and
 the serial part (start-up, CKA, features, export, parity) is a small share of the build.
@@ -68,7 +68,7 @@ def main() -> None:
     ap.add_argument(
         "--dataset", default=SMALL["dataset"], help="mnist10k: 8,000 training digits, more tuning per epoch"
     )
-    ap.add_argument("--rounds", type=int, default=2, help="1-node and 2-node builds, alternated, this many times")
+    ap.add_argument("--rounds", type=int, default=3, help="1-node and 2-node builds, alternated, this many times")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "cluster.json")
     args = ap.parse_args()
     if not can_isolate():
