@@ -26,8 +26,8 @@ from restnet_compile.config.device import Target
 from restnet_compile.export import EXPORTERS
 from restnet_compile.export.base import Conversion
 from restnet_compile.export.tflite_convert import Converted
-from restnet_compile.pipeline.executor import Done, Executor, Job, Started
 from restnet_compile.pipeline.export import conversion_cost, conversions_of, convert_job
+from restnet_compile.pipeline.jobs import Done, Executor, Job, Started
 from restnet_compile.pipeline.state import Analysis
 
 #: A conversion by its name and its module's digest.

@@ -54,10 +54,11 @@ from restnet_compile.pipeline.cka import family_cka
 from restnet_compile.pipeline.convert import Conversions
 from restnet_compile.pipeline.costs import anchor_variant, on_profile, stitched_variant
 from restnet_compile.pipeline.decide import decide
-from restnet_compile.pipeline.executor import BUNDLE_PREFIX, Executor, Job, LocalExecutor, open_executor, sweep_temp
+from restnet_compile.pipeline.executor import BUNDLE_PREFIX, open_executor, sweep_temp
 from restnet_compile.pipeline.export import KEY as EXPORT_KEY
 from restnet_compile.pipeline.export import export_inputs, export_stage
 from restnet_compile.pipeline.family import Family, load_family
+from restnet_compile.pipeline.jobs import Executor, Job, LocalExecutor
 from restnet_compile.pipeline.load import load_splits
 from restnet_compile.pipeline.parity import drop_variants, parity_stage
 from restnet_compile.pipeline.publish import publish

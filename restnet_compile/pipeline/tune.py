@@ -38,7 +38,7 @@ from restnet_compile.pipeline.cache.stages import (
     read_state,
     state_files,
 )
-from restnet_compile.pipeline.executor import Done, Executor, Job, LocalExecutor
+from restnet_compile.pipeline.jobs import Done, Executor, Job, LocalExecutor
 from restnet_compile.pipeline.state import Plan
 from restnet_compile.stitching import (
     ADAPTERS,

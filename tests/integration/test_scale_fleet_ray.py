@@ -20,7 +20,8 @@ from restnet_compile import api
 from restnet_compile.bundle.result import BuildResult
 from restnet_compile.config.build import BuildConfig
 from restnet_compile.config.device import builtin_text
-from restnet_compile.pipeline.executor import Job, open_executor
+from restnet_compile.pipeline.executor import open_executor
+from restnet_compile.pipeline.jobs import Job
 from tests.integration.conftest import FAST
 
 

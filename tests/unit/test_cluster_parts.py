@@ -29,6 +29,7 @@ from restnet_compile.data.folder import read_folder_lazy
 from restnet_compile.data.npz import read_npz_lazy
 from restnet_compile.errors import BadInputError
 from restnet_compile.pipeline.executor import differences, probe_address
+from restnet_compile.pipeline.jobs import Job
 from restnet_compile.stitching.tuning.store import RowsWriter, received_folder, release_received
 
 
@@ -213,7 +214,7 @@ def test_a_remote_stage_is_submitted_longest_first_and_can_be_cancelled(monkeypa
     fake.cancel = submitted.cancelled.append  # type: ignore[attr-defined]
     fake.cloudpickle = SimpleNamespace(register_pickle_by_value=lambda _module: None)  # type: ignore[attr-defined]
     executor = ex.RayExecutor(fake, seed=0, threads=1)
-    jobs = [ex.Job(print, (name,), name, cost=cost) for name, cost in (("a", 1), ("b", 5), ("c", 3), ("d", 5))]
+    jobs = [Job(print, (name,), name, cost=cost) for name, cost in (("a", 1), ("b", 5), ("c", 3), ("d", 5))]
     started = executor.start(jobs)
     assert submitted.labels == ["b", "d", "c", "a"]  # equal costs keep their order
     assert [j.label for j in started.jobs] == ["a", "b", "c", "d"]  # outcomes come back in the jobs' order

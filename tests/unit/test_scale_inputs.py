@@ -19,7 +19,8 @@ from restnet_compile.config.build import BuildConfig, load_build_config
 from restnet_compile.config.device import builtin_text
 from restnet_compile.errors import BadInputError, InfeasibleError, ParityError
 from restnet_compile.pipeline.cache.stages import StageKey
-from restnet_compile.pipeline.executor import Job, LocalExecutor, RayExecutor, open_executor, probe_address
+from restnet_compile.pipeline.executor import RayExecutor, open_executor, probe_address
+from restnet_compile.pipeline.jobs import Job, LocalExecutor
 from tests.manifests import sample_manifest
 from tests.unit.conftest import CliCall
 
