@@ -903,10 +903,14 @@ def fashion(d: dict) -> Lines:
     gaps = d["int8_gap_points"]
     worst = max(gaps.values(), key=abs)
     drops = ", ".join(f"{k} ({v})" for k, v in d["parity_drops"].items()) or "none"
+    if "val" in s:  # splits.held_out: test
+        split = f"test: the whole held-out file, {d['n_test']:,} images; validation: {d['n_val']:,} training images"
+    else:
+        split = f"splits from the held-out file: validation {d['n_val']:,}, test {d['n_test']:,} images"
     return [
         f"Fashion-MNIST from Debian's IDX files at 3 x 32 x 32; {donors}. Build: {s['tune_epochs']} tuning epochs, "
-        f"at most {s['candidates']} candidates, tune.qat {s['qat']}, {s['threads']} torch threads; splits from the "
-        f"held-out file: validation {d['n_val']:,}, test {d['n_test']:,} images. Build: {d['build_seconds']:.0f} s.",
+        f"at most {s['candidates']} candidates, tune.qat {s['qat']}, {s['threads']} torch threads; {split}. Build: "
+        f"{d['build_seconds']:.0f} s.",
         "",
         "Every variant (accuracies in %; the anchors' line at the variant's FLOPs; how far above it in standard "
         "errors of the variant's test accuracy):",

@@ -57,6 +57,12 @@ class SplitSettings(Strict):
     train: int | None = Field(
         None, ge=1, description="training images for tuning, the first of the seeded order (default: all the rest)"
     )
+    held_out: Literal["all", "test"] = Field(
+        "all",
+        description="what the held-out file of an IDX folder with a train and a t10k/test pair gives: all: "
+        "calibration, validation and test; test: the test split alone (all of it unless test is set), calibration "
+        "and validation then drawn from the training file",
+    )
 
 
 class TuneSettings(Strict):

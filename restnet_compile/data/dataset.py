@@ -45,6 +45,10 @@ class Dataset:
         num_classes: Number of classes.
         train_only: How many samples at the end go to the training split only (extra training data: the other
             splits are drawn from the samples before them, as if these were absent).
+        held_out_file: Whether the samples before the training-only ones are a held-out file no model of the
+            source was trained on (an IDX folder's ``t10k`` / ``test`` pair behind its ``train`` pair), which
+            ``splits.held_out: test`` may then keep for the test split alone. ``mnist10k``'s are not: its first
+            5,000 digits hold the demo models' training split.
         skipped: Images of the source left out (``bad_images: skip``): files that could not be decoded, array rows
             holding a NaN or an infinity.
         notes: What opening the source said once: conversions and files left out (see ``Opened.notes``).
@@ -55,6 +59,7 @@ class Dataset:
     labels: np.ndarray
     num_classes: int
     train_only: int = 0
+    held_out_file: bool = False
     skipped: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
 
@@ -170,6 +175,7 @@ def load_dataset(
             opened.labels,
             opened.num_classes,
             train_only=opened.images.train_only,
+            held_out_file=opened.images.train_only > 0,
             skipped=opened.skipped,
             notes=opened.notes,
         )
@@ -186,15 +192,24 @@ def split_sizes(n: int) -> tuple[int, int, int]:
     return max(4, n // 10), max(1, n // 10), max(1, n // 5)
 
 
-def make_splits(ds: Dataset, seed: int = 0, calib: int = 500, val: int = 500, test: int = 1000) -> Splits:
+def make_splits(
+    ds: Dataset, seed: int = 0, calib: int = 500, val: int = 500, test: int = 1000, held_out: str = "all"
+) -> Splits:
     """Split ``ds`` into disjoint train / calib / val / test sets with a seeded permutation.
 
-    The permutation covers all but the last ``ds.train_only`` samples, which are appended to the training split.
+    ``held_out="all"``: the permutation covers all but the last ``ds.train_only`` samples (the held-out ones), which
+    give the calibration, validation and test splits; the rest of them and the training-only samples, appended,
+    are the training split. ``held_out="test"``: the held-out samples give the test split alone (``test`` of them,
+    all when ``test`` is their number), and calibration and validation are drawn from the training-only samples,
+    the rest of which, in the seeded order, is the training split.
 
     Raises:
-        BadInputError: the dataset is too small for the requested split sizes.
+        BadInputError: the dataset is too small for the requested split sizes, or ``held_out="test"`` on a dataset
+            without training-only samples.
     """
     n = len(ds) - ds.train_only
+    if held_out == "test":
+        return _held_out_for_test(ds, seed, calib, val, test)
     if n < calib + val + test + 1:
         raise BadInputError(f"dataset {ds.name}: {n} samples, need more than calib+val+test = {calib + val + test}")
     order = np.random.default_rng(seed).permutation(n)
@@ -204,6 +219,33 @@ def make_splits(ds: Dataset, seed: int = 0, calib: int = 500, val: int = 500, te
         calib=ds.subset(order[b:c], "calib"),
         val=ds.subset(order[a:b], "val"),
         test=ds.subset(order[:a], "test"),
+        skipped=ds.skipped,
+        notes=ds.notes,
+    )
+
+
+def _held_out_for_test(ds: Dataset, seed: int, calib: int, val: int, test: int) -> Splits:
+    n, m = len(ds) - ds.train_only, ds.train_only
+    if not (m and ds.held_out_file):
+        raise BadInputError(
+            f"splits.held_out: test needs a held-out file behind a training file (an IDX folder with a train and a "
+            f"t10k/test pair); dataset {ds.name} has none; choose all"
+        )
+    if test > n:
+        raise BadInputError(f"dataset {ds.name}: {n} held-out samples, splits.test asks for {test}")
+    if m < calib + val + 1:
+        raise BadInputError(
+            f"dataset {ds.name}: {m} training-only samples, need more than calib+val = {calib + val} "
+            "(splits.held_out: test)"
+        )
+    rng = np.random.default_rng(seed)
+    held = np.arange(n) if test == n else np.sort(rng.permutation(n)[:test])
+    order = n + rng.permutation(m)
+    return Splits(
+        train=ds.subset(order[calib + val :], "train"),
+        calib=ds.subset(order[:calib], "calib"),
+        val=ds.subset(order[calib : calib + val], "val"),
+        test=ds.subset(held, "test"),
         skipped=ds.skipped,
         notes=ds.notes,
     )

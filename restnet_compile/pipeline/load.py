@@ -185,9 +185,13 @@ def load_splits(config: BuildConfig, model: BlockSequence) -> Splits:
     ds = load_dataset(config.dataset, model.input_shape, image_policy(config), config.bad_images)
     where = f"dataset {config.dataset}"
     check_labels(ds.labels, model.num_classes(), where, f"model {model.model_name}")
-    default, given = split_sizes(len(ds) - ds.train_only), config.splits
+    given, held = config.splits, len(ds) - ds.train_only
+    if given.held_out == "test":  # evaluation sizes by the training-only images; the test split is every held-out one
+        default = (*split_sizes(ds.train_only)[:2], held)
+    else:
+        default = split_sizes(held)
     calib, val, test = given.calib or default[0], given.val or default[1], given.test or default[2]
-    splits = make_splits(ds, seed=config.seed, calib=calib, val=val, test=test)
+    splits = make_splits(ds, seed=config.seed, calib=calib, val=val, test=test, held_out=given.held_out)
     if given.train is not None and given.train < len(splits.train):
         splits = dataclasses.replace(splits, train=splits.train.subset(np.arange(given.train), "first"))
     check_classes([(n, getattr(splits, n).labels) for n in ("train", "calib", "val", "test")], where)

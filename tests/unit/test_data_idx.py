@@ -104,3 +104,29 @@ def test_idx_images_of_other_channels_are_refused(tmp_path: Path) -> None:
     _pairs(tmp_path, gz=False)
     with pytest.raises(BadInputError, match="images have 1 channel\\(s\\), the models take 2"):
         load_dataset(f"idx:{tmp_path}", (2, 28, 28))
+
+
+def test_held_out_test_keeps_the_held_out_pair_for_the_test_split_alone(tmp_path: Path) -> None:
+    _pairs(tmp_path, gz=False)
+    ds = load_dataset(f"idx:{tmp_path}", (1, 28, 28))
+    splits = make_splits(ds, seed=3, calib=4, val=6, test=30, held_out="test")
+    assert splits.test.images.idx.tolist() == list(range(30))  # type: ignore[union-attr]  # every held-out image
+    drawn = [set(p.images.idx.tolist()) for p in (splits.train, splits.calib, splits.val)]  # type: ignore[union-attr]
+    assert all(min(d) >= 30 for d in drawn) and sum(map(len, drawn)) == 40 == len(set().union(*drawn))
+    assert (len(splits.train), len(splits.calib), len(splits.val)) == (30, 4, 6)
+    again = make_splits(ds, seed=3, calib=4, val=6, test=30, held_out="test")
+    assert again.val.images.idx.tolist() == splits.val.images.idx.tolist()  # type: ignore[union-attr]
+    part = make_splits(ds, seed=3, calib=4, val=6, test=12, held_out="test").test.images.idx  # type: ignore[union-attr]
+    assert len(set(part.tolist())) == 12 and part.max() < 30
+    with pytest.raises(BadInputError, match=r"30 held-out samples, splits\.test asks for 31"):
+        make_splits(ds, seed=3, calib=4, val=6, test=31, held_out="test")
+    with pytest.raises(BadInputError, match=r"40 training-only samples, need more than calib\+val = 40"):
+        make_splits(ds, seed=3, calib=20, val=20, test=30, held_out="test")
+
+
+def test_held_out_test_needs_training_only_images(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    _write(tmp_path, "data", rng.integers(0, 256, (20, 8, 8), dtype=np.uint8), np.arange(20, dtype=np.uint8) % 4, False)
+    refused = r"^splits\.held_out: test needs a held-out file .*; dataset .* has none; choose all$"
+    with pytest.raises(BadInputError, match=refused):
+        make_splits(load_dataset(str(tmp_path)), calib=4, val=4, test=4, held_out="test")

@@ -48,3 +48,15 @@ def test_train_only_samples_never_reach_the_other_splits() -> None:
     assert s.train.train_only == 0  # a subset is a plain dataset again
     with pytest.raises(BadInputError, match="40 samples, need more than"):
         make_splits(ds, 1, calib=10, val=10, test=20)
+
+
+def test_held_out_test_refuses_mnist10k_whose_held_out_digits_trained_the_demo_models() -> None:
+    from restnet_compile.config.build import BuildConfig
+    from restnet_compile.models import create_model
+    from restnet_compile.pipeline.load import load_splits
+
+    config = BuildConfig.model_validate({"dataset": "mnist10k", "splits": {"held_out": "test", "val": 1000}})
+    with pytest.raises(BadInputError, match=r"^splits.held_out: test needs a held-out file .*mnist10k has none"):
+        load_splits(config, create_model(config.large))
+    with pytest.raises(ValueError, match="held_out"):
+        BuildConfig.model_validate({"splits": {"held_out": "val"}})
