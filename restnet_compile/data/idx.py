@@ -7,10 +7,10 @@ labels ``idx1`` uint8 ``N``. MNIST, Fashion-MNIST and KMNIST ship in this format
 
 A folder holds one or more pairs, each named by the prefix before ``-images-``: ``train`` and ``t10k`` (or
 ``test``). The images are memory-mapped: an uncompressed file in place, a gzipped one after it is decompressed, in
-chunks, into a temporary file (removed when the images are no longer used, or at exit). Only the rows of a batch are
-converted to float32 in [0, 1], and resized (as image files are, with the large model's interpolation) where the
-models take another size; grey images are repeated over three channels for models that take RGB (as grey image
-files are read).
+chunks, into a temporary file (removed when the images are no longer used, or at exit; a killed process's by the
+next build, see :mod:`restnet_compile._util.tempdirs`). Only the rows of a batch are converted to float32 in
+[0, 1], and resized (as image files are, with the large model's interpolation) where the models take another size;
+grey images are repeated over three channels for models that take RGB (as grey image files are read).
 
 Where the folder holds a ``train`` pair and a held-out pair (``t10k`` / ``test``), the held-out images come first
 and the training images are marked training-only (:attr:`~restnet_compile.data.lazy.LazyImages.train_only`): the
@@ -32,6 +32,7 @@ import numpy as np
 
 from restnet_compile._util.hashing import sha256_file
 from restnet_compile._util.images import DEFAULT_POLICY, ImagePolicy, image_to_array
+from restnet_compile._util.tempdirs import make_owned_dir
 from restnet_compile.data.lazy import LazyImages
 from restnet_compile.data.npz import to_nchw_float
 from restnet_compile.errors import BadInputError
@@ -39,6 +40,8 @@ from restnet_compile.errors import BadInputError
 _TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _IMAGES = re.compile(r"^(?P<prefix>.+?)[-_.]images[-_.]idx(?P<dims>[34])[-_.]ubyte(?P<gz>\.gz)?$")
 _HELD_OUT = ("t10k", "test")
+#: Prefix of the folder a gzipped file is decompressed into; a killed build's is removed by the next build.
+IDX_PREFIX = "restnet-idx-"
 _TRAIN = ("train",)
 
 
@@ -85,7 +88,7 @@ def map_idx(path: Path) -> tuple[np.memmap, Path | None]:
                 dtype, shape, offset = _header(f, path)
             _check_size(path, path.stat().st_size, offset, dtype, shape)
             return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape), None
-        folder = Path(tempfile.mkdtemp(prefix="restnet-compile-idx."))
+        folder = make_owned_dir(Path(tempfile.gettempdir()), IDX_PREFIX)
         raw = folder / path.stem
         try:
             with gzip.open(path, "rb") as src, raw.open("wb") as dst:

@@ -87,11 +87,13 @@ def _node() -> str:
 
 def sweep_temp() -> list[str]:
     """Remove the temporary folders that dead processes of this machine left (a killed worker's): their names."""
+    from restnet_compile.data.idx import IDX_PREFIX
     from restnet_compile.export.tflite_convert import CONVERT_PREFIX
     from restnet_compile.stitching.tuning.store import RECEIVED_PREFIX
 
     parent = Path(tempfile.gettempdir())
-    return [p.name for prefix in (BUNDLE_PREFIX, RECEIVED_PREFIX, CONVERT_PREFIX) for p in remove_stale(parent, prefix)]
+    prefixes = (BUNDLE_PREFIX, RECEIVED_PREFIX, CONVERT_PREFIX, IDX_PREFIX)
+    return [p.name for prefix in prefixes for p in remove_stale(parent, prefix)]
 
 
 def _on_worker(expected: dict[str, Any], seed: int, threads: int, rng: torch.Tensor, box: list[Any]) -> Done[Any]:

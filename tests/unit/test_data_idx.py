@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +131,29 @@ def test_held_out_test_needs_training_only_images(tmp_path: Path) -> None:
     refused = r"^splits\.held_out: test needs a held-out file .*; dataset .* has none; choose all$"
     with pytest.raises(BadInputError, match=refused):
         make_splits(load_dataset(str(tmp_path)), calib=4, val=4, test=4, held_out="test")
+
+
+def test_a_killed_builds_decompressed_file_is_swept_by_the_next_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    from restnet_compile._util.tempdirs import owner_tag
+    from restnet_compile.data.idx import IDX_PREFIX
+    from restnet_compile.pipeline.executor import sweep_temp
+
+    data, temp = tmp_path / "data", tmp_path / "temp"
+    data.mkdir(), temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    _pairs(data, gz=True)
+    ds = load_dataset(f"idx:{data}", (1, 28, 28))
+    mine = sorted(p.name for p in temp.iterdir())
+    assert len(mine) == 2 and all(n.startswith(f"{IDX_PREFIX}{owner_tag()}.") for n in mine)  # one per gzipped pair
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = temp / f"{IDX_PREFIX}{owner_tag().rsplit('.', 1)[0]}.{dead.pid}.x1"
+    left.mkdir()
+    (left / "train-images-idx3-ubyte").write_bytes(b"0" * 64)
+    assert sweep_temp() == [left.name]  # the dead process's folder goes; this process's, in use, stay
+    assert sorted(p.name for p in temp.iterdir()) == mine and ds.images[:1].shape == (1, 1, 28, 28)
