@@ -210,8 +210,10 @@ def make_splits(
     n = len(ds) - ds.train_only
     if held_out == "test":
         return _held_out_for_test(ds, seed, calib, val, test)
-    if n < calib + val + test + 1:
-        raise BadInputError(f"dataset {ds.name}: {n} samples, need more than calib+val+test = {calib + val + test}")
+    spare = 0 if ds.train_only else 1  # the training split needs one image, unless training-only ones give it
+    if n < calib + val + test + spare:
+        need = "at least" if ds.train_only else "more than"
+        raise BadInputError(f"dataset {ds.name}: {n} samples, need {need} calib+val+test = {calib + val + test}")
     order = np.random.default_rng(seed).permutation(n)
     a, b, c = test, test + val, test + val + calib
     return Splits(

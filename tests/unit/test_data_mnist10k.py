@@ -46,8 +46,10 @@ def test_train_only_samples_never_reach_the_other_splits() -> None:
     held = np.concatenate([s.calib.images, s.val.images, s.test.images]).ravel()
     assert held.max() < 40 and len(s.train) == 20 + 20
     assert s.train.train_only == 0  # a subset is a plain dataset again
-    with pytest.raises(BadInputError, match="40 samples, need more than"):
-        make_splits(ds, 1, calib=10, val=10, test=20)
+    every = make_splits(ds, 1, calib=10, val=10, test=20)  # the training-only samples are the training split
+    assert len(every.train) == 20 and every.train.images.min() == 40
+    with pytest.raises(BadInputError, match="40 samples, need at least calib"):
+        make_splits(ds, 1, calib=10, val=10, test=21)
 
 
 def test_held_out_test_refuses_mnist10k_whose_held_out_digits_trained_the_demo_models() -> None:
