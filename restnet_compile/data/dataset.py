@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 
@@ -193,7 +193,12 @@ def split_sizes(n: int) -> tuple[int, int, int]:
 
 
 def make_splits(
-    ds: Dataset, seed: int = 0, calib: int = 500, val: int = 500, test: int = 1000, held_out: str = "all"
+    ds: Dataset,
+    seed: int = 0,
+    calib: int = 500,
+    val: int = 500,
+    test: int = 1000,
+    held_out: Literal["all", "test"] = "all",
 ) -> Splits:
     """Split ``ds`` into disjoint train / calib / val / test sets with a seeded permutation.
 
@@ -205,7 +210,7 @@ def make_splits(
 
     Raises:
         BadInputError: the dataset is too small for the requested split sizes, or ``held_out="test"`` on a dataset
-            without training-only samples.
+            without a held-out file (:attr:`Dataset.held_out_file`).
     """
     n = len(ds) - ds.train_only
     if held_out == "test":
