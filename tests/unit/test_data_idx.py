@@ -125,7 +125,7 @@ def test_held_out_test_keeps_the_held_out_pair_for_the_test_split_alone(tmp_path
         make_splits(ds, seed=3, calib=20, val=20, test=30, held_out="test")
 
 
-def test_held_out_test_needs_training_only_images(tmp_path: Path) -> None:
+def test_held_out_test_needs_a_held_out_file(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     _write(tmp_path, "data", rng.integers(0, 256, (20, 8, 8), dtype=np.uint8), np.arange(20, dtype=np.uint8) % 4, False)
     refused = r"^splits\.held_out: test needs a held-out file .*; dataset .* has none; choose all$"
