@@ -33,6 +33,12 @@ _NODE_ENV = {"RAY_ADDRESS": "", "RAY_memory_monitor_refresh_ms": "0", "RAY_AUTH_
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _install_under_tmp() -> list[Path]:
+    """The repository and the Python environment where they lie under ``/tmp``, outermost only."""
+    paths = sorted({p for p in (ROOT, Path(sys.prefix).resolve()) if p.is_relative_to("/tmp")})
+    return [p for p in paths if not any(p != q and p.is_relative_to(q) for q in paths)]
+
+
 def free_port() -> int:
     """A TCP port nothing listens on now."""
     with socket.socket() as s:
@@ -74,8 +80,12 @@ class Cluster:
     nodes: list[subprocess.Popen] = field(default_factory=list)
 
     def add_node(self, cpus: int = 1, hide: tuple[Path, ...] = (), env: dict[str, str] | None = None) -> None:
-        """A worker node of ``cpus`` CPUs in its own mount namespace, tmpfs over ``/tmp`` and each of ``hide``."""
+        """A worker node of ``cpus`` CPUs in its own mount namespace, tmpfs over ``/tmp`` and each of ``hide``; the
+        install (the repository and the environment) stays visible where it lies under ``/tmp`` (a clone there)."""
         mounts = "".join(f"mkdir -p {p} && mount -t tmpfs tmpfs {p} && " for p in (Path("/tmp"), *hide))
+        mounts += "".join(  # bound back from this process's own view of the file system
+            f"mkdir -p {p} && mount --bind /proc/{os.getpid()}/root{p} {p} && " for p in _install_under_tmp()
+        )
         args = [f"--address={self.address}", "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}", "--block"]
         start = " ".join([RAY, "start", *args, "--disable-usage-stats", *_ports()])
         proc = subprocess.Popen(
