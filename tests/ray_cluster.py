@@ -82,10 +82,11 @@ class Cluster:
     def add_node(self, cpus: int = 1, hide: tuple[Path, ...] = (), env: dict[str, str] | None = None) -> None:
         """A worker node of ``cpus`` CPUs in its own mount namespace, tmpfs over ``/tmp`` and each of ``hide``; the
         install (the repository and the environment) stays visible where it lies under ``/tmp`` (a clone there)."""
-        mounts = "".join(f"mkdir -p {p} && mount -t tmpfs tmpfs {p} && " for p in (Path("/tmp"), *hide))
-        mounts += "".join(  # bound back from this process's own view of the file system
-            f"mkdir -p {p} && mount --bind /proc/{os.getpid()}/root{p} {p} && " for p in _install_under_tmp()
-        )
+        # the install is bound to a folder outside /tmp, then moved back onto its own path above the tmpfs
+        keep = [(p, Path(tempfile.mkdtemp(prefix="rc-hold-", dir="/var/tmp"))) for p in _install_under_tmp()]
+        mounts = "".join(f"mount --bind {p} {hold} && " for p, hold in keep)
+        mounts += "".join(f"mkdir -p {p} && mount -t tmpfs tmpfs {p} && " for p in (Path("/tmp"), *hide))
+        mounts += "".join(f"mkdir -p {p} && mount --move {hold} {p} && " for p, hold in keep)
         args = [f"--address={self.address}", "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}", "--block"]
         start = " ".join([RAY, "start", *args, "--disable-usage-stats", *_ports()])
         proc = subprocess.Popen(
@@ -96,7 +97,11 @@ class Cluster:
             start_new_session=True,
         )
         self.nodes.append(proc)
-        self.wait_nodes(len(self.nodes) + 1)
+        try:
+            self.wait_nodes(len(self.nodes) + 1)
+        finally:  # empty here (the node's bind mounts live in its own namespace)
+            for _, hold in keep:
+                shutil.rmtree(hold, ignore_errors=True)
 
     def wait_nodes(self, count: int, timeout: float = 90.0) -> None:
         """Wait until ``count`` nodes are alive in the cluster."""
