@@ -12,6 +12,7 @@ machine are never touched (``ray stop`` would stop them all).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -99,9 +100,10 @@ class Cluster:
         self.nodes.append(proc)
         try:
             self.wait_nodes(len(self.nodes) + 1)
-        finally:  # empty here (the node's bind mounts live in its own namespace)
+        finally:  # empty here (the node's bind mounts live in its own namespace); rmdir never deletes contents
             for _, hold in keep:
-                shutil.rmtree(hold, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    hold.rmdir()
 
     def wait_nodes(self, count: int, timeout: float = 90.0) -> None:
         """Wait until ``count`` nodes are alive in the cluster."""
