@@ -170,17 +170,35 @@ def to_saved_model(module: nn.Module, input_shape: tuple[int, ...], name: str, w
     else:
         shutil.copyfile(onnx_path, copy)
     with onnx2tf_environment(work_dir):
-        onnx2tf.convert(
+        model = onnx2tf.convert(
             input_onnx_file_path=str(copy),
             output_folder_path=str(out),
             non_verbose=True,
-            output_signaturedefs=True,
+            # the Keras model alone: onnx2tf would also write a float32 and a float16 .tflite file that nothing
+            # reads, two conversions that took as long as the rest of its work
+            disable_model_save=True,
             # exact GELU (timm's transformers) exports as Erf, which TFLite has no builtin for: write erf as a
             # polynomial of builtins instead (Abramowitz-Stegun 7.1.26, |error| < 1.5e-7); graphs without Erf are
             # unchanged
             replace_to_pseudo_operators=["erf"],
         )
+        _write_saved_model(model, out)
     return out
+
+
+def _write_saved_model(model, out: Path) -> None:  # type: ignore[no-untyped-def]
+    """The SavedModel of onnx2tf's Keras ``model`` with its one ``serving_default`` signature, written as onnx2tf
+    writes it with ``output_signaturedefs`` (an export archive of one endpoint)."""
+    import tensorflow as tf
+    import tf_keras
+
+    archive = tf_keras.export.ExportArchive()
+    archive.add_endpoint(
+        name="serving_default",
+        fn=lambda *inputs: model(inputs),
+        input_signature=[tf.TensorSpec(t.shape, t.dtype, t.name) for t in model.inputs],
+    )
+    archive.write_out(str(out))
 
 
 def signature_function(fn, shape: tuple[int, ...]):
