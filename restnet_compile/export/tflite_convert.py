@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -186,7 +187,7 @@ def to_saved_model(module: nn.Module, input_shape: tuple[int, ...], name: str, w
     return out
 
 
-def _write_saved_model(model, out: Path) -> None:  # type: ignore[no-untyped-def]
+def _write_saved_model(model: Any, out: Path) -> None:
     """The SavedModel of onnx2tf's Keras ``model`` with its one ``serving_default`` signature, written as onnx2tf
     writes it with ``output_signaturedefs`` (an export archive of one endpoint)."""
     import tensorflow as tf
