@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 
@@ -29,6 +30,20 @@ def _native_pools(threads: int) -> Iterator[None]:
         yield
 
 
+def _deterministic_algorithms(mode: bool, warn_only: bool) -> None:
+    """``torch.use_deterministic_algorithms`` without importing ``torch._inductor`` for it.
+
+    The public call imports inductor's config (1.5 s, most of what a refused build spends) only to copy the flag
+    there, for ``torch.compile``, which a build never runs. While inductor is not loaded, the flag is set in torch's
+    core alone; once it is, the public call sets both.
+    """
+    core = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if core is None or "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+    else:
+        core(mode, warn_only=warn_only)
+
+
 @contextmanager
 def deterministic(seed: int, threads: int) -> Iterator[None]:
     """Seed torch, fix its intra-op thread count and the OpenMP / BLAS pools, flush denormals and ask for
@@ -48,11 +63,11 @@ def deterministic(seed: int, threads: int) -> Iterator[None]:
         torch.manual_seed(seed)
         torch.set_num_threads(threads)
         torch.set_flush_denormal(True)
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        _deterministic_algorithms(True, warn_only=True)
         try:
             yield
         finally:
-            torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
+            _deterministic_algorithms(old_det, warn_only=old_warn)
             torch.set_flush_denormal(False)
             torch.set_num_threads(old_threads)
             torch.set_rng_state(rng)
