@@ -21,16 +21,21 @@ def export_onnx(module: nn.Module, input_shape: tuple[int, ...], path: Path) -> 
     module.eval()
     example = (torch.zeros(1, *input_shape),)
     sink = io.StringIO()
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), torch.no_grad():
-        torch.onnx.export(
-            module,
-            example,
-            str(path),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamo=True,
-            opset_version=OPSET,
-            external_data=False,
-        )
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), torch.no_grad():
+            torch.onnx.export(
+                module,
+                example,
+                str(path),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamo=True,
+                opset_version=OPSET,
+                external_data=False,
+            )
+    finally:
+        logger.setLevel(level)  # the caller's logging as it was
     return path
