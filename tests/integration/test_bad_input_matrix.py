@@ -1,9 +1,11 @@
 """Bad-input matrix: every bad input gets one line naming the problem, a documented exit code, no files.
 
-Each case runs the real CLI in a subprocess (``python -m restnet_compile build ...``) in a fresh directory and
-checks the exit code, that stderr is exactly one ``error: ...`` line naming the bad field, name or file, that the
-``--out`` directory is absent or empty afterwards and that nothing else in the directory changed. Every case fails
-before CKA and adapter tuning start, so the whole table runs in seconds per case.
+Each case runs the real CLI in a process of its own (the console script's ``main()``, forked from a server that has
+imported torch and the pipeline once: ``tests/cli_forkserver.py``) in a fresh directory and checks the exit code,
+that stderr is exactly one ``error: ...`` line naming the bad field, name or file, that the ``--out`` directory is
+absent or empty afterwards and that nothing else in the directory changed. Every case fails before CKA and adapter
+tuning start, so the whole table runs in well under a second per case. One case also runs as
+``python -m restnet_compile build ...`` in a fresh interpreter, which must give the same outcome.
 
 The full disk cannot be simulated across a process boundary, so that case calls :func:`restnet_compile.api.build`
 in-process with directory and file creation under the output directory patched to fail with ``ENOSPC``.
@@ -29,6 +31,7 @@ from torch import nn
 
 from restnet_compile.config.names import builtin_dir as _builtin_dir
 from restnet_compile.models.registry import shipped_weights
+from tests.cli_forkserver import fork_servers
 
 OUT = "dist"  # every case passes --out dist (relative to the case's directory)
 MARKER = "pwned.txt"  # the malicious pickle would create this file
@@ -424,20 +427,23 @@ class Outcome:
     out_entries: list[str]  # what the --out directory holds (empty when it is absent)
 
 
-def _run_case(case: Case, tmp: Path) -> Outcome:
+ENV = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+#: The case that also runs in a fresh interpreter: its checks import torch and load a model, as most cases' do.
+FRESH = "checkpoint-truncated"
+
+
+def _interpreter(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m restnet_compile ARGS`` in a fresh interpreter."""
+    cmd = [sys.executable, "-m", "restnet_compile", *args]
+    return subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=180)
+
+
+def _run_case(case: Case, tmp: Path, run: Callable[[list[str], Path], subprocess.CompletedProcess[str]]) -> Outcome:
     args = case.setup(tmp)
     if "--out" not in args:
         args += ["--out", case.out]
     before = _snapshot(tmp)
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.run(
-        [sys.executable, "-m", "restnet_compile", "build", *args],
-        cwd=tmp,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    proc = run(["build", *args], tmp)
     out = tmp / case.out
     entries = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) if out.is_dir() else []
     return Outcome(proc, before, _snapshot(tmp), (tmp / MARKER).exists(), entries)
@@ -449,16 +455,36 @@ def _skipped(item: pytest.Item) -> bool:
 
 @pytest.fixture(scope="module")
 def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
-    """Run every selected case's CLI process up front, a few at a time (each one is mostly interpreter start-up)."""
+    """Run every selected case's CLI process up front, two at a time (one per fork server)."""
     wanted = {
         item.callspec.params["case"].id
         for item in request.session.items
         if getattr(item, "originalname", None) == "test_bad_input" and not _skipped(item)
     }
     cases = [c for c in CASES if c.id in wanted]
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        futures = {c.id: pool.submit(_run_case, c, tmp_path_factory.mktemp(c.id)) for c in cases}
-        return {cid: f.result() for cid, f in futures.items()}
+    with fork_servers(2, ENV) as servers, ThreadPoolExecutor(max_workers=len(servers)) as pool:
+
+        def share(k: int) -> dict[str, Outcome]:
+            mine = cases[k :: len(servers)]
+            return {c.id: _run_case(c, tmp_path_factory.mktemp(c.id), servers[k].run) for c in mine}
+
+        done: dict[str, Outcome] = {}
+        for part in pool.map(share, range(len(servers))):
+            done.update(part)
+    return {c.id: done[c.id] for c in cases}
+
+
+def test_a_fresh_interpreter_gives_the_fork_servers_outcome(
+    outcomes: dict[str, Outcome], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The fork server changes how long a case takes, not what it gives."""
+    if FRESH not in outcomes:
+        pytest.skip(f"{FRESH} is not selected")
+    case = next(c for c in CASES if c.id == FRESH)
+    fresh, forked = _run_case(case, tmp_path_factory.mktemp("fresh"), _interpreter), outcomes[FRESH]
+    assert (fresh.proc.returncode, fresh.proc.stderr) == (forked.proc.returncode, forked.proc.stderr)
+    assert fresh.proc.stdout == forked.proc.stdout
+    assert (fresh.out_entries, fresh.after == fresh.before) == (forked.out_entries, forked.after == forked.before)
 
 
 def test_matrix_has_at_least_25_distinct_cases() -> None:
