@@ -4,11 +4,11 @@ A process started with ``python tests/cli_forkserver.py`` imports the CLI and wh
 its input (torch, the pipeline), then reads one JSON request per line from stdin: ``{"cwd": ..., "args": [...]}``.
 For each it forks a child that runs the console script's ``main()`` exactly as ``python -m restnet_compile`` does,
 in ``cwd``, with its stdout and stderr in files of the server's own folder; the child exits with the command's code
-(after its ``atexit`` handlers, as an interpreter exit runs them). The server answers one JSON line per request:
-``{"code": ..., "stdout": ..., "stderr": ...}``.
+(after its ``atexit`` handlers, as an interpreter exit runs them), or is killed after :data:`TIMEOUT` seconds. The
+server answers one JSON line per request: ``{"code": ..., "stdout": ..., "stderr": ...}``.
 
 The server is single-threaded and has run no torch operation when it forks, so every child starts as a fresh
-interpreter would, only without paying for the imports again (about 2 of the 2.2 s a refused build takes).
+interpreter would, only without paying for the imports again (most of the 2.2 s a refused build takes).
 """
 
 from __future__ import annotations
@@ -16,14 +16,18 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from threading import Lock
 
+#: Seconds a command may run before its process is killed (it then answers -9).
+TIMEOUT = 180.0
 PRELOAD = (
     "torch",
     "restnet_compile.cli",
@@ -57,6 +61,19 @@ def _child(cwd: str, args: list[str], out: Path, err: Path) -> None:
         os._exit(code)
 
 
+def _wait(pid: int, timeout: float) -> int:
+    """The child's exit code (negative: the signal that ended it); killed after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        time.sleep(0.01)
+
+
 def serve() -> None:
     import importlib
 
@@ -70,9 +87,8 @@ def serve() -> None:
             pid = os.fork()
             if pid == 0:
                 _child(request["cwd"], request["args"], out, err)
-            _, status = os.waitpid(pid, 0)
             answer = {
-                "code": os.waitstatus_to_exitcode(status),
+                "code": _wait(pid, TIMEOUT),
                 "stdout": out.read_text(errors="replace"),
                 "stderr": err.read_text(errors="replace"),
             }
