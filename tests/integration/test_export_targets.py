@@ -214,6 +214,19 @@ def test_onnx2tf_input_file_is_not_the_one_we_keep(tmp_path: Path) -> None:
     assert before == hashlib.sha256((tmp_path / "again.onnx").read_bytes()).hexdigest()
 
 
+def test_onnx2tf_writes_the_savedmodel_alone_with_one_signature(tmp_path: Path) -> None:
+    """onnx2tf would also convert to a float32 and a float16 .tflite that nothing reads: only the SavedModel is
+    written, and it holds the one ``serving_default`` signature the exporter joins."""
+    import tensorflow as tf
+
+    from restnet_compile.export.tflite_convert import to_saved_model
+
+    out = to_saved_model(_tiny_rgb_net(), (3, 16, 16), "rgb", tmp_path)
+    assert (out / "saved_model.pb").is_file()
+    assert not list(tmp_path.rglob("*.tflite")), sorted(p.name for p in tmp_path.rglob("*.tflite"))
+    assert list(tf.saved_model.load(str(out)).signatures) == ["serving_default"]
+
+
 class _MHA(nn.Module):
     def __init__(self) -> None:
         super().__init__()
