@@ -27,6 +27,7 @@ def test_deterministic_sets_and_restores_the_flags_threads_and_random_stream() -
 
 
 def test_deterministic_restores_a_callers_strict_setting() -> None:
+    was = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     try:
         torch.use_deterministic_algorithms(True)
         with deterministic(seed=0, threads=1):
@@ -34,7 +35,7 @@ def test_deterministic_restores_a_callers_strict_setting() -> None:
         assert torch.are_deterministic_algorithms_enabled()
         assert not torch.is_deterministic_algorithms_warn_only_enabled()
     finally:
-        torch.use_deterministic_algorithms(False)
+        torch.use_deterministic_algorithms(was[0], warn_only=was[1])  # this process's setting as it was
 
 
 def test_deterministic_does_not_import_inductor() -> None:
